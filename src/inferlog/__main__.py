@@ -1,0 +1,3 @@
+from inferlog.cli import main
+
+main()

@@ -1,0 +1,67 @@
+"""Settings: every ``INFERLOG_*`` environment variable, documented in one place and read by one loader.
+
+Explicit arguments win over the environment, which wins over the defaults here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from inferlog.errors import UsageError
+
+ENV_DB = "INFERLOG_DB"
+"""The log's URL, e.g. ``sqlite:///inferlog.db`` (the default)."""
+ENV_SYSTEM = "INFERLOG_SYSTEM"
+"""The AI system records written through the SDK belong to, when ``open()`` is not told."""
+ENV_SPOOL_DIR = "INFERLOG_SPOOL_DIR"
+"""Where the SDK's spool lives; default: ``<database file>-spool`` beside a SQLite file."""
+ENV_DURABILITY = "INFERLOG_DURABILITY"
+"""``process`` (default) or ``machine``: see the durability contract."""
+ENV_FAIL_CLOSED = "INFERLOG_FAIL_CLOSED"
+"""``1``/``true`` to make ``record()`` raise when a record cannot be made durable."""
+
+DEFAULT_DB = "sqlite:///inferlog.db"
+DEFAULT_SYSTEM = "default"
+
+SETTINGS = {
+    ENV_DB: "the log's URL (default sqlite:///inferlog.db)",
+    ENV_SYSTEM: "the AI system SDK records belong to (default 'default')",
+    ENV_SPOOL_DIR: "the SDK's spool folder (default: <db file>-spool)",
+    ENV_DURABILITY: "process (default) or machine",
+    ENV_FAIL_CLOSED: "1/true: record() raises when a record cannot be made durable",
+}
+
+DURABILITY_LEVELS = ("process", "machine")
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = DEFAULT_DB
+    system: str = DEFAULT_SYSTEM
+    spool_dir: str | None = None
+    durability: str = "process"
+    fail_closed: bool = False
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        durability = env.get(ENV_DURABILITY, "process")
+        if durability not in DURABILITY_LEVELS:
+            raise UsageError(f"{ENV_DURABILITY} must be 'process' or 'machine', got {durability!r}")
+        return cls(
+            db=env.get(ENV_DB) or DEFAULT_DB,
+            system=env.get(ENV_SYSTEM) or DEFAULT_SYSTEM,
+            spool_dir=env.get(ENV_SPOOL_DIR) or None,
+            durability=durability,
+            fail_closed=_flag(env.get(ENV_FAIL_CLOSED, ""), ENV_FAIL_CLOSED),
+        )
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("", "0", "false", "no", "off"):
+        return False
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    raise UsageError(f"{name} must be true or false, got {value!r}")

@@ -1,0 +1,35 @@
+"""The record: entries of the ledger, their validation and their canonical bytes. Pure: no I/O."""
+
+from inferlog.record.canonical import canonicalize, format_timestamp
+from inferlog.record.ids import uuid7
+from inferlog.record.model import (
+    SCHEMA_VERSION,
+    AccessEntry,
+    AdminEntry,
+    Entry,
+    ErrorInfo,
+    FeedbackEntry,
+    InferenceRecord,
+    Model,
+    StoredEntry,
+    kind_of,
+)
+from inferlog.record.validate import decode_entry, to_entry
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AccessEntry",
+    "AdminEntry",
+    "Entry",
+    "ErrorInfo",
+    "FeedbackEntry",
+    "InferenceRecord",
+    "Model",
+    "StoredEntry",
+    "canonicalize",
+    "decode_entry",
+    "format_timestamp",
+    "kind_of",
+    "to_entry",
+    "uuid7",
+]

@@ -1,0 +1,151 @@
+"""Canonical bytes for entries: RFC 8785 JSON Canonicalization Scheme (JCS).
+
+The ledger hashes exactly the bytes stored, and the store keeps them verbatim, so these bytes are
+produced once, at ingest, and never again. Determinism is what matters; RFC 8785 is the standard
+way to get it: object keys sorted by UTF-16 code units, no whitespace, strings with minimal escaping,
+numbers in the ECMAScript ``Number.prototype.toString`` form.
+
+One documented extension: integers outside the IEEE-754 safe range (±2**53) are written with all their
+digits instead of being refused, so a 64-bit id in ``attributes`` survives exactly. Within the safe
+range the output is byte-identical to the reference implementation (tests check it with hypothesis).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from inferlog.errors import RecordInvalid
+
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def canonicalize(value: Any) -> bytes:
+    """Return the RFC 8785 canonical UTF-8 bytes of a JSON-compatible value.
+
+    Datetimes are written as UTC RFC 3339 strings with microseconds (``2026-01-02T03:04:05.000006Z``).
+    Raises :class:`RecordInvalid` for values JSON cannot carry (NaN, infinities, lone surrogates,
+    non-string keys, other types).
+    """
+    parts: list[str] = []
+    _write(value, parts.append)
+    try:
+        return "".join(parts).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RecordInvalid("string contains a lone surrogate, which JSON cannot carry") from exc
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    """UTC, microsecond precision, ``Z`` suffix: one spelling per instant, so bytes are stable."""
+    if value.tzinfo is None:
+        raise RecordInvalid("timestamp has no timezone; inferlog keeps UTC, timezone-aware times")
+    value = value.astimezone(dt.UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def format_number(value: float) -> str:
+    """ECMAScript ``Number.prototype.toString`` for a finite float."""
+    if not math.isfinite(value):
+        raise RecordInvalid(f"number {value!r} is not allowed in JSON")
+    if value == 0:
+        return "0"  # also -0.0, as ECMAScript does
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    text = repr(value)
+    if "e" not in text:
+        return text  # Python's plain form covers 1e-4 <= |x| < 1e16, inside ECMAScript's plain range
+    mantissa, _, exp_text = text.partition("e")
+    exponent = int(exp_text)
+    if exponent >= 21 or exponent < -6:
+        return f"{mantissa}e{'+' if exponent > 0 else '-'}{abs(exponent)}"
+    # 1e-7 <= |x| < 1e-4: ECMAScript writes these in plain decimal form.
+    sign = "-" if mantissa.startswith("-") else ""
+    digits = mantissa.lstrip("-").replace(".", "")
+    return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
+
+
+def _sort_key_utf16(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _write(value: Any, out: Callable[[str], None]) -> None:  # noqa: C901 - one dispatch table
+    kind = type(value)
+    if kind is str:
+        out(_encode_string(value))
+    elif kind is float:
+        out(format_number(value))
+    elif kind is dict:
+        keys = list(value)
+        try:
+            ascii_keys = all(key.isascii() for key in keys)
+        except AttributeError:
+            bad = next(key for key in keys if type(key) is not str)
+            raise RecordInvalid(f"object key {bad!r} is not a string") from None
+        if ascii_keys:
+            keys.sort()
+        else:
+            keys.sort(key=_sort_key_utf16)
+        out("{")
+        first = True
+        for key in keys:
+            if type(key) is not str:
+                raise RecordInvalid(f"object key {key!r} is not a string")
+            if not first:
+                out(",")
+            first = False
+            out(_encode_string(key))
+            out(":")
+            try:
+                _write(value[key], out)
+            except RecordInvalid as exc:
+                raise _nested(exc, key) from None
+        out("}")
+    elif kind is list or kind is tuple:
+        out("[")
+        for index, item in enumerate(value):
+            if index:
+                out(",")
+            try:
+                _write(item, out)
+            except RecordInvalid as exc:
+                raise _nested(exc, f"[{index}]") from None
+        out("]")
+    elif value is True:
+        out("true")
+    elif value is False:
+        out("false")
+    elif value is None:
+        out("null")
+    elif kind is int:
+        out(str(value))
+    elif isinstance(value, dt.datetime):
+        out(_encode_string(format_timestamp(value)))
+    elif isinstance(value, bool | int | float | str | dict | list | tuple):
+        # Subclasses (IntEnum, OrderedDict, numpy float64 ...) are written as their plain base type.
+        _write(_plain(value), out)
+    else:
+        raise RecordInvalid(f"value of type {kind.__name__} is not JSON")
+
+
+def _nested(exc: RecordInvalid, step: str) -> RecordInvalid:
+    """Prefix the JSON path of a nested error, so the message names where the bad value is."""
+    inner = exc.field or ""
+    field = step + ("." + inner if inner and not inner.startswith("[") else inner)
+    return RecordInvalid(exc.reason, field=field)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return list(value)

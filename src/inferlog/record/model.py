@@ -1,0 +1,153 @@
+"""The ledger's entries, schema version 1 (DESIGN.md "The ledger and its entries").
+
+Entries are msgspec Structs: constructing one does not validate (the SDK's hot path builds them
+directly), decoding or converting one does, with a message that names the field. Every way into the
+log other than the SDK goes through :func:`inferlog.record.validate.to_entry`.
+
+The ``kind`` field tags the union, so one decoder reads any entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal, TypeAlias
+
+import msgspec
+
+from inferlog.record.canonical import format_timestamp
+
+SCHEMA_VERSION = 1
+
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+EntryId = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN, description="UUID, lowercase, hyphenated")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True, description="UTC, timezone-aware")]
+Status = Literal["ok", "error"]
+Source = Literal["sdk", "http", "oip", "kserve", "otlp", "broker", "import"]
+Kind = Literal["inference", "feedback", "access", "admin"]
+
+KINDS: tuple[Kind, ...] = ("inference", "feedback", "access", "admin")
+STATUSES: tuple[Status, ...] = ("ok", "error")
+
+
+class Model(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The exact model that answered: name and version, ideally the artifact digest and lineage."""
+
+    name: Name
+    version: Annotated[str, msgspec.Meta(max_length=256)]
+    digest: str | None = None  # "sha256:<hex>" of the artifact
+    uri: str | None = None  # registry / run URI (lineage, R15)
+    provider: str | None = None
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What went wrong in a failed inference (R3)."""
+
+    type: Name
+    message: str = ""
+
+
+class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"):
+    id: EntryId
+    system: Name
+    ts: Timestamp
+    actor: str | None = None
+    attributes: dict[str, Any] = {}
+    schema_version: Annotated[int, msgspec.Meta(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+
+
+class InferenceRecord(_Entry, tag="inference"):
+    """One model call: what went in, what came out, which model, how it went."""
+
+    model: Model
+    input: Any = None
+    output: Any = None
+    latency_ms: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    parameters: dict[str, Any] = {}
+    status: Status = "ok"
+    error: ErrorInfo | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_id: str | None = None
+    session_id: str | None = None
+    subject: str | None = None
+    source: Source = "sdk"
+
+
+class FeedbackEntry(_Entry, tag="feedback"):
+    """Ground truth, an outcome, or a human review or override of one inference (Art. 14, R5)."""
+
+    inference_id: EntryId
+    label: Any = None
+    outcome: Any = None
+    override: Any = None  # the output a human put in place of the model's
+    comment: str | None = None
+
+
+class AccessEntry(_Entry, tag="access"):
+    """Who read or exported which records, when, and for what stated purpose (R10)."""
+
+    action: Name
+    purpose: Name
+    query: dict[str, Any] = {}
+    count: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class AdminEntry(_Entry, tag="admin"):
+    """Retention applied, subject erased, key rotated, policy changed: who, when, what."""
+
+    action: Name
+    details: dict[str, Any] = {}
+
+
+Entry: TypeAlias = InferenceRecord | FeedbackEntry | AccessEntry | AdminEntry
+
+KIND_OF: dict[type[Any], Kind] = {
+    InferenceRecord: "inference",
+    FeedbackEntry: "feedback",
+    AccessEntry: "access",
+    AdminEntry: "admin",
+}
+
+
+def kind_of(entry: Entry) -> Kind:
+    """The ``kind`` tag of an entry."""
+    return KIND_OF[type(entry)]
+
+
+class StoredEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry as the store keeps it: the parsed entry plus what was assigned when it was stored.
+
+    ``body`` is the canonical (RFC 8785) JSON of the entry, kept verbatim; ``leaf_hash`` commits to
+    the leaf, so the integrity layer can re-hash exactly what was stored.
+    """
+
+    seq: int
+    entry: Entry
+    logged_at: dt.datetime
+    body: bytes | None  # None once the payload was purged or erased; the leaf stays
+    leaf: bytes
+    leaf_hash: bytes
+
+    @property
+    def purged(self) -> bool:
+        return self.body is None
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+    def __getattr__(self, name: str) -> Any:
+        # Convenience: ``stored.output`` reads the entry's field.
+        return getattr(self.entry, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view: the entry's own fields plus ``seq`` and ``logged_at``."""
+        data: dict[str, Any] = msgspec.to_builtins(self.entry)
+        data["seq"] = self.seq
+        data["logged_at"] = format_timestamp(self.logged_at)
+        if self.purged:
+            data["purged"] = True
+        return data

@@ -1,0 +1,52 @@
+"""The in-process producer: ``inferlog.open(...)`` returns a :class:`Log`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from inferlog.config import Settings
+from inferlog.errors import UsageError
+from inferlog.sdk.client import Durability, Log
+from inferlog.sdk.transport import CapturingTransport, StoreTransport, Transport
+from inferlog.store import open_store
+
+__all__ = ["CapturingTransport", "Log", "StoreTransport", "Transport", "open"]
+
+
+def open(  # noqa: A001 - `inferlog.open` is the product's documented entry point
+    url: str | None = None,
+    *,
+    system: str | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    durability: Durability | None = None,
+    fail_closed: bool | None = None,
+    **options: Any,
+) -> Log:
+    """Open an inference log.
+
+    ``url`` names the log (default ``$INFERLOG_DB`` or ``sqlite:///inferlog.db``); ``system`` the AI
+    system whose records this handle writes. Records pass through a spool folder (default: beside
+    the SQLite file) that makes them durable before ``record()`` returns.
+    """
+    settings = Settings.from_env()
+    url = url or settings.db
+    store = open_store(url)
+    spool = spool_dir or settings.spool_dir or _default_spool(store)
+    return Log(
+        StoreTransport(store),
+        store=store,
+        system=system or settings.system,
+        spool_dir=spool,
+        durability=durability or settings.durability,  # type: ignore[arg-type]
+        fail_closed=settings.fail_closed if fail_closed is None else fail_closed,
+        **options,
+    )
+
+
+def _default_spool(store: Any) -> Path:
+    path = getattr(store, "path", None)
+    if path is None:
+        raise UsageError("this store has no file to put the spool beside: pass spool_dir=")
+    return Path(f"{path}-spool")

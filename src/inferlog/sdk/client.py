@@ -1,0 +1,351 @@
+"""The Log: the SDK's handle on an inference log.
+
+``record()`` is on the model's hot path, so at the default ``process`` durability it only builds the
+entry, encodes it (msgpack) and copies it into the memory-mapped spool: no fsync, no database call,
+no lock held across I/O. Background threads sync and ship (see :mod:`inferlog.sdk.shipper`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from inferlog.config import DURABILITY_LEVELS
+from inferlog.errors import NotDurable, RecordInvalid, UsageError
+from inferlog.record.ids import is_uuid, uuid7
+from inferlog.record.model import (
+    Entry,
+    ErrorInfo,
+    FeedbackEntry,
+    InferenceRecord,
+    Model,
+    StoredEntry,
+)
+from inferlog.sdk.shipper import Counters, Shipper
+from inferlog.sdk.spool import SpoolWriter
+from inferlog.sdk.transport import Transport
+from inferlog.store.base import Page, Query, Store
+
+log = logging.getLogger("inferlog")
+
+Durability = Literal["process", "machine"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+_UTC = dt.UTC
+_now = dt.datetime.now
+_STATUSES = ("ok", "error")
+_OPTIONAL_STR = ("request_id", "trace_id", "span_id", "parent_id", "session_id", "subject", "actor")
+
+
+def _enc_hook(obj: Any) -> Any:
+    """Make common ML values JSON-able: numpy arrays and scalars, pandas frames and series."""
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict):
+        try:
+            return to_dict(orient="records")
+        except TypeError:
+            return to_dict()
+    raise TypeError(f"a value of type {type(obj).__name__} is not JSON")
+
+
+_live_logs: weakref.WeakSet[Log] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for instance in list(_live_logs):
+        instance._forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Log:
+    """A handle for recording inferences and reading them back. Thread-safe; use one per process."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        system: str,
+        spool_dir: str | os.PathLike[str],
+        store: Store | None = None,
+        durability: Durability = "process",
+        fail_closed: bool = False,
+        spool_segment_bytes: int = 16 * 1024 * 1024,
+        spool_max_bytes: int = 1024 * 1024 * 1024,
+        block_timeout: float = 5.0,
+        commit_interval: float = 0.005,
+        batch_size: int = 1000,
+    ) -> None:
+        if durability not in DURABILITY_LEVELS:
+            raise UsageError(f"durability must be 'process' or 'machine', got {durability!r}")
+        if not system:
+            raise UsageError("system must name the AI system these records belong to")
+        self.system = system
+        self.durability = durability
+        self.fail_closed = fail_closed
+        self.transport = transport
+        self.store = store
+        self.counters = Counters()
+        self._spool_args = {
+            "segment_bytes": spool_segment_bytes,
+            "max_bytes": spool_max_bytes,
+            "block_timeout": block_timeout,
+        }
+        self._ship_args = {"commit_interval": commit_interval, "batch_size": batch_size}
+        self._spool_root = Path(spool_dir)
+        self._machine = durability == "machine"
+        self._sync_timeout = max(5.0, commit_interval * 100)
+        self._encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+        self._lifecycle = threading.Lock()
+        self._closed = False
+        self._forked = False
+        self._start()
+        _live_logs.add(self)
+
+    def _start(self) -> None:
+        self._spool = SpoolWriter(self._spool_root, **self._spool_args)  # type: ignore[arg-type]
+        self._shipper = Shipper(self._spool, self.transport, self.counters, **self._ship_args)  # type: ignore[arg-type]
+
+    def _restart_after_fork(self) -> None:
+        with self._lifecycle:
+            if not self._forked:
+                return
+            self._spool.abandon_after_fork()
+            self._shipper.forget_after_fork()
+            self.counters = Counters()
+            self._start()
+            self._forked = False
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        model: Model,
+        input: Any = None,  # noqa: A002 - the record's own field name
+        output: Any = None,
+        latency_ms: float | None = None,
+        status: Literal["ok", "error"] = "ok",
+        error: ErrorInfo | BaseException | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+        actor: str | None = None,
+        request_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        parent_id: str | None = None,
+        session_id: str | None = None,
+        id: str | None = None,  # noqa: A002 - the record's own field name
+        ts: dt.datetime | None = None,
+    ) -> str:
+        """Record one inference; returns its id. Durable (at the Log's level) when it returns."""
+        if type(model) is not Model:
+            model = _as_model(model)
+        if error is not None:
+            if isinstance(error, BaseException):
+                error = ErrorInfo(type(error).__name__, str(error))
+            status = "error"
+        if status not in _STATUSES:
+            raise RecordInvalid(f"must be 'ok' or 'error', got {status!r}", field="status")
+        if latency_ms is not None and (type(latency_ms) not in (float, int) or latency_ms < 0):
+            raise RecordInvalid(f"must be a non-negative number, got {latency_ms!r}", field="latency_ms")
+        if id is not None and not (type(id) is str and is_uuid(id)):
+            raise RecordInvalid(f"must be a lowercase hyphenated UUID, got {id!r}", field="id")
+        if ts is not None and (not isinstance(ts, dt.datetime) or ts.tzinfo is None):
+            raise RecordInvalid("must be a timezone-aware datetime", field="ts")
+        for name, value in (
+            ("subject", subject), ("actor", actor), ("request_id", request_id),
+            ("trace_id", trace_id), ("span_id", span_id), ("parent_id", parent_id),
+            ("session_id", session_id),
+        ):  # fmt: skip
+            if value is not None and type(value) is not str:
+                raise RecordInvalid(f"must be a string, got {type(value).__name__}", field=name)
+        entry = InferenceRecord(
+            id=id or uuid7(),
+            system=self.system,
+            ts=ts or _now(_UTC),
+            model=model,
+            input=input,
+            output=output,
+            latency_ms=latency_ms,
+            parameters=dict(parameters) if parameters else {},
+            status=status,
+            error=error,
+            request_id=request_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_id=parent_id,
+            session_id=session_id,
+            subject=subject,
+            actor=actor,
+            attributes=dict(attributes) if attributes else {},
+        )
+        self._write(entry)
+        return entry.id
+
+    def feedback(
+        self,
+        inference_id: str,
+        *,
+        label: Any = None,
+        outcome: Any = None,
+        override: Any = None,
+        comment: str | None = None,
+        actor: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        ts: dt.datetime | None = None,
+    ) -> str:
+        """Record ground truth, an outcome, or a human review/override of one inference (R5, R14)."""
+        if type(inference_id) is not str or not is_uuid(inference_id):
+            raise RecordInvalid(f"must be an inference id, got {inference_id!r}", field="inference_id")
+        entry = FeedbackEntry(
+            id=uuid7(),
+            system=self.system,
+            ts=ts or _now(_UTC),
+            inference_id=inference_id,
+            label=label,
+            outcome=outcome,
+            override=override,
+            comment=comment,
+            actor=actor,
+            attributes=dict(attributes) if attributes else {},
+        )
+        self._write(entry)
+        return entry.id
+
+    def _write(self, entry: Entry) -> None:
+        if self._forked:
+            self._restart_after_fork()
+        try:
+            payload = self._encoder.encode(entry)
+        except (TypeError, OverflowError) as exc:
+            raise _unencodable(entry, self._encoder, exc) from None
+        try:
+            ticket = self._spool.append(payload)
+            if self._machine:
+                self._spool.wait_synced(ticket, self._sync_timeout)
+        except NotDurable:
+            if self.fail_closed:
+                raise
+            self.counters.dropped += 1
+            log.error("inference %s was NOT logged durably (fail_closed=False)", entry.id, exc_info=True)
+            return
+        self.counters.spooled += 1
+
+    # -- capture helpers ----------------------------------------------------------------------
+
+    def inference(self, model: Model, **fixed: Any) -> Callable[[F], F]:
+        """Decorator: every call of the function (sync or async), ok or raising, is one record."""
+        from inferlog.sdk.capture import decorate
+
+        return decorate(self, model, fixed)
+
+    def trace(self, model: Model, **fields: Any) -> Any:
+        """Context manager for code that is not one function: ``with log.trace(model=m) as call:``."""
+        from inferlog.sdk.capture import Call
+
+        return Call(self, model, fields)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _reader(self) -> Store:
+        if self.store is None:
+            raise UsageError("this Log has no store to read from")
+        return self.store
+
+    def get(self, entry_id: str) -> StoredEntry | None:
+        """The entry with this id; waits briefly for it if it is still on its way from the spool."""
+        found = self._reader().get(entry_id)
+        if found is None and self.pending():
+            self.flush(timeout=5.0)
+            found = self._reader().get(entry_id)
+        return found
+
+    def query(self, cursor: int = 0, limit: int = 100, **filters: Any) -> Page:
+        """A page of entries matching the filters (see :class:`inferlog.Query`), in seq order.
+
+        Reads what this Log wrote before the call (it flushes briefly first).
+        """
+        if self.pending():
+            self.flush(timeout=5.0)
+        return self._reader().query(Query(after=cursor, limit=limit, **filters))
+
+    def stats(self, **filters: Any) -> dict[str, Any]:
+        """Counts, models, latency percentiles of the log, plus this Log's delivery counters."""
+        result = self._reader().stats(Query(**filters)) if self.store is not None else {}
+        result["sdk"] = self.counters.as_dict() | {"pending": self.pending()}
+        return result
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        """Records spooled by this Log and not yet delivered."""
+        return self._spool.appended - self._shipper.delivered
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Deliver everything recorded so far; True if it all reached the store within ``timeout``."""
+        if self._forked:
+            self._restart_after_fork()
+        return self._shipper.flush(self._spool.appended, timeout)
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Flush, stop the background threads, release the spool. True if nothing was left behind.
+
+        What could not be delivered stays in the spool and is replayed by the next ``open``.
+        """
+        with self._lifecycle:
+            if self._closed:
+                return True
+            self._closed = True
+        delivered = self._shipper.flush(self._spool.appended, timeout)
+        self._shipper.stop()
+        self._spool.close(delivered=self._shipper.delivered >= self._spool.appended)
+        self.transport.close()
+        if self.store is not None and self.store is not getattr(self.transport, "store", None):
+            self.store.close()
+        return delivered
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _as_model(value: Any) -> Model:
+    if isinstance(value, Mapping):
+        try:
+            return msgspec.convert(value, Model)
+        except msgspec.ValidationError as exc:
+            raise RecordInvalid(str(exc), field="model") from None
+    if isinstance(value, tuple) and len(value) == 2:
+        return Model(str(value[0]), str(value[1]))
+    raise RecordInvalid(
+        f"must be an inferlog.Model(name, version), got {type(value).__name__}", field="model"
+    )
+
+
+def _unencodable(entry: Entry, encoder: msgspec.msgpack.Encoder, exc: Exception) -> RecordInvalid:
+    """Name the field that could not be encoded (only on the error path, so it may be slow)."""
+    for name in entry.__struct_fields__:
+        try:
+            encoder.encode(getattr(entry, name))
+        except (TypeError, OverflowError) as inner:
+            return RecordInvalid(f"{inner}; convert it to JSON-compatible values", field=name)
+    return RecordInvalid(str(exc))

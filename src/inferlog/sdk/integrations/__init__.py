@@ -1,0 +1,1 @@
+"""Wrappers that log inferences of popular model libraries without touching their code."""

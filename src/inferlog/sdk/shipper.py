@@ -1,0 +1,196 @@
+"""Background delivery: the committer thread syncs the spool, the shipper thread empties it.
+
+One owner per resource: the caller's threads only append to the spool; the committer alone msyncs;
+the shipper alone reads the spool, talks to the transport and deletes delivered segments. Failures to
+deliver are retried with capped exponential backoff and jitter, forever: a record leaves the spool
+only when the transport said it is in the log (or refused it, which is counted and kept aside in the
+spool's ``dead-letter`` folder). Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import msgspec
+
+from inferlog.record.model import Entry
+from inferlog.sdk.spool import DATA_START, Cursor, OrphanSpool, SpoolWriter, adopt_orphans
+from inferlog.sdk.transport import Transport
+from inferlog.store.base import AppendResult
+
+log = logging.getLogger("inferlog.shipper")
+
+_decoder = msgspec.msgpack.Decoder(Entry)
+
+
+@dataclass
+class Counters:
+    """What happened to records, since this Log was opened (also in ``/metrics`` and ``stats``)."""
+
+    spooled: int = 0  # accepted by record()/feedback() into the spool
+    shipped: int = 0  # delivered to the store as new entries
+    duplicates: int = 0  # delivered, but the store already had them (replays, retries)
+    replayed: int = 0  # delivered from a dead process's spool
+    failed: int = 0  # refused by the store (invalid, conflict); kept in dead-letter/
+    dropped: int = 0  # not made durable and not raised (fail_closed=False); logged as errors
+    retries: int = 0  # delivery attempts that failed and will be retried
+    torn: int = 0  # torn frames cut from a dead process's spool tail
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Shipper:
+    """Owns the committer and shipper threads of one Log."""
+
+    def __init__(
+        self,
+        spool: SpoolWriter,
+        transport: Transport,
+        counters: Counters,
+        *,
+        commit_interval: float,
+        batch_size: int,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.spool = spool
+        self.transport = transport
+        self.counters = counters
+        self.commit_interval = commit_interval
+        self.batch_size = batch_size
+        self.max_backoff = max_backoff
+        self.cursor = Cursor(1, DATA_START)
+        self.delivered = 0  # own frames delivered (or dead-lettered)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._progress = threading.Condition()
+        self._orphans_done = threading.Event()
+        self._committer = threading.Thread(target=self._commit_loop, name="inferlog-spool-sync", daemon=True)
+        self._shipper = threading.Thread(target=self._ship_loop, name="inferlog-shipper", daemon=True)
+        self._committer.start()
+        self._shipper.start()
+
+    # -- committer ----------------------------------------------------------------------------
+
+    def _commit_loop(self) -> None:
+        while not self._stop.wait(self.commit_interval):
+            if self.spool.appended > self.spool.synced:
+                self.spool.sync()
+            self.spool.prepare_spare()
+
+    # -- shipper ------------------------------------------------------------------------------
+
+    def _ship_loop(self) -> None:
+        self._replay_orphans()
+        self._orphans_done.set()
+        next_orphan_scan = time.monotonic() + 30.0
+        while not self._stop.is_set():
+            payloads, after = self.spool.read(self.cursor, self.batch_size)
+            if not payloads:
+                if after != self.cursor:
+                    self.cursor = after
+                    self.spool.release_before(after.segment)
+                    continue
+                if time.monotonic() > next_orphan_scan:
+                    self._replay_orphans()
+                    next_orphan_scan = time.monotonic() + 30.0
+                self._wake.wait(self.commit_interval)
+                self._wake.clear()
+                continue
+            if not self._deliver(payloads, self.spool.directory):
+                continue  # stopping
+            self.cursor = after
+            with self._progress:
+                self.delivered += len(payloads)
+                self._progress.notify_all()
+
+    def _deliver(self, payloads: Sequence[bytes], origin: Path, replay: bool = False) -> bool:
+        """Send until delivered; False only if asked to stop first."""
+        entries: list[Entry] = []
+        for payload in payloads:
+            try:
+                entries.append(_decoder.decode(payload))
+            except msgspec.DecodeError as exc:  # passed its CRC, so this is a bug: keep it aside
+                self._dead_letter(origin, payload, f"undecodable: {exc}")
+        backoff = 0.05
+        while True:
+            try:
+                results = self.transport.send(entries) if entries else []
+                break
+            except Exception as exc:  # noqa: BLE001 - any failure is retried; the spool keeps the data
+                self.counters.retries += 1
+                log.warning("delivery failed, retrying in %.2fs: %s", backoff, exc)
+                if self._stop.wait(backoff * (0.5 + random.random())):  # noqa: S311 - jitter
+                    return False
+                backoff = min(backoff * 2, self.max_backoff)
+        self._count(results, entries, origin, replay)
+        return True
+
+    def _count(self, results: Sequence[AppendResult], entries: Sequence[Entry], origin: Path, replay: bool) -> None:
+        c = self.counters
+        for result, entry in zip(results, entries, strict=True):
+            if result.status == "new":
+                c.shipped += 1
+                if replay:
+                    c.replayed += 1
+            elif result.status == "duplicate":
+                c.duplicates += 1
+            else:
+                self._dead_letter(origin, msgspec.json.encode(entry), f"{result.status}: {result.reason}")
+
+    def _dead_letter(self, origin: Path, data: bytes, reason: str) -> None:
+        self.counters.failed += 1
+        log.error("record refused by the log and kept in dead-letter/ (%s)", reason)
+        folder = origin.parent / "dead-letter"
+        folder.mkdir(exist_ok=True)
+        with open(folder / f"{origin.name}.jsonl", "ab") as fh:
+            fh.write(msgspec.json.encode({"reason": reason, "record": msgspec.json.Raw(data)}) + b"\n")
+
+    def _replay_orphans(self) -> None:
+        for orphan in adopt_orphans(self.spool.root, own=self.spool.directory):
+            if not self._replay(orphan):
+                return
+
+    def _replay(self, orphan: OrphanSpool) -> bool:
+        log.info("replaying spool %s left by a process that ended", orphan.directory)
+        for payloads, cursor in orphan.batches(self.batch_size):
+            if not self._deliver(payloads, orphan.directory, replay=True):
+                orphan.release()
+                return False
+            orphan.ack(cursor)
+        self.counters.torn += orphan.torn
+        orphan.finish()
+        return True
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def flush(self, target: int, timeout: float) -> bool:
+        """Wait until own frames up to ``target`` are delivered, and dead processes' spools too."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        if not self._orphans_done.wait(timeout):
+            return False
+        with self._progress:
+            while self.delivered < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._shipper.is_alive():
+                    return False
+                self._wake.set()
+                self._progress.wait(min(remaining, 0.05))
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._shipper.join()
+        self._committer.join()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child the threads do not exist; just make stop() a no-op."""
+        self._stop.set()

@@ -1,0 +1,70 @@
+"""Transports: where the shipper sends batches of entries. One small protocol, several homes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+from inferlog.errors import RecordInvalid
+from inferlog.ingest.service import Ingestor
+from inferlog.record.model import Entry
+from inferlog.store.base import AppendResult, Store
+
+
+class Transport(Protocol):
+    """Delivers entries durably; returns one result per entry, in order, or raises to retry later.
+
+    ``status`` is ``new``/``duplicate`` (delivered), ``conflict`` (the id exists with other content),
+    or ``invalid`` (refused; ``reason`` says why). Raising means nothing was delivered.
+    """
+
+    def send(self, batch: Sequence[Entry]) -> list[AppendResult]: ...
+
+    def close(self) -> None: ...
+
+
+class StoreTransport:
+    """Appends straight into a Store in this process (the embedded mode)."""
+
+    def __init__(self, store: Store, ingestor: Ingestor | None = None) -> None:
+        self.store = store
+        self.ingestor = ingestor or Ingestor(store)
+
+    def send(self, batch: Sequence[Entry]) -> list[AppendResult]:
+        prepared = []
+        refused: dict[int, AppendResult] = {}
+        for index, entry in enumerate(batch):
+            try:
+                prepared.append(self.ingestor.pipeline.prepare(entry))
+            except RecordInvalid as exc:
+                refused[index] = AppendResult(entry.id, None, "invalid", str(exc))
+        appended = iter(self.store.append(prepared))
+        return [refused[i] if i in refused else next(appended) for i in range(len(batch))]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class CapturingTransport:
+    """Keeps what it is sent in memory: for testing code that records inferences."""
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def send(self, batch: Sequence[Entry]) -> list[AppendResult]:
+        results = []
+        with self._lock:
+            for entry in batch:
+                if entry.id in self._ids:
+                    results.append(AppendResult(entry.id, None, "duplicate"))
+                    continue
+                self._ids.add(entry.id)
+                self.entries.append(entry)
+                results.append(AppendResult(entry.id, len(self.entries), "new"))
+        return results
+
+    def close(self) -> None:
+        pass

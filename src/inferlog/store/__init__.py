@@ -1,0 +1,40 @@
+"""Storage: one Store protocol, backends picked by the URL's scheme.
+
+Built-in backends register through the same ``inferlog.stores`` entry-point group a third-party
+backend would use, so ``open_store("mydb://…")`` finds a plugin the same way it finds SQLite.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import urlsplit
+
+from inferlog.errors import UnknownStore
+from inferlog.store.base import AppendResult, Page, Query, Store
+
+__all__ = ["AppendResult", "Page", "Query", "Store", "open_store", "store_schemes"]
+
+_BUILTIN = {"sqlite": "inferlog.store.sqlite:SQLiteStore"}
+
+
+def store_schemes() -> dict[str, str]:
+    """Scheme -> "module:Class" for every known backend, built-ins first."""
+    schemes = dict(_BUILTIN)
+    for ep in entry_points(group="inferlog.stores"):
+        schemes.setdefault(ep.name, ep.value)
+    return schemes
+
+
+def open_store(url: str, **options: Any) -> Store:
+    """Open the store a URL names, e.g. ``sqlite:///inferlog.db``."""
+    scheme = urlsplit(url).scheme
+    schemes = store_schemes()
+    target = schemes.get(scheme)
+    if target is None:
+        known = ", ".join(f"{name}://" for name in sorted(schemes))
+        raise UnknownStore(f"no store for {url!r}: the URL must start with one of {known}")
+    module_name, _, class_name = target.partition(":")
+    module = __import__(module_name, fromlist=[class_name])
+    store: Store = getattr(module, class_name)(url, **options)
+    return store

@@ -1,0 +1,90 @@
+"""Row mapping shared by the SQL stores: prepared entries to columns, rows back to entries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import msgspec
+
+from inferlog.pipeline import Prepared
+from inferlog.record.model import (
+    Entry,
+    FeedbackEntry,
+    InferenceRecord,
+    Model,
+    StoredEntry,
+    kind_of,
+)
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICRO = dt.timedelta(microseconds=1)
+_entry_decoder = msgspec.json.Decoder(Entry)
+
+# Columns written on append, in order (seq and logged_at come first, filled by the store).
+COLUMNS = (
+    "seq", "logged_at", "id", "kind", "system", "ts", "model_name", "model_version", "status",
+    "latency_ms", "request_id", "trace_id", "session_id", "subject", "inference_id", "actor",
+    "body", "salt", "leaf", "leaf_hash",
+)  # fmt: skip
+# Columns read back to rebuild a StoredEntry.
+READ_COLUMNS = "seq, logged_at, body, leaf, leaf_hash"
+
+
+def to_micros(value: dt.datetime) -> int:
+    return (value - EPOCH) // _MICRO
+
+
+def from_micros(value: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=value)
+
+
+def row_of(prepared: Prepared, seq: int, logged_at: int) -> tuple[Any, ...]:
+    """The column values of one prepared entry, in COLUMNS order."""
+    entry = prepared.entry
+    model_name = model_version = status = latency = None
+    request_id = trace_id = session_id = subject = inference_id = None
+    if isinstance(entry, InferenceRecord):
+        model_name, model_version = entry.model.name, entry.model.version
+        status, latency = entry.status, entry.latency_ms
+        request_id, trace_id, session_id = entry.request_id, entry.trace_id, entry.session_id
+        subject = entry.subject
+    elif isinstance(entry, FeedbackEntry):
+        inference_id = entry.inference_id
+    return (
+        seq, logged_at, entry.id, kind_of(entry), entry.system, to_micros(entry.ts),
+        model_name, model_version, status, latency, request_id, trace_id, session_id, subject,
+        inference_id, entry.actor, prepared.body.decode("utf-8"), prepared.salt, prepared.leaf,
+        prepared.leaf_hash,
+    )  # fmt: skip
+
+
+def stored_of(seq: int, logged_at: int, body: str | bytes | None, leaf: bytes, leaf_hash: bytes) -> StoredEntry:
+    """Rebuild a StoredEntry from its row; a purged one is rebuilt from its leaf's metadata."""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    entry = _entry_decoder.decode(raw) if raw is not None else _entry_from_leaf(leaf)
+    return StoredEntry(
+        seq=seq,
+        entry=entry,
+        logged_at=from_micros(logged_at),
+        body=raw,
+        leaf=bytes(leaf),
+        leaf_hash=bytes(leaf_hash),
+    )
+
+
+def _entry_from_leaf(leaf: bytes) -> Entry:
+    meta = json.loads(leaf)
+    common = {"id": meta["id"], "system": meta["system"], "kind": meta["kind"], "ts": meta["ts"]}
+    if meta["kind"] == "inference":
+        common["model"] = msgspec.convert(meta["model"], Model)
+        common["status"] = meta["status"]
+    elif meta["kind"] == "feedback":
+        common["inference_id"] = meta["inference_id"]
+    elif meta["kind"] == "access":
+        common.update(action="purged", purpose="purged")
+    else:
+        common["action"] = "purged"
+    entry: Entry = msgspec.convert(common, Entry)
+    return entry

@@ -1,0 +1,145 @@
+"""The Store protocol: the one seam between the log and any database.
+
+Every backend passes the same contract suite (``tests/store/contract.py``). A store:
+
+- appends prepared entries in one transaction per batch, giving each new one the next gap-free ``seq``;
+- deduplicates by id: a repeat with the same body is a ``duplicate`` that keeps its first ``seq``, a
+  repeat with a different body is a ``conflict`` and is not written;
+- answers queries in ``seq`` order with an opaque cursor, so an incremental reader sees every entry
+  exactly once even while others write (R7).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from inferlog.errors import UsageError
+from inferlog.pipeline import Prepared
+from inferlog.record.model import KINDS, STATUSES, StoredEntry
+
+AppendStatus = Literal["new", "duplicate", "conflict", "invalid"]
+Order = Literal["asc", "desc"]
+
+MAX_PAGE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What became of one appended entry."""
+
+    id: str
+    seq: int | None  # None unless the entry is in the log
+    status: AppendStatus
+    reason: str | None = None  # why a conflict or an invalid entry was refused
+
+
+@dataclass(frozen=True)
+class Query:
+    """Filters for reading the log; every field is optional and they combine with AND."""
+
+    system: str | None = None
+    kind: str | None = None
+    model: str | None = None
+    version: str | None = None
+    status: str | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+    session_id: str | None = None
+    subject: str | None = None
+    inference_id: str | None = None  # feedback entries about one inference
+    since: dt.datetime | None = None  # ts >= since
+    until: dt.datetime | None = None  # ts < until
+    attributes: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    after: int = 0  # seq cursor: asc reads seq > after; desc reads seq < after (0 = from the end)
+    limit: int = 100
+    order: Order = "asc"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise UsageError(f"limit must be between 1 and {MAX_PAGE}, got {self.limit}")
+        if self.order not in ("asc", "desc"):
+            raise UsageError(f"order must be 'asc' or 'desc', got {self.order!r}")
+        if self.kind is not None and self.kind not in KINDS:
+            raise UsageError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.status is not None and self.status not in STATUSES:
+            raise UsageError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise UsageError(f"{name} must be timezone-aware (UTC)")
+        if self.after < 0:
+            raise UsageError("cursor must not be negative")
+        for key in self.attributes:
+            if not key.replace("_", "").replace("-", "").replace(".", "").isalnum():
+                raise UsageError(f"attribute name {key!r} may hold letters, digits, '_', '-', '.'")
+
+    def next(self, cursor: int) -> Query:
+        """The same query, continued after ``cursor``."""
+        return replace(self, after=cursor)
+
+    def describe(self) -> dict[str, Any]:
+        """The filters that are set, JSON-ready (for access entries and logs)."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if value in (None, {}, 0) and name != "limit":
+                continue
+            out[name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        if isinstance(out.get("attributes"), Mapping):
+            out["attributes"] = dict(out["attributes"])
+        return out
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a query: the entries, and the cursor to read on from (None at the end)."""
+
+    entries: list[StoredEntry]
+    next_cursor: int | None
+
+    def __iter__(self) -> Iterator[StoredEntry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> StoredEntry:
+        return self.entries[index]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A place the ledger lives. Implementations: SQLite (embedded), PostgreSQL (production)."""
+
+    url: str
+
+    def append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
+        """Append a batch atomically; results in the batch's order."""
+        ...
+
+    def get(self, entry_id: str) -> StoredEntry | None:
+        """The entry with this id, or None."""
+        ...
+
+    def query(self, query: Query) -> Page:
+        """One page of entries matching ``query``, in seq order."""
+        ...
+
+    def scan(self, after: int = 0, limit: int = 1000) -> list[StoredEntry]:
+        """Entries with seq > after, in seq order, unfiltered (for verification and export)."""
+        ...
+
+    def size(self) -> int:
+        """How many entries the ledger holds (= the highest seq)."""
+        ...
+
+    def stats(self, query: Query | None = None) -> dict[str, Any]:
+        """Counts by kind, status, system and model, latency percentiles, time range."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+        ...

@@ -1,0 +1,62 @@
+"""SQLite schema, by version."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "entries, indexes, append-only triggers, ledger state",
+        """
+        CREATE TABLE entries (
+            seq           INTEGER PRIMARY KEY,   -- gap-free position in the ledger, from 1
+            id            TEXT NOT NULL UNIQUE,  -- the producer's UUID: the idempotency key
+            kind          TEXT NOT NULL,
+            system        TEXT NOT NULL,
+            ts            INTEGER NOT NULL,      -- microseconds since the Unix epoch, UTC
+            logged_at     INTEGER NOT NULL,      -- when the store accepted it, same unit
+            model_name    TEXT,
+            model_version TEXT,
+            status        TEXT,
+            latency_ms    REAL,
+            request_id    TEXT,
+            trace_id      TEXT,
+            session_id    TEXT,
+            subject       TEXT,
+            inference_id  TEXT,
+            actor         TEXT,
+            body          TEXT,                  -- canonical RFC 8785 JSON, verbatim; NULL once purged
+            salt          BLOB,                  -- keys the leaf's commitment to body; purged with it
+            leaf          BLOB NOT NULL,         -- the exact bytes the Merkle tree hashes
+            leaf_hash     BLOB NOT NULL
+        );
+        CREATE INDEX entries_system_ts ON entries (system, ts);
+        CREATE INDEX entries_model_ts ON entries (model_name, model_version, ts);
+        CREATE INDEX entries_ts ON entries (ts);
+        CREATE INDEX entries_request ON entries (request_id) WHERE request_id IS NOT NULL;
+        CREATE INDEX entries_trace ON entries (trace_id) WHERE trace_id IS NOT NULL;
+        CREATE INDEX entries_session ON entries (session_id) WHERE session_id IS NOT NULL;
+        CREATE INDEX entries_subject ON entries (subject) WHERE subject IS NOT NULL;
+        CREATE INDEX entries_inference ON entries (inference_id) WHERE inference_id IS NOT NULL;
+
+        -- Append-only, as defence in depth (anyone with the file can drop these; the Merkle tree and
+        -- signed checkpoints are what make tampering detectable). Only a purge may clear body + salt.
+        CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
+        BEGIN SELECT RAISE(ABORT, 'inferlog entries are append-only'); END;
+        CREATE TRIGGER entries_no_rewrite
+        BEFORE UPDATE OF seq, id, kind, system, ts, logged_at, model_name, model_version, status,
+                         latency_ms, request_id, trace_id, session_id, subject, inference_id, actor,
+                         leaf, leaf_hash ON entries
+        BEGIN SELECT RAISE(ABORT, 'inferlog entries are append-only'); END;
+        CREATE TRIGGER entries_purge_only BEFORE UPDATE OF body, salt ON entries
+        WHEN NEW.body IS NOT NULL OR NEW.salt IS NOT NULL
+        BEGIN SELECT RAISE(ABORT, 'inferlog entries are append-only (only a purge may clear a body)'); END;
+
+        -- The Merkle tree's compact range after `size` leaves (see inferlog.ledger.merkle).
+        CREATE TABLE ledger_state (
+            id       INTEGER PRIMARY KEY CHECK (id = 1),
+            size     INTEGER NOT NULL,
+            frontier BLOB NOT NULL
+        );
+        """,
+    ),
+]

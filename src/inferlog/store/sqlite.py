@@ -1,0 +1,326 @@
+"""The embedded store: one SQLite file, WAL, ``synchronous=FULL`` by default.
+
+One write connection, owned by whoever holds ``_write_lock`` (in practice the SDK's shipper thread),
+assigns ``seq`` inside the write transaction, so seq is gap-free and in commit order: an incremental
+reader that remembers the last seq it saw misses nothing. Readers use one connection per thread and,
+thanks to WAL, never block the writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from inferlog.errors import StoreUnavailable, UsageError
+from inferlog.pipeline import Prepared
+from inferlog.record.model import StoredEntry
+from inferlog.store._rows import COLUMNS, READ_COLUMNS, from_micros, row_of, stored_of, to_micros
+from inferlog.store.base import AppendResult, Page, Query
+from inferlog.store.migrations.sqlite import MIGRATIONS
+
+_SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_IN_CHUNK = 500  # ids per "IN (...)" lookup, well under SQLite's variable limit
+_CONFLICT = "an entry with this id is already in the log with different content"
+_INSERT = f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def path_of(url: str) -> Path:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute.db`` to a path."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or not parts.path.startswith("/") or parts.netloc:
+        raise UsageError(f"not a SQLite URL: {url!r} (write sqlite:///relative.db or sqlite:////abs.db)")
+    path = parts.path[1:]
+    if not path:
+        raise UsageError(f"SQLite URL {url!r} names no file")
+    return Path(path)
+
+
+class SQLiteStore:
+    """The Store protocol on one SQLite file."""
+
+    def __init__(self, url: str, *, synchronous: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url
+        self.path = path_of(url)
+        options = parse_qs(urlsplit(url).query)
+        level = (synchronous or options.get("synchronous", ["FULL"])[0]).upper()
+        if level not in _SYNC_LEVELS:
+            raise UsageError(f"synchronous must be one of {', '.join(_SYNC_LEVELS)}, got {level!r}")
+        self._synchronous = level
+        self._timeout = timeout
+        if not self.path.parent.exists():
+            raise StoreUnavailable(f"cannot open {self.path}: folder {self.path.parent} does not exist")
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self._writer = self._connect()
+        self._migrate()
+        self._next_seq = self._max_seq() + 1
+
+    # -- connections --------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise UsageError("this store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self._writer
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS _migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+                done = {row[0] for row in conn.execute("SELECT version FROM _migrations")}
+                for version, name, sql in MIGRATIONS:
+                    if version in done:
+                        continue
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO _migrations VALUES (?, ?, ?)",
+                        (version, name, dt.datetime.now(dt.UTC).isoformat()),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        row = self._reader().execute("SELECT max(version) FROM _migrations").fetchone()
+        return int(row[0] or 0)
+
+    def _max_seq(self) -> int:
+        row = self._writer.execute("SELECT max(seq) FROM entries").fetchone()
+        return int(row[0] or 0)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
+        if self._closed:
+            raise UsageError("this store is closed")
+        if not batch:
+            return []
+        logged_at = to_micros(dt.datetime.now(dt.UTC))
+        conn = self._writer
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot write to {self.path}: {exc}") from exc
+            next_seq = self._next_seq
+            try:
+                existing = self._existing(conn, [p.entry.id for p in batch])
+                results: list[AppendResult] = []
+                rows: list[tuple[Any, ...]] = []
+                for prepared in batch:
+                    entry_id = prepared.entry.id
+                    known = existing.get(entry_id)
+                    if known is not None:
+                        seq, body = known
+                        same = body is None or body == prepared.body
+                        results.append(
+                            AppendResult(entry_id, seq, "duplicate")
+                            if same
+                            else AppendResult(entry_id, None, "conflict", _CONFLICT)
+                        )
+                        continue
+                    rows.append(row_of(prepared, next_seq, logged_at))
+                    existing[entry_id] = (next_seq, prepared.body)
+                    results.append(AppendResult(entry_id, next_seq, "new"))
+                    next_seq += 1
+                conn.executemany(_INSERT, rows)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise StoreUnavailable(f"cannot write to {self.path}: {exc}") from exc
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._next_seq = next_seq
+        return results
+
+    @staticmethod
+    def _existing(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, bytes | None]]:
+        found: dict[str, tuple[int, bytes | None]] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for entry_id, seq, body in conn.execute(
+                f"SELECT id, seq, body FROM entries WHERE id IN ({marks})", chunk  # noqa: S608
+            ):
+                found[entry_id] = (seq, body.encode("utf-8") if body is not None else None)
+        return found
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, entry_id: str) -> StoredEntry | None:
+        row = self._reader().execute(
+            f"SELECT {READ_COLUMNS} FROM entries WHERE id = ?", (entry_id,)  # noqa: S608
+        ).fetchone()
+        return stored_of(*row) if row else None
+
+    def size(self) -> int:
+        row = self._reader().execute("SELECT max(seq) FROM entries").fetchone()
+        return int(row[0] or 0)
+
+    def scan(self, after: int = 0, limit: int = 1000) -> list[StoredEntry]:
+        rows = self._reader().execute(
+            f"SELECT {READ_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+            (after, limit),
+        )
+        return [stored_of(*row) for row in rows]
+
+    def query(self, query: Query) -> Page:
+        where, params = _where(query)
+        if query.order == "asc":
+            where.append("seq > ?")
+            params.append(query.after)
+        elif query.after:
+            where.append("seq < ?")
+            params.append(query.after)
+        sql = (
+            f"SELECT {READ_COLUMNS} FROM entries"  # noqa: S608 - only our own column names
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY seq {'ASC' if query.order == 'asc' else 'DESC'} LIMIT ?"
+        )
+        params.append(query.limit + 1)
+        rows = self._reader().execute(sql, params).fetchall()
+        more = len(rows) > query.limit
+        entries = [stored_of(*row) for row in rows[: query.limit]]
+        return Page(entries, entries[-1].seq if more and entries else None)
+
+    def stats(self, query: Query | None = None) -> dict[str, Any]:
+        where, params = _where(query or Query())
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        conn = self._reader()
+
+        def grouped(column: str) -> dict[str, int]:
+            rows = conn.execute(
+                f"SELECT {column}, count(*) FROM entries{clause} GROUP BY {column}", params  # noqa: S608
+            )
+            return {str(key): count for key, count in rows if key is not None}
+
+        total, first, last = conn.execute(
+            f"SELECT count(*), min(ts), max(ts) FROM entries{clause}", params  # noqa: S608
+        ).fetchone()
+        inference = " AND ".join([*where, "kind = 'inference'", "latency_ms IS NOT NULL"])
+        latencies = _percentiles(conn, f"FROM entries WHERE {inference}", params)
+        models = conn.execute(
+            f"SELECT model_name, model_version, count(*), sum(status = 'error') FROM entries"  # noqa: S608
+            f"{clause}{' AND' if clause else ' WHERE'} kind = 'inference' "
+            "GROUP BY model_name, model_version ORDER BY count(*) DESC",
+            params,
+        ).fetchall()
+        return {
+            "entries": total,
+            "first_ts": from_micros(first).isoformat() if first is not None else None,
+            "last_ts": from_micros(last).isoformat() if last is not None else None,
+            "by_kind": grouped("kind"),
+            "by_status": grouped("status"),
+            "by_system": grouped("system"),
+            "models": [
+                {"model": name, "version": version, "count": count, "errors": int(errors or 0)}
+                for name, version, count, errors in models
+            ],
+            "latency_ms": latencies,
+            "size": self.size(),
+        }
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+
+def _where(query: Query) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    equal = {
+        "system": query.system,
+        "kind": query.kind,
+        "model_name": query.model,
+        "model_version": query.version,
+        "status": query.status,
+        "request_id": query.request_id,
+        "trace_id": query.trace_id,
+        "session_id": query.session_id,
+        "subject": query.subject,
+        "inference_id": query.inference_id,
+    }
+    for column, value in equal.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if query.since is not None:
+        where.append("ts >= ?")
+        params.append(to_micros(query.since))
+    if query.until is not None:
+        where.append("ts < ?")
+        params.append(to_micros(query.until))
+    for key, value in query.attributes.items():
+        where.append(f"json_extract(body, '$.attributes.\"{key}\"') = ?")
+        params.append(value)
+    return where, params
+
+
+def _percentiles(conn: sqlite3.Connection, source: str, params: list[Any]) -> dict[str, float]:
+    (count,) = conn.execute(f"SELECT count(*) {source}", params).fetchone()
+    out: dict[str, float] = {}
+    if not count:
+        return out
+    for name, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+        offset = min(count - 1, int(fraction * count))
+        (value,) = conn.execute(
+            f"SELECT latency_ms {source} ORDER BY latency_ms LIMIT 1 OFFSET ?", [*params, offset]
+        ).fetchone()
+        out[name] = float(value)
+    return out
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script on statement boundaries (``sqlite3.complete_statement``)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
