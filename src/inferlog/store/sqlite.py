@@ -61,7 +61,6 @@ class SQLiteStore:
         self._closed = False
         self._writer = self._connect()
         self._migrate()
-        self._next_seq = self._max_seq() + 1
 
     # -- connections --------------------------------------------------------------------------
 
@@ -117,10 +116,6 @@ class SQLiteStore:
         row = self._reader().execute("SELECT max(version) FROM _migrations").fetchone()
         return int(row[0] or 0)
 
-    def _max_seq(self) -> int:
-        row = self._writer.execute("SELECT max(seq) FROM entries").fetchone()
-        return int(row[0] or 0)
-
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
@@ -135,8 +130,9 @@ class SQLiteStore:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot write to {self.path}: {exc}") from exc
-            next_seq = self._next_seq
             try:
+                # Read inside the write transaction: other processes may append to the same file.
+                next_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM entries").fetchone()[0]
                 existing = self._existing(conn, [p.entry.id for p in batch])
                 results: list[AppendResult] = []
                 rows: list[tuple[Any, ...]] = []
@@ -164,7 +160,6 @@ class SQLiteStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            self._next_seq = next_seq
         return results
 
     @staticmethod

@@ -1,0 +1,56 @@
+"""The ledger: RFC 6962 Merkle trees, proofs and signed checkpoints, with no I/O.
+
+Everything here takes bytes and returns bytes, so stores, the verifier CLI and
+third-party auditors all share one implementation pinned by test vectors.
+"""
+
+from inferlog.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    NoteError,
+    NoteSigner,
+    NoteVerifier,
+    key_id,
+    open_checkpoint,
+    open_note,
+    sign_checkpoint,
+)
+from inferlog.ledger.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
+from inferlog.ledger.merkle import (
+    CompactRange,
+    LeafList,
+    ProofError,
+    SubtreeHashes,
+    TiledHashes,
+    consistency_proof,
+    inclusion_proof,
+    root_of,
+    verify_consistency,
+    verify_inclusion,
+)
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "Checkpoint",
+    "CheckpointError",
+    "CompactRange",
+    "LeafList",
+    "NoteError",
+    "NoteSigner",
+    "NoteVerifier",
+    "ProofError",
+    "SubtreeHashes",
+    "TiledHashes",
+    "consistency_proof",
+    "inclusion_proof",
+    "key_id",
+    "leaf_hash",
+    "node_hash",
+    "open_checkpoint",
+    "open_note",
+    "root_of",
+    "sign_checkpoint",
+    "verify_consistency",
+    "verify_inclusion",
+]
