@@ -41,7 +41,14 @@ def test_numbers_match_ecmascript(value: float) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(1.0, "1"), (1e21, "1e+21"), (1e-7, "1e-7"), (1.5e-5, "0.000015"), (-0.0, "0"), (1e16, "10000000000000000")],
+    [
+        (1.0, "1"),
+        (1e21, "1e+21"),
+        (1e-7, "1e-7"),
+        (1.5e-5, "0.000015"),
+        (-0.0, "0"),
+        (1e16, "10000000000000000"),
+    ],
 )
 def test_number_edge_cases(value: float, expected: str) -> None:
     """The boundaries where Python's repr and ECMAScript disagree are written the ECMAScript way."""

@@ -29,7 +29,8 @@ def test_decorator_records_input_output_latency(log: Log, model: inferlog.Model)
     assert predict({"income": 50000}) == {"score": 0.5}
     rec = _only(log)
     assert (rec.input, rec.output, rec.status) == ({"income": 50000}, {"score": 0.5}, "ok")
-    assert rec.latency_ms is not None and rec.latency_ms >= 0
+    assert rec.latency_ms is not None
+    assert rec.latency_ms >= 0
     assert rec.model == model
 
 
@@ -111,7 +112,8 @@ def test_trace_records_exception(log: Log, model: inferlog.Model) -> None:
         raise KeyError("feature")
     rec = _only(log)
     assert rec.status == "error"
-    assert rec.error is not None and rec.error.type == "KeyError"
+    assert rec.error is not None
+    assert rec.error.type == "KeyError"
 
 
 def test_wrap_sklearn_estimator(log: Log) -> None:
@@ -121,7 +123,7 @@ def test_wrap_sklearn_estimator(log: Log) -> None:
     labels = clf.predict(x[:3])
     probabilities = clf.predict_proba(x[:2])
     assert list(clf.classes_) == [0, 1, 2]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="features"):
         clf.predict(np.array([[1.0, 2.0]]))  # wrong number of features
     records = [e.entry for e in log.query(kind="inference")]
     assert [r.attributes["method"] for r in records] == ["predict", "predict_proba", "predict"]

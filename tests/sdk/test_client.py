@@ -102,12 +102,19 @@ def test_model_may_be_given_as_mapping(log: Log) -> None:
 def test_feedback_links_to_inference(log: Log, model: inferlog.Model) -> None:
     """Feedback is its own entry, found by the inference id it refers to (R5, R14)."""
     rid = log.record(model=model, output={"approved": True})
-    fid = log.feedback(rid, label=False, override={"approved": False}, actor="reviewer-7", comment="income misread")
+    fid = log.feedback(
+        rid, label=False, override={"approved": False}, actor="reviewer-7", comment="income misread"
+    )
     page = log.query(kind="feedback", inference_id=rid)
     assert [e.id for e in page] == [fid]
     fb = page[0].entry
     assert isinstance(fb, inferlog.FeedbackEntry)
-    assert (fb.label, fb.override, fb.actor, fb.comment) == (False, {"approved": False}, "reviewer-7", "income misread")
+    assert (fb.label, fb.override, fb.actor, fb.comment) == (
+        False,
+        {"approved": False},
+        "reviewer-7",
+        "income misread",
+    )
     with pytest.raises(RecordInvalid):
         log.feedback("not-an-id", label=1)
 
@@ -157,7 +164,9 @@ def test_machine_durability_returns_after_sync(tmp_path: Path, model: inferlog.M
     log.close()
 
 
-def test_env_settings_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: inferlog.Model) -> None:
+def test_env_settings_are_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: inferlog.Model
+) -> None:
     """INFERLOG_DB and INFERLOG_SYSTEM apply when open() is not told otherwise."""
     monkeypatch.setenv("INFERLOG_DB", f"sqlite:///{tmp_path / 'env.db'}")
     monkeypatch.setenv("INFERLOG_SYSTEM", "from-env")
@@ -206,16 +215,22 @@ def test_full_spool_raises_when_fail_closed(tmp_path: Path, model: inferlog.Mode
         spool_segment_bytes=64 * 1024, spool_max_bytes=128 * 1024, block_timeout=0.2,
     )  # fmt: skip
     big = "x" * 4000
-    with pytest.raises(SpoolFull, match="did not drain"):
+
+    def fill() -> None:
         for _ in range(100):
             log.record(model=model, input=big)
+
+    with pytest.raises(SpoolFull, match="did not drain"):
+        fill()
     assert log.counters.spooled >= 16  # what fitted was kept
     assert log.counters.retries >= 1
     log.close(timeout=0.5)
     assert any((tmp_path / "spool").glob("w-*/*.seg"))  # left for replay, not deleted
 
 
-def test_full_spool_counts_drops_when_fail_open(tmp_path: Path, model: inferlog.Model, caplog: pytest.LogCaptureFixture) -> None:
+def test_full_spool_counts_drops_when_fail_open(
+    tmp_path: Path, model: inferlog.Model, caplog: pytest.LogCaptureFixture
+) -> None:
     """Without fail_closed, records that cannot be spooled are counted as dropped and logged as errors."""
     log = Log(
         _BrokenTransport(), system="s", spool_dir=tmp_path / "spool",

@@ -12,7 +12,9 @@ from inferlog.sdk.spool import DATA_START, FRAME, Cursor, SpoolWriter, adopt_orp
 
 
 def _writer(root: Path, **kw: int) -> SpoolWriter:
-    return SpoolWriter(root, segment_bytes=kw.get("segment_bytes", 64 * 1024), max_bytes=1 << 20, block_timeout=0.1)
+    return SpoolWriter(
+        root, segment_bytes=kw.get("segment_bytes", 64 * 1024), max_bytes=1 << 20, block_timeout=0.1
+    )
 
 
 def test_frames_read_back_in_order_across_segments(tmp_path: Path) -> None:

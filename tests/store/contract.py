@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from inferlog.errors import UsageError
+from inferlog.ledger.merkle import LeafList, root_of
 from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.store.base import Query, Store
 from inferlog.testing import make_record, prepare
@@ -36,7 +37,11 @@ class StoreContract:
         store.append([prepared])
         got = store.get(prepared.entry.id)
         assert got is not None
-        assert (got.body, got.leaf, got.leaf_hash) == (prepared.body, prepared.leaf, prepared.leaf_hash)
+        assert (got.body, got.leaf, got.leaf_hash) == (
+            prepared.body,
+            prepared.leaf,
+            prepared.leaf_hash,
+        )
         assert got.entry == prepared.entry
         assert got.logged_at.tzinfo is not None
 
@@ -84,7 +89,9 @@ class StoreContract:
 
     def test_query_filters(self, store: Store) -> None:
         """Each filter selects exactly the entries it names."""
-        a = make_record(model=Model("a", "1"), ts=T0, subject="s1", request_id="r1", attributes={"region": "eu"})
+        a = make_record(
+            model=Model("a", "1"), ts=T0, subject="s1", request_id="r1", attributes={"region": "eu"}
+        )
         b = make_record(
             model=Model("a", "2"), ts=T0 + dt.timedelta(hours=1), status="error", trace_id="t1",
             attributes={"region": "us", "n": 3},
@@ -188,3 +195,33 @@ class StoreContract:
         with pytest.raises(UsageError):
             Query(since=dt.datetime(2026, 1, 1))  # noqa: DTZ001 - naive on purpose
 
+    def test_tree_tracks_every_leaf_in_seq_order(self, store: Store) -> None:
+        """The stored compact range is the RFC 6962 tree over all leaf hashes in seq order, tiles included."""
+        for size in (1, 7, 300, 30):  # crosses a 256-leaf tile boundary mid-batch
+            store.append(prepare(*[make_record() for _ in range(size)]))
+        hashes = [e.leaf_hash for e in store.scan(limit=10_000)]
+        tree = store.tree()
+        assert tree.size == len(hashes) == 338
+        assert tree.root() == root_of(hashes)
+        assert store.leaf_hashes(5, 9) == hashes[5:9]
+        assert store.tile_hashes(8, 0, 5) == [LeafList(hashes).perfect(8, 0)]
+
+    def test_duplicates_do_not_grow_the_tree(self, store: Store) -> None:
+        """Only new entries become leaves: a replayed batch leaves the tree as it was."""
+        records = [make_record() for _ in range(3)]
+        store.append(prepare(*records))
+        before = store.tree().root()
+        store.append(prepare(*records))
+        assert store.tree().size == 3
+        assert store.tree().root() == before
+
+    def test_checkpoints_are_kept_once_per_size(self, store: Store) -> None:
+        """add_checkpoint is idempotent by size and checkpoints() lists them by size."""
+        store.append(prepare(make_record()))
+        root = store.tree().root()
+        store.add_checkpoint(1, root, b"note-1\n")
+        store.add_checkpoint(1, root, b"note-1 again\n")
+        store.add_checkpoint(0, b"\0" * 32, b"note-0\n")
+        kept = store.checkpoints()
+        assert [(c.size, c.note) for c in kept] == [(0, b"note-0\n"), (1, b"note-1\n")]
+        assert kept[1].root == root

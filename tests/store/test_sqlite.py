@@ -86,7 +86,7 @@ def test_url_errors_are_clear(tmp_path: Path) -> None:
     """Bad URLs fail with a message that says what to write instead."""
     with pytest.raises(UnknownStore, match="sqlite://"):
         open_store("mysql://localhost/x")
-    with pytest.raises(UsageError, match="sqlite:///relative.db"):
+    with pytest.raises(UsageError, match=r"sqlite:///relative\.db"):
         open_store("sqlite://host/x.db")
     with pytest.raises(StoreUnavailable, match="does not exist"):
         open_store(f"sqlite:///{tmp_path}/missing/dir/x.db")

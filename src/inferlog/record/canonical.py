@@ -20,7 +20,7 @@ from typing import Any
 
 from inferlog.errors import RecordInvalid
 
-_encode_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def canonicalize(value: Any) -> bytes:
@@ -52,26 +52,27 @@ def format_number(value: float) -> str:
         raise RecordInvalid(f"number {value!r} is not allowed in JSON")
     if value == 0:
         return "0"  # also -0.0, as ECMAScript does
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
+    # Both Python's repr and ECMAScript pick the shortest digits that round-trip; they differ only
+    # in where they switch to exponent form and how they spell the exponent.
     text = repr(value)
     if "e" not in text:
-        return text  # Python's plain form covers 1e-4 <= |x| < 1e16, inside ECMAScript's plain range
+        return text[:-2] if text.endswith(".0") else text
     mantissa, _, exp_text = text.partition("e")
     exponent = int(exp_text)
     if exponent >= 21 or exponent < -6:
         return f"{mantissa}e{'+' if exponent > 0 else '-'}{abs(exponent)}"
-    # 1e-7 <= |x| < 1e-4: ECMAScript writes these in plain decimal form.
     sign = "-" if mantissa.startswith("-") else ""
     digits = mantissa.lstrip("-").replace(".", "")
-    return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
+    if exponent > 0:  # 1e16 <= |x| < 1e21: digits, then zeros
+        return f"{sign}{digits}{'0' * (exponent - len(digits) + 1)}"
+    return f"{sign}0.{'0' * (-exponent - 1)}{digits}"  # 1e-7 <= |x| < 1e-4
 
 
 def _sort_key_utf16(key: str) -> bytes:
     return key.encode("utf-16-be", "surrogatepass")
 
 
-def _write(value: Any, out: Callable[[str], None]) -> None:  # noqa: C901 - one dispatch table
+def _write(value: Any, out: Callable[[str], None]) -> None:
     kind = type(value)
     if kind is str:
         out(_encode_string(value))

@@ -39,7 +39,8 @@ def _invalid(exc: msgspec.ValidationError, index: int | None = None) -> RecordIn
 def decode_entry(data: bytes) -> Entry:
     """Decode and validate one entry from JSON bytes (the spool, NDJSON bodies)."""
     try:
-        return _json_decoder.decode(data)
+        entry: Entry = _json_decoder.decode(data)
+        return entry
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from None
     except msgspec.DecodeError as exc:

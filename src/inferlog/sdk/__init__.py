@@ -15,7 +15,7 @@ from inferlog.store import open_store
 __all__ = ["CapturingTransport", "Log", "StoreTransport", "Transport", "open"]
 
 
-def open(  # noqa: A001 - `inferlog.open` is the product's documented entry point
+def open(
     url: str | None = None,
     *,
     system: str | None = None,

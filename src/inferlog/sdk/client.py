@@ -135,7 +135,7 @@ class Log:
         self,
         *,
         model: Model,
-        input: Any = None,  # noqa: A002 - the record's own field name
+        input: Any = None,
         output: Any = None,
         latency_ms: float | None = None,
         status: Literal["ok", "error"] = "ok",
@@ -149,7 +149,7 @@ class Log:
         span_id: str | None = None,
         parent_id: str | None = None,
         session_id: str | None = None,
-        id: str | None = None,  # noqa: A002 - the record's own field name
+        id: str | None = None,
         ts: dt.datetime | None = None,
     ) -> str:
         """Record one inference; returns its id. Durable (at the Log's level) when it returns."""
@@ -323,7 +323,10 @@ class Log:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 

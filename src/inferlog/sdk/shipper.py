@@ -123,16 +123,18 @@ class Shipper:
             try:
                 results = self.transport.send(entries) if entries else []
                 break
-            except Exception as exc:  # noqa: BLE001 - any failure is retried; the spool keeps the data
+            except Exception as exc:
                 self.counters.retries += 1
                 log.warning("delivery failed, retrying in %.2fs: %s", backoff, exc)
-                if self._stop.wait(backoff * (0.5 + random.random())):  # noqa: S311 - jitter
+                if self._stop.wait(backoff * (0.5 + random.random())):
                     return False
                 backoff = min(backoff * 2, self.max_backoff)
         self._count(results, entries, origin, replay)
         return True
 
-    def _count(self, results: Sequence[AppendResult], entries: Sequence[Entry], origin: Path, replay: bool) -> None:
+    def _count(
+        self, results: Sequence[AppendResult], entries: Sequence[Entry], origin: Path, replay: bool
+    ) -> None:
         c = self.counters
         for result, entry in zip(results, entries, strict=True):
             if result.status == "new":
@@ -150,7 +152,7 @@ class Shipper:
         folder = origin.parent / "dead-letter"
         folder.mkdir(exist_ok=True)
         with open(folder / f"{origin.name}.jsonl", "ab") as fh:
-            fh.write(msgspec.json.encode({"reason": reason, "record": msgspec.json.Raw(data)}) + b"\n")
+            fh.write(msgspec.json.encode({"reason": reason, "record": msgspec.Raw(data)}) + b"\n")
 
     def _replay_orphans(self) -> None:
         for orphan in adopt_orphans(self.spool.root, own=self.spool.directory):

@@ -60,7 +60,9 @@ def row_of(prepared: Prepared, seq: int, logged_at: int) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def stored_of(seq: int, logged_at: int, body: str | bytes | None, leaf: bytes, leaf_hash: bytes) -> StoredEntry:
+def stored_of(
+    seq: int, logged_at: int, body: str | bytes | None, leaf: bytes, leaf_hash: bytes
+) -> StoredEntry:
     """Rebuild a StoredEntry from its row; a purged one is rebuilt from its leaf's metadata."""
     raw = body.encode("utf-8") if isinstance(body, str) else body
     entry = _entry_decoder.decode(raw) if raw is not None else _entry_from_leaf(leaf)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from inferlog.errors import UsageError
+from inferlog.ledger.merkle import CompactRange
 from inferlog.pipeline import Prepared
 from inferlog.record.model import KINDS, STATUSES, StoredEntry
 
@@ -110,6 +111,16 @@ class Page:
         return self.entries[index]
 
 
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A signed checkpoint as kept in the store: tree size, root, the signed note, when it was made."""
+
+    size: int
+    root: bytes
+    note: bytes
+    created_at: dt.datetime
+
+
 @runtime_checkable
 class Store(Protocol):
     """A place the ledger lives. Implementations: SQLite (embedded), PostgreSQL (production)."""
@@ -138,6 +149,28 @@ class Store(Protocol):
 
     def stats(self, query: Query | None = None) -> dict[str, Any]:
         """Counts by kind, status, system and model, latency percentiles, time range."""
+        ...
+
+    # -- the ledger (see inferlog.integrity) --
+
+    def tree(self) -> CompactRange:
+        """The Merkle tree's compact range over all entries (leaf i is the entry with seq i + 1)."""
+        ...
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of leaf indices [start, end), i.e. of seq start+1 .. end."""
+        ...
+
+    def tile_hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        """Stored perfect-subtree hashes at ``level`` (8, 16, ...), indices [start, end); a prefix if fewer."""
+        ...
+
+    def add_checkpoint(self, size: int, root: bytes, note: bytes) -> None:
+        """Keep a signed checkpoint (idempotent by size)."""
+        ...
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every kept checkpoint, by size."""
         ...
 
     def close(self) -> None:

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from inferlog.errors import StoreUnavailable, UsageError
+from inferlog.errors import IntegrityError, StoreUnavailable, UsageError
+from inferlog.ledger.merkle import CompactRange
+from inferlog.ledger.tiles import completed_tiles
 from inferlog.pipeline import Prepared
 from inferlog.record.model import StoredEntry
 from inferlog.store._rows import COLUMNS, READ_COLUMNS, from_micros, row_of, stored_of, to_micros
-from inferlog.store.base import AppendResult, Page, Query
+from inferlog.store.base import AppendResult, Page, Query, StoredCheckpoint
 from inferlog.store.migrations.sqlite import MIGRATIONS
 
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -153,6 +155,8 @@ class SQLiteStore:
                     results.append(AppendResult(entry_id, next_seq, "new"))
                     next_seq += 1
                 conn.executemany(_INSERT, rows)
+                if rows:
+                    self._extend_tree(conn, next_seq - len(rows) - 1, [row[-1] for row in rows])
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 conn.execute("ROLLBACK")
@@ -162,6 +166,72 @@ class SQLiteStore:
                 raise
         return results
 
+    def _extend_tree(self, conn: sqlite3.Connection, old_size: int, leaf_hashes: list[bytes]) -> None:
+        """Advance the compact range and write completed tiles, in the append's transaction."""
+        row = conn.execute("SELECT size, frontier FROM ledger_state WHERE id = 1").fetchone()
+        tree = CompactRange.from_bytes(row[1]) if row else CompactRange()
+        if tree.size != old_size:
+            raise IntegrityError(
+                f"ledger state covers {tree.size} entries but the log holds {old_size}: "
+                "the database was changed outside inferlog; run `inferlog verify`"
+            )
+        tree.extend(leaf_hashes)
+        conn.execute(
+            "INSERT INTO ledger_state (id, size, frontier) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier",
+            (tree.size, tree.to_bytes()),
+        )
+        tiles = completed_tiles(
+            old_size,
+            leaf_hashes,
+            lambda a, b: self._leaf_hashes(conn, a, b),
+            lambda level, a, b: self._tile_hashes(conn, level, a, b),
+        )
+        if tiles:
+            conn.executemany("INSERT INTO tiles (level, idx, hash) VALUES (?, ?, ?)", tiles)
+
+    @staticmethod
+    def _leaf_hashes(conn: sqlite3.Connection, start: int, end: int) -> list[bytes]:
+        rows = conn.execute(
+            "SELECT leaf_hash FROM entries WHERE seq > ? AND seq <= ? ORDER BY seq", (start, end)
+        )
+        return [bytes(row[0]) for row in rows]
+
+    @staticmethod
+    def _tile_hashes(conn: sqlite3.Connection, level: int, start: int, end: int) -> list[bytes]:
+        rows = conn.execute(
+            "SELECT hash FROM tiles WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (level, start, end),
+        )
+        return [bytes(row[0]) for row in rows]
+
+    # -- the ledger ---------------------------------------------------------------------------
+
+    def tree(self) -> CompactRange:
+        row = self._reader().execute("SELECT size, frontier FROM ledger_state WHERE id = 1").fetchone()
+        return CompactRange.from_bytes(row[1]) if row else CompactRange()
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        return self._leaf_hashes(self._reader(), start, end)
+
+    def tile_hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        return self._tile_hashes(self._reader(), level, start, end)
+
+    def add_checkpoint(self, size: int, root: bytes, note: bytes) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (size) DO NOTHING",
+                (size, root, note.decode("utf-8"), to_micros(dt.datetime.now(dt.UTC))),
+            )
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        rows = self._reader().execute("SELECT size, root, note, created_at FROM checkpoints ORDER BY size")
+        return [
+            StoredCheckpoint(size, bytes(root), note.encode("utf-8"), from_micros(created))
+            for size, root, note, created in rows
+        ]
+
     @staticmethod
     def _existing(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, bytes | None]]:
         found: dict[str, tuple[int, bytes | None]] = {}
@@ -169,7 +239,8 @@ class SQLiteStore:
             chunk = ids[start : start + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             for entry_id, seq, body in conn.execute(
-                f"SELECT id, seq, body FROM entries WHERE id IN ({marks})", chunk  # noqa: S608
+                f"SELECT id, seq, body FROM entries WHERE id IN ({marks})",
+                chunk,
             ):
                 found[entry_id] = (seq, body.encode("utf-8") if body is not None else None)
         return found
@@ -177,9 +248,14 @@ class SQLiteStore:
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, entry_id: str) -> StoredEntry | None:
-        row = self._reader().execute(
-            f"SELECT {READ_COLUMNS} FROM entries WHERE id = ?", (entry_id,)  # noqa: S608
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                f"SELECT {READ_COLUMNS} FROM entries WHERE id = ?",
+                (entry_id,),
+            )
+            .fetchone()
+        )
         return stored_of(*row) if row else None
 
     def size(self) -> int:
@@ -188,7 +264,7 @@ class SQLiteStore:
 
     def scan(self, after: int = 0, limit: int = 1000) -> list[StoredEntry]:
         rows = self._reader().execute(
-            f"SELECT {READ_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+            f"SELECT {READ_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
             (after, limit),
         )
         return [stored_of(*row) for row in rows]
@@ -202,7 +278,7 @@ class SQLiteStore:
             where.append("seq < ?")
             params.append(query.after)
         sql = (
-            f"SELECT {READ_COLUMNS} FROM entries"  # noqa: S608 - only our own column names
+            f"SELECT {READ_COLUMNS} FROM entries"
             + (f" WHERE {' AND '.join(where)}" if where else "")
             + f" ORDER BY seq {'ASC' if query.order == 'asc' else 'DESC'} LIMIT ?"
         )
@@ -219,17 +295,19 @@ class SQLiteStore:
 
         def grouped(column: str) -> dict[str, int]:
             rows = conn.execute(
-                f"SELECT {column}, count(*) FROM entries{clause} GROUP BY {column}", params  # noqa: S608
+                f"SELECT {column}, count(*) FROM entries{clause} GROUP BY {column}",
+                params,
             )
             return {str(key): count for key, count in rows if key is not None}
 
         total, first, last = conn.execute(
-            f"SELECT count(*), min(ts), max(ts) FROM entries{clause}", params  # noqa: S608
+            f"SELECT count(*), min(ts), max(ts) FROM entries{clause}",
+            params,
         ).fetchone()
         inference = " AND ".join([*where, "kind = 'inference'", "latency_ms IS NOT NULL"])
         latencies = _percentiles(conn, f"FROM entries WHERE {inference}", params)
         models = conn.execute(
-            f"SELECT model_name, model_version, count(*), sum(status = 'error') FROM entries"  # noqa: S608
+            f"SELECT model_name, model_version, count(*), sum(status = 'error') FROM entries"
             f"{clause}{' AND' if clause else ' WHERE'} kind = 'inference' "
             "GROUP BY model_name, model_version ORDER BY count(*) DESC",
             params,
@@ -286,9 +364,9 @@ def _where(query: Query) -> tuple[list[str], list[Any]]:
     if query.until is not None:
         where.append("ts < ?")
         params.append(to_micros(query.until))
-    for key, value in query.attributes.items():
+    for key, wanted in query.attributes.items():
         where.append(f"json_extract(body, '$.attributes.\"{key}\"') = ?")
-        params.append(value)
+        params.append(wanted)
     return where, params
 
 
@@ -318,4 +396,3 @@ def _statements(script: str) -> list[str]:
     if current.strip():
         statements.append(current.strip())
     return statements
-

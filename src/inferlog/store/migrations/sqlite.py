@@ -57,6 +57,20 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             size     INTEGER NOT NULL,
             frontier BLOB NOT NULL
         );
+        -- Hashes of perfect subtrees of 256**k leaves (levels 8, 16, ...), for O(log n) proofs.
+        CREATE TABLE tiles (
+            level INTEGER NOT NULL,
+            idx   INTEGER NOT NULL,
+            hash  BLOB NOT NULL,
+            PRIMARY KEY (level, idx)
+        ) WITHOUT ROWID;
+        -- Signed checkpoints (C2SP signed notes). Copies also go off-box: these alone prove nothing.
+        CREATE TABLE checkpoints (
+            size       INTEGER PRIMARY KEY,
+            root       BLOB NOT NULL,
+            note       TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
         """,
     ),
 ]
