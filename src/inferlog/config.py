@@ -21,7 +21,21 @@ ENV_DURABILITY = "INFERLOG_DURABILITY"
 ENV_FAIL_CLOSED = "INFERLOG_FAIL_CLOSED"
 """``1``/``true`` to make ``record()`` raise when a record cannot be made durable."""
 
+ENV_SIGNER_KEY_FILE = "INFERLOG_SIGNER_KEY_FILE"
+"""The checkpoint signing key (made by ``inferlog keys init-signer``); keep it off the database host."""
+ENV_VERIFIER_KEY = "INFERLOG_VERIFIER_KEY"
+"""A verifier key string or ``.pub`` file that ``inferlog verify`` checks checkpoint signatures with."""
+ENV_CHECKPOINT_DIR = "INFERLOG_CHECKPOINT_DIR"
+"""A folder (ideally another machine's or WORM storage) that receives a copy of every checkpoint."""
+ENV_CHECKPOINT_WEBHOOK = "INFERLOG_CHECKPOINT_WEBHOOK"
+"""An http(s) URL that every checkpoint is POSTed to (text/plain signed note)."""
+ENV_CHECKPOINT_EVERY = "INFERLOG_CHECKPOINT_EVERY"
+"""Make a checkpoint after this many new entries (default 1000)."""
+ENV_CHECKPOINT_SECONDS = "INFERLOG_CHECKPOINT_SECONDS"
+"""Make a checkpoint when new entries are this many seconds old without one (default 10)."""
+
 DEFAULT_DB = "sqlite:///inferlog.db"
+DEFAULT_SIGNER_KEY_FILE = "inferlog-signer.key"
 DEFAULT_SYSTEM = "default"
 
 SETTINGS = {
@@ -30,6 +44,12 @@ SETTINGS = {
     ENV_SPOOL_DIR: "the SDK's spool folder (default: <db file>-spool)",
     ENV_DURABILITY: "process (default) or machine",
     ENV_FAIL_CLOSED: "1/true: record() raises when a record cannot be made durable",
+    ENV_SIGNER_KEY_FILE: "the checkpoint signing key file (default ./inferlog-signer.key)",
+    ENV_VERIFIER_KEY: "verifier key (string or .pub file) for `inferlog verify`",
+    ENV_CHECKPOINT_DIR: "folder receiving a copy of every checkpoint (off-box)",
+    ENV_CHECKPOINT_WEBHOOK: "URL every checkpoint is POSTed to (off-box)",
+    ENV_CHECKPOINT_EVERY: "checkpoint after this many new entries (default 1000)",
+    ENV_CHECKPOINT_SECONDS: "checkpoint when new entries wait this long (default 10)",
 }
 
 DURABILITY_LEVELS = ("process", "machine")

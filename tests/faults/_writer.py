@@ -15,7 +15,11 @@ import inferlog
 def main() -> None:
     url, spool_dir, threads, durability = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     log = inferlog.open(
-        url, system="kill-test", spool_dir=spool_dir, durability=durability, fail_closed=True  # type: ignore[arg-type]
+        url,
+        system="kill-test",
+        spool_dir=spool_dir,
+        durability=durability,
+        fail_closed=True,  # type: ignore[arg-type]
     )
     model = inferlog.Model("kill-test-model", "1")
     out_lock = threading.Lock()

@@ -22,9 +22,7 @@ def test_leaf_hash_matches_go_sumdb_record_hash():
 
 def test_leaf_hash_of_empty_leaf_is_the_one_leaf_root():
     """The empty leaf hashes to transparency-dev's one-leaf root 6e340b9c…."""
-    assert leaf_hash(b"").hex() == (
-        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
-    )
+    assert leaf_hash(b"").hex() == ("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d")
 
 
 def test_node_hash_prefixes_with_one():

@@ -112,14 +112,9 @@ def tiled(height: int, stored: bool = False) -> Source:
     def make(leaves: Sequence[bytes]) -> SubtreeHashes:
         def read_tiles(level: int, start: int, end: int) -> list[bytes]:
             available = (len(leaves) >> level) // 2
-            return [
-                mth(leaves[i << level : (i + 1) << level])
-                for i in range(start, min(end, available))
-            ]
+            return [mth(leaves[i << level : (i + 1) << level]) for i in range(start, min(end, available))]
 
-        return TiledHashes(
-            lambda a, b: leaves[a:b], read_tiles if stored else None, tile_height=height
-        )
+        return TiledHashes(lambda a, b: leaves[a:b], read_tiles if stored else None, tile_height=height)
 
     return make
 
@@ -132,9 +127,7 @@ SOURCES = [
     pytest.param(tiled(8), id="Tiled8"),
 ]
 
-sizes_and_index = st.integers(1, 300).flatmap(
-    lambda n: st.tuples(st.just(n), st.integers(0, n - 1))
-)
+sizes_and_index = st.integers(1, 300).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1)))
 size_pairs = st.integers(1, 300).flatmap(lambda n: st.tuples(st.integers(1, n), st.just(n)))
 
 
@@ -146,9 +139,7 @@ def test_oracle_matches_spec_prefixes():
     assert mth(VECTOR_LEAVES[:1]).hex().startswith("6e340b9c")
     assert mth(VECTOR_LEAVES[:2]).hex().startswith("fac54203")
     assert mth(VECTOR_LEAVES[:3]).hex().startswith("aeb6bcfe")
-    assert mth(VECTOR_LEAVES).hex() == (
-        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
-    )
+    assert mth(VECTOR_LEAVES).hex() == ("5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")
 
 
 @pytest.mark.parametrize("n", range(9))
@@ -263,10 +254,7 @@ def check_inclusion(source: Source, leaves: Sequence[bytes], index: int) -> None
         (index, size, leaf, [root, *proof], root),
         (index, size, leaf, [*proof, b""], root),
     ]
-    bad += [
-        (index, size, leaf, [*proof[:i], flip(p), *proof[i + 1 :]], root)
-        for i, p in enumerate(proof)
-    ]
+    bad += [(index, size, leaf, [*proof[:i], flip(p), *proof[i + 1 :]], root) for i, p in enumerate(proof)]
     if proof:
         bad.append((index, size, leaf, proof[:-1], root))
         bad.append((index, size, leaf, [proof[0], flip(root), *proof[1:]], root))
@@ -351,8 +339,7 @@ def check_consistency(source: Source, leaves: Sequence[bytes], first: int) -> No
         (first, second, root1, root2, [*proof, b""]),
     ]
     bad += [
-        (first, second, root1, root2, [*proof[:i], flip(p), *proof[i + 1 :]])
-        for i, p in enumerate(proof)
+        (first, second, root1, root2, [*proof[:i], flip(p), *proof[i + 1 :]]) for i, p in enumerate(proof)
     ]
     # The proof must not pass for another pair of checkpoints.
     for other in {first - 1, first + 1, first ^ 2} - {first}:

@@ -84,12 +84,7 @@ def key_id(name: str, public_key: bytes) -> int:
 
 def _valid_name(name: str) -> bool:
     """Go's rule: non-empty, no Unicode space, no '+'; we also refuse control characters."""
-    return (
-        bool(name)
-        and "+" not in name
-        and not any(c.isspace() for c in name)
-        and not _CONTROL.search(name)
-    )
+    return bool(name) and "+" not in name and not any(c.isspace() for c in name) and not _CONTROL.search(name)
 
 
 def _check_name(name: str) -> None:
@@ -337,8 +332,7 @@ class Checkpoint:
     def __post_init__(self) -> None:
         if not _valid_name(self.origin):
             raise CheckpointError(
-                f"invalid origin {self.origin!r}: it must be non-empty, "
-                "without spaces, newlines or '+'"
+                f"invalid origin {self.origin!r}: it must be non-empty, without spaces, newlines or '+'"
             )
         if isinstance(self.size, bool) or not 0 <= self.size <= _MAX_SIZE:
             raise CheckpointError(f"checkpoint size {self.size!r} is outside 0..2**64-1")
@@ -361,9 +355,7 @@ class Checkpoint:
             raise CheckpointError("checkpoint must end with a newline")
         lines = decoded[:-1].split("\n")
         if len(lines) != 3:
-            raise CheckpointError(
-                f"checkpoint must have 3 lines (origin, size, root), got {len(lines)}"
-            )
+            raise CheckpointError(f"checkpoint must have 3 lines (origin, size, root), got {len(lines)}")
         origin, size_text, root64 = lines
         if not _DECIMAL.fullmatch(size_text):
             raise CheckpointError(f"checkpoint size {size_text!r} is not a canonical decimal")

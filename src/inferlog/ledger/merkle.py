@@ -252,8 +252,7 @@ class TiledHashes:
         hashes = list(self._read_leaves(start, end))
         if len(hashes) != end - start:
             raise IndexError(
-                f"leaf reader returned {len(hashes)} hashes for [{start}, {end}): "
-                "the subtree is not complete"
+                f"leaf reader returned {len(hashes)} hashes for [{start}, {end}): the subtree is not complete"
             )
         for h in hashes:
             _check_hash(h, "leaf hash")
@@ -382,9 +381,7 @@ def consistency_proof(first: int, second: int, hashes: SubtreeHashes) -> list[by
 # -------------------------------------------------------------- proof verification
 
 
-def verify_inclusion(
-    index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root: bytes
-) -> None:
+def verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root: bytes) -> None:
     """Check an inclusion proof per RFC 9162 §2.1.3.2; raise :class:`ProofError` if it fails.
 
     ``size`` and ``root`` must come from a verified checkpoint.

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from inferlog.config import Settings
+from inferlog.config import ENV_SIGNER_KEY_FILE, Settings
+from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.errors import UsageError
 from inferlog.sdk.client import Durability, Log
 from inferlog.sdk.transport import CapturingTransport, StoreTransport, Transport
@@ -22,6 +23,7 @@ def open(
     spool_dir: str | os.PathLike[str] | None = None,
     durability: Durability | None = None,
     fail_closed: bool | None = None,
+    signer_key: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Log:
     """Open an inference log.
@@ -29,13 +31,19 @@ def open(
     ``url`` names the log (default ``$INFERLOG_DB`` or ``sqlite:///inferlog.db``); ``system`` the AI
     system whose records this handle writes. Records pass through a spool folder (default: beside
     the SQLite file) that makes them durable before ``record()`` returns.
+
+    With a signing key (``signer_key`` or ``$INFERLOG_SIGNER_KEY_FILE``) the log signs checkpoints on
+    a cadence and copies them to ``$INFERLOG_CHECKPOINT_DIR`` / ``$INFERLOG_CHECKPOINT_WEBHOOK``.
     """
     settings = Settings.from_env()
     url = url or settings.db
     store = open_store(url)
     spool = spool_dir or settings.spool_dir or _default_spool(store)
+    key = signer_key or os.environ.get(ENV_SIGNER_KEY_FILE)
+    checkpointer = Checkpointer.from_settings(store, key) if key else None
     return Log(
         StoreTransport(store),
+        checkpointer=checkpointer,
         store=store,
         system=system or settings.system,
         spool_dir=spool,

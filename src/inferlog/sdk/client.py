@@ -30,10 +30,11 @@ from inferlog.record.model import (
     Model,
     StoredEntry,
 )
+from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
 from inferlog.sdk.transport import Transport
-from inferlog.store.base import Page, Query, Store
+from inferlog.store.base import Page, Query, Store, StoredCheckpoint
 
 log = logging.getLogger("inferlog")
 
@@ -88,6 +89,7 @@ class Log:
         block_timeout: float = 5.0,
         commit_interval: float = 0.005,
         batch_size: int = 1000,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         if durability not in DURABILITY_LEVELS:
             raise UsageError(f"durability must be 'process' or 'machine', got {durability!r}")
@@ -98,6 +100,7 @@ class Log:
         self.fail_closed = fail_closed
         self.transport = transport
         self.store = store
+        self.checkpointer = checkpointer
         self.counters = Counters()
         self._spool_args = {
             "segment_bytes": spool_segment_bytes,
@@ -117,7 +120,14 @@ class Log:
 
     def _start(self) -> None:
         self._spool = SpoolWriter(self._spool_root, **self._spool_args)  # type: ignore[arg-type]
-        self._shipper = Shipper(self._spool, self.transport, self.counters, **self._ship_args)  # type: ignore[arg-type]
+        after = self.checkpointer.maybe_checkpoint if self.checkpointer is not None else None
+        self._shipper = Shipper(
+            self._spool,
+            self.transport,
+            self.counters,
+            after_delivery=after,
+            **self._ship_args,  # type: ignore[arg-type]
+        )
 
     def _restart_after_fork(self) -> None:
         with self._lifecycle:
@@ -290,6 +300,18 @@ class Log:
         result["sdk"] = self.counters.as_dict() | {"pending": self.pending()}
         return result
 
+    # -- integrity ----------------------------------------------------------------------------
+
+    def checkpoint(self) -> StoredCheckpoint | None:
+        """Deliver what is pending, then sign a checkpoint of the log now (None without a signer)."""
+        if self.checkpointer is None:
+            return None
+        self.flush()
+        kept = self.checkpointer.store.checkpoints()
+        if kept and kept[-1].size == self.checkpointer.store.tree().size:
+            return kept[-1]
+        return self.checkpointer.checkpoint()
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def pending(self) -> int:
@@ -313,6 +335,8 @@ class Log:
             self._closed = True
         delivered = self._shipper.flush(self._spool.appended, timeout)
         self._shipper.stop()
+        if delivered and self.checkpointer is not None:
+            self.checkpoint()
         self._spool.close(delivered=self._shipper.delivered >= self._spool.appended)
         self.transport.close()
         if self.store is not None and self.store is not getattr(self.transport, "store", None):

@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ class Counters:
     dropped: int = 0  # not made durable and not raised (fail_closed=False); logged as errors
     retries: int = 0  # delivery attempts that failed and will be retried
     torn: int = 0  # torn frames cut from a dead process's spool tail
+    checkpoint_failures: int = 0  # checkpoints that could not be made or published
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -58,6 +59,7 @@ class Shipper:
         commit_interval: float,
         batch_size: int,
         max_backoff: float = 5.0,
+        after_delivery: Callable[[], object] | None = None,
     ) -> None:
         self.spool = spool
         self.transport = transport
@@ -65,6 +67,7 @@ class Shipper:
         self.commit_interval = commit_interval
         self.batch_size = batch_size
         self.max_backoff = max_backoff
+        self.after_delivery = after_delivery
         self.cursor = Cursor(1, DATA_START)
         self.delivered = 0  # own frames delivered (or dead-lettered)
         self._stop = threading.Event()
@@ -100,6 +103,7 @@ class Shipper:
                 if time.monotonic() > next_orphan_scan:
                     self._replay_orphans()
                     next_orphan_scan = time.monotonic() + 30.0
+                self._after_delivery()
                 self._wake.wait(self.commit_interval)
                 self._wake.clear()
                 continue
@@ -109,6 +113,16 @@ class Shipper:
             with self._progress:
                 self.delivered += len(payloads)
                 self._progress.notify_all()
+            self._after_delivery()
+
+    def _after_delivery(self) -> None:
+        if self.after_delivery is None:
+            return
+        try:
+            self.after_delivery()
+        except Exception:  # noqa: BLE001 - e.g. a signer refusing a head: loud, but records keep flowing
+            self.counters.checkpoint_failures += 1
+            log.exception("making a checkpoint failed")
 
     def _deliver(self, payloads: Sequence[bytes], origin: Path, replay: bool = False) -> bool:
         """Send until delivered; False only if asked to stop first."""
@@ -123,10 +137,10 @@ class Shipper:
             try:
                 results = self.transport.send(entries) if entries else []
                 break
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure is retried; the spool keeps the data
                 self.counters.retries += 1
                 log.warning("delivery failed, retrying in %.2fs: %s", backoff, exc)
-                if self._stop.wait(backoff * (0.5 + random.random())):
+                if self._stop.wait(backoff * (0.5 + random.random())):  # noqa: S311 - jitter, not secrets
                     return False
                 backoff = min(backoff * 2, self.max_backoff)
         self._count(results, entries, origin, replay)

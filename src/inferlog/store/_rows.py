@@ -28,6 +28,8 @@ COLUMNS = (
     "latency_ms", "request_id", "trace_id", "session_id", "subject", "inference_id", "actor",
     "body", "salt", "leaf", "leaf_hash",
 )  # fmt: skip
+# Columns the verifier reads (see LedgerRow).
+LEDGER_COLUMNS = "seq, id, kind, system, ts, model_name, model_version, status, body, salt, leaf, leaf_hash"
 # Columns read back to rebuild a StoredEntry.
 READ_COLUMNS = "seq, logged_at, body, leaf, leaf_hash"
 

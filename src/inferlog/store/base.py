@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from inferlog.errors import UsageError
 from inferlog.ledger.merkle import CompactRange
@@ -111,6 +111,23 @@ class Page:
         return self.entries[index]
 
 
+class LedgerRow(NamedTuple):
+    """One entry's row as the verifier reads it: the indexed columns, the body, the leaf."""
+
+    seq: int
+    id: str
+    kind: str
+    system: str
+    ts: int  # microseconds since the epoch
+    model_name: str | None
+    model_version: str | None
+    status: str | None
+    body: bytes | None
+    salt: bytes | None
+    leaf: bytes
+    leaf_hash: bytes
+
+
 @dataclass(frozen=True)
 class StoredCheckpoint:
     """A signed checkpoint as kept in the store: tree size, root, the signed note, when it was made."""
@@ -163,6 +180,10 @@ class Store(Protocol):
 
     def tile_hashes(self, level: int, start: int, end: int) -> list[bytes]:
         """Stored perfect-subtree hashes at ``level`` (8, 16, ...), indices [start, end); a prefix if fewer."""
+        ...
+
+    def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
+        """Raw rows with seq > after, in seq order, for the verifier."""
         ...
 
     def add_checkpoint(self, size: int, root: bytes, note: bytes) -> None:

@@ -21,8 +21,16 @@ from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
 from inferlog.pipeline import Prepared
 from inferlog.record.model import StoredEntry
-from inferlog.store._rows import COLUMNS, READ_COLUMNS, from_micros, row_of, stored_of, to_micros
-from inferlog.store.base import AppendResult, Page, Query, StoredCheckpoint
+from inferlog.store._rows import (
+    COLUMNS,
+    LEDGER_COLUMNS,
+    READ_COLUMNS,
+    from_micros,
+    row_of,
+    stored_of,
+    to_micros,
+)
+from inferlog.store.base import AppendResult, LedgerRow, Page, Query, StoredCheckpoint
 from inferlog.store.migrations.sqlite import MIGRATIONS
 
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -216,6 +224,18 @@ class SQLiteStore:
 
     def tile_hashes(self, level: int, start: int, end: int) -> list[bytes]:
         return self._tile_hashes(self._reader(), level, start, end)
+
+    def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
+        rows = self._reader().execute(
+            f"SELECT {LEDGER_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        )
+        return [
+            LedgerRow(seq, id_, kind, system, ts, name, version, status,
+                      body.encode("utf-8") if body is not None else None,
+                      salt, bytes(leaf), bytes(leaf_hash))
+            for seq, id_, kind, system, ts, name, version, status, body, salt, leaf, leaf_hash in rows
+        ]  # fmt: skip
 
     def add_checkpoint(self, size: int, root: bytes, note: bytes) -> None:
         with self._write_lock:

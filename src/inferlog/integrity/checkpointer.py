@@ -1,0 +1,118 @@
+"""Making checkpoints: on a cadence (every N entries or T seconds) and on demand, then publishing them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from inferlog.config import (
+    ENV_CHECKPOINT_DIR,
+    ENV_CHECKPOINT_EVERY,
+    ENV_CHECKPOINT_SECONDS,
+    ENV_CHECKPOINT_WEBHOOK,
+)
+from inferlog.errors import UsageError
+from inferlog.integrity.keys import load_signer, signer_key_path
+from inferlog.integrity.publish import DirectoryPublisher, Publisher, WebhookPublisher
+from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.tree import consistency
+from inferlog.store.base import Store, StoredCheckpoint
+
+log = logging.getLogger("inferlog.checkpoints")
+
+
+class Checkpointer:
+    """Signs the store's current tree head when enough has changed, keeps it, publishes it."""
+
+    def __init__(
+        self,
+        store: Store,
+        signer: CheckpointSigner,
+        publishers: Sequence[Publisher] = (),
+        *,
+        every_entries: int = 1000,
+        every_seconds: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.publishers = list(publishers)
+        self.every_entries = every_entries
+        self.every_seconds = every_seconds
+        self.publish_failures = 0
+        last = signer.last()
+        self._last_size = last[0] if last else 0
+        self._last_time = time.monotonic()
+
+    def maybe_checkpoint(self) -> StoredCheckpoint | None:
+        """Checkpoint if N new entries arrived, or new entries have waited T seconds."""
+        size = self.store.tree().size
+        new = size - self._last_size
+        if new <= 0:
+            self._last_time = time.monotonic()
+            return None
+        if new < self.every_entries and time.monotonic() - self._last_time < self.every_seconds:
+            return None
+        return self.checkpoint()
+
+    def checkpoint(self) -> StoredCheckpoint:
+        """Sign, keep and publish a checkpoint of the tree as it is now."""
+        tree = self.store.tree()
+        root = tree.root()
+        note = self.signer.sign(tree.size, root, lambda a, b: consistency(self.store, a, b))
+        self.store.add_checkpoint(tree.size, root, note)
+        for publisher in self.publishers:
+            try:
+                publisher.publish(tree.size, note)
+            except Exception as exc:  # noqa: BLE001 - a down mirror must not stop the log; it is counted
+                self.publish_failures += 1
+                log.error("could not publish checkpoint %d to %r: %s", tree.size, publisher, exc)
+        self._last_size = tree.size
+        self._last_time = time.monotonic()
+        kept = [c for c in self.store.checkpoints() if c.size == tree.size]
+        return kept[0]
+
+    @classmethod
+    def from_settings(
+        cls,
+        store: Store,
+        key_file: str | os.PathLike[str] | None = None,
+        *,
+        directory: str | None = None,
+        webhook: str | None = None,
+    ) -> Checkpointer:
+        """Build from arguments, falling back to the INFERLOG_* environment variables."""
+        key_path = signer_key_path(key_file)
+        signer = CheckpointSigner.beside_key(load_signer(key_path), key_path)
+        publishers: list[Publisher] = []
+        folder = directory or os.environ.get(ENV_CHECKPOINT_DIR)
+        if folder:
+            publishers.append(DirectoryPublisher(Path(folder)))
+        url = webhook or os.environ.get(ENV_CHECKPOINT_WEBHOOK)
+        if url:
+            try:
+                publishers.append(WebhookPublisher(url))
+            except ValueError as exc:
+                raise UsageError(str(exc)) from exc
+        return cls(
+            store,
+            signer,
+            publishers,
+            every_entries=_int_env(ENV_CHECKPOINT_EVERY, 1000),
+            every_seconds=float(_int_env(ENV_CHECKPOINT_SECONDS, 10)),
+        )
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise UsageError(f"{name} must be at least 1, got {number}")
+    return number

@@ -1,0 +1,369 @@
+"""Verification: the full audit, one record's inclusion, and a checkpoint against a trusted one.
+
+Each returns a report object (never a bare bool) listing problems with the seq they concern, so the
+CLI can name the first bad entry and say what is wrong with it. The verifier hashes the leaf bytes as
+stored and never re-serializes them; sizes and roots come from checkpoints whose signatures verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from inferlog.errors import NotFound, UsageError
+from inferlog.integrity.files import write_atomic
+from inferlog.integrity.tree import consistency, inclusion
+from inferlog.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    NoteError,
+    NoteVerifier,
+    open_checkpoint,
+)
+from inferlog.ledger.merkle import CompactRange, ProofError, verify_consistency, verify_inclusion
+from inferlog.store.base import LedgerRow, Store
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICRO = dt.timedelta(microseconds=1)
+_CHUNK = 20_000
+
+
+class _LeafModel(msgspec.Struct):
+    name: str
+    version: str
+
+
+class _Leaf(msgspec.Struct):
+    kind: str
+    id: str
+    system: str
+    ts: dt.datetime
+    commit: str
+    model: _LeafModel | None = None
+    status: str | None = None
+
+
+_leaf_decoder = msgspec.json.Decoder(_Leaf)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that does not hold; ``seq`` is the entry it concerns, or the first that may be bad."""
+
+    seq: int | None
+    what: str
+
+    def __str__(self) -> str:
+        return f"seq {self.seq}: {self.what}" if self.seq is not None else self.what
+
+
+@dataclass
+class AuditReport:
+    """The outcome of a full audit."""
+
+    entries: int = 0
+    purged: int = 0
+    checkpoints: int = 0  # signed checkpoints whose roots were recomputed
+    size: int = 0
+    root: bytes = b""
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        seqs = [p.seq for p in self.problems if p.seq is not None]
+        return min(seqs) if seqs else None
+
+
+def _open(note: bytes, verifiers: Sequence[NoteVerifier]) -> Checkpoint:
+    if verifiers:
+        return open_checkpoint(note, verifiers)
+    text = note.split(b"\n\n", 1)[0] + b"\n"
+    return Checkpoint.parse(text)
+
+
+def audit(
+    store: Store,
+    verifiers: Sequence[NoteVerifier] = (),
+    offbox: Sequence[bytes] = (),
+    progress: Callable[[int], None] | None = None,
+) -> AuditReport:
+    """Recompute every leaf and the root at each checkpoint; check seq continuity and commitments.
+
+    ``offbox`` are signed notes kept outside the database (a checkpoint folder, a witness): they catch
+    a log that was truncated, rolled back to a backup, or rewritten together with its checkpoint table.
+    """
+    report = AuditReport()
+    if not verifiers:
+        report.warnings.append("no verifier key: checkpoint signatures were NOT checked (pass --key)")
+    expected: dict[int, tuple[bytes, str]] = {}  # size -> (root, where it comes from)
+    for stored in store.checkpoints():
+        try:
+            cp = _open(stored.note, verifiers)
+        except (NoteError, CheckpointError) as exc:
+            report.problems.append(
+                Problem(None, f"checkpoint {stored.size} in the store does not verify: {exc}")
+            )
+            continue
+        if (cp.size, cp.root) != (stored.size, stored.root):
+            report.problems.append(
+                Problem(None, f"checkpoint {stored.size}: its row differs from its signed note")
+            )
+        expected[cp.size] = (cp.root, "the store's signed checkpoint")
+    for note in offbox:
+        try:
+            cp = _open(note, verifiers)
+        except (NoteError, CheckpointError) as exc:
+            report.problems.append(Problem(None, f"an off-box checkpoint does not verify: {exc}"))
+            continue
+        known = expected.get(cp.size)
+        if known is not None and known[0] != cp.root:
+            report.problems.append(
+                Problem(
+                    None, f"fork: the store's checkpoint {cp.size} and the off-box one have different roots"
+                )
+            )
+        expected[cp.size] = (cp.root, "an off-box signed checkpoint")
+    if not expected:
+        report.warnings.append(
+            "no signed checkpoint: nothing anchors this log yet (run `inferlog checkpoint`)"
+        )
+
+    tree = CompactRange()
+    targets = sorted(expected)
+    target_index = 0
+    last_good = 0
+    next_seq = 1
+    ranges: list[tuple[int, int, str]] = []  # (first, last, what): a signed root that did not match
+
+    def check_targets() -> None:
+        nonlocal target_index, last_good
+        while target_index < len(targets) and targets[target_index] == tree.size:
+            size = targets[target_index]
+            root, where = expected[size]
+            if tree.root() == root:
+                last_good = size
+                report.checkpoints += 1
+            else:
+                ranges.append(
+                    (
+                        last_good + 1,
+                        size,
+                        f"the first {size} entries do not hash to the root of {where} {size}: "
+                        f"history was changed between seq {last_good + 1} and {size}",
+                    )
+                )
+            target_index += 1
+
+    check_targets()  # a checkpoint of size 0
+    after = 0
+    while True:
+        rows = store.ledger_rows(after, _CHUNK)
+        if not rows:
+            break
+        for row in rows:
+            if row.seq != next_seq:
+                report.problems.append(
+                    Problem(next_seq, f"entries {next_seq}..{row.seq - 1} are missing (deleted?)")
+                    if row.seq > next_seq
+                    else Problem(row.seq, "seq out of order")
+                )
+            next_seq = row.seq + 1
+            digest = hashlib.sha256(b"\x00" + row.leaf).digest()
+            if digest != row.leaf_hash:
+                report.problems.append(Problem(row.seq, "the stored leaf hash does not match the leaf bytes"))
+            tree.append(digest)
+            _check_row(row, report)
+            check_targets()
+        after = rows[-1].seq
+        report.entries += len(rows)
+        if progress is not None:
+            progress(len(rows))
+
+    report.size, report.root = tree.size, tree.root()
+    located = [p.seq for p in report.problems if p.seq is not None]
+    for first, last, what in ranges:
+        # A root mismatch only bounds where the change is; a row-level finding inside it is more exact.
+        inside = any(first <= seq <= last for seq in located)
+        report.problems.append(Problem(None if inside else first, what))
+    for size in targets[target_index:]:
+        report.problems.append(
+            Problem(
+                report.size + 1 if report.size < size else None,
+                f"{expected[size][1]} covers {size} entries but the log holds {report.size}: "
+                "entries were removed or an older backup was restored",
+            )
+        )
+    state = store.tree()
+    if (state.size, state.root()) != (tree.size, tree.root()):
+        report.problems.append(Problem(None, "the stored tree state does not match the recomputed tree"))
+    if targets and report.size > targets[-1]:
+        report.warnings.append(
+            f"entries {targets[-1] + 1}..{report.size} are not yet covered by a signed checkpoint"
+        )
+    report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
+    return report
+
+
+def _check_row(row: LedgerRow, report: AuditReport) -> None:
+    try:
+        leaf = _leaf_decoder.decode(row.leaf)
+    except msgspec.DecodeError as exc:
+        report.problems.append(Problem(row.seq, f"the leaf is not a valid leaf body ({exc})"))
+        return
+    columns: list[tuple[str, object, object]] = [
+        ("id", row.id, leaf.id),
+        ("kind", row.kind, leaf.kind),
+        ("system", row.system, leaf.system),
+        ("ts", row.ts, (leaf.ts - _EPOCH) // _MICRO),
+    ]
+    if leaf.model is not None:
+        columns += [
+            ("model_name", row.model_name, leaf.model.name),
+            ("model_version", row.model_version, leaf.model.version),
+            ("status", row.status, leaf.status),
+        ]
+    for name, stored, signed in columns:
+        if stored != signed:
+            report.problems.append(
+                Problem(row.seq, f"column {name} is {stored!r} but the leaf says {signed!r}")
+            )
+    if row.body is None:
+        report.purged += 1
+        return
+    if row.salt is None or not hmac.compare_digest(
+        hmac.digest(row.salt, row.body, "sha256"), base64.b64decode(leaf.commit)
+    ):
+        report.problems.append(
+            Problem(row.seq, "the payload does not match its commitment in the leaf (edited?)")
+        )
+
+
+@dataclass
+class RecordReport:
+    """The outcome of verifying one record's inclusion."""
+
+    id: str
+    seq: int = 0
+    checkpoint_size: int = 0
+    proof: list[bytes] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_record(store: Store, entry_id: str, verifiers: Sequence[NoteVerifier]) -> RecordReport:
+    """Prove one entry is in the log: its leaf, its payload commitment, its inclusion under a signed checkpoint."""
+    if not verifiers:
+        raise UsageError("verifying a record needs a verifier key (--key or INFERLOG_VERIFIER_KEY)")
+    stored = store.get(entry_id)
+    if stored is None:
+        raise NotFound(f"no entry with id {entry_id}")
+    report = RecordReport(entry_id, stored.seq)
+    rows = store.ledger_rows(stored.seq - 1, 1)
+    if not rows or rows[0].id != entry_id:
+        report.problems.append(Problem(stored.seq, "the entry's row could not be read back by seq"))
+        return report
+    row = rows[0]
+    leaf_hash = hashlib.sha256(b"\x00" + row.leaf).digest()
+    audit_row = AuditReport()
+    _check_row(row, audit_row)
+    report.problems += audit_row.problems
+    checkpoint = None
+    for kept in reversed(store.checkpoints()):
+        if kept.size < stored.seq:
+            break
+        try:
+            checkpoint = open_checkpoint(kept.note, verifiers)
+            break
+        except (NoteError, CheckpointError) as exc:
+            report.problems.append(Problem(None, f"checkpoint {kept.size} does not verify: {exc}"))
+    if checkpoint is None:
+        report.problems.append(
+            Problem(stored.seq, "no signed checkpoint covers this entry yet (run `inferlog checkpoint`)")
+        )
+        return report
+    report.checkpoint_size = checkpoint.size
+    try:
+        report.proof = inclusion(store, stored.seq, checkpoint.size)
+        verify_inclusion(stored.seq - 1, checkpoint.size, leaf_hash, report.proof, checkpoint.root)
+    except (ProofError, IndexError) as exc:
+        report.problems.append(
+            Problem(stored.seq, f"not included in signed checkpoint {checkpoint.size}: {exc}")
+        )
+    return report
+
+
+@dataclass
+class CheckpointReport:
+    """The outcome of checking the newest checkpoint against the last trusted one."""
+
+    trusted: Checkpoint | None = None
+    latest: Checkpoint | None = None
+    first_use: bool = False
+    problems: list[Problem] = field(default_factory=list)
+    evidence: list[bytes] = field(default_factory=list)  # both notes, when they disagree
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_checkpoint(
+    store: Store, verifiers: Sequence[NoteVerifier], trusted_path: Path
+) -> CheckpointReport:
+    """Check the store's newest checkpoint extends the trusted one; on success it becomes trusted."""
+    if not verifiers:
+        raise UsageError("verifying checkpoints needs a verifier key (--key or INFERLOG_VERIFIER_KEY)")
+    report = CheckpointReport()
+    kept = store.checkpoints()
+    if not kept:
+        report.problems.append(Problem(None, "the log has no checkpoint yet (run `inferlog checkpoint`)"))
+        return report
+    latest_note = kept[-1].note
+    try:
+        report.latest = latest = open_checkpoint(latest_note, verifiers)
+    except (NoteError, CheckpointError) as exc:
+        report.problems.append(Problem(None, f"the newest checkpoint does not verify: {exc}"))
+        return report
+    if not trusted_path.exists():
+        report.first_use = True
+        write_atomic(trusted_path, latest_note)
+        return report
+    trusted_note = trusted_path.read_bytes()
+    try:
+        report.trusted = trusted = open_checkpoint(trusted_note, verifiers)
+    except (NoteError, CheckpointError) as exc:
+        raise UsageError(f"the trusted checkpoint {trusted_path} does not verify: {exc}") from exc
+    problem = None
+    if trusted.origin != latest.origin:
+        problem = f"origin changed from {trusted.origin!r} to {latest.origin!r}"
+    elif latest.size < trusted.size:
+        problem = f"the log shrank: trusted size {trusted.size}, newest checkpoint {latest.size} (rollback?)"
+    elif latest.size == trusted.size and latest.root != trusted.root:
+        problem = f"fork: two different roots signed for size {latest.size}"
+    else:
+        try:
+            proof = consistency(store, trusted.size, latest.size)
+            verify_consistency(trusted.size, latest.size, trusted.root, latest.root, proof)
+        except (ProofError, IndexError, UsageError) as exc:
+            problem = f"the newest checkpoint is not consistent with the trusted one: {exc}"
+    if problem:
+        report.problems.append(Problem(None, problem))
+        report.evidence = [trusted_note, latest_note]
+        return report
+    write_atomic(trusted_path, latest_note)
+    return report
