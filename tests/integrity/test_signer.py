@@ -62,3 +62,33 @@ def test_signer_refuses_a_shrinking_or_forked_head(signed_log: SignedLog) -> Non
         signer.sign(310, forged_root, lambda a, b: consistency(store, a, b))
     note = signer.sign(310, root_at(store, 310), lambda a, b: consistency(store, a, b))
     assert open_checkpoint(note, signed_log.verifiers).size == 310
+
+
+def test_sdk_signs_checkpoints_on_cadence_and_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Log opened with a signer key checkpoints every N entries, copies them off-box, and once more on close."""
+    import inferlog
+    from inferlog.integrity.verify import audit
+
+    key = tmp_path / "signer.key"
+    init_signer(key, origin="sdk.example/log")
+    monkeypatch.setenv("INFERLOG_CHECKPOINT_EVERY", "50")
+    monkeypatch.setenv("INFERLOG_CHECKPOINT_DIR", str(tmp_path / "offbox"))
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log = inferlog.open(url, system="s", signer_key=key)
+    model = inferlog.Model("m", "1")
+    for i in range(60):
+        log.record(model=model, output=i)
+    assert log.flush()
+    for i in range(30):
+        log.record(model=model, output=i)
+    assert log.flush()  # 30 new entries: under the cadence, no checkpoint yet
+    log.close()
+    store = inferlog.open_store(url)
+    sizes = [c.size for c in store.checkpoints()]
+    assert len(sizes) == 2
+    assert 50 <= sizes[0] <= 60  # on cadence, once 50 new entries were delivered
+    assert sizes[1] == 90  # on close, covering everything
+    assert len(list((tmp_path / "offbox").glob("*.note"))) == len(sizes)
+    report = audit(store, load_verifiers([str(tmp_path / "signer.pub")]))
+    assert report.ok, report.problems
+    store.close()
