@@ -225,3 +225,20 @@ class StoreContract:
         kept = store.checkpoints()
         assert [(c.size, c.note) for c in kept] == [(0, b"note-0\n"), (1, b"note-1\n")]
         assert kept[1].root == root
+
+    def test_api_keys_round_trip_and_revoke(self, store: Store) -> None:
+        """API keys are kept with their role and systems, listed, and revoked once."""
+        from inferlog.store.base import ApiKey
+
+        key = ApiKey("k1", b"\x01" * 32, "reader", ("credit", "fraud"), "dashboard", T0)
+        store.put_api_key(key)
+        store.put_api_key(ApiKey("k2", b"\x02" * 32, "admin", ("*",), "ops", T0 + dt.timedelta(seconds=1)))
+        assert store.get_api_key("k1") == key
+        assert [k.kid for k in store.api_keys()] == ["k1", "k2"]
+        assert store.revoke_api_key("k1", T0 + dt.timedelta(days=1))
+        assert not store.revoke_api_key("k1", T0 + dt.timedelta(days=2))
+        assert not store.revoke_api_key("nope", T0)
+        revoked = store.get_api_key("k1")
+        assert revoked is not None
+        assert revoked.revoked_at == T0 + dt.timedelta(days=1)
+        assert store.get_api_key("missing") is None

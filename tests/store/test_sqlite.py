@@ -10,6 +10,7 @@ import pytest
 
 from inferlog.errors import StoreUnavailable, UnknownStore, UsageError
 from inferlog.store import open_store
+from inferlog.store.migrations.sqlite import MIGRATIONS
 from inferlog.store.sqlite import SQLiteStore, path_of
 from inferlog.testing import make_record, prepare
 from tests.store.contract import StoreContract
@@ -41,7 +42,7 @@ def test_seq_continues_after_reopen(sqlite_url: str) -> None:
     store.close()
     store = SQLiteStore(sqlite_url)
     assert [r.seq for r in store.append(prepare(make_record()))] == [3]
-    assert store.schema_version() == 1
+    assert store.schema_version() == len(MIGRATIONS)
     store.close()
 
 
@@ -99,3 +100,24 @@ def test_relative_and_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     assert path_of("sqlite:///rel.db") == Path("rel.db")
     assert path_of("sqlite:////abs/x.db") == Path("/abs/x.db")
+
+
+def test_old_database_upgrades_in_place(sqlite_url: str) -> None:
+    """A database made by schema version 1 gains later migrations on open, keeping its entries."""
+    from inferlog.store import sqlite as backend
+
+    full = list(backend.MIGRATIONS)
+    backend.MIGRATIONS[:] = full[:1]
+    try:
+        old = SQLiteStore(sqlite_url)
+        record = make_record()
+        old.append(prepare(record))
+        assert old.schema_version() == 1
+        old.close()
+    finally:
+        backend.MIGRATIONS[:] = full
+    upgraded = SQLiteStore(sqlite_url)
+    assert upgraded.schema_version() == len(full)
+    assert upgraded.get(record.id) is not None
+    assert upgraded.api_keys() == []
+    upgraded.close()

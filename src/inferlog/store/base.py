@@ -138,6 +138,25 @@ class StoredCheckpoint:
     created_at: dt.datetime
 
 
+ROLES = ("ingest", "reader", "auditor", "admin")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as stored: an id, the SHA-256 of its secret, a role and the systems it may touch."""
+
+    kid: str
+    secret_hash: bytes
+    role: str
+    systems: tuple[str, ...]  # ("*",) = every system
+    name: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+    def covers(self, system: str) -> bool:
+        return "*" in self.systems or system in self.systems
+
+
 @runtime_checkable
 class Store(Protocol):
     """A place the ledger lives. Implementations: SQLite (embedded), PostgreSQL (production)."""
@@ -192,6 +211,24 @@ class Store(Protocol):
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every kept checkpoint, by size."""
+        ...
+
+    # -- API keys (see inferlog.server.auth) --
+
+    def put_api_key(self, key: ApiKey) -> None:
+        """Keep a new API key (its kid must be new)."""
+        ...
+
+    def get_api_key(self, kid: str) -> ApiKey | None:
+        """The key with this kid, revoked or not."""
+        ...
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+        ...
+
+    def revoke_api_key(self, kid: str, at: dt.datetime) -> bool:
+        """Mark a key revoked; False if there is no such (unrevoked) key."""
         ...
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ thanks to WAL, never block the writer.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ from inferlog.store._rows import (
     stored_of,
     to_micros,
 )
-from inferlog.store.base import AppendResult, LedgerRow, Page, Query, StoredCheckpoint
+from inferlog.store.base import ApiKey, AppendResult, LedgerRow, Page, Query, StoredCheckpoint
 from inferlog.store.migrations.sqlite import MIGRATIONS
 
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -252,6 +253,33 @@ class SQLiteStore:
             for size, root, note, created in rows
         ]
 
+    # -- API keys -----------------------------------------------------------------------------
+
+    def put_api_key(self, key: ApiKey) -> None:
+        with self._write_lock:
+            self._writer.execute(
+                "INSERT INTO api_keys (kid, secret_hash, role, systems, name, created_at, revoked_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (key.kid, key.secret_hash, key.role, json.dumps(list(key.systems)), key.name,
+                 to_micros(key.created_at)),
+            )  # fmt: skip
+
+    def get_api_key(self, kid: str) -> ApiKey | None:
+        row = self._reader().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE kid = ?", (kid,)).fetchone()
+        return _api_key(row) if row else None
+
+    def api_keys(self) -> list[ApiKey]:
+        rows = self._reader().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, kid")
+        return [_api_key(row) for row in rows]
+
+    def revoke_api_key(self, kid: str, at: dt.datetime) -> bool:
+        with self._write_lock:
+            cursor = self._writer.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
+                (to_micros(at), kid),
+            )
+        return cursor.rowcount == 1
+
     @staticmethod
     def _existing(conn: sqlite3.Connection, ids: list[str]) -> dict[str, tuple[int, bytes | None]]:
         found: dict[str, tuple[int, bytes | None]] = {}
@@ -357,6 +385,22 @@ class SQLiteStore:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+
+
+_KEY_COLUMNS = "kid, secret_hash, role, systems, name, created_at, revoked_at"
+
+
+def _api_key(row: tuple[Any, ...]) -> ApiKey:
+    kid, secret_hash, role, systems, name, created, revoked = row
+    return ApiKey(
+        kid=kid,
+        secret_hash=bytes(secret_hash),
+        role=role,
+        systems=tuple(json.loads(systems)),
+        name=name,
+        created_at=from_micros(created),
+        revoked_at=from_micros(revoked) if revoked is not None else None,
+    )
 
 
 def _where(query: Query) -> tuple[list[str], list[Any]]:

@@ -74,3 +74,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
 ]
+
+MIGRATIONS.append(
+    (
+        2,
+        "api keys",
+        """
+        -- API keys: only a SHA-256 of the secret is kept; the key itself is shown once, at creation.
+        CREATE TABLE api_keys (
+            kid         TEXT PRIMARY KEY,
+            secret_hash BLOB NOT NULL,
+            role        TEXT NOT NULL,
+            systems     TEXT NOT NULL,      -- JSON array of system names; ["*"] for all
+            name        TEXT NOT NULL,
+            created_at  INTEGER NOT NULL,
+            revoked_at  INTEGER
+        );
+        """,
+    )
+)
