@@ -242,3 +242,11 @@ class StoreContract:
         assert revoked is not None
         assert revoked.revoked_at == T0 + dt.timedelta(days=1)
         assert store.get_api_key("missing") is None
+
+    def test_scope_filters_systems_and_kinds(self, store: Store) -> None:
+        """systems= and kinds= restrict to any of several values (how keys and roles scope reads)."""
+        a, b, c = (make_record(system=s) for s in ("credit", "fraud", "hr"))
+        store.append(prepare(a, b, c, _feedback(a.id)))
+        assert [e.id for e in store.query(Query(systems=("credit", "hr"), kinds=("inference",)))] == [a.id, c.id]
+        assert len(store.query(Query(systems=("*",)))) == 4
+        assert store.stats(Query(systems=("fraud",)))["entries"] == 1

@@ -43,6 +43,8 @@ class Query:
 
     system: str | None = None
     kind: str | None = None
+    systems: tuple[str, ...] | None = None  # any of these (a key's scope); None = no restriction
+    kinds: tuple[str, ...] | None = None  # any of these kinds (a role's view); None = no restriction
     model: str | None = None
     version: str | None = None
     status: str | None = None
@@ -63,8 +65,13 @@ class Query:
             raise UsageError(f"limit must be between 1 and {MAX_PAGE}, got {self.limit}")
         if self.order not in ("asc", "desc"):
             raise UsageError(f"order must be 'asc' or 'desc', got {self.order!r}")
-        if self.kind is not None and self.kind not in KINDS:
-            raise UsageError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        for kind in (self.kind, *(self.kinds or ())):
+            if kind is not None and kind not in KINDS:
+                raise UsageError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if self.systems is not None and not self.systems:
+            raise UsageError("systems, when given, must name at least one system")
+        if self.kinds is not None and not self.kinds:
+            raise UsageError("kinds, when given, must name at least one kind")
         if self.status is not None and self.status not in STATUSES:
             raise UsageError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
         for name in ("since", "until"):
@@ -86,8 +93,10 @@ class Query:
         out: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if value in (None, {}, 0) and name != "limit":
+            if value in (None, {}, 0, ()) and name != "limit":
                 continue
+            if isinstance(value, tuple):
+                value = list(value)
             out[name] = value.isoformat() if isinstance(value, dt.datetime) else value
         if isinstance(out.get("attributes"), Mapping):
             out["attributes"] = dict(out["attributes"])

@@ -422,6 +422,10 @@ def _where(query: Query) -> tuple[list[str], list[Any]]:
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    for column, values in (("system", query.systems), ("kind", query.kinds)):
+        if values is not None and "*" not in values:
+            where.append(f"{column} IN ({','.join('?' * len(values))})")
+            params.extend(values)
     if query.since is not None:
         where.append("ts >= ?")
         params.append(to_micros(query.since))

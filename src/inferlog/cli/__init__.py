@@ -1,0 +1,83 @@
+"""The ``inferlog`` command: a click group, one module per command group, thin over the library.
+
+Every error inferlog raises on purpose (and any ``OSError``) ends the command with one red line on
+stderr and exit code 1; nobody has to read a traceback to learn that an id is unknown.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+import click
+
+from inferlog.cli._common import State
+from inferlog.config import DEFAULT_DB, ENV_DB
+from inferlog.errors import InferlogError
+
+__all__ = ["CliError", "cli", "main"]
+
+
+class CliError(click.ClickException):
+    """An error shown as one red ``Error: ...`` line on stderr; exit code 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(click.style(f"Error: {self.format_message()}", fg="red"), err=True, file=file)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (an OSError's with its file name)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+class InferlogGroup(click.Group):
+    """A group whose commands' inferlog errors and OSErrors become one-line :class:`CliError` s."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # click quiets a closed pipe (`inferlog query --json | head`) itself
+        except (InferlogError, OSError) as exc:
+            raise CliError(one_line(exc)) from None
+
+
+@click.group(cls=InferlogGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar=ENV_DB,
+    default=DEFAULT_DB,
+    show_default=True,
+    metavar="URL",
+    help=f"The log to use (or set {ENV_DB}), e.g. sqlite:///inferlog.db.",
+)
+@click.version_option(package_name="inferlog")
+@click.pass_context
+def cli(ctx: click.Context, db: str) -> None:
+    """inferlog: the tamper-evident record of every inference an AI system makes."""
+    ctx.obj = State(ctx, db)
+
+
+def _register() -> None:
+    from inferlog.cli import demo, export, importing, integrity, query, stats
+
+    for module in (query, stats, export, importing, integrity, demo):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``inferlog`` command (the console script)."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="inferlog")
+    except (InferlogError, OSError) as exc:  # raised outside a command, e.g. while closing the store
+        CliError(one_line(exc)).show()
+        sys.exit(1)

@@ -1,0 +1,212 @@
+"""What the commands share: the open store, the filter options, and how entries look on a terminal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from inferlog.errors import StoreUnavailable
+from inferlog.export.jsonl import export_dict
+from inferlog.record.model import (
+    KINDS,
+    STATUSES,
+    FeedbackEntry,
+    InferenceRecord,
+    StoredEntry,
+    kind_of,
+)
+from inferlog.store import Store, open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_encode = msgspec.json.encode
+_PIPE_WIDTH = 200
+
+
+class State:
+    """The group's options, and the store it opens on first use (closed when the command ends)."""
+
+    def __init__(self, ctx: click.Context, db: str) -> None:
+        self.ctx = ctx
+        self.db = db
+        self._store: Store | None = None
+
+    def store(self, *, must_exist: bool = True) -> Store:
+        """The store ``--db`` names. Reading commands refuse to create an empty SQLite file."""
+        if self._store is None:
+            if must_exist:
+                _check_exists(self.db)
+            self._store = open_store(self.db)
+            self.ctx.call_on_close(self._store.close)
+        return self._store
+
+
+def _check_exists(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or not parts.path.startswith("/"):
+        return  # other backends (and malformed URLs) are the store's to judge
+    path = Path(parts.path[1:])
+    if parts.path[1:] and not path.exists():
+        raise StoreUnavailable(f"no log at {path} (check --db or INFERLOG_DB; `inferlog demo` makes one)")
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def filter_options(func: F) -> F:
+    """The filters every reading command takes; they arrive as keyword arguments."""
+    options = [
+        click.option("--system", help="Only this AI system."),
+        click.option("--kind", type=click.Choice(KINDS), help="Only entries of this kind."),
+        click.option("--model", help="Only this model name."),
+        click.option("--version", help="Only this model version."),
+        click.option("--status", type=click.Choice(STATUSES), help="Only ok or failed inferences."),
+        click.option("--request-id", help="Only this request id."),
+        click.option("--trace-id", help="Only this trace id."),
+        click.option("--session-id", help="Only this session id."),
+        click.option("--subject", help="Only this data subject (pseudonymous key)."),
+        click.option("--inference-id", help="Only feedback about this inference."),
+        click.option("--since", help="From this time on: 30m, 1h, 7d or ISO-8601 (UTC if no zone)."),
+        click.option("--until", help="Before this time: same forms as --since."),
+        click.option(
+            "--attr",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Attribute equals value (repeatable; 3, true are JSON; quote '\"3\"' for text).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def filters_of(options: dict[str, Any]) -> dict[str, Any]:
+    """The subset of a command's keyword arguments that ``build_query`` takes."""
+    names = (
+        "system", "kind", "model", "version", "status", "request_id", "trace_id", "session_id",
+        "subject", "inference_id", "since", "until", "attr",
+    )  # fmt: skip
+    return {name: options[name] for name in names if name in options}
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console on the current stdout/stderr (looked up now, so test runners capture it).
+
+    Piped or redirected output gets room for whole rows instead of rich's default 80 columns.
+    """
+    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = _PIPE_WIDTH
+    return out
+
+
+def json_line(stored: StoredEntry) -> str:
+    """An entry as one JSON line (the same shape ``export --format jsonl`` writes)."""
+    return _encode(export_dict(stored)).decode("utf-8")
+
+
+def pretty_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def short_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def what(stored: StoredEntry) -> str:
+    """A few words on what an entry is about: the model, or the inference a feedback is for."""
+    entry = stored.entry
+    if isinstance(entry, InferenceRecord):
+        return f"{entry.model.name}@{entry.model.version}"
+    if isinstance(entry, FeedbackEntry):
+        return f"on {entry.inference_id}"
+    return str(getattr(entry, "action", ""))
+
+
+def outcome(stored: StoredEntry) -> str:
+    entry = stored.entry
+    if isinstance(entry, InferenceRecord):
+        return entry.status
+    if isinstance(entry, FeedbackEntry):
+        parts = [
+            f"{name}={_compact(getattr(entry, name))}"
+            for name in ("label", "outcome", "override")
+            if getattr(entry, name) is not None
+        ]
+        return " ".join(parts)
+    return ""
+
+
+def _compact(value: Any, width: int = 40) -> str:
+    text = _encode(value).decode("utf-8")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# Table columns, most important first: on a narrow terminal the last ones are left out.
+_PRIORITY = ("id", "seq", "model / about", "status", "ts", "ms", "kind", "system")
+_ORDER = ("seq", "ts", "kind", "system", "model / about", "status", "ms", "id")
+_GAP = 2
+_STATUS_WIDTH = 28  # a feedback's label/override is cut short here; `show` has it whole
+
+
+def entries_table(entries: list[StoredEntry], width: int) -> Table:
+    """Entries as a table that fits ``width`` columns, dropping the least useful columns if needed."""
+    rows = []
+    for stored in entries:
+        latency = getattr(stored.entry, "latency_ms", None)
+        rows.append({
+            "seq": str(stored.seq),
+            "ts": short_time(stored.entry.ts),
+            "kind": kind_of(stored.entry),
+            "system": stored.entry.system,
+            "model / about": what(stored),
+            "status": outcome(stored),
+            "ms": f"{latency:.2f}" if latency is not None else "",
+            "id": stored.id,
+        })  # fmt: skip
+    natural = {name: max([len(name)] + [len(row[name]) for row in rows]) for name in _ORDER}
+    natural["status"] = min(natural["status"], _STATUS_WIDTH)
+    shown = list(_PRIORITY)
+    while len(shown) > 2 and sum(natural[n] for n in shown) + _GAP * (len(shown) - 1) > width:
+        shown.pop()
+    table = Table(box=None, pad_edge=False, padding=(0, _GAP // 2), header_style="bold")
+    columns = [name for name in _ORDER if name in shown]
+    for name in columns:
+        table.add_column(
+            name, justify="right" if name in ("seq", "ms") else "left", no_wrap=True,
+            overflow="fold" if name == "id" else "ellipsis",
+            max_width=_STATUS_WIDTH if name == "status" else None,
+            min_width=natural[name] if name == "id" else None,
+        )  # fmt: skip
+    for row in rows:
+        cells = [row[name].replace("[", r"\[") for name in columns]
+        if row["status"] == "error" and "status" in columns:
+            cells[columns.index("status")] = "[red]error[/red]"
+        table.add_row(*cells)
+    return table
+
+
+def summary_line(stored: StoredEntry) -> str:
+    """One line per entry, for ``tail``."""
+    latency = getattr(stored.entry, "latency_ms", None)
+    parts = [
+        f"{stored.seq:>7}",
+        short_time(stored.entry.ts),
+        f"{kind_of(stored.entry):<9}",
+        stored.entry.system,
+        what(stored),
+        outcome(stored),
+        f"{latency:.2f}ms" if latency is not None else "",
+        stored.id,
+    ]
+    return "  ".join(part for part in parts if part)

@@ -1,0 +1,89 @@
+"""``inferlog export``: matching entries to a JSONL, CSV or Parquet file, with a progress bar."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from inferlog.cli._common import State, console, filter_options, filters_of, pass_state
+from inferlog.errors import UsageError
+from inferlog.export import exporters, get_exporter
+from inferlog.export.base import Destination
+from inferlog.query import build_query, iter_entries
+from inferlog.record.model import StoredEntry
+from inferlog.store.base import MAX_PAGE
+
+_UNFILTERED = {"limit", "order", "after"}
+
+
+@click.command("export")
+@click.option(
+    "-f", "--format", "fmt", metavar="FORMAT",
+    help="jsonl, csv, parquet (or a plugin's format); default: from the output's file name.",
+)  # fmt: skip
+@click.option(
+    "-o", "--output", required=True, metavar="PATH", help="File to write ('-' = stdout for jsonl, csv)."
+)
+@filter_options
+@click.option("--cursor", type=int, help="Start after this seq.")
+@click.option("--limit", type=click.IntRange(min=1), help="Write at most this many entries.")
+@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
+@pass_state
+def export_command(
+    state: State, /, fmt: str | None, output: str, cursor: int | None, limit: int | None, order: str,
+    **options: Any,
+) -> None:  # fmt: skip
+    """Write matching entries to a JSONL, CSV or Parquet file.
+
+    Without filters, the whole log: for auditors, DuckDB, pandas or Spark.
+    """
+    exporter = get_exporter(fmt or _format_of(output))
+    if output == "-" and not exporter.streams:
+        raise UsageError(f"{exporter.name} cannot be written to stdout: give --output a file name")
+    query = build_query(limit=MAX_PAGE, cursor=cursor, order=order, **filters_of(options))
+    store = state.store()
+    entries: Iterable[StoredEntry] = iter_entries(store, query)
+    if limit is not None:
+        entries = itertools.islice(entries, limit)
+    total = None
+    if set(query.describe()) <= _UNFILTERED:  # a count is free only when nothing is filtered
+        size = store.size()
+        total = max(0, size - query.after if order == "asc" else (query.after or size + 1) - 1)
+        total = min(total, limit) if limit is not None else total
+    destination: Destination = sys.stdout.buffer if output == "-" else Path(output)
+    err = console(stderr=True)
+    with Progress(
+        TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, disable=not err.is_terminal, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("export", total=total)
+        count = exporter.write(_counting(entries, progress, task), destination)
+    where = "stdout" if output == "-" else output
+    click.echo(f"exported {count} entries to {where} ({exporter.name})", err=True)
+
+
+def _counting(entries: Iterable[StoredEntry], progress: Progress, task: Any) -> Iterator[StoredEntry]:
+    number = 0
+    for number, stored in enumerate(entries, 1):
+        yield stored
+        if number % 1000 == 0:
+            progress.update(task, completed=number)
+    progress.update(task, completed=number)
+
+
+def _format_of(output: str) -> str:
+    suffix = Path(output).suffix.lower()
+    for name in exporters():
+        exporter = get_exporter(name)
+        if suffix and exporter.suffix == suffix:
+            return name
+    raise UsageError(f"say which format with --format ({', '.join(exporters())}); {output!r} does not tell")
+
+
+COMMANDS = [export_command]

@@ -1,0 +1,224 @@
+"""``inferlog import``: JSON lines into the log, all or nothing, and idempotent.
+
+Two passes over the file. The first validates every line (and checks that no id is already in the log
+with other content) without writing anything; only a clean file reaches the second, which appends in
+batches through the :class:`~inferlog.ingest.Ingestor`, like every other way in.
+
+Importing the same file twice adds nothing: entries keep their ``id``; a line without one gets an id
+derived from its content (and from how many identical lines came before it), and a line without a
+``ts`` gets the time the import started.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import click
+import msgspec
+
+from inferlog.cli._common import State, pass_state
+from inferlog.errors import RecordInvalid, UsageError
+from inferlog.ingest import Ingestor
+from inferlog.record.canonical import canonicalize
+from inferlog.record.model import Entry
+from inferlog.record.validate import to_entry
+from inferlog.store.base import Store
+
+_MAX_SHOWN = 10
+_decode = msgspec.json.decode
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, when ``problems`` is not empty, refused to do)."""
+
+    new: int = 0
+    duplicate: int = 0
+    skipped: int = 0  # invalid lines left out with --skip-invalid
+    conflicts: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # the first few, as one-liners
+    bad_lines: set[int] = field(default_factory=set)
+
+
+class _Lines:
+    """Turns the lines of one file into entries, the same way on every pass."""
+
+    def __init__(self, system: str | None, started: dt.datetime) -> None:
+        self.system = system
+        self.started = started
+
+    def read(self, stream: IO[bytes]) -> Iterator[tuple[int, Entry | RecordInvalid, bool]]:
+        """(line number, entry or why not, whether the id was derived) for each non-blank line."""
+        stream.seek(0)
+        occurrences: dict[bytes, int] = {}
+        for number, raw in enumerate(stream, 1):
+            if not raw.strip():
+                continue
+            try:
+                data = _decode(raw)
+            except msgspec.DecodeError as exc:
+                yield number, RecordInvalid(f"not valid JSON ({exc})"), False
+                continue
+            if not isinstance(data, dict):
+                yield number, RecordInvalid(f"expected a JSON object, got {type(data).__name__}"), False
+                continue
+            derived = "id" not in data
+            try:
+                if derived:
+                    data["id"] = self._derived_id(data, occurrences)
+                data.setdefault("ts", self.started)
+                entry = to_entry(data, system=self.system, source="import")
+            except RecordInvalid as exc:
+                yield number, exc, derived
+                continue
+            yield number, entry, derived
+
+    def _derived_id(self, data: dict[str, Any], occurrences: dict[bytes, int]) -> str:
+        content = hashlib.sha256(
+            b"inferlog-import\0" + (self.system or "").encode() + b"\0" + canonicalize(data)
+        ).digest()
+        seen = occurrences.get(content, 0)
+        occurrences[content] = seen + 1
+        raw = bytearray(hashlib.sha256(content + seen.to_bytes(8, "big")).digest()[:16])
+        raw[6] = (raw[6] & 0x0F) | 0x80  # UUID version 8 (RFC 9562: custom)
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
+        return str(uuid.UUID(bytes=bytes(raw)))
+
+
+def import_lines(
+    store: Store,
+    stream: IO[bytes],
+    *,
+    system: str | None = None,
+    batch_size: int = 1000,
+    skip_invalid: bool = False,
+    name: str = "input",
+) -> ImportReport:
+    """Validate every line of a seekable binary stream, then append them unless one was bad.
+
+    With ``skip_invalid`` bad lines are counted and left out instead. Nothing is written when a
+    line is bad (by default) or an id is already in the log with different content.
+    """
+    ingestor = Ingestor(store)
+    lines = _Lines(system, dt.datetime.now(dt.UTC))
+    report = ImportReport()
+    bodies: dict[str, bytes] = {}
+    present: set[str] = set()
+
+    def refuse(number: int, reason: str) -> None:
+        report.bad_lines.add(number)
+        if len(report.problems) < _MAX_SHOWN:
+            report.problems.append(f"{name}: line {number}: {reason}")
+
+    for number, entry, derived in lines.read(stream):
+        if isinstance(entry, RecordInvalid):
+            where = f"field `{entry.field}`: " if entry.field else ""
+            refuse(number, where + entry.reason)
+            continue
+        try:
+            body = ingestor.pipeline.prepare(entry).body
+        except RecordInvalid as exc:
+            refuse(number, str(exc))
+            continue
+        digest = hashlib.blake2b(body, digest_size=16).digest()
+        earlier = bodies.setdefault(entry.id, digest)
+        if earlier != digest:
+            refuse(number, f"id {entry.id} appears earlier in the file with different content")
+            continue
+        stored = store.get(entry.id)
+        if stored is None:
+            continue
+        if derived or stored.body is None or stored.body == body:
+            present.add(entry.id)
+        else:
+            refuse(number, f"id {entry.id} is already in the log with different content")
+    if report.bad_lines and not skip_invalid:
+        return report
+    report.skipped = len(report.bad_lines)
+
+    batch: list[Entry] = []
+
+    def append() -> None:
+        for result in ingestor.append(batch):
+            if result.status == "new":
+                report.new += 1
+            elif result.status == "duplicate":
+                report.duplicate += 1
+            else:
+                report.conflicts.append(f"{result.id}: {result.reason or result.status}")
+        batch.clear()
+
+    for number, entry, _ in lines.read(stream):
+        if number in report.bad_lines or isinstance(entry, RecordInvalid):
+            continue
+        if entry.id in present:
+            report.duplicate += 1
+            continue
+        batch.append(entry)
+        if len(batch) >= batch_size:
+            append()
+    if batch:
+        append()
+    return report
+
+
+@click.command("import")
+@click.argument("source", default="-", metavar="[FILE|-]")
+@click.option("--system", help="System for lines that do not name one.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option("--skip-invalid", is_flag=True, help="Import the good lines and report the bad ones.")
+@pass_state
+def import_command(
+    state: State, /, source: str, system: str | None, batch_size: int, skip_invalid: bool
+) -> None:
+    """Import entries from JSON lines, all or nothing.
+
+    Reads a file, or stdin with -, such as an `export --format jsonl`.
+
+    Every line is checked before anything is written: one bad line and nothing is imported.
+    Importing the same file again adds nothing.
+    """
+    with ExitStack() as stack:
+        if source == "-":
+            if sys.stdin.isatty():
+                raise UsageError("give a FILE, or pipe JSON lines in: inferlog import - < entries.jsonl")
+            stream: IO[bytes] = stack.enter_context(tempfile.TemporaryFile())
+            shutil.copyfileobj(sys.stdin.buffer, stream)
+            name = "stdin"
+        else:
+            stream = stack.enter_context(open(source, "rb"))
+            name = source
+        report = import_lines(
+            state.store(must_exist=False), stream, system=system, batch_size=batch_size,
+            skip_invalid=skip_invalid, name=name,
+        )  # fmt: skip
+    bad = len(report.bad_lines)
+    if bad and not skip_invalid:
+        if bad == 1:
+            raise UsageError(f"{report.problems[0]}; nothing was imported")
+        for problem in report.problems:
+            click.echo(problem, err=True)
+        more = f" (first {_MAX_SHOWN} above)" if bad > _MAX_SHOWN else " (above)"
+        raise UsageError(f"{bad} bad lines in {name}{more}; nothing was imported")
+    for problem in report.problems:
+        click.echo(click.style(f"skipped {problem}", fg="yellow"), err=True)
+    parts = [f"{report.new} new", f"{report.duplicate} duplicate"]
+    if report.skipped:
+        parts.append(f"{report.skipped} invalid skipped")
+    click.echo(f"imported {name}: {', '.join(parts)}")
+    if report.conflicts:
+        for conflict in report.conflicts[:_MAX_SHOWN]:
+            click.echo(f"conflict: {conflict}", err=True)
+        raise UsageError(f"{len(report.conflicts)} entries conflict with entries written meanwhile")
+
+
+COMMANDS = [import_command]

@@ -1,0 +1,196 @@
+"""Tamper evidence on the command line: ``keys init-signer``, ``checkpoint``, ``verify``.
+
+``inferlog verify`` exits 0 only when everything holds; otherwise it prints what is wrong, naming the
+first bad seq, and exits 1.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from inferlog.cli._common import State, console, pass_state
+from inferlog.config import ENV_CHECKPOINT_DIR, ENV_SIGNER_KEY_FILE, ENV_VERIFIER_KEY
+from inferlog.integrity.checkpointer import Checkpointer
+from inferlog.integrity.keys import (
+    DEFAULT_ORIGIN,
+    init_signer,
+    load_verifiers,
+    public_key_path,
+    signer_key_path,
+)
+from inferlog.integrity.publish import DirectoryPublisher
+from inferlog.integrity.verify import Problem, audit, verify_checkpoint, verify_record
+
+_KEY_OPTION = click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY|FILE",
+    help=f"Verifier key string or .pub file (or {ENV_VERIFIER_KEY}; default: the signer key's .pub).",
+)
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage the checkpoint signing key."""
+
+
+@keys_group.command("init-signer")
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=ENV_SIGNER_KEY_FILE,
+    help="Where to write the private key (default ./inferlog-signer.key); the .pub goes beside it.",
+)
+@click.option(
+    "--origin", default=DEFAULT_ORIGIN, show_default=True, help="The log's name in every checkpoint."
+)
+def init_signer_command(key_file: Path | None, origin: str) -> None:
+    """Make the Ed25519 key that signs checkpoints. Keep it off the database host."""
+    path = signer_key_path(key_file)
+    signer = init_signer(path, origin)
+    out = console()
+    out.print(f"[green]Signing key written to[/green] {path} (mode 600)")
+    out.print(f"Verifier key ({public_key_path(path)}), give it to your auditors:")
+    click.echo(signer.verifier_key_string())
+
+
+@click.command("checkpoint")
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=ENV_SIGNER_KEY_FILE,
+    help="The signing key (default ./inferlog-signer.key).",
+)
+@click.option(
+    "--to",
+    "directory",
+    type=click.Path(file_okay=False),
+    envvar=ENV_CHECKPOINT_DIR,
+    help=f"Also write the checkpoint into this folder (or {ENV_CHECKPOINT_DIR}).",
+)
+@pass_state
+def checkpoint_command(state: State, /, key_file: Path | None, directory: str | None) -> None:
+    """Sign a checkpoint of the log as it is now, keep it, and publish it off-box."""
+    checkpointer = Checkpointer.from_settings(state.store(), key_file, directory=directory)
+    kept = checkpointer.checkpoint()
+    click.echo(kept.note.decode(), nl=False)
+
+
+@click.group("verify", invoke_without_command=True)
+@_KEY_OPTION
+@click.option(
+    "--checkpoints",
+    "offbox",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    envvar=ENV_CHECKPOINT_DIR,
+    help="A folder of off-box checkpoints to hold the log to (or INFERLOG_CHECKPOINT_DIR).",
+)
+@click.pass_context
+def verify_group(ctx: click.Context, keys: tuple[str, ...], offbox: Path | None) -> None:
+    """Full audit: recompute every leaf and the root at each signed checkpoint.
+
+    Also checks seq continuity, every payload's commitment, and that the log is not shorter than any
+    checkpoint. Exit code 0 only when all of it holds.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    state: State = ctx.find_object(State)  # type: ignore[assignment]
+    store = state.store()
+    verifiers = load_verifiers(list(keys))
+    notes = DirectoryPublisher(offbox).notes() if offbox else []
+    total = store.size()
+    with Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("verify", total=total)
+        report = audit(store, verifiers, notes, progress=lambda n: progress.advance(task, n))
+    out = console()
+    for warning in report.warnings:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
+    if report.ok:
+        out.print(
+            f"[green]OK[/green] {report.entries} entries ({report.purged} purged), "
+            f"{report.checkpoints} signed checkpoint(s) recomputed; "
+            f"root at {report.size}: {base64.b64encode(report.root).decode()}"
+        )
+        return
+    _fail(report.problems, f"first bad seq: {report.first_bad_seq}" if report.first_bad_seq else None)
+
+
+@verify_group.command("record")
+@click.argument("entry_id", metavar="ID")
+@_KEY_OPTION
+@pass_state
+def verify_record_command(state: State, /, entry_id: str, keys: tuple[str, ...]) -> None:
+    """Prove one entry is in the log under a signed checkpoint (inclusion proof)."""
+    verifiers = load_verifiers(list(keys) or _parent_keys())
+    report = verify_record(state.store(), entry_id, verifiers)
+    if not report.ok:
+        _fail(report.problems, None)
+    console().print(
+        f"[green]OK[/green] entry {entry_id} is leaf {report.seq - 1} (seq {report.seq}) of signed checkpoint "
+        f"{report.checkpoint_size}; inclusion proof of {len(report.proof)} hashes verified"
+    )
+
+
+@verify_group.command("checkpoint")
+@click.option(
+    "--trusted",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="File holding the last checkpoint you verified (created on first use).",
+)
+@_KEY_OPTION
+@pass_state
+def verify_checkpoint_command(state: State, /, trusted: Path, keys: tuple[str, ...]) -> None:
+    """Check the newest checkpoint extends the trusted one (consistency proof); then trust it."""
+    verifiers = load_verifiers(list(keys) or _parent_keys())
+    report = verify_checkpoint(state.store(), verifiers, trusted)
+    if not report.ok:
+        for note in report.evidence:
+            click.echo(note.decode(), err=True)
+        _fail(
+            report.problems,
+            "both notes above are signed evidence of the inconsistency" if report.evidence else None,
+        )
+    assert report.latest is not None
+    if report.first_use:
+        console().print(
+            f"[yellow]trusting on first use[/yellow]: checkpoint {report.latest.size} saved to {trusted}"
+        )
+    else:
+        assert report.trusted is not None
+        console().print(
+            f"[green]OK[/green] checkpoint {report.latest.size} is consistent with trusted "
+            f"{report.trusted.size}; {trusted} updated"
+        )
+
+
+def _parent_keys() -> list[str]:
+    ctx = click.get_current_context()
+    parent = ctx.parent.params.get("keys") if ctx.parent is not None else None
+    return list(parent or [])
+
+
+def _fail(problems: list[Problem], footer: str | None) -> None:
+    out = console(stderr=True)
+    for problem in problems[:50]:
+        out.print(f"[red]FAIL[/red] {problem}")
+    if len(problems) > 50:
+        out.print(f"... and {len(problems) - 50} more problems")
+    if footer:
+        out.print(footer)
+    raise SystemExit(1)
+
+
+COMMANDS = [keys_group, checkpoint_command, verify_group]

@@ -1,0 +1,109 @@
+"""Reading commands: ``query`` (filtered pages), ``show`` (one entry, whole), ``tail`` (and ``-f``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from inferlog.cli._common import (
+    State,
+    console,
+    entries_table,
+    filter_options,
+    filters_of,
+    json_line,
+    pass_state,
+    pretty_json,
+    summary_line,
+)
+from inferlog.errors import NotFound
+from inferlog.export.jsonl import export_dict
+from inferlog.query import build_query, follow, iter_entries, last_entries
+from inferlog.store.base import MAX_PAGE, Query
+
+
+@click.command("query")
+@filter_options
+@click.option("--limit", type=int, default=20, show_default=True, help="Entries per page.")
+@click.option("--cursor", type=int, help="Continue from a cursor a previous page printed.")
+@click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@pass_state
+def query_command(
+    state: State, /, limit: int, cursor: int | None, order: str, as_json: bool, **options: Any
+) -> None:
+    """Find entries, one page at a time.
+
+    Filter by system, model, time, ids, subject or attributes.
+
+    The cursor to read the next page from is printed on stderr.
+    """
+    query = build_query(limit=limit, cursor=cursor, order=order, **filters_of(options))
+    page = state.store().query(query)
+    if as_json:
+        for stored in page:
+            click.echo(json_line(stored))
+    elif page.entries:
+        out = console()
+        out.print(entries_table(page.entries, out.width))
+    else:
+        click.echo("no entries match", err=True)
+    if page.next_cursor is not None:
+        click.echo(f"next cursor: {page.next_cursor}  (add --cursor {page.next_cursor})", err=True)
+
+
+@click.command("show")
+@click.argument("entry_id", metavar="ID")
+@pass_state
+def show_command(state: State, /, entry_id: str) -> None:
+    """Show one entry whole, with its leaf hash and feedback."""
+    store = state.store()
+    stored = store.get(entry_id.strip().lower())
+    if stored is None:
+        raise NotFound(f"no entry with id {entry_id!r} in {state.db}")
+    data = export_dict(stored)
+    data["leaf_hash"] = stored.leaf_hash.hex()
+    if data["kind"] == "inference":
+        about = Query(inference_id=stored.id, kind="feedback", limit=MAX_PAGE)
+        feedback = [export_dict(item) for item in iter_entries(store, about)]
+        if feedback:
+            data["feedback"] = feedback
+    out = console()
+    if out.is_terminal:
+        out.print_json(pretty_json(data))
+    else:
+        click.echo(pretty_json(data))
+
+
+@click.command("tail")
+@filter_options
+@click.option("-n", "--lines", "count", type=click.IntRange(0, MAX_PAGE), default=10, show_default=True,
+              help="How many of the latest entries to print first.")  # fmt: skip
+@click.option(
+    "-f", "--follow", "keep_following", is_flag=True, help="Keep printing new entries (Ctrl-C stops)."
+)
+@click.option("--interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds between polls with --follow.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@pass_state
+def tail_command(
+    state: State, /, count: int, keep_following: bool, interval: float, as_json: bool, **options: Any
+) -> None:
+    """Print the latest entries; -f keeps printing new ones."""
+    query = build_query(limit=MAX_PAGE, **filters_of(options))
+    store = state.store()
+    latest, head = last_entries(store, query, count)
+    show = json_line if as_json else summary_line
+    for stored in latest:
+        click.echo(show(stored))
+    if not keep_following:
+        return
+    try:
+        for stored in follow(store, query.next(head), interval=interval):
+            click.echo(show(stored))
+    except KeyboardInterrupt:
+        return
+
+
+COMMANDS = [query_command, show_command, tail_command]

@@ -1,0 +1,71 @@
+"""``inferlog stats``: what is in the log, by kind, status, system and model, with latency percentiles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.table import Table
+
+from inferlog.cli._common import State, console, filter_options, filters_of, pass_state
+from inferlog.query import build_query
+
+
+@click.command("stats")
+@filter_options
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as one JSON document.")
+@pass_state
+def stats_command(state: State, /, as_json: bool, **options: Any) -> None:
+    """Counts, error rates and latency percentiles.
+
+    By kind, status, system and model version; filters narrow what is counted.
+    """
+    numbers = state.store().stats(build_query(**filters_of(options)))
+    if as_json:
+        click.echo(json.dumps(numbers, indent=2))
+        return
+    out = console()
+    out.print(_overview(numbers))
+    for title, key in (("by kind", "by_kind"), ("by status", "by_status"), ("by system", "by_system")):
+        if numbers.get(key):
+            out.print(_counts(title, numbers[key]))
+    if numbers.get("models"):
+        out.print(_models(numbers["models"]))
+
+
+def _overview(numbers: dict[str, Any]) -> Table:
+    table = Table(title="log", show_header=False, title_justify="left")
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("entries matching", str(numbers.get("entries", 0)))
+    table.add_row("entries in the log", str(numbers.get("size", 0)))
+    table.add_row("first", str(numbers.get("first_ts") or "-"))
+    table.add_row("last", str(numbers.get("last_ts") or "-"))
+    for name, value in (numbers.get("latency_ms") or {}).items():
+        table.add_row(f"latency {name}", f"{value:.2f} ms")
+    return table
+
+
+def _counts(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(title.removeprefix("by "))
+    table.add_column("entries", justify="right")
+    for name, count in sorted(counts.items(), key=lambda item: -item[1]):
+        table.add_row(name, str(count))
+    return table
+
+
+def _models(models: list[dict[str, Any]]) -> Table:
+    table = Table(title="inferences by model", title_justify="left")
+    for column in ("model", "version"):
+        table.add_column(column)
+    for column in ("inferences", "errors", "error rate"):
+        table.add_column(column, justify="right")
+    for row in models:
+        rate = row["errors"] / row["count"] if row["count"] else 0.0
+        table.add_row(row["model"], row["version"], str(row["count"]), str(row["errors"]), f"{rate:.1%}")
+    return table
+
+
+COMMANDS = [stats_command]

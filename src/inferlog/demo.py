@@ -1,0 +1,200 @@
+"""A realistic inference log in a few seconds: ``inferlog demo`` / :func:`run_demo`.
+
+Two versions of a real scikit-learn classifier, trained on the breast-cancer data that ships with
+scikit-learn (no download), answer a stream of screening requests for a dozen pseudonymous data
+subjects in two regions. Version 1.0.0 is called through ``inferlog.wrap(estimator, log)``; version
+1.1.0, rolled out as a canary for the second half of the stream, through ``log.trace(...)`` around a
+JSON-style API handler. Some requests are malformed and fail inside the model: they are logged as
+errors and the demo carries on. Ground-truth labels arrive later for about a third of the
+predictions, and a human reviewer overrides two of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+import inferlog
+from inferlog.config import DEFAULT_DB
+from inferlog.errors import StoreUnavailable, UsageError
+from inferlog.record.ids import uuid7
+
+SYSTEM = "breast-cancer-screening"
+MODEL_NAME = "tumor-classifier"
+VERSIONS = ("1.0.0", "1.1.0")
+REGIONS = ("eu-west", "eu-central")
+SUBJECTS = 12
+REVIEWER = "reviewer-7"
+FAILURE_EVERY = 25  # one request in 25 is malformed
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What :func:`run_demo` logged, with real ids to try the CLI on."""
+
+    db_url: str
+    system: str
+    inferences: int
+    errors: int
+    feedback: int
+    overrides: int
+    by_version: dict[str, int]
+    example_id: str
+    error_id: str | None
+    override_id: str | None
+    subject: str
+
+    def next_steps(self) -> str:
+        """The summary and the commands worth trying next, ready to print."""
+        db = "" if self.db_url == DEFAULT_DB else f" --db {self.db_url}"
+        versions = ", ".join(f"{count} by {version}" for version, count in self.by_version.items())
+        lines = [
+            f"Logged {self.inferences} predictions ({versions}), {self.errors} of them failed,",
+            f"and {self.feedback} feedback entries ({self.overrides} human overrides by {REVIEWER})",
+            f"for system {self.system!r} in {self.db_url}.",
+            "",
+            "Try next:",
+            f"  inferlog{db} stats",
+            f"  inferlog{db} query --version {VERSIONS[1]} --attr region=eu-west --limit 5",
+            f"  inferlog{db} query --status error",
+            f"  inferlog{db} query --subject {self.subject} --json",
+            f"  inferlog{db} show {self.example_id}",
+        ]
+        if self.error_id:
+            lines.append(f"  inferlog{db} show {self.error_id}")
+        if self.override_id:
+            lines.append(f"  inferlog{db} query --kind feedback --inference-id {self.override_id}")
+        lines += [
+            f"  inferlog{db} tail -f",
+            f"  inferlog{db} export --format parquet --output demo.parquet",
+            '  python -c "import duckdb; print(duckdb.sql(\\"select version, status, count(*) '
+            "from 'demo.parquet' group by all\\\"))\"",
+        ]
+        return "\n".join(lines)
+
+
+def _sklearn() -> Any:
+    try:
+        import numpy as np
+        from sklearn.datasets import load_breast_cancer
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import train_test_split
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError:
+        raise UsageError("the demo needs scikit-learn: install inferlog[demo]") from None
+    return (
+        np, load_breast_cancer, RandomForestClassifier, LogisticRegression, train_test_split,
+        make_pipeline, StandardScaler,
+    )  # fmt: skip
+
+
+def _model(estimator: Any, version: str) -> inferlog.Model:
+    digest = hashlib.sha256(pickle.dumps(estimator)).hexdigest()
+    return inferlog.Model(
+        MODEL_NAME,
+        version,
+        digest=f"sha256:{digest}",
+        uri=f"models:/{MODEL_NAME}/{version}",
+        provider="scikit-learn",
+    )
+
+
+def run_demo(
+    db_url: str, n: int = 500, seed: int = 7, *, spool_dir: str | os.PathLike[str] | None = None
+) -> DemoSummary:
+    """Train two model versions and log ``n`` predictions, their failures and feedback to ``db_url``."""
+    if n < 1:
+        raise UsageError("the demo needs at least one prediction")
+    (np, load_breast_cancer, RandomForestClassifier, LogisticRegression, train_test_split,
+     make_pipeline, StandardScaler) = _sklearn()  # fmt: skip
+    data = load_breast_cancer()
+    features = [str(name) for name in data.feature_names]
+    labels = [str(name) for name in data.target_names]  # 0 = malignant, 1 = benign
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data, data.target, test_size=0.3, random_state=seed, stratify=data.target
+    )
+    v1 = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_train, y_train)
+    v2 = RandomForestClassifier(n_estimators=50, random_state=seed).fit(x_train, y_train)
+    model_v1, model_v2 = _model(v1, VERSIONS[0]), _model(v2, VERSIONS[1])
+    rng = np.random.default_rng(seed)
+
+    ok_ids: list[tuple[str, str]] = []  # (inference id, true label)
+    error_ids: list[str] = []
+    by_version = dict.fromkeys(VERSIONS, 0)
+    subjects_seen: list[str] = []
+    with inferlog.open(db_url, system=SYSTEM, spool_dir=spool_dir) as log:
+        for i in range(n):
+            row = int(rng.integers(len(x_test)))
+            subject = f"subj-{int(rng.integers(1, SUBJECTS + 1)):04d}"
+            region = REGIONS[int(rng.integers(len(REGIONS)))]
+            canary = i >= n // 2 and i % 10 < 7
+            malformed = i % FAILURE_EVERY == 7
+            common = {"subject": subject, "request_id": f"req-{seed}-{i:05d}", "actor": "clinic-portal"}
+            subjects_seen.append(subject)
+            x = x_test[row]
+            try:
+                if canary:
+                    by_version[VERSIONS[1]] += 1
+                    payload: dict[str, Any] = {
+                        name: round(float(value), 5) for name, value in zip(features, x, strict=True)
+                    }
+                    if malformed:
+                        payload["mean radius"] = "n/a"  # a client sent text where a number belongs
+                    attributes = {"endpoint": "/v2/screen", "region": region}
+                    with log.trace(model_v2, input=payload, parameters={"threshold": 0.5},
+                                   attributes=attributes, **common) as call:  # fmt: skip
+                        entry_id = call.id
+                        vector = np.array([[float(payload[name]) for name in features]])
+                        p_malignant = float(v2.predict_proba(vector)[0][0])
+                        call.output = {
+                            "label": labels[0] if p_malignant >= 0.5 else labels[1],
+                            "p_malignant": round(p_malignant, 4),
+                        }
+                else:
+                    by_version[VERSIONS[0]] += 1
+                    entry_id = uuid7()
+                    attributes = {"endpoint": "/v1/predict", "region": region}
+                    wrapped = inferlog.wrap(
+                        v1, log, model=model_v1, id=entry_id, attributes=attributes, **common
+                    )
+                    batch = x[:-1] if malformed else x  # a client that dropped a feature
+                    wrapped.predict_proba(batch.reshape(1, -1))
+            except ValueError:
+                error_ids.append(entry_id)
+                continue
+            ok_ids.append((entry_id, labels[int(y_test[row])]))
+
+        feedback = 0
+        for index, (entry_id, truth) in enumerate(ok_ids):
+            if index % 3 == 0:
+                log.feedback(entry_id, label=truth, outcome="biopsy", actor="pathology-lab")
+                feedback += 1
+        overridden = [entry_id for entry_id, _ in ok_ids[len(ok_ids) // 3 :: max(1, len(ok_ids) // 2)]][:2]
+        for entry_id in overridden:
+            log.feedback(
+                entry_id,
+                override={"label": "refer-for-biopsy"},
+                comment="second reader saw a suspicious margin; overriding the model",
+                actor=REVIEWER,
+            )
+        if not log.flush(timeout=30):
+            raise StoreUnavailable(f"the demo's records did not all reach {db_url} within 30 s")
+
+    return DemoSummary(
+        db_url=db_url,
+        system=SYSTEM,
+        inferences=n,
+        errors=len(error_ids),
+        feedback=feedback + len(overridden),
+        overrides=len(overridden),
+        by_version=by_version,
+        example_id=ok_ids[0][0] if ok_ids else error_ids[0],
+        error_id=error_ids[0] if error_ids else None,
+        override_id=overridden[0] if overridden else None,
+        subject=max(set(subjects_seen), key=subjects_seen.count),
+    )

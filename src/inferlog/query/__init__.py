@@ -1,0 +1,46 @@
+"""Reading the log: filters from user input, paging with the seq cursor, following new entries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+from inferlog.query.filters import build_query, parse_attribute, parse_since
+from inferlog.query.follow import follow
+from inferlog.record.model import StoredEntry
+from inferlog.store.base import Query, Store
+
+__all__ = [
+    "build_query",
+    "follow",
+    "iter_entries",
+    "last_entries",
+    "parse_attribute",
+    "parse_since",
+]
+
+
+def iter_entries(store: Store, query: Query) -> Iterator[StoredEntry]:
+    """Every entry matching ``query``, page by page (``query.limit`` per page), in its order.
+
+    Starts after ``query.after`` like one page would; the next page is read only when the
+    caller has consumed the previous one, so memory stays flat whatever the log's size.
+    """
+    while True:
+        page = store.query(query)
+        yield from page.entries
+        if page.next_cursor is None:
+            return
+        query = query.next(page.next_cursor)
+
+
+def last_entries(store: Store, query: Query, count: int) -> tuple[list[StoredEntry], int]:
+    """The last ``count`` matching entries oldest first, and the seq to follow on from.
+
+    The seq is read before the entries, so following from it misses nothing appended meanwhile.
+    """
+    head = store.size()
+    if count <= 0:
+        return [], head
+    page = store.query(replace(query, after=head + 1, limit=count, order="desc"))
+    return list(reversed(page.entries)), head

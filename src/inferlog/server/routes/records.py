@@ -1,0 +1,215 @@
+"""``/v1/records``: append batches, read one, query, feedback, stats. Every read is audited."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import msgspec
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from inferlog.errors import NotFound, RecordInvalid
+from inferlog.query.filters import build_query
+from inferlog.record.ids import uuid7
+from inferlog.record.model import Entry, FeedbackEntry, StoredEntry, kind_of
+from inferlog.record.validate import to_entry
+from inferlog.server.auth import Forbidden, Principal
+from inferlog.server.deps import State, Who
+from inferlog.server.errors import PayloadTooLarge
+from inferlog.server.schemas import RECORDS_BODY, FeedbackBody
+
+router = APIRouter(prefix="/v1", tags=["records"])
+
+Purpose = Annotated[
+    str, Query(min_length=1, max_length=500, description="Why you read this; kept in the access trail (R10).")
+]
+READER_KINDS = ("inference", "feedback")
+WRITABLE_KINDS = ("inference", "feedback")
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _objects(body: bytes, content_type: str) -> list[Any]:
+    """A JSON array (or one object), or NDJSON: one object per line."""
+    text = body.strip()
+    if not text:
+        raise RecordInvalid("the request body is empty; send a JSON array or NDJSON")
+    if (
+        "ndjson" in content_type
+        or "jsonlines" in content_type
+        or not text.startswith((b"[", b"{"))
+        or (text.startswith(b"{") and b"\n" in text)
+    ):
+        objects = []
+        for number, line in enumerate(text.splitlines()):
+            if line.strip():
+                try:
+                    objects.append(msgspec.json.decode(line))
+                except msgspec.DecodeError as exc:
+                    raise RecordInvalid(f"line is not valid JSON ({exc})", index=number) from None
+        return objects
+    try:
+        data = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise RecordInvalid(f"body is not valid JSON ({exc})") from None
+    return data if isinstance(data, list) else [data]
+
+
+def _default_system(who: Principal) -> str | None:
+    return who.systems[0] if len(who.systems) == 1 and who.systems[0] != "*" else None
+
+
+@router.post(
+    "/records",
+    summary="Append a batch of records (JSON array or NDJSON); idempotent by id",
+    openapi_extra=RECORDS_BODY,
+    responses={413: {"description": "Body over the size limit"}, 422: {"description": "A record is invalid"}},
+)
+async def append_records(request: Request, state: State, who: Who) -> dict[str, Any]:
+    who.require("ingest")
+    body = await _body(request, state.max_body_bytes)
+    state.metrics.backlog.inc()
+    try:
+        objects = _objects(body, request.headers.get("content-type", ""))
+        system = _default_system(who)
+        try:
+            entries = [to_entry(obj, system=system, source="http", index=i) for i, obj in enumerate(objects)]
+        except RecordInvalid:
+            state.metrics.rejected.labels("invalid").inc(len(objects))
+            raise
+        for entry in entries:
+            if kind_of(entry) not in WRITABLE_KINDS:
+                raise Forbidden(
+                    f"{kind_of(entry)} entries are written by the log itself, not through the API"
+                )
+            who.require_system(entry.system)
+        with state.metrics.write_seconds.time():
+            results = await run_in_threadpool(state.ingestor.append, entries)
+    finally:
+        state.metrics.backlog.dec()
+    new = sum(r.status == "new" for r in results)
+    duplicates = sum(r.status == "duplicate" for r in results)
+    conflicts = len(results) - new - duplicates
+    state.metrics.accepted.inc(new + duplicates)
+    state.metrics.written.inc(new)
+    state.metrics.duplicates.inc(duplicates)
+    if conflicts:
+        state.metrics.rejected.labels("conflict").inc(conflicts)
+    return {
+        "results": [dataclasses.asdict(r) for r in results],
+        "new": new,
+        "duplicates": duplicates,
+        "conflicts": conflicts,
+    }
+
+
+def _readable(who: Principal, stored: StoredEntry) -> None:
+    who.require_system(stored.entry.system)
+    if who.role == "reader" and kind_of(stored.entry) not in READER_KINDS:
+        raise Forbidden("a reader key cannot read access or admin entries (an auditor key can)")
+
+
+@router.get("/records/{entry_id}", summary="One entry, by id (audited)")
+def get_record(
+    state: State, who: Who, entry_id: Annotated[str, Path(max_length=64)], purpose: Purpose
+) -> dict[str, Any]:
+    who.require("reader", "auditor")
+    stored = state.store.get(entry_id)
+    if stored is None:
+        raise NotFound(f"no entry with id {entry_id}")
+    _readable(who, stored)
+    state.audit_read(who, "get", purpose, stored.entry.system, {"id": entry_id}, 1)
+    return stored.to_dict()
+
+
+@router.get("/records", summary="Query entries in seq order, with a cursor (audited)")
+def query_records(
+    state: State,
+    who: Who,
+    purpose: Purpose,
+    system: str | None = None,
+    kind: Literal["inference", "feedback", "access", "admin"] | None = None,
+    model: str | None = None,
+    version: str | None = None,
+    status: Literal["ok", "error"] | None = None,
+    request_id: str | None = None,
+    trace_id: str | None = None,
+    session_id: str | None = None,
+    subject: str | None = None,
+    inference_id: str | None = None,
+    since: Annotated[str | None, Query(description="ISO-8601 time, or a duration ago: 30m, 1h, 7d")] = None,
+    until: str | None = None,
+    attr: Annotated[list[str] | None, Query(description="key=value attribute equality, repeatable")] = None,
+    cursor: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    order: Literal["asc", "desc"] = "asc",
+) -> dict[str, Any]:
+    who.require("reader", "auditor")
+    query = build_query(
+        system=system, kind=kind, model=model, version=version, status=status, request_id=request_id,
+        trace_id=trace_id, session_id=session_id, subject=subject, inference_id=inference_id,
+        since=since, until=until, attr=attr or (), cursor=cursor, limit=limit, order=order,
+    )  # fmt: skip
+    if system is not None:
+        who.require_system(system)
+    if who.role == "reader":
+        if kind is not None and kind not in READER_KINDS:
+            raise Forbidden("a reader key cannot read access or admin entries (an auditor key can)")
+        query = dataclasses.replace(query, kinds=READER_KINDS)
+    if "*" not in who.systems:
+        query = dataclasses.replace(query, systems=who.systems)
+    page = state.store.query(query)
+    state.audit_read(who, "query", purpose, system or ",".join(who.systems), query.describe(), len(page))
+    return {"entries": [e.to_dict() for e in page], "next_cursor": page.next_cursor}
+
+
+@router.post("/records/{entry_id}/feedback", summary="Ground truth or a human review of one inference")
+def post_feedback(
+    state: State, who: Who, entry_id: Annotated[str, Path(max_length=64)], body: FeedbackBody
+) -> dict[str, Any]:
+    who.require("ingest")
+    inference = state.store.get(entry_id)
+    if inference is None or kind_of(inference.entry) != "inference":
+        raise NotFound(f"no inference with id {entry_id}")
+    who.require_system(inference.entry.system)
+    entry: Entry = FeedbackEntry(
+        id=body.id or uuid7(),
+        system=inference.entry.system,
+        ts=body.ts or dt.datetime.now(dt.UTC),
+        inference_id=entry_id,
+        label=body.label,
+        outcome=body.outcome,
+        override=body.override,
+        comment=body.comment,
+        actor=body.actor,
+        attributes=body.attributes or {},
+    )
+    (result,) = state.ingestor.append([entry])
+    return dataclasses.asdict(result)
+
+
+@router.get("/stats", summary="Counts, models, latency percentiles (within the key's systems)")
+def stats(state: State, who: Who, system: str | None = None, since: str | None = None) -> dict[str, Any]:
+    who.require("reader", "auditor", "admin")
+    if system is not None:
+        who.require_system(system)
+    query = build_query(system=system, since=since)
+    if "*" not in who.systems:
+        query = dataclasses.replace(query, systems=who.systems)
+    result = state.store.stats(query)
+    state.metrics.ledger_size.set(result["size"])
+    return result

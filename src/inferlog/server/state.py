@@ -1,0 +1,53 @@
+"""What a running server holds: the store, the one ingest path, the metrics, its settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from inferlog.ingest.service import Ingestor
+from inferlog.integrity.checkpointer import Checkpointer
+from inferlog.record.ids import uuid7
+from inferlog.record.model import AccessEntry, AdminEntry
+from inferlog.server.auth import Principal
+from inferlog.server.metrics import ServerMetrics
+from inferlog.store.base import Store
+
+
+@dataclass
+class ServerState:
+    store: Store
+    auth: bool = True
+    max_body_bytes: int = 16 * 1024 * 1024
+    checkpointer: Checkpointer | None = None
+    ingestor: Ingestor = field(init=False)
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+
+    def __post_init__(self) -> None:
+        self.ingestor = Ingestor(self.store)
+
+    def audit_read(
+        self, who: Principal, action: str, purpose: str, system: str, query: dict[str, Any], count: int
+    ) -> None:
+        """Append the access entry for a read; raises (so the read fails) if it cannot be logged (R10)."""
+        entry = AccessEntry(
+            id=uuid7(),
+            system=system,
+            ts=dt.datetime.now(dt.UTC),
+            actor=who.name,
+            action=action,
+            purpose=purpose,
+            query=msgspec.to_builtins(query),
+            count=count,
+        )
+        self.ingestor.append([entry])
+        self.metrics.reads.labels(action).inc()
+
+    def audit_admin(self, who: Principal, action: str, details: dict[str, Any]) -> None:
+        entry = AdminEntry(
+            id=uuid7(), system="*", ts=dt.datetime.now(dt.UTC), actor=who.name, action=action, details=details
+        )
+        self.ingestor.append([entry])

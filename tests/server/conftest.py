@@ -1,0 +1,48 @@
+"""An in-process server on a real SQLite file, with one key per role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from inferlog.integrity.checkpointer import Checkpointer
+from inferlog.integrity.keys import init_signer, load_verifiers
+from inferlog.integrity.signer import CheckpointSigner
+from inferlog.ledger.checkpoint import NoteVerifier
+from inferlog.server import create_app
+from inferlog.server.auth import create_key
+from inferlog.store.sqlite import SQLiteStore
+
+
+@dataclass
+class Server:
+    client: TestClient
+    store: SQLiteStore
+    keys: dict[str, str]
+    verifiers: list[NoteVerifier]
+
+    def as_(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
+    keys = {
+        "ingest": create_key(store, "ingest", ["credit"], "credit model server")[0],
+        "ingest_all": create_key(store, "ingest", ["*"], "gateway")[0],
+        "reader": create_key(store, "reader", ["credit"], "credit analyst")[0],
+        "reader_fraud": create_key(store, "reader", ["fraud"], "fraud analyst")[0],
+        "auditor": create_key(store, "auditor", ["*"], "auditor")[0],
+        "admin": create_key(store, "admin", ["*"], "ops")[0],
+    }
+    signer = init_signer(tmp_path / "signer.key", origin="server.test/log")
+    checkpointer = Checkpointer(store, CheckpointSigner.beside_key(signer, tmp_path / "signer.key"))
+    app = create_app(store, max_body_bytes=64 * 1024, checkpointer=checkpointer)
+    with TestClient(app) as client:
+        yield Server(client, store, keys, load_verifiers([str(tmp_path / "signer.pub")]))
+    store.close()
