@@ -1,7 +1,7 @@
 """inferlog: the permanent, tamper-evident record of every inference an AI system makes.
 
-    log = inferlog.open("sqlite:///inferlog.db", system="credit-scoring")
-    rid = log.record(model=inferlog.Model("credit-risk", "3.2.1"), input=x, output=y)
+log = inferlog.open("sqlite:///inferlog.db", system="credit-scoring")
+rid = log.record(model=inferlog.Model("credit-risk", "3.2.1"), input=x, output=y)
 """
 
 from inferlog.errors import (

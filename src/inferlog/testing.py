@@ -1,6 +1,6 @@
 """Helpers for testing code that records inferences (and for inferlog's own tests).
 
-    from inferlog.testing import make_record, temporary_log, CapturingTransport
+from inferlog.testing import make_record, temporary_log, CapturingTransport
 """
 
 from __future__ import annotations

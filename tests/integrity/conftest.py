@@ -44,7 +44,9 @@ def signed_log(tmp_path: Path) -> Iterator[SignedLog]:
     store = SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}")
     offbox = DirectoryPublisher(tmp_path / "offbox")
     checkpointer = Checkpointer(store, CheckpointSigner.beside_key(signer, key_path), [offbox])
-    log = SignedLog(store, checkpointer, load_verifiers([str(public_key_path(key_path))]), offbox, key_path, [])
+    log = SignedLog(
+        store, checkpointer, load_verifiers([str(public_key_path(key_path))]), offbox, key_path, []
+    )
     log.add(300)
     yield log
     store.close()

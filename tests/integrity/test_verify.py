@@ -64,7 +64,9 @@ def _leaf_version_edit(seq: int) -> Tamper:
     def change(conn: sqlite3.Connection) -> None:
         (leaf,) = conn.execute("SELECT leaf FROM entries WHERE seq = ?", (seq,)).fetchone()
         forged = bytes(leaf).replace(b'"version":"', b'"version":"9', 1)
-        conn.execute("UPDATE entries SET leaf = ?, model_version = '9' || model_version WHERE seq = ?", (forged, seq))
+        conn.execute(
+            "UPDATE entries SET leaf = ?, model_version = '9' || model_version WHERE seq = ?", (forged, seq)
+        )
 
     return change
 
@@ -114,7 +116,7 @@ def test_inserted_forged_row_is_detected(signed_log: SignedLog) -> None:
         forged = list(row)
         forged[0] = 181
         forged[1] = "01900000-0000-7000-8000-000000000000"
-        conn.execute(f"INSERT INTO entries VALUES ({','.join('?' * len(forged))})", forged)
+        conn.execute(f"INSERT INTO entries VALUES ({','.join('?' * len(forged))})", forged)  # noqa: S608
 
     _tamper(signed_log, insert)
     report = _audit(signed_log)
@@ -170,7 +172,9 @@ def test_rewritten_history_without_the_key_is_detected(signed_log: SignedLog) ->
         meta["commit"] = base64.b64encode(hmac.digest(salt, body.encode(), "sha256")).decode()
         new_leaf = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
         new_hash = hashlib.sha256(b"\x00" + new_leaf).digest()
-        conn.execute("UPDATE entries SET body = ?, leaf = ?, leaf_hash = ? WHERE seq = 57", (body, new_leaf, new_hash))
+        conn.execute(
+            "UPDATE entries SET body = ?, leaf = ?, leaf_hash = ? WHERE seq = 57", (body, new_leaf, new_hash)
+        )
 
     store = _tamper(signed_log, rewrite)
     # The attacker also recomputes the tree state, tiles and the checkpoint table's roots...
@@ -187,7 +191,12 @@ def test_rewritten_history_without_the_key_is_detected(signed_log: SignedLog) ->
 
     store = _tamper(signed_log, fix_tree)
     roots = {size: root_at(store, size) for size in (100, 200, 300)}
-    _tamper(signed_log, lambda c: [c.execute("UPDATE checkpoints SET root = ? WHERE size = ?", (r, s)) for s, r in roots.items()])
+    _tamper(
+        signed_log,
+        lambda c: [
+            c.execute("UPDATE checkpoints SET root = ? WHERE size = ?", (r, s)) for s, r in roots.items()
+        ],
+    )
     report = _audit(signed_log, offbox=False)  # ...but cannot re-sign the notes
     assert not report.ok
     assert report.first_bad_seq == 1
@@ -225,7 +234,9 @@ def test_verify_checkpoint_detects_a_fork(signed_log: SignedLog, tmp_path: Path)
     latest = signed_log.store.checkpoints()[-1]
     from inferlog.ledger.checkpoint import Checkpoint, sign_checkpoint
 
-    forged = sign_checkpoint(Checkpoint("test.example/log", 300, b"\x07" * 32), signed_log.checkpointer.signer.signer)
+    forged = sign_checkpoint(
+        Checkpoint("test.example/log", 300, b"\x07" * 32), signed_log.checkpointer.signer.signer
+    )
     trusted.write_bytes(forged)
     report = verify_checkpoint(signed_log.store, signed_log.verifiers, trusted)
     assert not report.ok

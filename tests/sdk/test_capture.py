@@ -132,3 +132,13 @@ def test_wrap_sklearn_estimator(log: Log) -> None:
     assert records[0].input == x[:3].tolist()
     assert records[0].parameters["max_iter"] == 500
     assert records[2].status == "error"
+
+
+def test_trace_accepts_a_given_start_time(log: Log, model: inferlog.Model) -> None:
+    """A ts passed to trace() is the record's ts (for calls whose start was measured elsewhere)."""
+    import datetime as dt
+
+    start = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    with log.trace(model=model, ts=start) as call:
+        call.output = 1
+    assert _only(log).ts == start

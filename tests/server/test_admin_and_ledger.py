@@ -14,7 +14,9 @@ from tests.server.test_records import rec
 
 def test_admin_creates_lists_and_revokes_keys(server: Server) -> None:
     """An admin makes a key (shown once, works at once), lists keys without secrets, revokes it; each is an admin entry."""
-    r = server.client.post("/v1/keys", json={"role": "reader", "systems": ["credit"], "name": "bi"}, headers=server.as_("admin"))
+    r = server.client.post(
+        "/v1/keys", json={"role": "reader", "systems": ["credit"], "name": "bi"}, headers=server.as_("admin")
+    )
     assert r.status_code == 201
     token, kid = r.json()["key"], r.json()["kid"]
     assert server.client.get("/v1/stats", headers={"X-API-Key": token}).status_code == 200
@@ -26,13 +28,20 @@ def test_admin_creates_lists_and_revokes_keys(server: Server) -> None:
     assert server.client.get("/v1/stats", headers={"X-API-Key": token}).status_code == 401
     actions = [e.entry.action for e in server.store.query(Query(kind="admin"))]
     assert actions == ["key.created", "key.revoked"]
-    bad = server.client.post("/v1/keys", json={"role": "god", "systems": ["x"], "name": "n"}, headers=server.as_("admin"))
+    bad = server.client.post(
+        "/v1/keys", json={"role": "god", "systems": ["x"], "name": "n"}, headers=server.as_("admin")
+    )
     assert bad.status_code == 422
 
 
 def test_proofs_over_http_verify_against_the_signed_checkpoint(server: Server) -> None:
     """GET proof and consistency give hashes that verify under the signed checkpoint's root."""
-    ids = [x["id"] for x in server.client.post("/v1/records", json=[rec() for _ in range(20)], headers=server.as_("ingest")).json()["results"]]
+    ids = [
+        x["id"]
+        for x in server.client.post(
+            "/v1/records", json=[rec() for _ in range(20)], headers=server.as_("ingest")
+        ).json()["results"]
+    ]
     assert server.client.get("/v1/checkpoint", headers=server.as_("auditor")).status_code == 404
     first = server.client.post("/v1/checkpoint", headers=server.as_("auditor")).text
     server.client.post("/v1/records", json=[rec() for _ in range(13)], headers=server.as_("ingest"))
@@ -48,7 +57,17 @@ def test_proofs_over_http_verify_against_the_signed_checkpoint(server: Server) -
     leaf = base64.b64decode(proof["leaf"])
     verify_inclusion(7, 33, leaf_hash(leaf), [base64.b64decode(h) for h in proof["proof"]], new.root)
 
-    cons = server.client.get("/v1/consistency", params={"first": 20, "second": 33}, headers=server.as_("auditor")).json()
+    cons = server.client.get(
+        "/v1/consistency", params={"first": 20, "second": 33}, headers=server.as_("auditor")
+    ).json()
     verify_consistency(20, 33, old.root, new.root, [base64.b64decode(h) for h in cons["proof"]])
-    assert server.client.get("/v1/consistency", params={"first": 40, "second": 33}, headers=server.as_("auditor")).status_code == 400
-    assert server.client.get(f"/v1/records/{ids[0]}/proof", headers=server.as_("reader_fraud")).status_code == 403
+    assert (
+        server.client.get(
+            "/v1/consistency", params={"first": 40, "second": 33}, headers=server.as_("auditor")
+        ).status_code
+        == 400
+    )
+    assert (
+        server.client.get(f"/v1/records/{ids[0]}/proof", headers=server.as_("reader_fraud")).status_code
+        == 403
+    )

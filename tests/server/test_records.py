@@ -13,7 +13,13 @@ from tests.server.conftest import Server
 
 def rec(**fields: object) -> dict[str, object]:
     """A record as a producer sends it: with its own id and time, so a retry is byte-identical."""
-    return {"id": uuid7(), "ts": "2026-05-01T10:00:00.000001Z", "model": {"name": "credit-risk", "version": "3.2.1"}, "input": {"x": 1}, "output": 0.7} | fields
+    return {
+        "id": uuid7(),
+        "ts": "2026-05-01T10:00:00.000001Z",
+        "model": {"name": "credit-risk", "version": "3.2.1"},
+        "input": {"x": 1},
+        "output": 0.7,
+    } | fields
 
 
 def test_append_json_array_answers_seqs(server: Server) -> None:
@@ -71,7 +77,9 @@ def test_missing_bad_and_revoked_keys_are_401(server: Server) -> None:
     """No key, a malformed key, a wrong secret and a revoked key are all 401."""
     assert server.client.post("/v1/records", json=[rec()]).status_code == 401
     for token in ("nope", server.keys["ingest"][:-1] + "x", server.keys["ingest"].replace("_", "_", 1)[:20]):
-        assert server.client.post("/v1/records", json=[rec()], headers={"X-API-Key": token}).status_code == 401
+        assert (
+            server.client.post("/v1/records", json=[rec()], headers={"X-API-Key": token}).status_code == 401
+        )
     kid = server.keys["reader"].split("_")[2]
     assert server.client.delete(f"/v1/keys/{kid}", headers=server.as_("admin")).status_code == 200
     r = server.client.get("/v1/records", params={"purpose": "p"}, headers=server.as_("reader"))
@@ -92,25 +100,51 @@ def test_wrong_secret_with_valid_checksum_is_401(server: Server) -> None:
 def test_roles_and_systems_are_enforced_with_403(server: Server) -> None:
     """Readers cannot write, ingest keys cannot read, and nobody touches a system outside its key."""
     assert server.client.post("/v1/records", json=[rec()], headers=server.as_("reader")).status_code == 403
-    assert server.client.post("/v1/records", json=[rec(system="fraud")], headers=server.as_("ingest")).status_code == 403
+    assert (
+        server.client.post(
+            "/v1/records", json=[rec(system="fraud")], headers=server.as_("ingest")
+        ).status_code
+        == 403
+    )
     r = server.client.post("/v1/records", json=[rec()], headers=server.as_("ingest")).json()
     rid = r["results"][0]["id"]
-    assert server.client.get(f"/v1/records/{rid}", params={"purpose": "p"}, headers=server.as_("ingest")).status_code == 403
-    assert server.client.get(f"/v1/records/{rid}", params={"purpose": "p"}, headers=server.as_("reader_fraud")).status_code == 403
+    assert (
+        server.client.get(
+            f"/v1/records/{rid}", params={"purpose": "p"}, headers=server.as_("ingest")
+        ).status_code
+        == 403
+    )
+    assert (
+        server.client.get(
+            f"/v1/records/{rid}", params={"purpose": "p"}, headers=server.as_("reader_fraud")
+        ).status_code
+        == 403
+    )
     forged = {"kind": "access", "system": "credit", "action": "get", "purpose": "x"}
     assert server.client.post("/v1/records", json=[forged], headers=server.as_("ingest")).status_code == 403
     assert server.client.get("/v1/keys", headers=server.as_("auditor")).status_code == 403
-    assert server.client.get("/v1/records", params={"purpose": "p", "system": "fraud"}, headers=server.as_("reader")).status_code == 403
+    assert (
+        server.client.get(
+            "/v1/records", params={"purpose": "p", "system": "fraud"}, headers=server.as_("reader")
+        ).status_code
+        == 403
+    )
 
 
 def test_reads_need_a_purpose_and_leave_an_access_entry(server: Server) -> None:
     """Each read states a purpose (422 without) and appends who/what/why/how many to the ledger (R10)."""
-    rid = server.client.post("/v1/records", json=[rec()], headers=server.as_("ingest")).json()["results"][0]["id"]
+    rid = server.client.post("/v1/records", json=[rec()], headers=server.as_("ingest")).json()["results"][0][
+        "id"
+    ]
     assert server.client.get(f"/v1/records/{rid}", headers=server.as_("reader")).status_code == 422
-    r = server.client.get(f"/v1/records/{rid}", params={"purpose": "credit appeal #42"}, headers=server.as_("reader"))
+    r = server.client.get(
+        f"/v1/records/{rid}", params={"purpose": "credit appeal #42"}, headers=server.as_("reader")
+    )
     assert r.status_code == 200
     assert r.json()["id"] == rid
-    page = server.client.get("/v1/records", params={"purpose": "monitoring", "model": "credit-risk"}, headers=server.as_("reader"))
+    page = server.client.get(
+        "/v1/records", params={"purpose": "monitoring", "model": "credit-risk"}, headers=server.as_("reader")
+    )
     assert len(page.json()["entries"]) == 1
     trail = server.store.query(Query(kind="access")).entries
     assert [(a.entry.action, a.entry.purpose, a.entry.count) for a in trail] == [
@@ -122,20 +156,38 @@ def test_reads_need_a_purpose_and_leave_an_access_entry(server: Server) -> None:
 
 def test_reader_sees_own_systems_auditor_sees_access_trail(server: Server) -> None:
     """A reader's queries are limited to its systems and to inference/feedback; an auditor reads the trail."""
-    server.client.post("/v1/records", json=[rec(system="credit"), rec(system="fraud")], headers=server.as_("ingest_all"))
+    server.client.post(
+        "/v1/records", json=[rec(system="credit"), rec(system="fraud")], headers=server.as_("ingest_all")
+    )
     reader = server.client.get("/v1/records", params={"purpose": "p"}, headers=server.as_("reader")).json()
     assert [e["system"] for e in reader["entries"]] == ["credit"]
-    assert server.client.get("/v1/records", params={"purpose": "p", "kind": "access"}, headers=server.as_("reader")).status_code == 403
-    trail = server.client.get("/v1/records", params={"purpose": "audit", "kind": "access"}, headers=server.as_("auditor")).json()
+    assert (
+        server.client.get(
+            "/v1/records", params={"purpose": "p", "kind": "access"}, headers=server.as_("reader")
+        ).status_code
+        == 403
+    )
+    trail = server.client.get(
+        "/v1/records", params={"purpose": "audit", "kind": "access"}, headers=server.as_("auditor")
+    ).json()
     assert [e["purpose"] for e in trail["entries"]] == ["p"]
 
 
 def test_query_pages_with_cursor(server: Server) -> None:
     """GET /v1/records pages in seq order; following next_cursor reads every entry once."""
-    ids = [r["id"] for r in server.client.post("/v1/records", json=[rec() for _ in range(7)], headers=server.as_("ingest")).json()["results"]]
+    ids = [
+        r["id"]
+        for r in server.client.post(
+            "/v1/records", json=[rec() for _ in range(7)], headers=server.as_("ingest")
+        ).json()["results"]
+    ]
     seen, cursor = [], 0
     while True:
-        page = server.client.get("/v1/records", params={"purpose": "p", "limit": 3, "cursor": cursor, "kind": "inference"}, headers=server.as_("reader")).json()
+        page = server.client.get(
+            "/v1/records",
+            params={"purpose": "p", "limit": 3, "cursor": cursor, "kind": "inference"},
+            headers=server.as_("reader"),
+        ).json()
         seen += [e["id"] for e in page["entries"]]
         if page["next_cursor"] is None:
             break
@@ -145,7 +197,9 @@ def test_query_pages_with_cursor(server: Server) -> None:
 
 def test_failed_access_entry_fails_the_read(server: Server) -> None:
     """If the access entry cannot be written (store locked), the read fails with 503 and returns nothing."""
-    rid = server.client.post("/v1/records", json=[rec()], headers=server.as_("ingest")).json()["results"][0]["id"]
+    rid = server.client.post("/v1/records", json=[rec()], headers=server.as_("ingest")).json()["results"][0][
+        "id"
+    ]
     server.store._timeout = 0.05
     server.store._writer.execute("PRAGMA busy_timeout = 50")
     blocker = sqlite3.connect(server.store.path, isolation_level=None)
@@ -161,13 +215,22 @@ def test_failed_access_entry_fails_the_read(server: Server) -> None:
 
 def test_feedback_links_to_inference(server: Server) -> None:
     """POST feedback records a label for an existing inference; unknown ids are 404."""
-    rid = server.client.post("/v1/records", json=[rec()], headers=server.as_("ingest")).json()["results"][0]["id"]
-    r = server.client.post(f"/v1/records/{rid}/feedback", json={"label": 1, "actor": "reviewer-7"}, headers=server.as_("ingest"))
+    rid = server.client.post("/v1/records", json=[rec()], headers=server.as_("ingest")).json()["results"][0][
+        "id"
+    ]
+    r = server.client.post(
+        f"/v1/records/{rid}/feedback", json={"label": 1, "actor": "reviewer-7"}, headers=server.as_("ingest")
+    )
     assert r.status_code == 200
     assert r.json()["status"] == "new"
     (fb,) = server.store.query(Query(kind="feedback", inference_id=rid)).entries
     assert (fb.entry.label, fb.entry.actor, fb.entry.system) == (1, "reviewer-7", "credit")
-    assert server.client.post(f"/v1/records/{uuid7()}/feedback", json={"label": 1}, headers=server.as_("ingest")).status_code == 404
+    assert (
+        server.client.post(
+            f"/v1/records/{uuid7()}/feedback", json={"label": 1}, headers=server.as_("ingest")
+        ).status_code
+        == 404
+    )
 
 
 def test_get_unknown_is_404(server: Server) -> None:

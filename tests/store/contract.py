@@ -247,6 +247,9 @@ class StoreContract:
         """systems= and kinds= restrict to any of several values (how keys and roles scope reads)."""
         a, b, c = (make_record(system=s) for s in ("credit", "fraud", "hr"))
         store.append(prepare(a, b, c, _feedback(a.id)))
-        assert [e.id for e in store.query(Query(systems=("credit", "hr"), kinds=("inference",)))] == [a.id, c.id]
+        assert [e.id for e in store.query(Query(systems=("credit", "hr"), kinds=("inference",)))] == [
+            a.id,
+            c.id,
+        ]
         assert len(store.query(Query(systems=("*",)))) == 4
         assert store.stats(Query(systems=("fraud",)))["entries"] == 1

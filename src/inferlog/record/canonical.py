@@ -5,9 +5,11 @@ produced once, at ingest, and never again. Determinism is what matters; RFC 8785
 way to get it: object keys sorted by UTF-16 code units, no whitespace, strings with minimal escaping,
 numbers in the ECMAScript ``Number.prototype.toString`` form.
 
-One documented extension: integers outside the IEEE-754 safe range (±2**53) are written with all their
-digits instead of being refused, so a 64-bit id in ``attributes`` survives exactly. Within the safe
-range the output is byte-identical to the reference implementation (tests check it with hypothesis).
+Two documented extensions, so that no record is ever refused for a value ML code produces routinely:
+integers outside the IEEE-754 safe range (±2**53) are written with all their digits (a 64-bit id in
+``attributes`` survives exactly), and the non-finite floats JSON cannot carry (a missing feature is
+often NaN) are written as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``. For every other
+value the output is byte-identical to the reference implementation (tests check it with hypothesis).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ def canonicalize(value: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of a JSON-compatible value.
 
     Datetimes are written as UTC RFC 3339 strings with microseconds (``2026-01-02T03:04:05.000006Z``).
-    Raises :class:`RecordInvalid` for values JSON cannot carry (NaN, infinities, lone surrogates,
-    non-string keys, other types).
+    Raises :class:`RecordInvalid` for values JSON cannot carry (lone surrogates, non-string keys,
+    other types); NaN and infinities become strings (see above).
     """
     parts: list[str] = []
     _write(value, parts.append)
@@ -68,6 +70,9 @@ def format_number(value: float) -> str:
     return f"{sign}0.{'0' * (-exponent - 1)}{digits}"  # 1e-7 <= |x| < 1e-4
 
 
+_NON_FINITE = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
+
+
 def _sort_key_utf16(key: str) -> bytes:
     return key.encode("utf-16-be", "surrogatepass")
 
@@ -77,7 +82,7 @@ def _write(value: Any, out: Callable[[str], None]) -> None:
     if kind is str:
         out(_encode_string(value))
     elif kind is float:
-        out(format_number(value))
+        out(format_number(value) if value - value == 0 else _NON_FINITE[repr(value)])
     elif kind is dict:
         keys = list(value)
         try:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from inferlog.config import ENV_SIGNER_KEY_FILE, Settings
-from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.errors import UsageError
+from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.sdk.client import Durability, Log
 from inferlog.sdk.transport import CapturingTransport, StoreTransport, Transport
 from inferlog.store import open_store

@@ -105,13 +105,14 @@ class Call:
         self.attributes: dict[str, Any] = dict(fields.pop("attributes", None) or {})
         self.parameters: dict[str, Any] = dict(fields.pop("parameters", None) or {})
         self.error: ErrorInfo | None = None
+        self._given_ts = fields.pop("ts", None)
         self.fields = fields
         self._start = 0.0
 
     def __enter__(self) -> Call:
         import datetime as dt
 
-        self._ts = dt.datetime.now(dt.UTC)
+        self._ts = self._given_ts or dt.datetime.now(dt.UTC)
         self._start = _perf()
         return self
 

@@ -21,6 +21,7 @@ import msgspec
 
 from inferlog.config import DURABILITY_LEVELS
 from inferlog.errors import NotDurable, RecordInvalid, UsageError
+from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.record.ids import is_uuid, uuid7
 from inferlog.record.model import (
     Entry,
@@ -30,7 +31,6 @@ from inferlog.record.model import (
     Model,
     StoredEntry,
 )
-from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
 from inferlog.sdk.transport import Transport

@@ -120,7 +120,7 @@ class Shipper:
             return
         try:
             self.after_delivery()
-        except Exception:  # noqa: BLE001 - e.g. a signer refusing a head: loud, but records keep flowing
+        except Exception:
             self.counters.checkpoint_failures += 1
             log.exception("making a checkpoint failed")
 

@@ -21,6 +21,7 @@ from inferlog.errors import IntegrityError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
 from inferlog.pipeline import Prepared
+from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import StoredEntry
 from inferlog.store._rows import (
     COLUMNS,
@@ -362,8 +363,8 @@ class SQLiteStore:
         ).fetchall()
         return {
             "entries": total,
-            "first_ts": from_micros(first).isoformat() if first is not None else None,
-            "last_ts": from_micros(last).isoformat() if last is not None else None,
+            "first_ts": format_timestamp(from_micros(first)) if first is not None else None,
+            "last_ts": format_timestamp(from_micros(last)) if last is not None else None,
             "by_kind": grouped("kind"),
             "by_status": grouped("status"),
             "by_system": grouped("system"),
