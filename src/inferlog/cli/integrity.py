@@ -167,14 +167,11 @@ def verify_checkpoint_command(state: State, /, trusted: Path, keys: tuple[str, .
     if latest is None:  # cannot happen when ok; keeps the type checker honest without assert
         raise SystemExit(1)
     if report.first_use:
-        console().print(
-            f"[yellow]trusting on first use[/yellow]: checkpoint {report.latest.size} saved to {trusted}"
-        )
+        console().print(f"[yellow]trusting on first use[/yellow]: checkpoint {latest.size} saved to {trusted}")
     else:
-        assert report.trusted is not None
+        previous = report.trusted.size if report.trusted is not None else 0
         console().print(
-            f"[green]OK[/green] checkpoint {report.latest.size} is consistent with trusted "
-            f"{report.trusted.size}; {trusted} updated"
+            f"[green]OK[/green] checkpoint {latest.size} is consistent with trusted {previous}; {trusted} updated"
         )
 
 
