@@ -1,0 +1,96 @@
+"""`inferlog keys init-signer`, `checkpoint` and `verify`: exit 0 only when everything holds."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import inferlog
+from inferlog.cli import cli
+
+
+@pytest.fixture
+def signed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[str]]:
+    """A log of 40 entries with a signing key in tmp_path and a checkpoint made by the CLI."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    made = runner.invoke(cli, ["keys", "init-signer", "--origin", "cli.test/log"])
+    assert made.exit_code == 0, made.output
+    assert "cli.test/log+" in made.output
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with inferlog.open(url, system="s") as log:
+        ids = [log.record(model=inferlog.Model("m", "1"), output=i) for i in range(40)]
+    note = runner.invoke(cli, ["--db", url, "checkpoint", "--to", str(tmp_path / "offbox")])
+    assert note.exit_code == 0, note.output
+    assert note.output.startswith("cli.test/log\n40\n")
+    assert "— cli.test/log " in note.output
+    return url, ids
+
+
+def test_verify_passes_on_an_untouched_log(signed: tuple[str, list[str]]) -> None:
+    """`inferlog verify` exits 0 and reports the recomputed root for an untouched log."""
+    url, _ = signed
+    result = CliRunner().invoke(cli, ["--db", url, "verify", "--checkpoints", "offbox"])
+    assert result.exit_code == 0, result.output
+    assert "OK 40 entries" in result.output
+
+
+def test_verify_fails_and_names_the_first_bad_seq(signed: tuple[str, list[str]], tmp_path: Path) -> None:
+    """After a payload is edited behind inferlog's back, verify exits 1 naming seq 7."""
+    url, _ = signed
+    conn = sqlite3.connect(tmp_path / "log.db")
+    conn.execute("DROP TRIGGER entries_purge_only")
+    conn.execute("UPDATE entries SET body = replace(body, '\"output\":6', '\"output\":600') WHERE seq = 7")
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(cli, ["--db", url, "verify"])
+    assert result.exit_code == 1
+    assert "seq 7: the payload does not match its commitment" in result.output
+    assert "first bad seq: 7" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_verify_record_and_checkpoint(signed: tuple[str, list[str]], tmp_path: Path) -> None:
+    """verify record proves inclusion; verify checkpoint trusts on first use, then catches a rollback."""
+    url, ids = signed
+    runner = CliRunner()
+    rec = runner.invoke(cli, ["--db", url, "verify", "record", ids[12]])
+    assert rec.exit_code == 0, rec.output
+    assert "seq 13" in rec.output
+    assert "of signed checkpoint 40" in rec.output
+    first = runner.invoke(cli, ["--db", url, "verify", "checkpoint", "--trusted", "trusted.note"])
+    assert first.exit_code == 0
+    assert "trusting on first use" in first.output
+    with inferlog.open(url, system="s") as log:
+        log.record(model=inferlog.Model("m", "1"), output="later")
+    assert runner.invoke(cli, ["--db", url, "checkpoint"]).exit_code == 0
+    advanced = runner.invoke(cli, ["--db", url, "verify", "checkpoint", "--trusted", "trusted.note"])
+    assert advanced.exit_code == 0
+    assert "consistent with trusted 40" in advanced.output
+    conn = sqlite3.connect(tmp_path / "log.db")
+    conn.execute("DROP TRIGGER IF EXISTS checkpoints_no_delete")
+    conn.execute("DELETE FROM checkpoints WHERE size = 41")
+    conn.commit()
+    conn.close()
+    rollback = runner.invoke(cli, ["--db", url, "verify", "checkpoint", "--trusted", "trusted.note"])
+    assert rollback.exit_code == 1
+    assert "shrank" in rollback.output
+
+
+def test_unknown_record_and_missing_key_are_one_line(signed: tuple[str, list[str]], tmp_path: Path) -> None:
+    """An unknown id, or no verifier key, is one clear error line, not a traceback."""
+    url, _ = signed
+    runner = CliRunner()
+    unknown = runner.invoke(cli, ["--db", url, "verify", "record", "01900000-0000-7000-8000-000000000000"])
+    assert unknown.exit_code == 1
+    assert "no entry with id" in unknown.output
+    (tmp_path / "inferlog-signer.pub").unlink()
+    nokey = runner.invoke(cli, ["--db", url, "verify", "record", "01900000-0000-7000-8000-000000000000"])
+    assert nokey.exit_code == 1
+    assert "verifier key" in nokey.output
+    again = runner.invoke(cli, ["keys", "init-signer"])
+    assert again.exit_code == 1
+    assert "already exists" in again.output
