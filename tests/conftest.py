@@ -10,6 +10,8 @@ import pytest
 import inferlog
 from inferlog.sdk.client import Log
 
+pytest_plugins = ["tests.fix_server"]
+
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:

@@ -21,6 +21,8 @@ ENV_DURABILITY = "INFERLOG_DURABILITY"
 ENV_FAIL_CLOSED = "INFERLOG_FAIL_CLOSED"
 """``1``/``true`` to make ``record()`` raise when a record cannot be made durable."""
 
+ENV_API_KEY = "INFERLOG_API_KEY"
+"""The API key the SDK presents to an ``inferlog serve`` (when ``open()`` is given an http URL)."""
 ENV_SIGNER_KEY_FILE = "INFERLOG_SIGNER_KEY_FILE"
 """The checkpoint signing key (made by ``inferlog keys init-signer``); keep it off the database host."""
 ENV_VERIFIER_KEY = "INFERLOG_VERIFIER_KEY"
@@ -44,6 +46,7 @@ SETTINGS = {
     ENV_SPOOL_DIR: "the SDK's spool folder (default: <db file>-spool)",
     ENV_DURABILITY: "process (default) or machine",
     ENV_FAIL_CLOSED: "1/true: record() raises when a record cannot be made durable",
+    ENV_API_KEY: "API key the SDK sends to an inferlog server",
     ENV_SIGNER_KEY_FILE: "the checkpoint signing key file (default ./inferlog-signer.key)",
     ENV_VERIFIER_KEY: "verifier key (string or .pub file) for `inferlog verify`",
     ENV_CHECKPOINT_DIR: "folder receiving a copy of every checkpoint (off-box)",

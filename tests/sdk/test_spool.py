@@ -111,3 +111,36 @@ def test_spool_is_preallocated(tmp_path: Path) -> None:
     segment = next(spool.directory.glob("*.seg"))
     assert segment.stat().st_blocks * 512 >= 256 * 1024
     spool.close(delivered=True)
+
+
+def test_spare_segments_race_with_rotation_safely(tmp_path: Path) -> None:
+    """Pre-creating the next segment while the writer rotates into it never breaks the spool or loses a frame."""
+    import threading
+
+    spool = SpoolWriter(tmp_path, segment_bytes=64 * 1024, max_bytes=1 << 30, block_timeout=1)
+    stop = threading.Event()
+
+    def spares() -> None:
+        while not stop.is_set():
+            spool.prepare_spare()
+
+    helper = threading.Thread(target=spares)
+    helper.start()
+    payloads = [os.urandom(700) for _ in range(3000)]  # about 32 segments
+    try:
+        for p in payloads:
+            spool.append(p)
+    finally:
+        stop.set()
+        helper.join()
+    got: list[bytes] = []
+    cursor = Cursor(1, DATA_START)
+    while True:
+        batch, after = spool.read(cursor, 500)
+        if not batch and after == cursor:
+            break
+        got += batch
+        cursor = after
+    assert got == payloads
+    assert not list(spool.directory.glob(".spare-*"))  # renamed into place or removed
+    spool.close(delivered=True)

@@ -36,7 +36,7 @@ _KEY_OPTION = click.option(
 
 @click.group("keys")
 def keys_group() -> None:
-    """Manage the checkpoint signing key."""
+    """Manage API keys and the checkpoint signing key."""
 
 
 @keys_group.command("init-signer")
@@ -167,7 +167,9 @@ def verify_checkpoint_command(state: State, /, trusted: Path, keys: tuple[str, .
     if latest is None:  # cannot happen when ok; keeps the type checker honest without assert
         raise SystemExit(1)
     if report.first_use:
-        console().print(f"[yellow]trusting on first use[/yellow]: checkpoint {latest.size} saved to {trusted}")
+        console().print(
+            f"[yellow]trusting on first use[/yellow]: checkpoint {latest.size} saved to {trusted}"
+        )
     else:
         previous = report.trusted.size if report.trusted is not None else 0
         console().print(

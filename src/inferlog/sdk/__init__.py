@@ -6,14 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from inferlog.config import ENV_SIGNER_KEY_FILE, Settings
+from inferlog.config import ENV_API_KEY, ENV_SIGNER_KEY_FILE, Settings
 from inferlog.errors import UsageError
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.sdk.client import Durability, Log
+from inferlog.sdk.http import HttpReader, HttpTransport
 from inferlog.sdk.transport import CapturingTransport, StoreTransport, Transport
 from inferlog.store import open_store
 
-__all__ = ["CapturingTransport", "Log", "StoreTransport", "Transport", "open"]
+__all__ = ["CapturingTransport", "HttpReader", "HttpTransport", "Log", "StoreTransport", "Transport", "open"]
 
 
 def open(
@@ -24,12 +25,14 @@ def open(
     durability: Durability | None = None,
     fail_closed: bool | None = None,
     signer_key: str | os.PathLike[str] | None = None,
+    api_key: str | None = None,
     **options: Any,
 ) -> Log:
     """Open an inference log.
 
-    ``url`` names the log (default ``$INFERLOG_DB`` or ``sqlite:///inferlog.db``); ``system`` the AI
-    system whose records this handle writes. Records pass through a spool folder (default: beside
+    ``url`` names the log (default ``$INFERLOG_DB`` or ``sqlite:///inferlog.db``): a database URL, or
+    the ``http(s)://`` address of an ``inferlog serve`` with an ingest ``api_key`` (or
+    ``$INFERLOG_API_KEY``). ``system`` names the AI system whose records this handle writes. Records pass through a spool folder (default: beside
     the SQLite file) that makes them durable before ``record()`` returns.
 
     With a signing key (``signer_key`` or ``$INFERLOG_SIGNER_KEY_FILE``) the log signs checkpoints on
@@ -37,6 +40,16 @@ def open(
     """
     settings = Settings.from_env()
     url = url or settings.db
+    if url.startswith(("http://", "https://")):
+        return Log(
+            HttpTransport(url, api_key or os.environ.get(ENV_API_KEY)),
+            reader=HttpReader(url, api_key or os.environ.get(ENV_API_KEY)),
+            system=system or settings.system,
+            spool_dir=spool_dir or settings.spool_dir or "inferlog-spool",
+            durability=durability or settings.durability,  # type: ignore[arg-type]
+            fail_closed=settings.fail_closed if fail_closed is None else fail_closed,
+            **options,
+        )
     store = open_store(url)
     spool = spool_dir or settings.spool_dir or _default_spool(store)
     key = signer_key or os.environ.get(ENV_SIGNER_KEY_FILE)

@@ -31,6 +31,7 @@ from inferlog.record.model import (
     Model,
     StoredEntry,
 )
+from inferlog.sdk.http import HttpReader
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
 from inferlog.sdk.transport import Transport
@@ -90,6 +91,7 @@ class Log:
         commit_interval: float = 0.005,
         batch_size: int = 1000,
         checkpointer: Checkpointer | None = None,
+        reader: HttpReader | None = None,
     ) -> None:
         if durability not in DURABILITY_LEVELS:
             raise UsageError(f"durability must be 'process' or 'machine', got {durability!r}")
@@ -100,6 +102,7 @@ class Log:
         self.fail_closed = fail_closed
         self.transport = transport
         self.store = store
+        self.reader = reader  # reads through a server: each states a purpose (see HttpReader)
         self.checkpointer = checkpointer
         self.counters = Counters()
         self._spool_args = {
@@ -274,6 +277,11 @@ class Log:
 
     def _reader(self) -> Store:
         if self.store is None:
+            if self.reader is not None:
+                raise UsageError(
+                    "reads through a server state a purpose and are audited: use log.reader.get(id, purpose=...) "
+                    "or log.reader.query(purpose=..., **filters)"
+                )
             raise UsageError("this Log has no store to read from")
         return self.store
 
@@ -339,6 +347,8 @@ class Log:
             self.checkpoint()
         self._spool.close(delivered=self._shipper.delivered >= self._spool.appended)
         self.transport.close()
+        if self.reader is not None:
+            self.reader.close()
         if self.store is not None and self.store is not getattr(self.transport, "store", None):
             self.store.close()
         return delivered

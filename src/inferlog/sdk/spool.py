@@ -218,8 +218,8 @@ class SpoolWriter:
             segment = _Segment(_segment_path(self.directory, number), number, self.segment_bytes, create=True)
             _fsync_dir(self.directory)
         except OSError as exc:
-            self._broken = f"cannot create a spool segment in {self.directory}: {exc}"
-            raise NotDurable(self._broken) from exc
+            # Not "broken": nothing written was lost, and the next append tries again.
+            raise NotDurable(f"cannot create a spool segment in {self.directory}: {exc}") from exc
         self._segments[number] = segment
         return segment
 
@@ -261,24 +261,38 @@ class SpoolWriter:
                 self._synced_cond.wait(remaining)
 
     def prepare_spare(self) -> None:
-        """Create the next segment ahead of need, so rotation does no file I/O on a caller's path."""
+        """Create the next segment ahead of need, so rotation does no file I/O on a caller's path.
+
+        The file is made under a temporary name and renamed into place under the lock only if the
+        writer has not meanwhile created that segment itself.
+        """
         with self._lock:
             if self._spare is not None or self._offset < self.segment_bytes // 2 or self._closed:
                 return
             number = self._current.number + 1
+        temporary = self.directory / f".spare-{number:012d}.tmp"
         try:
-            spare = _Segment(_segment_path(self.directory, number), number, self.segment_bytes, create=True)
-            _fsync_dir(self.directory)
+            spare = _Segment(temporary, number, self.segment_bytes, create=True)
         except OSError as exc:
             log.warning("cannot pre-create spool segment: %s", exc)
+            with contextlib.suppress(OSError):
+                temporary.unlink()
             return
         with self._lock:
             if self._spare is None and self._current.number + 1 == number and not self._closed:
-                self._spare = spare
-                return
+                final = _segment_path(self.directory, number)
+                try:
+                    os.rename(temporary, final)
+                    _fsync_dir(self.directory)
+                except OSError as exc:
+                    log.warning("cannot pre-create spool segment: %s", exc)
+                else:
+                    spare.path = final
+                    self._spare = spare
+                    return
         spare.close()
         with contextlib.suppress(OSError):
-            spare.path.unlink()
+            temporary.unlink()
 
     # -- the shipper --------------------------------------------------------------------------
 

@@ -15,7 +15,11 @@ from inferlog.store.base import AppendResult, Page, Query, Store
 
 __all__ = ["AppendResult", "Page", "Query", "Store", "open_store", "store_schemes"]
 
-_BUILTIN = {"sqlite": "inferlog.store.sqlite:SQLiteStore"}
+_BUILTIN = {
+    "sqlite": "inferlog.store.sqlite:SQLiteStore",
+    "postgresql": "inferlog.store.postgres:PostgresStore",
+    "postgres": "inferlog.store.postgres:PostgresStore",
+}
 
 
 def store_schemes() -> dict[str, str]:

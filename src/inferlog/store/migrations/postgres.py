@@ -14,6 +14,7 @@ needs (see :data:`APP_GRANTS`) and nothing else: no UPDATE, DELETE or TRUNCATE o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -230,7 +231,7 @@ def latest(migrations: Sequence[Migration] = MIGRATIONS) -> int:
     return max((version for version, _, _ in migrations), default=0)
 
 
-def installed_version(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[int, bool]:
+def installed_version(conn: psycopg.Connection[Any]) -> tuple[int, bool]:
     """``(version, can_migrate)``: the schema's version as its comment says (0 if there is no schema),
     and whether the connected role owns the schema (or may create it)."""
     row = conn.execute(
@@ -247,7 +248,7 @@ def installed_version(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[int
 
 
 def apply(
-    conn: psycopg.Connection[tuple[object, ...]],
+    conn: psycopg.Connection[Any],
     migrations: Sequence[Migration] = MIGRATIONS,
     *,
     app_role: str | None = None,
@@ -284,7 +285,7 @@ def apply(
     return current
 
 
-def grant_app_role(conn: psycopg.Connection[tuple[object, ...]], role: str) -> None:
+def grant_app_role(conn: psycopg.Connection[Any], role: str) -> None:
     """Give ``role`` exactly the privileges the store needs to append and read, revoking any others."""
     ident = sql.Identifier(role)
     for statement in (*_REVOKES, *APP_GRANTS):

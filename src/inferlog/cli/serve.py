@@ -1,0 +1,154 @@
+"""``inferlog serve`` and API-key management (``inferlog keys create|list|revoke``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from inferlog.cli._common import State, console, pass_state
+from inferlog.cli.integrity import keys_group
+from inferlog.config import ENV_SIGNER_KEY_FILE
+from inferlog.errors import NotFound, UsageError
+from inferlog.store.base import ROLES
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-auth", is_flag=True, help="Serve without API keys (only on a loopback address).")
+@click.option(
+    "--insecure-public-no-auth",
+    is_flag=True,
+    help="Allow --no-auth on a non-loopback address. Anyone who can reach it can read and write the log.",
+)
+@click.option(
+    "--max-body-mb",
+    default=16.0,
+    show_default=True,
+    type=click.FloatRange(0.001),
+    help="Largest request body.",
+)
+@click.option(
+    "--signer-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar=ENV_SIGNER_KEY_FILE,
+    help="Sign checkpoints with this key (POST /v1/checkpoint, and on a cadence while serving).",
+)
+@pass_state
+def serve_command(
+    state: State,
+    /,
+    host: str,
+    port: int,
+    no_auth: bool,
+    insecure_public_no_auth: bool,
+    max_body_mb: float,
+    signer_key: Path | None,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs) over the log."""
+    if no_auth and not _is_loopback(host) and not insecure_public_no_auth:
+        raise UsageError(
+            f"refusing to serve {host} without auth: anyone on the network could read the log. "
+            "Create keys with `inferlog keys create`, or add --insecure-public-no-auth if you really mean it"
+        )
+    import uvicorn
+
+    from inferlog.integrity.checkpointer import Checkpointer
+    from inferlog.server import create_app
+
+    store = state.store(must_exist=False)
+    checkpointer = Checkpointer.from_settings(store, signer_key) if signer_key else None
+    if not no_auth and not store.api_keys():
+        console(stderr=True).print(
+            "[yellow]no API keys yet:[/yellow] every request will get 401. Create one with "
+            "`inferlog keys create --role admin --system '*' --name ops`"
+        )
+    app = create_app(
+        store, auth=not no_auth, max_body_bytes=int(max_body_mb * 1024 * 1024), checkpointer=checkpointer
+    )
+    console(stderr=True).print(f"inferlog serving {state.db} on http://{host}:{port} (OpenAPI at /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@keys_group.command("create")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the key may do.")
+@click.option(
+    "--system",
+    "systems",
+    multiple=True,
+    required=True,
+    help="A system the key may touch (repeatable; '*' = all).",
+)
+@click.option("--name", required=True, help="Who or what uses the key.")
+@pass_state
+def create_key_command(state: State, /, role: str, systems: tuple[str, ...], name: str) -> None:
+    """Create an API key. It is shown once; only its hash is kept."""
+    from inferlog.server.auth import create_key
+
+    token, stored = create_key(state.store(must_exist=False), role, list(systems), name)
+    console(stderr=True).print(
+        f"[green]created[/green] {stored.role} key {stored.kid} for {', '.join(stored.systems)}. "
+        "Store it now: it cannot be shown again."
+    )
+    click.echo(token)
+
+
+@keys_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@pass_state
+def list_keys_command(state: State, /, as_json: bool) -> None:
+    """List API keys (never their secrets)."""
+    keys = state.store().api_keys()
+    if as_json:
+        for key in keys:
+            click.echo(
+                json.dumps(
+                    {
+                        "kid": key.kid,
+                        "role": key.role,
+                        "systems": list(key.systems),
+                        "name": key.name,
+                        "created_at": key.created_at.isoformat(),
+                        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+                    }
+                )
+            )
+        return
+    table = Table("kid", "role", "systems", "name", "created", "revoked")
+    for key in keys:
+        table.add_row(
+            key.kid,
+            key.role,
+            ", ".join(key.systems),
+            key.name,
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+        )
+    console().print(table)
+
+
+@keys_group.command("revoke")
+@click.argument("kid")
+@pass_state
+def revoke_key_command(state: State, /, kid: str) -> None:
+    """Revoke an API key at once."""
+    if not state.store().revoke_api_key(kid, dt.datetime.now(dt.UTC)):
+        raise NotFound(f"no active key {kid}")
+    console().print(f"revoked {kid}")
+
+
+COMMANDS = [serve_command]

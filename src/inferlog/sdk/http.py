@@ -1,0 +1,124 @@
+"""Talking to an ``inferlog serve``: the HTTP transport (the shipper's) and a reader (the caller's).
+
+The transport sends NDJSON batches to ``POST /v1/records``. Anything but a clear answer raises, so the
+shipper keeps the batch in the spool and retries with backoff; the server deduplicates by id, so
+at-least-once delivery ends exactly-once in the store. A record the server refuses (422) is answered
+``invalid`` for that record alone and the rest of the batch is sent again; a batch over the server's
+size limit (413) is split in halves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import msgspec
+
+from inferlog.errors import NotFound, StoreUnavailable, UsageError
+from inferlog.record.model import Entry
+from inferlog.store.base import AppendResult
+
+_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+def _client(base_url: str, api_key: str | None) -> httpx.Client:
+    headers = {"User-Agent": "inferlog-sdk"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=_TIMEOUT)
+
+
+class HttpTransport:
+    """Delivers batches to an inferlog server."""
+
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        self.base_url = base_url
+        self._http = _client(base_url, api_key)
+
+    def send(self, batch: Sequence[Entry]) -> list[AppendResult]:
+        results: dict[int, AppendResult] = {}
+        self._send(list(enumerate(batch)), results)
+        return [results[i] for i in range(len(batch))]
+
+    def _send(self, items: list[tuple[int, Entry]], results: dict[int, AppendResult]) -> None:
+        while items:
+            body = b"\n".join(msgspec.json.encode(entry) for _, entry in items)
+            try:
+                response = self._http.post(
+                    "/v1/records", content=body, headers={"Content-Type": "application/x-ndjson"}
+                )
+            except httpx.HTTPError as exc:
+                raise StoreUnavailable(f"cannot reach {self.base_url}: {exc}") from exc
+            if response.status_code == 200:
+                answers = response.json()["results"]
+                for (index, _), answer in zip(items, answers, strict=True):
+                    results[index] = AppendResult(
+                        answer["id"], answer["seq"], answer["status"], answer.get("reason")
+                    )
+                return
+            if response.status_code == 413 and len(items) > 1:
+                half = len(items) // 2
+                self._send(items[:half], results)
+                items = items[half:]
+                continue
+            detail = _detail(response)
+            bad = detail.get("index")
+            if response.status_code in (413, 422) and (
+                (isinstance(bad, int) and 0 <= bad < len(items)) or len(items) == 1
+            ):
+                position = bad if isinstance(bad, int) else 0
+                index, entry = items.pop(position)
+                results[index] = AppendResult(entry.id, None, "invalid", detail.get("message", response.text))
+                continue
+            raise StoreUnavailable(
+                f"{self.base_url} answered {response.status_code}: {detail.get('message', response.text[:200])}"
+            )
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class HttpReader:
+    """Reads through the server's API; every read states a purpose and is audited there."""
+
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        self.base_url = base_url
+        self._http = _client(base_url, api_key)
+
+    def get(self, entry_id: str, purpose: str) -> dict[str, Any] | None:
+        response = self._request("GET", f"/v1/records/{entry_id}", params={"purpose": purpose})
+        if response.status_code == 404:
+            return None
+        result: dict[str, Any] = response.json()
+        return result
+
+    def query(self, purpose: str, **params: Any) -> dict[str, Any]:
+        response = self._request("GET", "/v1/records", params={"purpose": purpose, **params})
+        result: dict[str, Any] = response.json()
+        return result
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"cannot reach {self.base_url}: {exc}") from exc
+        if response.status_code in (200, 404):
+            if response.status_code == 404 and "/v1/records/" not in path:
+                raise NotFound(_detail(response).get("message", "not found"))
+            return response
+        message = _detail(response).get("message", response.text[:200])
+        if response.status_code in (400, 401, 403, 422):
+            raise UsageError(f"{self.base_url} refused the read ({response.status_code}): {message}")
+        raise StoreUnavailable(f"{self.base_url} answered {response.status_code}: {message}")
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _detail(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

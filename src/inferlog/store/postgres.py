@@ -1,0 +1,615 @@
+"""The production store: PostgreSQL 15+, psycopg 3, monthly partitions, append-only in the database.
+
+Deploying
+---------
+1. The owner runs the migrations, once per release, before the new code starts. Use a role that
+   may own the tables (ideally a NOLOGIN owner that an administrator assumes), and name the
+   application role to grant::
+
+       from inferlog.store.postgres import migrate
+       migrate("postgresql://admin@db:5432/inferlog", app_role="inferlog_app")
+
+   ``open_store("postgresql://admin@db:5432/inferlog?app_role=inferlog_app")`` does the same on open.
+2. Applications connect as that non-owner role: ``open_store("postgresql://inferlog_app@db/inferlog")``.
+   It may SELECT and INSERT the log tables, UPDATE the one ledger-state row, and make monthly
+   partitions through the SECURITY DEFINER function ``inferlog.ensure_partition``. It cannot UPDATE,
+   DELETE or TRUNCATE log rows; the triggers refuse those even to the owner and to superusers (also
+   under ``session_replication_role = replica``), short of dropping the triggers, which is why the
+   owner should not log in and checkpoints go off-box. A role that does not own the schema never
+   migrates: it checks that the schema is at least as new as its code and says what to run if not.
+
+Sequencing
+----------
+``seq`` is not an identity column (sequences burn values on rollback). Every append takes one
+transaction-scoped advisory lock, so there is one sequencer per database however many processes
+append; it reads the ledger state, assigns the next seqs, COPYs the rows, advances the Merkle compact
+range and tiles, and commits. A batch is all or nothing, and seqs become visible in commit order, so
+a reader following the seq cursor never misses a row.
+
+Connections come from a small pool. A connection lost mid-call (server restart, ``pg_terminate_backend``)
+is retried once on a fresh one; that is safe because appends are idempotent by id (a batch whose
+commit landed but whose answer was lost comes back as duplicates with the original seqs). Anything
+else raises :class:`~inferlog.errors.StoreUnavailable`, with nothing half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+from inferlog.errors import IntegrityError, StoreUnavailable, UsageError
+from inferlog.ledger.merkle import CompactRange
+from inferlog.ledger.tiles import completed_tiles
+from inferlog.pipeline import Prepared
+from inferlog.record.ids import is_uuid
+from inferlog.record.model import StoredEntry
+from inferlog.store._rows import COLUMNS, LEDGER_COLUMNS, READ_COLUMNS, row_of, stored_of, to_micros
+from inferlog.store.base import AppendResult, LedgerRow, Page, Query, StoredCheckpoint
+from inferlog.store.migrations import postgres as schema
+from inferlog.store.migrations.postgres import MIGRATIONS, Migration
+
+try:
+    import psycopg
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("the PostgreSQL store needs psycopg: pip install 'inferlog[postgres]'") from exc
+
+__all__ = ["PostgresStore", "migrate"]
+
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+
+SCHEMES = ("postgresql", "postgres")
+_CONFLICT = "an entry with this id is already in the log with different content"
+_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
+_COPY_ENTRIES = f"COPY inferlog.entries ({', '.join(COLUMNS)}, attributes) FROM STDIN"
+_COPY_IDS = "COPY inferlog.entry_ids (id, seq, ts) FROM STDIN"
+_READ = ", ".join(f"e.{column.strip()}" for column in READ_COLUMNS.split(","))
+# The statements behind get() and a model query, kept here so tests can EXPLAIN exactly them.
+GET_SQL = (
+    f"SELECT {_READ} FROM inferlog.entry_ids i "
+    "JOIN inferlog.entries e ON e.seq = i.seq AND e.ts = i.ts WHERE i.id = %s"
+)
+_STORE_OPTIONS = ("app_role",)
+
+
+def migrate(url: str, *, app_role: str | None = None, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Apply pending migrations as the URL's (owner) role, granting ``app_role``; return the schema version."""
+    conninfo, options = _split_url(url)
+    role = app_role or options.get("app_role")
+    conn = _connect(conninfo, _redact(url), timeout=10.0)
+    with conn:
+        return _migrate(conn, _redact(url), migrations, role)
+
+
+class PostgresStore:
+    """The Store protocol on PostgreSQL (``postgresql://user@host:port/db``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        app_role: str | None = None,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        pool_size: int = 4,
+        timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        conninfo, options = _split_url(url)
+        self._where = _redact(url)
+        self._timeout = timeout
+        self._closed = False
+        self._months: set[dt.date] = set()  # months known to have a partition (after a commit)
+        role = app_role or options.get("app_role")
+        with _connect(conninfo, self._where, timeout) as conn:
+            need = schema.latest(migrations)
+            version, owner = _installed(conn, self._where)
+            if owner and (version < need or role is not None):
+                version = _migrate(conn, self._where, migrations, role)
+            elif role is not None:
+                raise UsageError(
+                    f"cannot grant to {role!r}: the role in {self._where} does not own the inferlog schema"
+                )
+            elif version < need:
+                raise StoreUnavailable(
+                    f"the inferlog schema in {self._where} is at version {version}, this inferlog needs "
+                    f"{need}: run the migrations as the schema's owner "
+                    "(inferlog.store.postgres.migrate(owner_url, app_role=...))"
+                )
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max(1, pool_size),
+            open=False,
+            timeout=timeout,
+            kwargs=_connect_kwargs(conninfo, timeout),
+            configure=_configure,
+            name="inferlog",
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {self._where}: {exc}") from exc
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _run(self, action: str, work: Callable[[Conn], T]) -> T:
+        """Run ``work`` in one transaction; retry once on a fresh connection if the first was lost."""
+        if self._closed:
+            raise UsageError("this store is closed")
+        for attempt in (1, 2):
+            used: Conn | None = None
+            try:
+                with self._pool.connection() as conn:
+                    used = conn
+                    return work(conn)
+            except PoolTimeout as exc:
+                raise StoreUnavailable(
+                    f"cannot {action} PostgreSQL at {self._where}: no connection within {self._timeout:g}s"
+                ) from exc
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                lost = used is None or used.broken or used.closed
+                if attempt == 1 and (lost or isinstance(exc, psycopg.errors.TransactionRollbackError)):
+                    self._pool.check()  # drop the other connections the same outage killed
+                    continue
+                raise StoreUnavailable(
+                    f"cannot {action} PostgreSQL at {self._where}: {_reason(exc)}"
+                ) from exc
+            except psycopg.Error as exc:
+                raise StoreUnavailable(
+                    f"cannot {action} PostgreSQL at {self._where}: {_reason(exc)}"
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def schema_version(self) -> int:
+        """The schema version, as the catalog tells any role."""
+        return self._run("read from", lambda conn: _installed(conn, self._where)[0])
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
+        if self._closed:
+            raise UsageError("this store is closed")
+        if not batch:
+            return []
+        logged_at = dt.datetime.now(dt.UTC)
+        months = {_month_of(prepared.entry.ts) for prepared in batch}
+        results = self._run("write to", lambda conn: self._append(conn, batch, logged_at, months))
+        self._months |= months
+        return results
+
+    def _append(
+        self, conn: Conn, batch: Sequence[Prepared], logged_at: dt.datetime, months: set[dt.date]
+    ) -> list[AppendResult]:
+        # The one sequencer: held until commit, so the next append reads this one's state.
+        conn.execute(_LOCK, (schema.LOCK_NAMESPACE, schema.LOCK_SEQUENCER))
+        size, frontier = _one(
+            conn, "SELECT size, frontier FROM inferlog.ledger_state WHERE id = 1 FOR UPDATE"
+        )
+        (top,) = _one(conn, "SELECT coalesce(max(seq), 0) FROM inferlog.entry_ids")
+        if top != size:
+            raise IntegrityError(
+                f"ledger state covers {size} entries but the log holds {top}: "
+                "the database was changed outside inferlog; run `inferlog verify`"
+            )
+        # Partitions first, before this transaction touches entries (making one locks the table).
+        for month in sorted(months - self._months):
+            conn.execute("SELECT inferlog.ensure_partition(%s)", (month,))
+        results: list[AppendResult | None] = [None] * len(batch)
+        candidates: list[int] = []
+        for index, prepared in enumerate(batch):
+            problem = _unstorable(prepared)
+            if problem is not None:
+                results[index] = AppendResult(prepared.entry.id, None, "invalid", problem)
+            else:
+                candidates.append(index)
+        existing = _existing(conn, [batch[i].entry.id for i in candidates])
+        rows: list[tuple[Any, ...]] = []
+        next_seq = size + 1
+        for index in candidates:
+            prepared = batch[index]
+            entry_id = prepared.entry.id
+            known = existing.get(entry_id)
+            if known is not None:
+                seq, body = known
+                same = body is None or body == prepared.body
+                results[index] = (
+                    AppendResult(entry_id, seq, "duplicate")
+                    if same
+                    else AppendResult(entry_id, None, "conflict", _CONFLICT)
+                )
+                continue
+            rows.append(_row(prepared, next_seq, logged_at))
+            existing[entry_id] = (next_seq, prepared.body)
+            results[index] = AppendResult(entry_id, next_seq, "new")
+            next_seq += 1
+        if rows:
+            with conn.cursor() as cur:
+                with cur.copy(_COPY_ENTRIES) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                with cur.copy(_COPY_IDS) as copy:
+                    for row in rows:
+                        copy.write_row((row[2], row[0], row[5]))
+            self._extend_tree(conn, size, frontier, [row[19] for row in rows])
+        return [result for result in results if result is not None]
+
+    @staticmethod
+    def _extend_tree(conn: Conn, old_size: int, frontier: bytes, leaf_hashes: list[bytes]) -> None:
+        """Advance the compact range and write completed tiles, in the append's transaction."""
+        tree = CompactRange.from_bytes(bytes(frontier))
+        if tree.size != old_size:
+            raise IntegrityError(
+                f"the stored compact range covers {tree.size} leaves but the ledger state says {old_size}"
+            )
+        tree.extend(leaf_hashes)
+        tiles = completed_tiles(
+            old_size,
+            leaf_hashes,
+            lambda a, b: _leaf_hashes(conn, a, b),
+            lambda level, a, b: _tile_hashes(conn, level, a, b),
+        )
+        if tiles:
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO inferlog.tiles (level, idx, hash) VALUES (%s, %s, %s)", tiles)
+        conn.execute(
+            "UPDATE inferlog.ledger_state SET size = %s, frontier = %s WHERE id = 1",
+            (tree.size, tree.to_bytes()),
+        )
+
+    def add_checkpoint(self, size: int, root: bytes, note: bytes) -> None:
+        self._run(
+            "write to",
+            lambda conn: conn.execute(
+                "INSERT INTO inferlog.checkpoints (size, root, note, created_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (size) DO NOTHING",
+                (size, root, note.decode("utf-8"), dt.datetime.now(dt.UTC)),
+            ),
+        )
+
+    # -- the ledger ---------------------------------------------------------------------------
+
+    def tree(self) -> CompactRange:
+        (frontier,) = self._run(
+            "read from", lambda conn: _one(conn, "SELECT frontier FROM inferlog.ledger_state WHERE id = 1")
+        )
+        return CompactRange.from_bytes(bytes(frontier))
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        return self._run("read from", lambda conn: _leaf_hashes(conn, start, end))
+
+    def tile_hashes(self, level: int, start: int, end: int) -> list[bytes]:
+        return self._run("read from", lambda conn: _tile_hashes(conn, level, start, end))
+
+    def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
+        columns = LEDGER_COLUMNS.replace("id,", "id::text,", 1)
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                f"SELECT {columns} FROM inferlog.entries WHERE seq > %s ORDER BY seq LIMIT %s",
+                (after, limit),
+            ).fetchall(),
+        )
+        return [
+            LedgerRow(seq, id_, kind, system, to_micros(ts), name, version, status,
+                      body.encode("utf-8") if body is not None else None,
+                      bytes(salt) if salt is not None else None, bytes(leaf), bytes(leaf_hash))
+            for seq, id_, kind, system, ts, name, version, status, body, salt, leaf, leaf_hash in rows
+        ]  # fmt: skip
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT size, root, note, created_at FROM inferlog.checkpoints ORDER BY size"
+            ).fetchall(),
+        )
+        return [
+            StoredCheckpoint(size, bytes(root), note.encode("utf-8"), created.astimezone(dt.UTC))
+            for size, root, note, created in rows
+        ]
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, entry_id: str) -> StoredEntry | None:
+        if not is_uuid(entry_id):
+            return None
+        row = self._run("read from", lambda conn: conn.execute(GET_SQL, (entry_id,)).fetchone())
+        return _stored(row) if row else None
+
+    def size(self) -> int:
+        (size,) = self._run(
+            "read from", lambda conn: _one(conn, "SELECT size FROM inferlog.ledger_state WHERE id = 1")
+        )
+        return int(size)
+
+    def scan(self, after: int = 0, limit: int = 1000) -> list[StoredEntry]:
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                f"SELECT {READ_COLUMNS} FROM inferlog.entries WHERE seq > %s ORDER BY seq LIMIT %s",
+                (after, limit),
+            ).fetchall(),
+        )
+        return [_stored(row) for row in rows]
+
+    def query(self, query: Query) -> Page:
+        sql, params = query_sql(query)
+        rows = self._run("read from", lambda conn: conn.execute(sql, params).fetchall())
+        more = len(rows) > query.limit
+        entries = [_stored(row) for row in rows[: query.limit]]
+        return Page(entries, entries[-1].seq if more and entries else None)
+
+    def stats(self, query: Query | None = None) -> dict[str, Any]:
+        where, params = _where(query or Query())
+        return self._run("read from", lambda conn: self._stats(conn, where, params))
+
+    def _stats(self, conn: Conn, where: list[str], params: list[Any]) -> dict[str, Any]:
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+
+        def grouped(column: str) -> dict[str, int]:
+            rows = conn.execute(
+                f"SELECT {column}, count(*) FROM inferlog.entries{clause} GROUP BY {column}", params
+            )
+            return {str(key): count for key, count in rows if key is not None}
+
+        total, first, last = _one(
+            conn, f"SELECT count(*), min(ts), max(ts) FROM inferlog.entries{clause}", params
+        )
+        inference = " AND ".join([*where, "kind = 'inference'", "latency_ms IS NOT NULL"])
+        latencies = _percentiles(conn, f"FROM inferlog.entries WHERE {inference}", params)
+        models = conn.execute(
+            "SELECT model_name, model_version, count(*), count(*) FILTER (WHERE status = 'error') "
+            f"FROM inferlog.entries{clause}{' AND' if clause else ' WHERE'} kind = 'inference' "
+            "GROUP BY model_name, model_version ORDER BY count(*) DESC",
+            params,
+        ).fetchall()
+        (size,) = _one(conn, "SELECT size FROM inferlog.ledger_state WHERE id = 1")
+        return {
+            "entries": total,
+            "first_ts": _utc(first).isoformat() if first is not None else None,
+            "last_ts": _utc(last).isoformat() if last is not None else None,
+            "by_kind": grouped("kind"),
+            "by_status": grouped("status"),
+            "by_system": grouped("system"),
+            "models": [
+                {"model": name, "version": version, "count": count, "errors": int(errors or 0)}
+                for name, version, count, errors in models
+            ],
+            "latency_ms": latencies,
+            "size": int(size),
+        }
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.close()
+
+
+# -- SQL building --------------------------------------------------------------------------------
+
+
+def query_sql(query: Query) -> tuple[str, list[Any]]:
+    """The SELECT that answers ``query`` (one row more than the page, to know whether more follow)."""
+    where, params = _where(query)
+    if query.order == "asc":
+        where.append("seq > %s")
+        params.append(query.after)
+    elif query.after:
+        where.append("seq < %s")
+        params.append(query.after)
+    sql = (
+        f"SELECT {READ_COLUMNS} FROM inferlog.entries"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + f" ORDER BY seq {'ASC' if query.order == 'asc' else 'DESC'} LIMIT %s"
+    )
+    params.append(query.limit + 1)
+    return sql, params
+
+
+def _where(query: Query) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    equal = {
+        "system": query.system,
+        "kind": query.kind,
+        "model_name": query.model,
+        "model_version": query.version,
+        "status": query.status,
+        "request_id": query.request_id,
+        "trace_id": query.trace_id,
+        "session_id": query.session_id,
+        "subject": query.subject,
+        "inference_id": query.inference_id,
+    }
+    for column, value in equal.items():
+        if value is not None:
+            where.append(f"{column} = %s")
+            params.append(value)
+    if query.since is not None:
+        where.append("ts >= %s")
+        params.append(query.since)
+    if query.until is not None:
+        where.append("ts < %s")
+        params.append(query.until)
+    if query.attributes:
+        # jsonb containment of scalars is equality of JSON values: 3 matches 3 (and 3.0), "3" does not.
+        for key, value in query.attributes.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"attribute {key!r} must be a finite number, got {value!r}")
+        where.append("attributes @> %s::jsonb")
+        params.append(json.dumps(dict(query.attributes)))
+    return where, params
+
+
+def _percentiles(conn: Conn, source: str, params: list[Any]) -> dict[str, float]:
+    (count,) = _one(conn, f"SELECT count(*) {source}", params)
+    out: dict[str, float] = {}
+    if not count:
+        return out
+    for name, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
+        offset = min(count - 1, int(fraction * count))
+        (value,) = _one(
+            conn, f"SELECT latency_ms {source} ORDER BY latency_ms OFFSET %s LIMIT 1", [*params, offset]
+        )
+        out[name] = float(value)
+    return out
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+def _row(prepared: Prepared, seq: int, logged_at: dt.datetime) -> tuple[Any, ...]:
+    """COLUMNS plus the attributes copy, with timestamps as datetimes (timestamptz columns)."""
+    row = row_of(prepared, seq, 0)
+    attributes = prepared.entry.attributes
+    copy = msgspec.json.encode(attributes).decode("utf-8") if attributes else None
+    if copy is not None and "\\u0000" in copy:
+        copy = None  # jsonb cannot hold U+0000; the body keeps it, attribute queries cannot see it
+    return (seq, logged_at, *row[2:5], prepared.entry.ts, *row[6:], copy)
+
+
+def _unstorable(prepared: Prepared) -> str | None:
+    """Why PostgreSQL cannot keep this entry as it is, or None."""
+    entry = prepared.entry
+    if not is_uuid(entry.id):
+        return "id must be a lowercase hyphenated UUID"
+    for name in ("system", "actor", "request_id", "trace_id", "session_id", "subject"):
+        value = getattr(entry, name, None)
+        if isinstance(value, str) and "\x00" in value:
+            return f"field `{name}` holds U+0000, which PostgreSQL text cannot store"
+    model = getattr(entry, "model", None)
+    if model is not None and ("\x00" in model.name or "\x00" in model.version):
+        return "field `model` holds U+0000, which PostgreSQL text cannot store"
+    return None
+
+
+def _existing(conn: Conn, ids: list[str]) -> dict[str, tuple[int, bytes | None]]:
+    """Entries already in the log among ``ids``: id -> (seq, body)."""
+    if not ids:
+        return {}
+    found = conn.execute(
+        "SELECT id::text, seq, ts FROM inferlog.entry_ids WHERE id = ANY(%s::uuid[])", (ids,)
+    ).fetchall()
+    if not found:
+        return {}
+    bodies = dict(
+        conn.execute(
+            "SELECT seq, body FROM inferlog.entries WHERE seq = ANY(%s) AND ts = ANY(%s)",
+            ([seq for _, seq, _ in found], [ts for _, _, ts in found]),
+        ).fetchall()
+    )
+    return {
+        entry_id: (seq, bodies[seq].encode("utf-8") if bodies.get(seq) is not None else None)
+        for entry_id, seq, _ in found
+    }
+
+
+def _stored(row: tuple[Any, ...]) -> StoredEntry:
+    seq, logged_at, body, leaf, leaf_hash = row
+    return stored_of(seq, to_micros(logged_at), body, bytes(leaf), bytes(leaf_hash))
+
+
+def _leaf_hashes(conn: Conn, start: int, end: int) -> list[bytes]:
+    rows = conn.execute(
+        "SELECT leaf_hash FROM inferlog.entries WHERE seq > %s AND seq <= %s ORDER BY seq", (start, end)
+    )
+    return [bytes(row[0]) for row in rows]
+
+
+def _tile_hashes(conn: Conn, level: int, start: int, end: int) -> list[bytes]:
+    rows = conn.execute(
+        "SELECT hash FROM inferlog.tiles WHERE level = %s AND idx >= %s AND idx < %s ORDER BY idx",
+        (level, start, end),
+    )
+    return [bytes(row[0]) for row in rows]
+
+
+def _one(conn: Conn, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise IntegrityError(f"the inferlog schema is incomplete: no row for {sql!r}")
+    return tuple(row)
+
+
+def _month_of(ts: dt.datetime) -> dt.date:
+    utc = ts.astimezone(dt.UTC)
+    return dt.date(utc.year, utc.month, 1)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
+
+
+# -- connecting ----------------------------------------------------------------------------------
+
+
+def _split_url(url: str) -> tuple[str, dict[str, str]]:
+    """The libpq URL without inferlog's own query options, and those options."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise UsageError(f"not a PostgreSQL URL: {url!r} (write postgresql://user@host:port/database)")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {key: value for key, value in query if key in _STORE_OPTIONS}
+    theirs = [(key, value) for key, value in query if key not in _STORE_OPTIONS]
+    return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(theirs))), ours
+
+
+def _redact(url: str) -> str:
+    """The URL without its password and query, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = (
+        (f"{parts.username}@" if parts.username else "") + host + (f":{parts.port}" if parts.port else "")
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _connect_kwargs(conninfo: str, timeout: float) -> dict[str, Any]:
+    params = dict(parse_qsl(urlsplit(conninfo).query))
+    kwargs: dict[str, Any] = {"autocommit": False}
+    kwargs["connect_timeout"] = params.get("connect_timeout", str(max(2, math.ceil(timeout))))
+    kwargs["application_name"] = params.get("application_name", "inferlog")
+    # Timestamps come back in UTC whatever the server's default.
+    kwargs["options"] = (params.get("options", "") + " -c TimeZone=UTC").strip()
+    return kwargs
+
+
+def _configure(conn: Conn) -> None:
+    # Sequencing relies on each statement seeing what committed before it (see module docstring).
+    conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+
+
+def _connect(conninfo: str, where: str, timeout: float) -> Conn:
+    kwargs = _connect_kwargs(conninfo, timeout)
+    kwargs["autocommit"] = True
+    try:
+        return psycopg.connect(conninfo, **kwargs)
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot connect to PostgreSQL at {where}: {_reason(exc)}") from exc
+
+
+def _installed(conn: Conn, where: str) -> tuple[int, bool]:
+    try:
+        return schema.installed_version(conn)
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot read the inferlog schema in {where}: {_reason(exc)}") from exc
+
+
+def _migrate(conn: Conn, where: str, wanted: Sequence[Migration], role: str | None) -> int:
+    try:
+        return schema.apply(conn, wanted, app_role=role)
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot migrate the inferlog schema in {where}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
