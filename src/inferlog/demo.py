@@ -72,6 +72,17 @@ class DemoSummary:
             f"  inferlog{db} export --format parquet --output demo.parquet",
             '  python -c "import duckdb; print(duckdb.sql(\\"select version, status, count(*) '
             "from 'demo.parquet' group by all\\\"))\"",
+            "",
+            "Prove nobody edited it:",
+            "  inferlog keys init-signer --origin demo.example/log",
+            f"  inferlog{db} checkpoint --to checkpoints/",
+            f"  inferlog{db} verify --checkpoints checkpoints/",
+            f"  inferlog{db} verify record {self.example_id}",
+            "",
+            "Serve it over HTTP (OpenAPI at http://127.0.0.1:8000/docs):",
+            f"  inferlog{db} serve --no-auth",
+            "",
+            "(The inferlog command is in .venv/bin: run `source .venv/bin/activate` first.)",
         ]
         return "\n".join(lines)
 
