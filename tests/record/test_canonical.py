@@ -99,3 +99,11 @@ def test_non_finite_numbers_become_strings() -> None:
     """NaN and infinities (missing features, overflow) are kept as strings rather than refusing the record."""
     value = {"x": [float("nan"), float("inf"), -float("inf"), 1.5]}
     assert canonicalize(value) == b'{"x":["NaN","Infinity","-Infinity",1.5]}'
+
+
+def test_timestamps_of_early_years_are_rfc3339() -> None:
+    """Year 999 is written with four digits (strftime would not), so it reads back as a timestamp."""
+    assert format_timestamp(dt.datetime(999, 1, 2, tzinfo=dt.UTC)) == "0999-01-02T00:00:00.000000Z"
+    near_min = dt.datetime(1, 1, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    with pytest.raises(RecordInvalid, match="out of range"):
+        format_timestamp(near_min)

@@ -44,8 +44,15 @@ def format_timestamp(value: dt.datetime) -> str:
     """UTC, microsecond precision, ``Z`` suffix: one spelling per instant, so bytes are stable."""
     if value.tzinfo is None:
         raise RecordInvalid("timestamp has no timezone; inferlog keeps UTC, timezone-aware times")
-    value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        value = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise RecordInvalid("timestamp is out of range once converted to UTC") from None
+    # Not strftime: glibc writes year 999 as "999", which is not RFC 3339.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}Z"
+    )
 
 
 def format_number(value: float) -> str:

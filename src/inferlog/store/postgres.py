@@ -43,14 +43,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from inferlog.errors import IntegrityError, StoreUnavailable, UsageError
+from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
 from inferlog.pipeline import Prepared
+from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import is_uuid
 from inferlog.record.model import StoredEntry
 from inferlog.store._rows import COLUMNS, LEDGER_COLUMNS, READ_COLUMNS, row_of, stored_of, to_micros
-from inferlog.store.base import AppendResult, LedgerRow, Page, Query, StoredCheckpoint
+from inferlog.store.base import ApiKey, AppendResult, LedgerRow, Page, Query, StoredCheckpoint
 from inferlog.store.migrations import postgres as schema
 from inferlog.store.migrations.postgres import MIGRATIONS, Migration
 
@@ -316,6 +317,46 @@ class PostgresStore:
             for size, root, note, created in rows
         ]
 
+    # -- API keys -----------------------------------------------------------------------------
+
+    def put_api_key(self, key: ApiKey) -> None:
+        def insert(conn: Conn) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO inferlog.api_keys (kid, secret_hash, role, systems, name, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    (key.kid, key.secret_hash, key.role, list(key.systems), key.name, key.created_at),
+                )
+            except psycopg.errors.UniqueViolation as exc:
+                raise Conflict(f"an API key with kid {key.kid!r} already exists") from exc
+
+        self._run("write to", insert)
+
+    def get_api_key(self, kid: str) -> ApiKey | None:
+        row = self._run(
+            "read from",
+            lambda conn: conn.execute(f"SELECT {_KEY_COLUMNS} FROM inferlog.api_keys WHERE kid = %s", (kid,)).fetchone(),
+        )
+        return _api_key(row) if row else None
+
+    def api_keys(self) -> list[ApiKey]:
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM inferlog.api_keys ORDER BY created_at, kid"
+            ).fetchall(),
+        )
+        return [_api_key(row) for row in rows]
+
+    def revoke_api_key(self, kid: str, at: dt.datetime) -> bool:
+        def revoke(conn: Conn) -> bool:
+            cursor = conn.execute(
+                "UPDATE inferlog.api_keys SET revoked_at = %s WHERE kid = %s AND revoked_at IS NULL", (at, kid)
+            )
+            return cursor.rowcount == 1
+
+        return self._run("write to", revoke)
+
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, entry_id: str) -> StoredEntry | None:
@@ -374,8 +415,8 @@ class PostgresStore:
         (size,) = _one(conn, "SELECT size FROM inferlog.ledger_state WHERE id = 1")
         return {
             "entries": total,
-            "first_ts": _utc(first).isoformat() if first is not None else None,
-            "last_ts": _utc(last).isoformat() if last is not None else None,
+            "first_ts": format_timestamp(first) if first is not None else None,
+            "last_ts": format_timestamp(last) if last is not None else None,
             "by_kind": grouped("kind"),
             "by_status": grouped("status"),
             "by_system": grouped("system"),
@@ -434,6 +475,10 @@ def _where(query: Query) -> tuple[list[str], list[Any]]:
         if value is not None:
             where.append(f"{column} = %s")
             params.append(value)
+    for column, values in (("system", query.systems), ("kind", query.kinds)):
+        if values is not None and "*" not in values:
+            where.append(f"{column} = ANY(%s)")
+            params.append(list(values))
     if query.since is not None:
         where.append("ts >= %s")
         params.append(query.since)
@@ -462,6 +507,22 @@ def _percentiles(conn: Conn, source: str, params: list[Any]) -> dict[str, float]
         )
         out[name] = float(value)
     return out
+
+
+_KEY_COLUMNS = "kid, secret_hash, role, systems, name, created_at, revoked_at"
+
+
+def _api_key(row: tuple[Any, ...]) -> ApiKey:
+    kid, secret_hash, role, systems, name, created, revoked = row
+    return ApiKey(
+        kid=kid,
+        secret_hash=bytes(secret_hash),
+        role=role,
+        systems=tuple(systems),
+        name=name,
+        created_at=created.astimezone(dt.UTC),
+        revoked_at=revoked.astimezone(dt.UTC) if revoked is not None else None,
+    )
 
 
 # -- rows ----------------------------------------------------------------------------------------
@@ -543,10 +604,6 @@ def _one(conn: Conn, sql: str, params: Sequence[Any] | None = None) -> tuple[Any
 def _month_of(ts: dt.datetime) -> dt.date:
     utc = ts.astimezone(dt.UTC)
     return dt.date(utc.year, utc.month, 1)
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC)
 
 
 # -- connecting ----------------------------------------------------------------------------------

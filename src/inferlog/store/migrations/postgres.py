@@ -31,7 +31,7 @@ _COMMENT_PREFIX = "inferlog schema version "
 MIGRATIONS: list[Migration] = [
     (
         1,
-        "entries partitioned by month, id index, append-only triggers, ledger state",
+        "entries partitioned by month, id index, append-only triggers, ledger state, api keys",
         f"""
         -- Refuses any change to a row, and TRUNCATE: for tables that only ever grow.
         CREATE FUNCTION inferlog.refuse_change() RETURNS trigger
@@ -156,6 +156,34 @@ MIGRATIONS: list[Migration] = [
         CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON inferlog.checkpoints
             FOR EACH STATEMENT EXECUTE FUNCTION inferlog.refuse_change();
 
+        -- API keys: only a SHA-256 of the secret is kept. A key is never deleted or changed, only
+        -- revoked, once.
+        CREATE TABLE inferlog.api_keys (
+            kid         text PRIMARY KEY,
+            secret_hash bytea NOT NULL,
+            role        text NOT NULL,
+            systems     text[] NOT NULL,            -- system names; {{*}} for all
+            name        text NOT NULL,
+            created_at  timestamptz NOT NULL,
+            revoked_at  timestamptz
+        );
+        CREATE FUNCTION inferlog.api_keys_revoke_only() RETURNS trigger
+        LANGUAGE plpgsql SET search_path = pg_catalog, inferlog AS $$
+        BEGIN
+            IF TG_OP = 'UPDATE' AND OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+               AND (NEW.kid, NEW.secret_hash, NEW.role, NEW.systems, NEW.name, NEW.created_at)
+                   IS NOT DISTINCT FROM (OLD.kid, OLD.secret_hash, OLD.role, OLD.systems, OLD.name, OLD.created_at)
+            THEN
+                RETURN NEW;
+            END IF;
+            RAISE EXCEPTION 'inferlog.api_keys are append-only: % refused (a key can only be revoked, once)', TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+        END $$;
+        CREATE TRIGGER api_keys_revoke_only BEFORE UPDATE OR DELETE ON inferlog.api_keys
+            FOR EACH ROW EXECUTE FUNCTION inferlog.api_keys_revoke_only();
+        CREATE TRIGGER api_keys_no_truncate BEFORE TRUNCATE ON inferlog.api_keys
+            FOR EACH STATEMENT EXECUTE FUNCTION inferlog.refuse_change();
+
         -- Fire even under session_replication_role = replica (ordinary triggers do not).
         ALTER TABLE inferlog.entries ENABLE ALWAYS TRIGGER entries_append_only;
         ALTER TABLE inferlog.entries ENABLE ALWAYS TRIGGER entries_no_truncate;
@@ -167,6 +195,8 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE inferlog.tiles ENABLE ALWAYS TRIGGER tiles_no_truncate;
         ALTER TABLE inferlog.checkpoints ENABLE ALWAYS TRIGGER checkpoints_append_only;
         ALTER TABLE inferlog.checkpoints ENABLE ALWAYS TRIGGER checkpoints_no_truncate;
+        ALTER TABLE inferlog.api_keys ENABLE ALWAYS TRIGGER api_keys_revoke_only;
+        ALTER TABLE inferlog.api_keys ENABLE ALWAYS TRIGGER api_keys_no_truncate;
 
         -- The partition for the month of `day` (UTC), made if missing. Runs as its owner, so the
         -- application role needs no CREATE privilege. Returns the partition's name. A month whose
@@ -217,6 +247,7 @@ APP_GRANTS = (
     "GRANT USAGE ON SCHEMA inferlog TO {role}",
     "GRANT SELECT, INSERT ON inferlog.entries, inferlog.entry_ids, inferlog.tiles, inferlog.checkpoints TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON inferlog.ledger_state TO {role}",
+    "GRANT SELECT, INSERT, UPDATE (revoked_at) ON inferlog.api_keys TO {role}",
     "GRANT EXECUTE ON FUNCTION inferlog.ensure_partition(date) TO {role}",
 )
 _REVOKES = (
