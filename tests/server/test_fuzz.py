@@ -15,6 +15,7 @@ from inferlog.server.auth import create_key
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record, prepare
 
+
 @schemathesis.serializer("application/x-ndjson")
 def _ndjson(ctx: object, value: object) -> bytes:
     """Generated NDJSON bodies: whatever string hypothesis made, as UTF-8 (surrogates escaped)."""
