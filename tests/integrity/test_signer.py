@@ -92,3 +92,24 @@ def test_sdk_signs_checkpoints_on_cadence_and_close(tmp_path: Path, monkeypatch:
     report = audit(store, load_verifiers([str(tmp_path / "signer.pub")]))
     assert report.ok, report.problems
     store.close()
+
+
+def test_sdk_proof_verifies_with_the_public_key(tmp_path: Path) -> None:
+    """log.proof(id) returns an inclusion proof that verifies against the signed checkpoint, and fails if altered."""
+    import dataclasses
+
+    import inferlog
+    from inferlog.ledger.merkle import ProofError
+
+    key = tmp_path / "signer.key"
+    init_signer(key, origin="proof.example/log")
+    log = inferlog.open(f"sqlite:///{tmp_path / 'p.db'}", system="s", signer_key=key)
+    ids = [log.record(model=inferlog.Model("m", "1"), output=i) for i in range(37)]
+    log.checkpoint()
+    proof = log.proof(ids[20])
+    verifiers = load_verifiers([str(tmp_path / "signer.pub")])
+    assert proof.verify(verifiers).size == 37
+    forged = dataclasses.replace(proof, leaf=proof.leaf.replace(b'"kind"', b'"kinD"'))
+    with pytest.raises(ProofError):
+        forged.verify(verifiers)
+    log.close()

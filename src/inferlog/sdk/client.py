@@ -20,8 +20,10 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from inferlog.config import DURABILITY_LEVELS
-from inferlog.errors import NotDurable, RecordInvalid, UsageError
+from inferlog.errors import NotDurable, NotFound, RecordInvalid, UsageError
 from inferlog.integrity.checkpointer import Checkpointer
+from inferlog.integrity.proofs import InclusionProof
+from inferlog.integrity.tree import inclusion
 from inferlog.record.ids import is_uuid, uuid7
 from inferlog.record.model import (
     Entry,
@@ -319,6 +321,29 @@ class Log:
         if kept and kept[-1].size == self.checkpointer.store.tree().size:
             return kept[-1]
         return self.checkpointer.checkpoint()
+
+    def proof(self, entry_id: str) -> InclusionProof:
+        """The inclusion proof of an entry under the newest signed checkpoint that covers it.
+
+        Check it with :meth:`InclusionProof.verify` and the log's verifier key.
+        """
+        store = self._reader()
+        self.flush()
+        stored = store.get(entry_id)
+        if stored is None:
+            raise NotFound(f"no entry with id {entry_id}")
+        covering = [c for c in store.checkpoints() if c.size >= stored.seq]
+        if not covering:
+            raise NotFound(f"no checkpoint covers seq {stored.seq} yet (call log.checkpoint())")
+        checkpoint = covering[-1]
+        return InclusionProof(
+            id=entry_id,
+            seq=stored.seq,
+            leaf=stored.leaf,
+            tree_size=checkpoint.size,
+            hashes=inclusion(store, stored.seq, checkpoint.size),
+            checkpoint=checkpoint.note,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
