@@ -6,7 +6,7 @@ canonicalized (RFC 8785) and its leaf is built.
 
 The leaf is what the Merkle tree commits to. It holds only metadata that is not personal (kind, id,
 system, time, model, status) and a *salted* commitment to the full canonical body:
-``HMAC-SHA256(salt, body)``. The salt is stored beside the body and deleted with it, so that purging or
+``SHA-256(salt || body)``. The salt is stored beside the body and deleted with it, so that purging or
 erasing a payload later leaves every proof intact and the leaf reveals nothing about what was said.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import hmac
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
@@ -43,8 +42,12 @@ class Prepared(NamedTuple):
 
 
 def commitment(salt: bytes, body: bytes) -> bytes:
-    """The salted commitment to an entry's body that its leaf carries."""
-    return hmac.new(salt, body, hashlib.sha256).digest()
+    """The salted commitment to an entry's body that its leaf carries: ``SHA-256(salt || body)``.
+
+    Binding through SHA-256's collision resistance, hiding through 128 random bits of salt that are
+    deleted with the body. (One hash pass; an HMAC costs three times as much on every verify.)
+    """
+    return hashlib.sha256(salt + body).digest()
 
 
 def leaf_fields(entry: Entry, commit: bytes) -> dict[str, Any]:
