@@ -13,7 +13,6 @@ erasing a payload later leaves every proof intact and the leaf reveals nothing a
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +21,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from inferlog.ledger.hashing import leaf_hash
-from inferlog.record.canonical import canonicalize, format_timestamp
+from inferlog.record.canonical import canonical_json, canonicalize, format_timestamp
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, kind_of
 
 Processor = Callable[[Entry], Entry]
@@ -70,7 +69,7 @@ def leaf_fields(entry: Entry, commit: bytes) -> dict[str, Any]:
 
 def body_of(entry: Entry) -> bytes:
     """The canonical bytes of an entry (the body the store keeps verbatim)."""
-    return canonicalize(msgspec.to_builtins(entry, builtin_types=(dt.datetime,)))
+    return canonical_json(entry)
 
 
 class Pipeline:

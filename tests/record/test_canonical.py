@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inferlog.errors import RecordInvalid
-from inferlog.record.canonical import canonicalize, format_number, format_timestamp
+from inferlog.record.canonical import canonical_json, canonicalize, format_number, format_timestamp
 
 SAFE_INT = 2**53 - 1
 json_scalars = (
@@ -90,20 +90,58 @@ def test_timestamps_have_one_spelling() -> None:
     """The same instant in two time zones gives the same UTC string with microseconds."""
     utc = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     cet = utc.astimezone(dt.timezone(dt.timedelta(hours=1)))
-    assert format_timestamp(utc) == format_timestamp(cet) == "2026-01-02T03:04:05.000000Z"
+    assert format_timestamp(utc) == format_timestamp(cet) == "2026-01-02T03:04:05Z"
+    assert format_timestamp(utc.replace(microsecond=120)) == "2026-01-02T03:04:05.000120Z"
     with pytest.raises(RecordInvalid, match="timezone"):
         format_timestamp(dt.datetime(2026, 1, 2))  # noqa: DTZ001 - the point of the test
 
 
-def test_non_finite_numbers_become_strings() -> None:
-    """NaN and infinities (missing features, overflow) are kept as strings rather than refusing the record."""
+def test_non_finite_numbers_become_null() -> None:
+    """NaN and infinities (missing features, overflow) become null, as JSON.stringify does, instead of refusing the record."""
     value = {"x": [float("nan"), float("inf"), -float("inf"), 1.5]}
-    assert canonicalize(value) == b'{"x":["NaN","Infinity","-Infinity",1.5]}'
+    assert canonicalize(value) == canonical_json(value) == b'{"x":[null,null,null,1.5]}'
+
+
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(any_json)
+def test_fast_encoder_equals_the_exact_one(value: object) -> None:
+    """The msgspec-based fast path gives the same bytes as the exact encoder, for any JSON value."""
+    try:
+        expected = canonicalize(value)
+    except RecordInvalid:
+        return  # lone surrogates: the fast path must refuse too, or fall back and refuse
+    assert canonical_json(value) == expected
+
+
+@given(json_values)
+def test_fast_encoder_matches_reference(value: object) -> None:
+    """The fast path is RFC 8785 byte for byte in the I-JSON range."""
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_fast_encoder_handles_structs_and_datetimes() -> None:
+    """An entry Struct encodes to the same bytes as its builtins through the exact encoder."""
+    import msgspec
+
+    from inferlog.testing import make_record
+
+    for us in (0, 7):
+        record = make_record(
+            ts=dt.datetime(2026, 1, 2, 3, 4, 5, us, tzinfo=dt.UTC), input={"x": 1.0, "y": -0.0}
+        )
+        builtins = msgspec.to_builtins(record, builtin_types=(dt.datetime,))
+        assert canonical_json(record) == canonicalize(builtins)
 
 
 def test_timestamps_of_early_years_are_rfc3339() -> None:
     """Year 999 is written with four digits (strftime would not), so it reads back as a timestamp."""
-    assert format_timestamp(dt.datetime(999, 1, 2, tzinfo=dt.UTC)) == "0999-01-02T00:00:00.000000Z"
+    assert format_timestamp(dt.datetime(999, 1, 2, tzinfo=dt.UTC)) == "0999-01-02T00:00:00Z"
     near_min = dt.datetime(1, 1, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     with pytest.raises(RecordInvalid, match="out of range"):
         format_timestamp(near_min)

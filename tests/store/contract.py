@@ -76,7 +76,7 @@ class StoreContract:
     def test_failed_batch_writes_nothing_and_leaves_no_gap(self, store: Store) -> None:
         """A batch that fails midway is rolled back whole; the next batch continues seq without a gap."""
         good = prepare(make_record())[0]
-        broken = prepare(make_record())[0]._replace(body=b"\xff\xfe not utf-8")
+        broken = prepare(make_record())[0]._replace(leaf=None)  # NOT NULL: the database refuses it mid-batch
         with pytest.raises(Exception):  # noqa: B017, PT011 - any backend error will do
             store.append([good, broken])
         assert store.size() == 0

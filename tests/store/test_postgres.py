@@ -20,7 +20,7 @@ import pytest
 from inferlog.errors import StoreUnavailable, UnknownStore, UsageError
 from inferlog.ledger.merkle import root_of
 from inferlog.store import open_store
-from inferlog.store.base import Query
+from inferlog.store.base import Query, Store
 from inferlog.store.migrations.postgres import MIGRATIONS
 from inferlog.store.postgres import GET_SQL, PostgresStore, migrate, query_sql
 from inferlog.testing import make_record, prepare
@@ -287,6 +287,24 @@ def test_entries_postgres_cannot_hold_are_invalid_not_fatal(owner_store: Postgre
     assert "U+0000" in (results[0].reason or "")
 
 
+def test_attribute_queries_compare_json_values(owner_store: PostgresStore) -> None:
+    """Attribute filters match JSON values as the canonical body holds them: 3 is 3.0, true is not 1, NaN is null."""
+    a = make_record(attributes={"n": 3.0, "flag": True, "score": float("nan")})
+    b = make_record(attributes={"n": "3", "flag": 1})
+    owner_store.append(prepare(a, b))
+
+    def ids(**attributes: Any) -> list[str]:
+        return [e.id for e in owner_store.query(Query(attributes=attributes))]
+
+    assert ids(n=3) == [a.id]
+    assert ids(n="3") == [b.id]
+    assert ids(flag=True) == [a.id]
+    assert ids(flag=1) == [b.id]
+    assert ids(score="NaN") == []  # NaN is stored as null, as JSON.stringify writes it
+    with pytest.raises(UsageError, match="finite"):
+        ids(score=float("nan"))
+
+
 # -- sequencing ------------------------------------------------------------------------------------
 
 
@@ -388,6 +406,7 @@ def test_urls_schemes_and_options(pg_url: str, pg_app_role: str) -> None:
     store = open_store(pg_url.replace("postgresql://", "postgres://", 1) + f"?app_role={pg_app_role}")
     try:
         assert isinstance(store, PostgresStore)
+        assert isinstance(store, Store)  # every method of the protocol is there
         assert store.append(prepare(make_record()))[0].seq == 1
     finally:
         store.close()

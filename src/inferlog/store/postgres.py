@@ -70,14 +70,25 @@ SCHEMES = ("postgresql", "postgres")
 _CONFLICT = "an entry with this id is already in the log with different content"
 _LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
 _COPY_ENTRIES = f"COPY inferlog.entries ({', '.join(COLUMNS)}, attributes) FROM STDIN"
-_COPY_IDS = "COPY inferlog.entry_ids (id, seq, ts) FROM STDIN"
+# The id index is filled from the rows just copied, server-side (cheaper than a second COPY).
+_INDEX_IDS = (
+    "INSERT INTO inferlog.entry_ids (id, seq, ts) "
+    "SELECT id, seq, ts FROM inferlog.entries WHERE seq > %s AND seq <= %s"
+)
 _READ = ", ".join(f"e.{column.strip()}" for column in READ_COLUMNS.split(","))
+_LEDGER = ", ".join(
+    "id::text" if column.strip() == "id" else column.strip() for column in LEDGER_COLUMNS.split(",")
+)
+# Where _row() puts what the append needs again (COLUMNS order, then the attributes copy).
+_LOGGED_AT, _TS, _LEAF_HASH = (COLUMNS.index(name) for name in ("logged_at", "ts", "leaf_hash"))
 # The statements behind get() and a model query, kept here so tests can EXPLAIN exactly them.
 GET_SQL = (
     f"SELECT {_READ} FROM inferlog.entry_ids i "
     "JOIN inferlog.entries e ON e.seq = i.seq AND e.ts = i.ts WHERE i.id = %s"
 )
 _STORE_OPTIONS = ("app_role",)
+# Errors after which the same transaction may simply be run again (appends are idempotent by id).
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
 def migrate(url: str, *, app_role: str | None = None, migrations: Sequence[Migration] = MIGRATIONS) -> int:
@@ -90,7 +101,12 @@ def migrate(url: str, *, app_role: str | None = None, migrations: Sequence[Migra
 
 
 class PostgresStore:
-    """The Store protocol on PostgreSQL (``postgresql://user@host:port/db``)."""
+    """The Store protocol on PostgreSQL (``postgresql://user@host:port/db``).
+
+    ``app_role`` (or ``?app_role=`` in the URL) migrates as the URL's role and grants that role;
+    ``migrations`` is the schema to reach (tests inject longer lists); ``pool_size`` caps the
+    connections; ``timeout`` bounds connecting and waiting for a pooled connection, in seconds.
+    """
 
     def __init__(
         self,
@@ -123,6 +139,7 @@ class PostgresStore:
                     f"{need}: run the migrations as the schema's owner "
                     "(inferlog.store.postgres.migrate(owner_url, app_role=...))"
                 )
+            _make_months_ahead(conn)
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             conninfo,
             min_size=1,
@@ -156,8 +173,8 @@ class PostgresStore:
                     f"cannot {action} PostgreSQL at {self._where}: no connection within {self._timeout:g}s"
                 ) from exc
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                lost = used is None or used.broken or used.closed
-                if attempt == 1 and (lost or isinstance(exc, psycopg.errors.TransactionRollbackError)):
+                lost = used is None or used.closed  # a broken connection is closed too
+                if attempt == 1 and (lost or isinstance(exc, _RETRYABLE)):
                     self._pool.check()  # drop the other connections the same outage killed
                     continue
                 raise StoreUnavailable(
@@ -212,7 +229,7 @@ class PostgresStore:
             else:
                 candidates.append(index)
         existing = _existing(conn, [batch[i].entry.id for i in candidates])
-        rows: list[tuple[Any, ...]] = []
+        rows: list[list[Any]] = []
         next_seq = size + 1
         for index in candidates:
             prepared = batch[index]
@@ -236,10 +253,13 @@ class PostgresStore:
                 with cur.copy(_COPY_ENTRIES) as copy:
                     for row in rows:
                         copy.write_row(row)
-                with cur.copy(_COPY_IDS) as copy:
-                    for row in rows:
-                        copy.write_row((row[2], row[0], row[5]))
-            self._extend_tree(conn, size, frontier, [row[19] for row in rows])
+                cur.execute(_INDEX_IDS, (size, next_seq - 1))
+                if cur.rowcount != len(rows):
+                    raise IntegrityError(
+                        f"seq {size + 1}..{next_seq - 1} holds {cur.rowcount} entries instead of {len(rows)}: "
+                        "the database was changed outside inferlog; run `inferlog verify`"
+                    )
+            self._extend_tree(conn, size, frontier, [row[_LEAF_HASH] for row in rows])
         return [result for result in results if result is not None]
 
     @staticmethod
@@ -290,11 +310,10 @@ class PostgresStore:
         return self._run("read from", lambda conn: _tile_hashes(conn, level, start, end))
 
     def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
-        columns = LEDGER_COLUMNS.replace("id,", "id::text,", 1)
         rows = self._run(
             "read from",
             lambda conn: conn.execute(
-                f"SELECT {columns} FROM inferlog.entries WHERE seq > %s ORDER BY seq LIMIT %s",
+                f"SELECT {_LEDGER} FROM inferlog.entries WHERE seq > %s ORDER BY seq LIMIT %s",
                 (after, limit),
             ).fetchall(),
         )
@@ -335,7 +354,9 @@ class PostgresStore:
     def get_api_key(self, kid: str) -> ApiKey | None:
         row = self._run(
             "read from",
-            lambda conn: conn.execute(f"SELECT {_KEY_COLUMNS} FROM inferlog.api_keys WHERE kid = %s", (kid,)).fetchone(),
+            lambda conn: conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM inferlog.api_keys WHERE kid = %s", (kid,)
+            ).fetchone(),
         )
         return _api_key(row) if row else None
 
@@ -351,7 +372,8 @@ class PostgresStore:
     def revoke_api_key(self, kid: str, at: dt.datetime) -> bool:
         def revoke(conn: Conn) -> bool:
             cursor = conn.execute(
-                "UPDATE inferlog.api_keys SET revoked_at = %s WHERE kid = %s AND revoked_at IS NULL", (at, kid)
+                "UPDATE inferlog.api_keys SET revoked_at = %s WHERE kid = %s AND revoked_at IS NULL",
+                (at, kid),
             )
             return cursor.rowcount == 1
 
@@ -487,9 +509,9 @@ def _where(query: Query) -> tuple[list[str], list[Any]]:
         params.append(query.until)
     if query.attributes:
         # jsonb containment of scalars is equality of JSON values: 3 matches 3 (and 3.0), "3" does not.
-        for key, value in query.attributes.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise UsageError(f"attribute {key!r} must be a finite number, got {value!r}")
+        for key, wanted in query.attributes.items():
+            if isinstance(wanted, float) and not math.isfinite(wanted):
+                raise UsageError(f"attribute {key!r} must be a finite number, got {wanted!r}")
         where.append("attributes @> %s::jsonb")
         params.append(json.dumps(dict(query.attributes)))
     return where, params
@@ -528,14 +550,26 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
 # -- rows ----------------------------------------------------------------------------------------
 
 
-def _row(prepared: Prepared, seq: int, logged_at: dt.datetime) -> tuple[Any, ...]:
+class _Attributes(msgspec.Struct):
+    attributes: dict[str, Any] = {}
+
+
+_attributes_of = msgspec.json.Decoder(_Attributes)  # reads one field of a body, skipping the rest
+
+
+def _row(prepared: Prepared, seq: int, logged_at: dt.datetime) -> list[Any]:
     """COLUMNS plus the attributes copy, with timestamps as datetimes (timestamptz columns)."""
-    row = row_of(prepared, seq, 0)
-    attributes = prepared.entry.attributes
+    row = list(row_of(prepared, seq, 0))
+    row[_LOGGED_AT] = logged_at
+    row[_TS] = prepared.entry.ts
+    # From the canonical body, not the entry, so queries see what SQLite's json_extract sees there
+    # (e.g. a NaN attribute is null in the body).
+    attributes = _attributes_of.decode(prepared.body).attributes
     copy = msgspec.json.encode(attributes).decode("utf-8") if attributes else None
     if copy is not None and "\\u0000" in copy:
         copy = None  # jsonb cannot hold U+0000; the body keeps it, attribute queries cannot see it
-    return (seq, logged_at, *row[2:5], prepared.entry.ts, *row[6:], copy)
+    row.append(copy)
+    return row
 
 
 def _unstorable(prepared: Prepared) -> str | None:
@@ -543,7 +577,7 @@ def _unstorable(prepared: Prepared) -> str | None:
     entry = prepared.entry
     if not is_uuid(entry.id):
         return "id must be a lowercase hyphenated UUID"
-    for name in ("system", "actor", "request_id", "trace_id", "session_id", "subject"):
+    for name in ("system", "actor", "request_id", "trace_id", "session_id", "subject", "inference_id"):
         value = getattr(entry, name, None)
         if isinstance(value, str) and "\x00" in value:
             return f"field `{name}` holds U+0000, which PostgreSQL text cannot store"
@@ -666,6 +700,26 @@ def _migrate(conn: Conn, where: str, wanted: Sequence[Migration], role: str | No
         return schema.apply(conn, wanted, app_role=role)
     except psycopg.Error as exc:
         raise StoreUnavailable(f"cannot migrate the inferlog schema in {where}: {_reason(exc)}") from exc
+
+
+def _make_months_ahead(conn: Conn) -> None:
+    """Best effort: partitions for this month and the next three, so appends rarely have to make one.
+
+    Making a partition locks the entries table; if a long reader holds it, skip rather than hang the
+    open (the append path makes any missing month itself).
+    """
+    try:
+        with conn.transaction():
+            conn.execute("SET LOCAL lock_timeout = '2s'")
+            conn.execute(
+                "SELECT inferlog.ensure_partition("
+                "(date_trunc('month', now() AT TIME ZONE 'UTC') + n * interval '1 month')::date) "
+                "FROM generate_series(0, 3) AS n"
+            )
+    except psycopg.errors.LockNotAvailable:
+        pass
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot make monthly partitions: {_reason(exc)}") from exc
 
 
 def _reason(exc: BaseException) -> str:

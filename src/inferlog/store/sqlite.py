@@ -8,16 +8,17 @@ thanks to WAL, never block the writer.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from inferlog.errors import IntegrityError, StoreUnavailable, UsageError
+from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
 from inferlog.pipeline import Prepared
@@ -251,7 +252,7 @@ class SQLiteStore:
     # -- API keys -----------------------------------------------------------------------------
 
     def put_api_key(self, key: ApiKey) -> None:
-        with self._write_lock:
+        with self._write_lock, _conflict_on_duplicate(f"an API key with kid {key.kid} exists"):
             self._writer.execute(
                 "INSERT INTO api_keys (kid, secret_hash, role, systems, name, created_at, revoked_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, NULL)",
@@ -384,6 +385,16 @@ class SQLiteStore:
 
 # The body as BLOB: the verifier hashes bytes, and SQLite hands them over without a decode/encode.
 _LEDGER_SELECT = LEDGER_COLUMNS.replace("body", "CAST(body AS BLOB)")
+
+
+@contextlib.contextmanager
+def _conflict_on_duplicate(message: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(message) from exc
+
+
 _KEY_COLUMNS = "kid, secret_hash, role, systems, name, created_at, revoked_at"
 
 
