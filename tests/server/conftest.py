@@ -15,13 +15,15 @@ from inferlog.integrity.signer import CheckpointSigner
 from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
+from inferlog.store.base import Store
+from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 
 
 @dataclass
 class Server:
     client: TestClient
-    store: SQLiteStore
+    store: Store
     keys: dict[str, str]
     verifiers: list[NoteVerifier]
 
@@ -29,9 +31,23 @@ class Server:
         return {"Authorization": f"Bearer {self.keys[who]}"}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """The API over each backend: a SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        store: Store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
+    else:
+        store = PostgresStore(request.getfixturevalue("pg_url"))
+    yield from _serve(store, tmp_path)
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
+def sqlite_server(tmp_path: Path) -> Iterator[Server]:
+    """The API over SQLite only (for tests that lock the file)."""
+    yield from _serve(SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}"), tmp_path)
+
+
+def _serve(store: Store, tmp_path: Path) -> Iterator[Server]:
     keys = {
         "ingest": create_key(store, "ingest", ["credit"], "credit model server")[0],
         "ingest_all": create_key(store, "ingest", ["*"], "gateway")[0],

@@ -195,8 +195,9 @@ def test_query_pages_with_cursor(server: Server) -> None:
     assert seen == ids
 
 
-def test_failed_access_entry_fails_the_read(server: Server) -> None:
+def test_failed_access_entry_fails_the_read(sqlite_server: Server) -> None:
     """If the access entry cannot be written (store locked), the read fails with 503 and returns nothing."""
+    server = sqlite_server
     rid = server.client.post("/v1/records", json=[rec()], headers=server.as_("ingest")).json()["results"][0][
         "id"
     ]
