@@ -99,7 +99,8 @@ def test_unknown_record_and_missing_key_are_one_line(signed: tuple[str, list[str
 def test_serve_refuses_public_address_without_auth(tmp_path: Path) -> None:
     """`serve --no-auth` on a non-loopback address is refused with one line, before listening."""
     result = CliRunner().invoke(
-        cli, ["--db", f"sqlite:///{tmp_path / 'x.db'}", "serve", "--no-auth", "--host", "0.0.0.0"]
+        cli,
+        ["--db", f"sqlite:///{tmp_path / 'x.db'}", "serve", "--no-auth", "--host", "0.0.0.0"],  # noqa: S104 - refused: the point of the test
     )
     assert result.exit_code == 1
     assert "refusing to serve 0.0.0.0 without auth" in result.output
