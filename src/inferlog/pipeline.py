@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from inferlog.ledger.hashing import leaf_hash
-from inferlog.record.canonical import canonical_json, canonicalize, format_timestamp
+from inferlog.record.canonical import canonical_json, format_timestamp
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, kind_of
 
 Processor = Callable[[Entry], Entry]
@@ -83,7 +83,7 @@ class Pipeline:
             entry = processor(entry)
         body = body_of(entry)
         salt = os.urandom(SALT_BYTES)
-        leaf = canonicalize(leaf_fields(entry, commitment(salt, body)))
+        leaf = canonical_json(leaf_fields(entry, commitment(salt, body)))
         return Prepared(entry, body, salt, leaf, leaf_hash(leaf))
 
     def prepare_all(self, entries: Iterable[Entry]) -> list[Prepared]:

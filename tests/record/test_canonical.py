@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferlog.errors import RecordInvalid
@@ -109,6 +109,7 @@ any_json = st.recursive(
 )
 
 
+@settings(max_examples=500)
 @given(any_json)
 def test_fast_encoder_equals_the_exact_one(value: object) -> None:
     """The msgspec-based fast path gives the same bytes as the exact encoder, for any JSON value."""

@@ -171,10 +171,15 @@ def _plain(value: Any) -> Any:
 
 
 _encoder = msgspec.json.Encoder(order="sorted")
-# Where msgspec's output may differ from RFC 8785: integral floats ("52000.0"), -0.0, positive
-# exponents ("1e16", "1e21"), and characters outside the BMP (4-byte UTF-8), which sort differently
-# in UTF-16. Anything else it writes exactly as RFC 8785 does (strings, escapes, ints, key order).
-_SUSPECT = re.compile(rb"\.0(?=[,\]}]|$)|-0\.0|\d[eE]\d|[\xf0-\xf4]")
+# Where msgspec's output may differ from RFC 8785: integral floats ("52000.0", "-0.0"), exponent
+# forms (msgspec's thresholds differ: it writes "1e16" and "4.1e-6" where ECMAScript writes plain
+# digits, and "1e21" where ECMAScript writes "1e+21"), and characters outside the BMP
+# (4-byte UTF-8), which sort differently in UTF-16. Everything else it writes exactly as RFC 8785 does
+# (strings, escapes, ints, key order). The checks are literal-led regexes (fast scans); text inside a
+# string that happens to match only sends the value down the careful path, never to a wrong byte.
+_INTEGRAL = re.compile(rb"\.0(?:[,\]}]|$)")
+_EXPONENT = re.compile(rb"e-?[1-9]\d*(?:[,\]}]|$)")
+_ASTRAL = re.compile(rb"[\xf0-\xf4]")
 _STRINGS = re.compile(rb'("(?:[^"\\]|\\.)*")')
 _NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
@@ -193,13 +198,13 @@ def canonical_json(value: Any) -> bytes:
         out = _encoder.encode(value)
     except (TypeError, OverflowError, ValueError, UnicodeEncodeError):
         return canonicalize(msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
-    if _SUSPECT.search(out) is None:
+    if _INTEGRAL.search(out) is None and _EXPONENT.search(out) is None and out.isascii():
         return out
-    if re.search(rb"[\xf0-\xf4]", out) is not None:
+    if not out.isascii() and _ASTRAL.search(out) is not None:
         return canonicalize(msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
     parts = _STRINGS.split(out)
     for index in range(0, len(parts), 2):  # even parts lie outside strings
         part = parts[index]
-        if part and _SUSPECT.search(part) is not None:
+        if part and (_INTEGRAL.search(part) is not None or _EXPONENT.search(part) is not None):
             parts[index] = _NUMBER.sub(_fix_number, part)
     return b"".join(parts)
