@@ -420,7 +420,7 @@ def test_import_of_an_export_into_its_own_log_adds_nothing(filled: Filled, tmp_p
     result = run("--db", filled.url, "import", str(dump))
     assert result.exit_code == 0, result.output
     assert "0 new, 7 duplicate" in result.stdout
-    assert store_size(filled.url) == 7
+    assert store_size(filled.url) == 8  # the 7, plus the access entry that records the export
 
 
 GOOD = '{"system": "s", "model": {"name": "m", "version": "1"}, "input": [%d], "ts": "2026-01-01T00:00:00Z"}'
@@ -525,3 +525,21 @@ def test_demo_fills_a_log_and_prints_commands_with_real_ids(tmp_path: Path) -> N
     shown = [line.split()[-1] for line in result.stdout.splitlines() if " show " in line]
     assert shown
     assert run("--db", url, "show", shown[0]).exit_code == 0
+
+
+def test_export_is_recorded_as_an_access_entry(tmp_path: Path) -> None:
+    """An export leaves an access entry: who, the purpose, the query and how many entries left (R10)."""
+    filled = fill(tmp_path)
+    out = tmp_path / "x.jsonl"
+    assert (
+        run(
+            "--db", filled.url, "export", "-o", str(out), "--model", "credit-risk", "--purpose", "DPIA review"
+        ).exit_code
+        == 0
+    )
+    store = open_store(filled.url)
+    (access,) = store.query(Query(kind="access")).entries
+    store.close()
+    assert (access.entry.action, access.entry.purpose, access.entry.count) == ("export", "DPIA review", 5)
+    assert access.entry.query["model"] == "credit-risk"
+    assert access.entry.actor.startswith("cli:")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import getpass
 import itertools
 import sys
 from collections.abc import Iterable, Iterator
@@ -15,8 +17,10 @@ from inferlog.cli._common import State, console, filter_options, filters_of, pas
 from inferlog.errors import UsageError
 from inferlog.export import exporters, get_exporter
 from inferlog.export.base import Destination
+from inferlog.ingest import Ingestor
 from inferlog.query import build_query, iter_entries
-from inferlog.record.model import StoredEntry
+from inferlog.record.ids import uuid7
+from inferlog.record.model import AccessEntry, StoredEntry
 from inferlog.store.base import MAX_PAGE
 
 _UNFILTERED = {"limit", "order", "after"}
@@ -34,14 +38,19 @@ _UNFILTERED = {"limit", "order", "after"}
 @click.option("--cursor", type=int, help="Start after this seq.")
 @click.option("--limit", type=click.IntRange(min=1), help="Write at most this many entries.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
+@click.option(
+    "--purpose", default="export", show_default=True,
+    help="Why the data leaves the log; kept, with who and how many, in an access entry (R10).",
+)  # fmt: skip
 @pass_state
 def export_command(
     state: State, /, fmt: str | None, output: str, cursor: int | None, limit: int | None, order: str,
-    **options: Any,
+    purpose: str, **options: Any,
 ) -> None:  # fmt: skip
     """Write matching entries to a JSONL, CSV or Parquet file.
 
-    Without filters, the whole log: for auditors, DuckDB, pandas or Spark.
+    Without filters, the whole log: for auditors, DuckDB, pandas or Spark. The export itself is
+    recorded in the log as an access entry (who, what query, how many, for what purpose).
     """
     exporter = get_exporter(fmt or _format_of(output))
     if output == "-" and not exporter.streams:
@@ -65,6 +74,20 @@ def export_command(
         task = progress.add_task("export", total=total)
         count = exporter.write(_counting(entries, progress, task), destination)
     where = "stdout" if output == "-" else output
+    Ingestor(store).append(
+        [
+            AccessEntry(
+                id=uuid7(),
+                system=query.system or "*",
+                ts=dt.datetime.now(dt.UTC),
+                actor=f"cli:{getpass.getuser()}",
+                action="export",
+                purpose=purpose,
+                query={**query.describe(), "format": exporter.name, "output": where},
+                count=count,
+            )
+        ]
+    )
     click.echo(f"exported {count} entries to {where} ({exporter.name})", err=True)
 
 
