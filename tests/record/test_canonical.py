@@ -146,3 +146,11 @@ def test_timestamps_of_early_years_are_rfc3339() -> None:
     near_min = dt.datetime(1, 1, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     with pytest.raises(RecordInvalid, match="out of range"):
         format_timestamp(near_min)
+
+
+def test_datetimes_are_written_in_utc_by_both_encoders() -> None:
+    """A datetime with a UTC offset is written as UTC ("Z"), by the fast and the exact encoder alike."""
+    cet = dt.timezone(dt.timedelta(hours=2))
+    value = {"when": dt.datetime(2026, 5, 1, 12, 0, tzinfo=cet), "naive": dt.datetime(2026, 5, 1, 12, 0)}  # noqa: DTZ001
+    expected = b'{"naive":"2026-05-01T12:00:00","when":"2026-05-01T10:00:00Z"}'
+    assert canonical_json(value) == canonicalize(value) == expected

@@ -141,7 +141,9 @@ def _write(value: Any, out: Callable[[str], None]) -> None:
     elif kind is int:
         out(str(value))
     elif isinstance(value, dt.datetime):
-        out(_encode_string(format_timestamp(value)))
+        # Aware: UTC with "Z". Naive (user data only; entry times are always aware): as msgspec writes it.
+        text = format_timestamp(value) if value.tzinfo is not None else value.isoformat()
+        out(_encode_string(text))
     elif isinstance(value, bool | int | float | str | dict | list | tuple):
         # Subclasses (IntEnum, OrderedDict, numpy float64 ...) are written as their plain base type.
         _write(_plain(value), out)
@@ -180,6 +182,8 @@ _encoder = msgspec.json.Encoder(order="sorted")
 _INTEGRAL = re.compile(rb"\.0(?:[,\]}]|$)")
 _EXPONENT = re.compile(rb"e-?[1-9]\d*(?:[,\]}]|$)")
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")
+# msgspec keeps a datetime's own UTC offset ("...:05+02:00"); RFC 3339 in UTC ("Z") is our spelling.
+_OFFSET = re.compile(rb':\d\d(?:\.\d+)?[+-]\d\d:\d\d"')
 _STRINGS = re.compile(rb'("(?:[^"\\]|\\.)*")')
 _NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
@@ -198,9 +202,14 @@ def canonical_json(value: Any) -> bytes:
         out = _encoder.encode(value)
     except (TypeError, OverflowError, ValueError, UnicodeEncodeError):
         return canonicalize(msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
-    if _INTEGRAL.search(out) is None and _EXPONENT.search(out) is None and out.isascii():
+    if (
+        _INTEGRAL.search(out) is None
+        and _EXPONENT.search(out) is None
+        and out.isascii()
+        and _OFFSET.search(out) is None
+    ):
         return out
-    if not out.isascii() and _ASTRAL.search(out) is not None:
+    if (not out.isascii() and _ASTRAL.search(out) is not None) or _OFFSET.search(out) is not None:
         return canonicalize(msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
     parts = _STRINGS.split(out)
     for index in range(0, len(parts), 2):  # even parts lie outside strings

@@ -14,42 +14,49 @@ import time
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-_lock = threading.Lock()
-_pool = b""
-_offset = 0
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # RFC 9562 variant bits 10xx
+
+
+class _Generator:
+    """Formats the 13 time characters once per millisecond; random hex comes from a pooled urandom."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.ms = -1
+        self.prefix = ""
+        self.pool = ""
+        self.offset = 0
+
+    def __call__(self, unix_ms: int | None) -> str:
+        ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+        with self.lock:
+            if ms != self.ms:
+                stamp = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
+                self.prefix = f"{stamp[:8]}-{stamp[8:]}-7"
+                self.ms = ms
+            prefix = self.prefix
+            offset = self.offset
+            if offset + 19 > len(self.pool):
+                self.pool = os.urandom(_BATCH).hex()
+                offset = 0
+            self.offset = offset + 19
+            rand = self.pool[offset : offset + 19]  # 74 random bits used of these 76
+        return f"{prefix}{rand[:3]}-{_VARIANT[rand[3]]}{rand[4:7]}-{rand[7:]}"
+
+
 _BATCH = 4096
-_RAND_BYTES = 10
+_generate = _Generator()
 
-
-def _random10() -> bytes:
-    global _pool, _offset
-    with _lock:
-        if _offset + _RAND_BYTES > len(_pool):
-            _pool = os.urandom(_BATCH)
-            _offset = 0
-        chunk = _pool[_offset : _offset + _RAND_BYTES]
-        _offset += _RAND_BYTES
-    return chunk
-
-
-def _reset_after_fork() -> None:
-    # A forked child must not hand out the same random bytes as its parent.
-    global _pool, _offset
-    _pool, _offset = b"", 0
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
+# A forked child must not hand out the same random bytes as its parent.
+os.register_at_fork(after_in_child=_generate.reset)
 
 
 def uuid7(unix_ms: int | None = None) -> str:
     """A new UUIDv7 as a lowercase hyphenated string."""
-    ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
-    rand = int.from_bytes(_random10(), "big")
-    rand_a = (rand >> 64) & 0x0FFF
-    rand_b = rand & 0x3FFF_FFFF_FFFF_FFFF
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return _generate(unix_ms)
 
 
 def is_uuid(text: str) -> bool:

@@ -46,7 +46,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _UTC = dt.UTC
 _now = dt.datetime.now
-_STATUSES = ("ok", "error")
 _OPTIONAL_STR = ("request_id", "trace_id", "span_id", "parent_id", "session_id", "subject", "actor")
 
 
@@ -174,7 +173,7 @@ class Log:
             if isinstance(error, BaseException):
                 error = ErrorInfo(type(error).__name__, str(error))
             status = "error"
-        if status not in _STATUSES:
+        if status != "ok" and status != "error":
             raise RecordInvalid(f"must be 'ok' or 'error', got {status!r}", field="status")
         if latency_ms is not None and (type(latency_ms) not in (float, int) or latency_ms < 0):
             raise RecordInvalid(f"must be a non-negative number, got {latency_ms!r}", field="latency_ms")
@@ -182,13 +181,11 @@ class Log:
             raise RecordInvalid(f"must be a lowercase hyphenated UUID, got {id!r}", field="id")
         if ts is not None and (not isinstance(ts, dt.datetime) or ts.tzinfo is None):
             raise RecordInvalid("must be a timezone-aware datetime", field="ts")
-        for name, value in (
-            ("subject", subject), ("actor", actor), ("request_id", request_id),
-            ("trace_id", trace_id), ("span_id", span_id), ("parent_id", parent_id),
-            ("session_id", session_id),
-        ):  # fmt: skip
-            if value is not None and type(value) is not str:
-                raise RecordInvalid(f"must be a string, got {type(value).__name__}", field=name)
+        if not (subject is actor is request_id is trace_id is span_id is parent_id is session_id is None):
+            _check_strings(
+                subject=subject, actor=actor, request_id=request_id, trace_id=trace_id,
+                span_id=span_id, parent_id=parent_id, session_id=session_id,
+            )  # fmt: skip
         entry = InferenceRecord(
             id=id or uuid7(),
             system=self.system,
@@ -197,7 +194,7 @@ class Log:
             input=input,
             output=output,
             latency_ms=latency_ms,
-            parameters=dict(parameters) if parameters else {},
+            parameters=parameters if type(parameters) is dict else dict(parameters or {}),
             status=status,
             error=error,
             request_id=request_id,
@@ -207,7 +204,7 @@ class Log:
             session_id=session_id,
             subject=subject,
             actor=actor,
-            attributes=dict(attributes) if attributes else {},
+            attributes=attributes if type(attributes) is dict else dict(attributes or {}),
         )
         self._write(entry)
         return entry.id
@@ -388,6 +385,12 @@ class Log:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _check_strings(**fields: Any) -> None:
+    for name, value in fields.items():
+        if value is not None and type(value) is not str:
+            raise RecordInvalid(f"must be a string, got {type(value).__name__}", field=name)
 
 
 def _as_model(value: Any) -> Model:

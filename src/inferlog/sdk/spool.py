@@ -41,7 +41,6 @@ FRAME = struct.Struct("<II")
 SEGMENT_MAGIC = b"INFLSPL1"
 SEGMENT_HEADER = struct.Struct("<8sQ")  # magic, segment number
 DATA_START = SEGMENT_HEADER.size
-_PAGE = mmap.PAGESIZE
 
 
 def _fsync_dir(path: Path) -> None:
@@ -120,8 +119,7 @@ class _Segment:
             self.mm = mmap.mmap(self.fd, self.size)
             if create:
                 SEGMENT_HEADER.pack_into(self.mm, 0, SEGMENT_MAGIC, number)
-                self.mm.flush()
-                os.fsync(self.fd)
+                os.fsync(self.fd)  # writes back the mapped header page too
             elif SEGMENT_HEADER.unpack_from(self.mm, 0)[0] != SEGMENT_MAGIC:
                 raise OSError(f"{path} is not an inferlog spool segment")
         except BaseException:
@@ -155,6 +153,7 @@ class SpoolWriter:
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._synced_cond = threading.Condition()
+        self._io_lock = threading.Lock()  # held while syncing or closing segment files
         self._segments: dict[int, _Segment] = {}
         self._spare: _Segment | None = None
         self._current = self._new_segment(1)
@@ -175,7 +174,7 @@ class SpoolWriter:
                 f"record of {len(payload)} bytes is larger than a spool segment "
                 f"({self.segment_bytes} bytes); raise spool_segment_bytes"
             )
-        header = FRAME.pack(len(payload), zlib.crc32(payload))
+        crc = zlib.crc32(payload)
         with self._lock:
             if self._broken or self._closed:
                 raise NotDurable(self._broken or "the log is closed")
@@ -185,7 +184,7 @@ class SpoolWriter:
                 offset = DATA_START
             mm = self._current.mm
             mm[offset + FRAME.size : offset + need] = payload
-            mm[offset : offset + FRAME.size] = header  # header last: a torn frame fails its checks
+            FRAME.pack_into(mm, offset, len(payload), crc)  # header last: a torn frame fails its checks
             self._offset = offset + need
             self.head = (self._current.number, self._offset)
             self.appended += 1
@@ -226,23 +225,27 @@ class SpoolWriter:
     # -- the committer ------------------------------------------------------------------------
 
     def sync(self) -> None:
-        """msync every written range not yet synced (group commit). Never retried on failure."""
+        """fdatasync every segment with unsynced frames (group commit). Never retried on failure.
+
+        fdatasync rather than msync: Linux tracks pages dirtied through a shared mapping, so it writes
+        them back all the same, and unlike ``mmap.flush`` it releases the GIL while it waits, so the
+        callers' ``record()`` keeps running during the group commit.
+        """
         with self._lock:
             target, head = self.appended, self.head
-            segments = [s for n, s in sorted(self._segments.items()) if n <= head[0]]
-        try:
-            for segment in segments:
-                end = head[1] if segment.number == head[0] else segment.size
-                if segment.synced < end:
-                    start = segment.synced - segment.synced % _PAGE
-                    segment.mm.flush(start, end - start)
-                    segment.synced = end
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, ValueError) and self._closed:
-                return
-            # fsyncgate: after a failed msync the page cache may already have dropped the data.
-            self._broken = f"spool sync failed ({exc}); records after the last sync may be lost"
-            log.error(self._broken)
+        with self._io_lock:  # segments are not closed while we sync them
+            with self._lock:
+                segments = [s for n, s in sorted(self._segments.items()) if n <= head[0]]
+            try:
+                for segment in segments:
+                    end = head[1] if segment.number == head[0] else segment.size
+                    if segment.synced < end:
+                        os.fdatasync(segment.fd)
+                        segment.synced = end
+            except OSError as exc:
+                # fsyncgate: after a failed sync the page cache may already have dropped the data.
+                self._broken = f"spool sync failed ({exc}); records after the last sync may be lost"
+                log.error(self._broken)
         with self._synced_cond:
             if not self._broken:
                 self.synced = max(self.synced, target)
@@ -315,10 +318,11 @@ class SpoolWriter:
             dropped = [self._segments.pop(n) for n in done]
             if dropped:
                 self._space.notify_all()
-        for segment in dropped:
-            segment.close()
-            with contextlib.suppress(OSError):
-                segment.path.unlink()
+        with self._io_lock:
+            for segment in dropped:
+                segment.close()
+                with contextlib.suppress(OSError):
+                    segment.path.unlink()
 
     def pending_bytes(self) -> int:
         return len(self._segments) * self.segment_bytes
@@ -337,8 +341,9 @@ class SpoolWriter:
                 segments.append(self._spare)
         if not self._broken:
             self.sync()
-        for segment in segments:
-            segment.close()
+        with self._io_lock:
+            for segment in segments:
+                segment.close()
         if delivered:
             shutil.rmtree(self.directory, ignore_errors=True)
         os.close(self._lock_fd)
