@@ -261,12 +261,12 @@ class Report:
                 f"{self.ratio_p50:.1f}× cheaper at p50 and {self.ratio_mean:.1f}× on the mean:",
                 ("the 4× target is met." if met else "short of the 4× target on at least one of them."),
                 f"The mean ({fmt(p.mean)} µs) is above the median because a few calls stall for "
-                f"milliseconds (max {fmt(p.max / 1000)} ms): the committer's `mmap.flush()` (msync) holds the "
-                f"GIL for the whole disk write — a {self.gil.megabytes} MB msync of {fmt(self.gil.sync_ms)} ms "
-                f"paused another thread's Python loop for {fmt(self.gil.msync_stall_ms)} ms, `os.fdatasync` "
-                f"of the same data for {fmt(self.gil.fdatasync_stall_ms)} ms — and the shipper, which "
-                "runs the pipeline and the store code in Python, takes the GIL in 5 ms switch intervals while the "
-                "caller records faster than it can ship.",
+                f"milliseconds (max {fmt(p.max / 1000)} ms): the shipper, which runs the pipeline and the "
+                "store code in Python, takes the GIL in 5 ms switch intervals while the caller records faster "
+                "than it can ship. (The committer syncs with `os.fdatasync`, which releases the GIL: in this "
+                f"run a {self.gil.megabytes} MB msync — what `mmap.flush()` does, holding the GIL — paused "
+                f"another thread's Python loop for {fmt(self.gil.msync_stall_ms)} ms, fdatasync of the same "
+                f"data for {fmt(self.gil.fdatasync_stall_ms)} ms.)",
                 f"With both background threads stopped the same call costs {fmt(a.p50)} µs p50 / {fmt(a.p99)} µs "
                 f"p99 / {fmt(a.mean)} µs mean.",
                 f"`SpoolWriter.append` costs {fmt(fresh)} µs a call writing into fresh pages of the mapped "
@@ -390,12 +390,12 @@ class Report:
                 "## Problems found while benchmarking",
                 "",
                 first,
-                "2. **The committer's msync stops every Python thread.** `mmap.flush()` calls "
-                "`msync(MS_SYNC)` without releasing the GIL (true of every CPython release), so the group "
-                "commit — meant to be off the caller's path — blocks `record()` on all threads for the "
-                f"duration of the disk write ({fmt(self.gil.msync_stall_ms)} ms for {self.gil.megabytes} MB in "
-                f"this run). `os.fdatasync(fd)` releases the GIL ({fmt(self.gil.fdatasync_stall_ms)} ms) and, "
-                "on Linux, writes back pages dirtied through a shared mapping, like `msync`.",
+                "2. **(Fixed in src.) The committer's msync stopped every Python thread.** `mmap.flush()` "
+                "calls `msync(MS_SYNC)` without releasing the GIL, so the group commit blocked `record()` on all "
+                f"threads for the disk write ({fmt(self.gil.msync_stall_ms)} ms for {self.gil.megabytes} MB in "
+                f"this run). `SpoolWriter.sync` now calls `os.fdatasync(fd)`, which releases the GIL "
+                f"({fmt(self.gil.fdatasync_stall_ms)} ms) and, on Linux, writes back pages dirtied through a "
+                "shared mapping all the same.",
                 third,
             ]
         )
@@ -455,24 +455,15 @@ class Report:
                 "",
                 "Measured above or estimated from the pieces; the candidates are not in `src/`.",
                 "",
-                f"- **`uuid7()`** ({fmt(uuid)} µs → {fmt(cand)} µs, `bench/candidates.py`): format the 13 time "
-                "characters once per millisecond and take the random hex from `os.urandom(4096).hex()`; no "
-                "big-int arithmetic, one f-string.",
-                f"- **`record()`'s own Python** ({fmt(self.own)} µs): check the seven optional ids only when "
-                "one is given (`if subject is not None or actor is not None ...`), not by building seven "
-                "tuples per call; compare `status` with `==`; skip `dict()` copies of `attributes`/"
-                "`parameters` (the Struct is encoded and dropped inside the call, so nothing can mutate it "
-                "later); in `SpoolWriter.append` write the header with `FRAME.pack_into(mm, offset, ...)` "
-                "and drop the `self.head` tuple (derive it in `read`/`sync`).",
+                "- **Done in src after the first runs:** the prefix-cached `uuid7()` (the candidate's design), "
+                "`record()` checking the optional ids only when one is given and no `dict()` copies, the spool "
+                "header written with `pack_into`, and the group commit by `os.fdatasync`. "
+                f"`record()`'s own Python is now {fmt(self.own)} µs, `uuid7()` {fmt(uuid)} µs (candidate "
+                f"{fmt(cand)} µs).",
                 f"- **Page faults** (`SpoolWriter.append` {fmt(fresh)} µs into fresh pages, {fmt(warm)} µs into "
                 "pre-faulted ones): pre-fault each segment when it is created, in `prepare_spare`, already off "
                 "the caller's path, with `mm.madvise(23)` (MADV_POPULATE_WRITE, Linux ≥ 5.14; it dirties the "
-                "segment, so its zeros are written back once). Check the gain with the committer running: "
-                "after each msync the kernel write-protects the synced pages again.",
-                "- **GIL stalls**: `SpoolWriter.sync` should call `os.fdatasync(segment.fd)` (GIL released) "
-                "instead of `segment.mm.flush(...)`, and `_Segment.__init__` likewise; that removes the "
-                "msync stalls. The shipper's pure-Python work still competes with callers for the GIL until "
-                "it is made cheaper (next points) or moved to another process.",
+                "segment, so its zeros are written back once). Check the gain with the committer running.",
                 rotation_advice,
                 self._canonical_advice(),
                 f"- **Ingest ceiling**: even with cheap canonical bytes, one process runs `record()`, decode, "
