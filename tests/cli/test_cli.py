@@ -367,7 +367,7 @@ def test_export_writes_every_matching_entry(filled: Filled, tmp_path: Path, fmt:
     run("--db", filled.url, "export", "-o", str(only_v2), "--version", "2.0")  # format from suffix
     for path, count in ((everything, 7), (only_v2, 2)):
         reader = {"jsonl": "read_json", "csv": "read_csv", "parquet": "read_parquet"}[fmt]
-        assert duckdb.execute(f"select count(*) from {reader}(?)", [str(path)]).fetchall() == [(count,)]  # noqa: S608 - a function name from the dict above
+        assert duckdb.execute(f"select count(*) from {reader}(?)", [str(path)]).fetchall() == [(count,)]
 
 
 def test_export_limit_and_stdout(filled: Filled) -> None:

@@ -1,10 +1,11 @@
-"""A signed log on SQLite with checkpoints every 100 entries and an off-box checkpoint folder."""
+"""A signed log of 300 entries with checkpoints every 100 and an off-box checkpoint folder, on each backend."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,39 +15,59 @@ from inferlog.integrity.publish import DirectoryPublisher
 from inferlog.integrity.signer import CheckpointSigner
 from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.record import Model
-from inferlog.store.sqlite import SQLiteStore
+from inferlog.store import open_store
+from inferlog.store.base import Store
 from inferlog.testing import make_record, prepare
+from tests.integrity.tampering import PostgresTamperer, SQLiteTamperer, Tamperer
 
 
 @dataclass
 class SignedLog:
-    store: SQLiteStore
+    url: str
+    store: Store
     checkpointer: Checkpointer
     verifiers: list[NoteVerifier]
     offbox: DirectoryPublisher
     key_path: Path
     ids: list[str]
+    tamperer: Tamperer
 
     def add(self, n: int) -> None:
-        for i in range(n):
+        for _ in range(n):
             record = make_record(model=Model("m", str(len(self.ids) % 3)), output={"i": len(self.ids)})
             self.store.append(prepare(record))
             self.ids.append(record.id)
             if len(self.ids) % 100 == 0:
                 self.checkpointer.checkpoint()
-            del i
+
+    def tamper(self, change: Callable[[Tamperer], Any]) -> Store:
+        """Close the store, let `change` edit the database as an attacker would, reopen it."""
+        self.store.close()
+        change(self.tamperer)
+        self.reopen()
+        return self.store
+
+    def reopen(self) -> None:
+        self.store = open_store(self.url)
+        self.checkpointer.store = self.store
 
 
-@pytest.fixture
-def signed_log(tmp_path: Path) -> Iterator[SignedLog]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def signed_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SignedLog]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'log.db'}"
+        tamperer: Tamperer = SQLiteTamperer(url)
+    else:
+        url = request.getfixturevalue("pg_url")
+        tamperer = PostgresTamperer(url)
     key_path = tmp_path / "keys" / "signer.key"
     signer = init_signer(key_path, origin="test.example/log")
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}")
+    store = open_store(url)
     offbox = DirectoryPublisher(tmp_path / "offbox")
     checkpointer = Checkpointer(store, CheckpointSigner.beside_key(signer, key_path), [offbox])
-    log = SignedLog(
-        store, checkpointer, load_verifiers([str(public_key_path(key_path))]), offbox, key_path, []
-    )
+    verifiers = load_verifiers([str(public_key_path(key_path))])
+    log = SignedLog(url, store, checkpointer, verifiers, offbox, key_path, [], tamperer)
     log.add(300)
     yield log
-    store.close()
+    log.store.close()
+    tamperer.close()

@@ -113,3 +113,52 @@ def test_sdk_proof_verifies_with_the_public_key(tmp_path: Path) -> None:
     with pytest.raises(ProofError):
         forged.verify(verifiers)
     log.close()
+
+
+def test_webhook_receives_every_checkpoint_and_a_down_one_is_counted(tmp_path: Path) -> None:
+    """Checkpoints are POSTed to a webhook as signed notes; when it fails, the checkpoint is still kept and counted."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from inferlog.integrity.checkpointer import Checkpointer
+    from inferlog.integrity.publish import WebhookPublisher
+    from inferlog.store.sqlite import SQLiteStore
+    from inferlog.testing import make_record, prepare
+
+    received: list[tuple[bytes, str | None]] = []
+    status = {"code": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((body, self.headers.get("X-Inferlog-Tree-Size")))
+            self.send_response(status["code"])
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        key = tmp_path / "signer.key"
+        signer = init_signer(key, origin="hook.example/log")
+        store = SQLiteStore(f"sqlite:///{tmp_path / 'h.db'}")
+        hook = WebhookPublisher(f"http://127.0.0.1:{server.server_port}/checkpoints")
+        checkpointer = Checkpointer(store, CheckpointSigner.beside_key(signer, key), [hook])
+        store.append(prepare(make_record()))
+        first = checkpointer.checkpoint()
+        status["code"] = 500
+        store.append(prepare(make_record()))
+        second = checkpointer.checkpoint()
+        assert received == [(first.note, "1"), (second.note, "2")]
+        assert checkpointer.publish_failures == 1
+        assert [c.size for c in store.checkpoints()] == [1, 2]
+        store.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    with pytest.raises(ValueError, match="http"):
+        WebhookPublisher("ftp://example.org/x")

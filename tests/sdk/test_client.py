@@ -277,3 +277,26 @@ def test_nan_features_are_recorded_not_lost(log: Log, model: inferlog.Model) -> 
     got = log.get(rid)
     assert got is not None
     assert (got.entry.input, got.entry.output) == ({"income": None, "age": 41}, None)
+
+
+def test_forked_child_records_through_its_own_spool(tmp_path: Path, model: inferlog.Model) -> None:
+    """After os.fork(), a child's records go through a fresh spool and shipper and reach the store."""
+    import os
+
+    log = inferlog.open(f"sqlite:///{tmp_path / 'fork.db'}", system="s", spool_dir=tmp_path / "spool")
+    parent_id = log.record(model=model, output="parent")
+    assert log.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: no threads survived the fork
+        try:
+            child_id = log.record(model=model, output="child")
+            ok = log.flush(timeout=20)
+            (tmp_path / "child-id").write_text(child_id if ok else "")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = (tmp_path / "child-id").read_text()
+    assert child_id
+    assert log.get(child_id) is not None
+    assert log.get(parent_id) is not None
+    log.close()

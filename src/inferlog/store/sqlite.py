@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,17 @@ _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _IN_CHUNK = 500  # ids per "IN (...)" lookup, well under SQLite's variable limit
 _CONFLICT = "an entry with this id is already in the log with different content"
 _INSERT = f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+_live_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_live_stores):
+        store._reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def path_of(url: str) -> Path:
@@ -74,8 +87,22 @@ class SQLiteStore:
         self._closed = False
         self._writer = self._connect()
         self._migrate()
+        _live_stores.add(self)
 
     # -- connections --------------------------------------------------------------------------
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: SQLite connections must not cross a fork, so open fresh ones.
+
+        The inherited connection objects are abandoned, not closed: closing them could release
+        what the parent still uses. Locks are new because a parent thread may have held one.
+        """
+        self._write_lock = threading.Lock()
+        self._readers_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers = []
+        if not self._closed:
+            self._writer = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         try:
