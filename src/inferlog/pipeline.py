@@ -12,17 +12,18 @@ erasing a payload later leaves every proof intact and the leaf reveals nothing a
 
 from __future__ import annotations
 
-import base64
+import datetime as dt
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import msgspec
 
 from inferlog.ledger.hashing import leaf_hash
-from inferlog.record.canonical import canonical_json, format_timestamp
-from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, kind_of
+from inferlog.record.canonical import canonical_json
+from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, Model, kind_of
 
 Processor = Callable[[Entry], Entry]
 
@@ -49,22 +50,69 @@ def commitment(salt: bytes, body: bytes) -> bytes:
     return hashlib.sha256(salt + body).digest()
 
 
+class Leaf(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The leaf body (version 1): non-personal metadata plus the salted commitment.
+
+    Encoded as RFC 8785 JSON (fields in code-point order, ``commit`` as standard base64); building a
+    Struct and letting msgspec write it is several times cheaper than a dict per entry.
+    """
+
+    commit: bytes
+    id: str
+    inference_id: str | None = None  # feedback
+    kind: str
+    model: Model | None = None  # inference
+    status: str | None = None  # inference
+    system: str
+    ts: dt.datetime
+    v: int
+
+
+def leaf_of(entry: Entry, commit: bytes) -> Leaf:
+    """The leaf of an entry, given the commitment to its body."""
+    if type(entry) is InferenceRecord:
+        return Leaf(
+            commit=commit, id=entry.id, kind="inference", model=entry.model, status=entry.status,
+            system=entry.system, ts=entry.ts, v=LEAF_VERSION,
+        )  # fmt: skip
+    if type(entry) is FeedbackEntry:
+        return Leaf(
+            commit=commit, id=entry.id, inference_id=entry.inference_id, kind="feedback",
+            system=entry.system, ts=entry.ts, v=LEAF_VERSION,
+        )  # fmt: skip
+    return Leaf(
+        commit=commit, id=entry.id, kind=kind_of(entry), system=entry.system, ts=entry.ts, v=LEAF_VERSION
+    )
+
+
 def leaf_fields(entry: Entry, commit: bytes) -> dict[str, Any]:
-    """The leaf body of an entry: non-personal metadata plus the salted commitment."""
-    leaf: dict[str, Any] = {
-        "v": LEAF_VERSION,
-        "kind": kind_of(entry),
-        "id": entry.id,
-        "system": entry.system,
-        "ts": format_timestamp(entry.ts),
-        "commit": base64.b64encode(commit).decode("ascii"),
-    }
-    if isinstance(entry, InferenceRecord):
-        leaf["model"] = msgspec.to_builtins(entry.model)
-        leaf["status"] = entry.status
-    elif isinstance(entry, FeedbackEntry):
-        leaf["inference_id"] = entry.inference_id
-    return leaf
+    """The leaf as plain JSON-ready data (what :func:`leaf_of` encodes to)."""
+    data: dict[str, Any] = msgspec.to_builtins(leaf_of(entry, commit), builtin_types=(dt.datetime,))
+    return data
+
+
+class _Salts:
+    """16-byte salts sliced from a pooled ``os.urandom`` (one system call per 256 salts)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pool = b""
+        self.offset = 0
+
+    def __call__(self) -> bytes:
+        with self.lock:
+            if self.offset + SALT_BYTES > len(self.pool):
+                self.pool, self.offset = os.urandom(4096), 0
+            salt = self.pool[self.offset : self.offset + SALT_BYTES]
+            self.offset += SALT_BYTES
+        return salt
+
+    def reset(self) -> None:
+        self.pool, self.offset = b"", 0
+
+
+_salt = _Salts()
+os.register_at_fork(after_in_child=_salt.reset)  # a child must not reuse its parent's salts
 
 
 def body_of(entry: Entry) -> bytes:
@@ -82,8 +130,8 @@ class Pipeline:
         for processor in self.processors:
             entry = processor(entry)
         body = body_of(entry)
-        salt = os.urandom(SALT_BYTES)
-        leaf = canonical_json(leaf_fields(entry, commitment(salt, body)))
+        salt = _salt()
+        leaf = canonical_json(leaf_of(entry, commitment(salt, body)))
         return Prepared(entry, body, salt, leaf, leaf_hash(leaf))
 
     def prepare_all(self, entries: Iterable[Entry]) -> list[Prepared]:
