@@ -115,18 +115,7 @@ def list_keys_command(state: State, /, as_json: bool) -> None:
     keys = state.store().api_keys()
     if as_json:
         for key in keys:
-            click.echo(
-                json.dumps(
-                    {
-                        "kid": key.kid,
-                        "role": key.role,
-                        "systems": list(key.systems),
-                        "name": key.name,
-                        "created_at": key.created_at.isoformat(),
-                        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-                    }
-                )
-            )
+            click.echo(json.dumps(key.public_view()))
         return
     table = Table("kid", "role", "systems", "name", "created", "revoked")
     for key in keys:

@@ -165,6 +165,17 @@ class ApiKey:
     def covers(self, system: str) -> bool:
         return "*" in self.systems or system in self.systems
 
+    def public_view(self) -> dict[str, Any]:
+        """JSON-ready, without the secret's hash: what listings show."""
+        return {
+            "kid": self.kid,
+            "role": self.role,
+            "systems": list(self.systems),
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
 
 @runtime_checkable
 class Store(Protocol):

@@ -50,7 +50,15 @@ from inferlog.pipeline import Prepared
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import is_uuid
 from inferlog.record.model import StoredEntry
-from inferlog.store._rows import COLUMNS, LEDGER_COLUMNS, READ_COLUMNS, row_of, stored_of, to_micros
+from inferlog.store._rows import (
+    COLUMNS,
+    LEDGER_COLUMNS,
+    READ_COLUMNS,
+    equality_filters,
+    row_of,
+    stored_of,
+    to_micros,
+)
 from inferlog.store.base import ApiKey, AppendResult, LedgerRow, Page, Query, StoredCheckpoint
 from inferlog.store.migrations import postgres as schema
 from inferlog.store.migrations.postgres import MIGRATIONS, Migration
@@ -481,22 +489,9 @@ def query_sql(query: Query) -> tuple[str, list[Any]]:
 def _where(query: Query) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
-    equal = {
-        "system": query.system,
-        "kind": query.kind,
-        "model_name": query.model,
-        "model_version": query.version,
-        "status": query.status,
-        "request_id": query.request_id,
-        "trace_id": query.trace_id,
-        "session_id": query.session_id,
-        "subject": query.subject,
-        "inference_id": query.inference_id,
-    }
-    for column, value in equal.items():
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
+    for column, value in equality_filters(query):
+        where.append(f"{column} = %s")
+        params.append(value)
     for column, values in (("system", query.systems), ("kind", query.kinds)):
         if values is not None and "*" not in values:
             where.append(f"{column} = ANY(%s)")

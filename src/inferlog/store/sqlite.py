@@ -30,6 +30,7 @@ from inferlog.store._rows import (
     COLUMNS,
     LEDGER_COLUMNS,
     READ_COLUMNS,
+    equality_filters,
     from_micros,
     row_of,
     stored_of,
@@ -441,22 +442,9 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
 def _where(query: Query) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
-    equal = {
-        "system": query.system,
-        "kind": query.kind,
-        "model_name": query.model,
-        "model_version": query.version,
-        "status": query.status,
-        "request_id": query.request_id,
-        "trace_id": query.trace_id,
-        "session_id": query.session_id,
-        "subject": query.subject,
-        "inference_id": query.inference_id,
-    }
-    for column, value in equal.items():
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
+    for column, value in equality_filters(query):
+        where.append(f"{column} = ?")
+        params.append(value)
     for column, values in (("system", query.systems), ("kind", query.kinds)):
         if values is not None and "*" not in values:
             where.append(f"{column} IN ({','.join('?' * len(values))})")

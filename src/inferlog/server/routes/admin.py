@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from inferlog.errors import NotFound
 from inferlog.server.auth import create_key
 from inferlog.server.deps import State, Who
-from inferlog.store.base import ApiKey
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 
@@ -22,29 +21,18 @@ class KeyRequest(BaseModel):
     name: str = Field(min_length=1, max_length=256)
 
 
-def key_view(key: ApiKey) -> dict[str, Any]:
-    return {
-        "kid": key.kid,
-        "role": key.role,
-        "systems": list(key.systems),
-        "name": key.name,
-        "created_at": key.created_at.isoformat(),
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-    }
-
-
 @router.post("/keys", status_code=201, summary="Create an API key (shown once)")
 def create_api_key(state: State, who: Who, body: KeyRequest) -> dict[str, Any]:
     who.require("admin")
     token, stored = create_key(state.store, body.role, body.systems, body.name)
     state.audit_admin(who, "key.created", {"kid": stored.kid, "role": stored.role, "systems": body.systems})
-    return {"key": token, **key_view(stored)}
+    return {"key": token, **stored.public_view()}
 
 
 @router.get("/keys", summary="List API keys (never their secrets)")
 def list_api_keys(state: State, who: Who) -> list[dict[str, Any]]:
     who.require("admin")
-    return [key_view(k) for k in state.store.api_keys()]
+    return [k.public_view() for k in state.store.api_keys()]
 
 
 @router.delete("/keys/{kid}", summary="Revoke an API key")
