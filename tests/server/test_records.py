@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import msgspec
 
@@ -262,3 +263,34 @@ def test_openapi_documents_the_api(server: Server) -> None:
                  "/v1/checkpoint", "/v1/records/{entry_id}/proof", "/v1/consistency", "/v1/keys", "/healthz", "/metrics"):  # fmt: skip
         assert path in spec["paths"], path
     assert "InferenceRecord" in spec["components"]["schemas"]
+
+
+def test_complete_ndjson_takes_the_fast_path_with_the_same_results(server: Server) -> None:
+    """Complete entries as NDJSON are stored as sent; source is 'http' unless the SDK sent them; a bad line is still named."""
+    from inferlog.testing import make_record
+
+    sdk = [make_record(system="credit") for _ in range(3)]
+    raw = [make_record(system="credit") for _ in range(2)]
+    ndjson = {"Content-Type": "application/x-ndjson"}
+
+    def body(records: list[Any]) -> bytes:
+        return b"\n".join(msgspec.json.encode(r) for r in records)
+
+    r = server.client.post(
+        "/v1/records",
+        content=body(sdk),
+        headers=server.as_("ingest") | ndjson | {"User-Agent": "inferlog-sdk"},
+    )
+    assert r.json()["new"] == 3
+    r = server.client.post("/v1/records", content=body(raw), headers=server.as_("ingest") | ndjson)
+    assert r.json()["new"] == 2
+    sources = {e.id: e.entry.source for e in server.store.query(Query(kind="inference")).entries}
+    assert [sources[x.id] for x in sdk] == ["sdk"] * 3
+    assert [sources[x.id] for x in raw] == ["http"] * 2
+    stored = server.store.get(sdk[0].id)
+    assert stored is not None
+    assert stored.entry == sdk[0]
+    bad = body([make_record(system="credit"), make_record(system="credit", latency_ms=-1)])
+    r = server.client.post("/v1/records", content=bad, headers=server.as_("ingest") | ndjson)
+    assert r.status_code == 422
+    assert (r.json()["index"], r.json()["field"]) == (1, "latency_ms")
