@@ -22,7 +22,7 @@ from pathlib import Path
 from common import fmt, table, verdict
 
 from inferlog.ingest.service import Ingestor
-from inferlog.integrity.verify import audit
+from inferlog.integrity.verify import audit, default_workers
 from inferlog.pipeline import Pipeline, Prepared, body_of
 from inferlog.record.model import Entry
 from inferlog.store.sqlite import SQLiteStore
@@ -98,7 +98,7 @@ def run(tmp: Path, *, n: int, rounds: int, verify_n: int) -> IntegrityResults:
     verify: list[float] = []
     for _ in range(3):
         start = time.perf_counter()
-        report = audit(store, [])
+        report = audit(store, [], workers=default_workers(store))
         verify.append(report.entries / (time.perf_counter() - start))
         assert report.ok, report.problems[:3]
     store.close()

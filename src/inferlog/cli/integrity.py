@@ -23,7 +23,7 @@ from inferlog.integrity.keys import (
     signer_key_path,
 )
 from inferlog.integrity.publish import DirectoryPublisher
-from inferlog.integrity.verify import Problem, audit, verify_checkpoint, verify_record
+from inferlog.integrity.verify import Problem, audit, default_workers, verify_checkpoint, verify_record
 
 _KEY_OPTION = click.option(
     "--key",
@@ -113,7 +113,13 @@ def verify_group(ctx: click.Context, keys: tuple[str, ...], offbox: Path | None)
         transient=True,
     ) as progress:
         task = progress.add_task("verify", total=total)
-        report = audit(store, verifiers, notes, progress=lambda n: progress.advance(task, n))
+        report = audit(
+            store,
+            verifiers,
+            notes,
+            progress=lambda n: progress.advance(task, n),
+            workers=default_workers(store),
+        )
     out = console()
     for warning in report.warnings:
         out.print(f"[yellow]warning:[/yellow] {warning}")

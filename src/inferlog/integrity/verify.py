@@ -10,7 +10,11 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Sequence
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,11 +101,15 @@ def audit(
     verifiers: Sequence[NoteVerifier] = (),
     offbox: Sequence[bytes] = (),
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> AuditReport:
     """Recompute every leaf and the root at each checkpoint; check seq continuity and commitments.
 
     ``offbox`` are signed notes kept outside the database (a checkpoint folder, a witness): they catch
     a log that was truncated, rolled back to a backup, or rewritten together with its checkpoint table.
+    ``workers`` > 1 checks rows in that many worker processes (see :func:`default_workers`; they are
+    spawned, so call this from code under ``if __name__ == "__main__":``); the tree itself is always
+    built in this process, in seq order.
     """
     report = AuditReport()
     if not verifiers:
@@ -143,7 +151,6 @@ def audit(
     targets = sorted(expected)
     target_index = 0
     last_good = 0
-    next_seq = 1
     ranges: list[tuple[int, int, str]] = []  # (first, last, what): a signed root that did not match
 
     def check_targets() -> None:
@@ -166,37 +173,28 @@ def audit(
             target_index += 1
 
     check_targets()  # a checkpoint of size 0
-    # The hot loop (>100k rows/s): locals, and the checkpoint test only when a target size is reached.
-    sha256, append, check, problems = hashlib.sha256, tree.append, _check_row, report.problems
-    size = 0
     next_target = targets[target_index] if target_index < len(targets) else -1
-    after = 0
-    while True:
-        rows = store.ledger_rows(after, _CHUNK)
-        if not rows:
-            break
-        for row in rows:
-            seq = row.seq
-            if seq != next_seq:
-                problems.append(
-                    Problem(next_seq, f"entries {next_seq}..{seq - 1} are missing (deleted?)")
-                    if seq > next_seq
-                    else Problem(seq, "seq out of order")
-                )
-            next_seq = seq + 1
-            digest = sha256(b"\x00" + row.leaf).digest()
-            if digest != row.leaf_hash:
-                problems.append(Problem(seq, "the stored leaf hash does not match the leaf bytes"))
-            append(digest)
-            size += 1
-            check(row, report)
-            if size == next_target:
+    next_seq = 1
+    for checked in _checked_ranges(store, workers):
+        if checked.count and checked.first_seq != next_seq:
+            report.problems.append(
+                Problem(next_seq, f"entries {next_seq}..{checked.first_seq - 1} are missing (deleted?)")
+            )
+        report.problems += checked.problems
+        report.purged += checked.purged
+        digests = checked.digests
+        # The tree is built here, in order; the per-row checks ran in _check_range (maybe in workers).
+        append = tree.append
+        for offset in range(0, len(digests), 32):
+            append(digests[offset : offset + 32])
+            if tree.size == next_target:
                 check_targets()
                 next_target = targets[target_index] if target_index < len(targets) else -1
-        after = rows[-1].seq
-        report.entries += len(rows)
+        if checked.count:
+            next_seq = checked.last_seq + 1
+        report.entries += checked.count
         if progress is not None:
-            progress(len(rows))
+            progress(checked.count)
 
     report.size, report.root = tree.size, tree.root()
     located = [p.seq for p in report.problems if p.seq is not None]
@@ -221,6 +219,87 @@ def audit(
         )
     report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return report
+
+
+_RANGE = 50_000  # rows per unit of work
+_PARALLEL_FROM = 100_000  # below this, starting processes costs more than it saves
+
+
+@dataclass
+class _Checked:
+    """The per-row findings for one seq range, and its leaf hashes (32 bytes each, in seq order)."""
+
+    digests: bytes
+    problems: list[Problem]
+    purged: int
+    count: int
+    first_seq: int
+    last_seq: int
+
+
+def _check_range(store: Store, after: int, until: int) -> _Checked:
+    """Check rows with after < seq <= until: leaf hash, columns against the leaf, payload commitment."""
+    report = AuditReport()
+    digests = bytearray()
+    sha256, check, problems = hashlib.sha256, _check_row, report.problems
+    first = last = 0
+    count = 0
+    cursor = after
+    while cursor < until:
+        rows = [row for row in store.ledger_rows(cursor, _CHUNK) if row.seq <= until]
+        if not rows:
+            break
+        for row in rows:
+            seq = row.seq
+            if count and seq != last + 1:
+                problems.append(Problem(last + 1, f"entries {last + 1}..{seq - 1} are missing (deleted?)"))
+            if not count:
+                first = seq
+            last = seq
+            count += 1
+            digest = sha256(b"\x00" + row.leaf).digest()
+            if digest != row.leaf_hash:
+                problems.append(Problem(seq, "the stored leaf hash does not match the leaf bytes"))
+            digests += digest
+            check(row, report)
+        cursor = rows[-1].seq
+    return _Checked(bytes(digests), report.problems, report.purged, count, first, last)
+
+
+def _check_range_at(url: str, after: int, until: int) -> _Checked:
+    """In a worker process: open the store by URL and check one range."""
+    from inferlog.store import open_store
+
+    store = open_store(url)
+    try:
+        return _check_range(store, after, until)
+    finally:
+        store.close()
+
+
+def default_workers(store: Store) -> int:
+    """2 worker processes for a large log on a machine with 2+ cores, else 1 (no processes)."""
+    return 2 if store.size() >= _PARALLEL_FROM and (os.cpu_count() or 1) >= 2 else 1
+
+
+def _checked_ranges(store: Store, workers: int) -> Iterator[_Checked]:
+    """Checked ranges in seq order: in this process, or in worker processes for a large log."""
+    size = store.size()
+    bounds = [(start, min(start + _RANGE, size)) for start in range(0, size, _RANGE)]
+    url = getattr(store, "url", "")
+    if workers <= 1 or len(bounds) < 2 or not url.startswith(("sqlite:", "postgresql:", "postgres:")):
+        for after, until in bounds:
+            yield _check_range(store, after, until)
+        return
+    context = multiprocessing.get_context("spawn")  # no inherited connections or threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        window = 2 * workers  # bounded memory: only this many ranges in flight
+        pending = deque(pool.submit(_check_range_at, url, a, b) for a, b in bounds[:window])
+        for index in range(len(bounds)):
+            if index + window < len(bounds):
+                a, b = bounds[index + window]
+                pending.append(pool.submit(_check_range_at, url, a, b))
+            yield pending.popleft().result()
 
 
 def _check_row(row: LedgerRow, report: AuditReport) -> None:
