@@ -258,6 +258,11 @@ def test_parallel_audit_finds_exactly_what_the_sequential_one_finds(
     one = audit(signed_log.store, signed_log.verifiers, signed_log.offbox.notes(), workers=1)
     two = audit(signed_log.store, signed_log.verifiers, signed_log.offbox.notes(), workers=2)
     assert [str(p) for p in one.problems] == [str(p) for p in two.problems]
-    assert (one.entries, one.size, one.root, one.checkpoints) == (two.entries, two.size, two.root, two.checkpoints)
+    assert (one.entries, one.size, one.root, one.checkpoints) == (
+        two.entries,
+        two.size,
+        two.root,
+        two.checkpoints,
+    )
     assert one.first_bad_seq == 127
     assert "entries 127..129 are missing" in str(one.problems[0])

@@ -102,9 +102,20 @@ def test_non_finite_numbers_become_null() -> None:
     assert canonicalize(value) == canonical_json(value) == b'{"x":[null,null,null,1.5]}'
 
 
+AWKWARD_NUMBERS = [1.0, -0.0, 1e16, 1.5e17, 1e21, 2.5e300, 1e40, 123.0, 5e-324, 1e-7, 4.1e-6, 9.99e-6]
+AWKWARD_TEXT = ["1e40", "x:1.0,", ":1.0]", 'a"b\\c', '\\"', "\\", "e5,", 'a\\"b:2.0,', 'k"']
 any_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.sampled_from(AWKWARD_NUMBERS)
+    | st.text()
+    | st.sampled_from(AWKWARD_TEXT),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text() | st.sampled_from(AWKWARD_TEXT), children, max_size=5)
+    ),
     max_leaves=30,
 )
 

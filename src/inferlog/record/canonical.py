@@ -184,7 +184,7 @@ _EXPONENT = re.compile(rb"e-?[1-9]\d*(?:[,\]}]|$)")
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")
 # msgspec keeps a datetime's own UTC offset ("...:05+02:00"); RFC 3339 in UTC ("Z") is our spelling.
 _OFFSET = re.compile(rb':\d\d(?:\.\d+)?[+-]\d\d:\d\d"')
-_STRINGS = re.compile(rb'("(?:[^"\\]|\\.)*")')
+_STRINGS = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")')  # unrolled: ~3x faster than (?:[^"\\]|\\.)*
 _NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
@@ -211,9 +211,49 @@ def canonical_json(value: Any) -> bytes:
         return out
     if (not out.isascii() and _ASTRAL.search(out) is not None) or _OFFSET.search(out) is not None:
         return canonicalize(msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
+    repaired = _repair_numbers(out)
+    if repaired is not None:
+        return repaired
     parts = _STRINGS.split(out)
     for index in range(0, len(parts), 2):  # even parts lie outside strings
         part = parts[index]
         if part and (_INTEGRAL.search(part) is not None or _EXPONENT.search(part) is not None):
             parts[index] = _NUMBER.sub(_fix_number, part)
     return b"".join(parts)
+
+
+_NUMBER_CHARS = frozenset(b"0123456789.-+eE")
+_BEFORE_NUMBER = frozenset(b":,[")
+
+
+def _repair_numbers(out: bytes) -> bytes | None:
+    """Respell only the few suspect numbers, found by the fast scans; None if that cannot be done safely.
+
+    A candidate is a number token (preceded by ':', ',' or '[', or the start) lying outside every
+    string: an even count of unescaped quotes before it. Escaped backslashes would make that count
+    ambiguous, so then the caller splits the text into strings and the rest instead.
+    """
+    if b"\\\\" in out:
+        return None
+    spans: set[tuple[int, int]] = set()
+    for pattern in (_INTEGRAL, _EXPONENT):
+        for match in pattern.finditer(out):
+            end = match.end()
+            if end and out[end - 1] in b",]}":
+                end -= 1
+            start = match.start()
+            while start > 0 and out[start - 1] in _NUMBER_CHARS:
+                start -= 1
+            if start > 0 and out[start - 1] not in _BEFORE_NUMBER:
+                continue  # part of a string's text
+            quotes = out.count(b'"', 0, start) - out.count(b'\\"', 0, start)
+            if quotes % 2 == 0:
+                spans.add((start, end))
+    pieces = []
+    last = 0
+    for start, end in sorted(spans):
+        pieces.append(out[last:start])
+        pieces.append(format_number(float(out[start:end])).encode("ascii"))
+        last = end
+    pieces.append(out[last:])
+    return b"".join(pieces)
