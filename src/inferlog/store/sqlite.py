@@ -174,6 +174,10 @@ class SQLiteStore:
             try:
                 # Read inside the write transaction: other processes may append to the same file.
                 next_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM entries").fetchone()[0]
+                fresh = self._append_fresh(conn, batch, next_seq, logged_at)
+                if fresh is not None:
+                    conn.execute("COMMIT")
+                    return fresh
                 existing = self._existing(conn, [p.entry.id for p in batch])
                 results: list[AppendResult] = []
                 rows: list[tuple[Any, ...]] = []
@@ -204,6 +208,29 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
                 raise
         return results
+
+    def _append_fresh(
+        self, conn: sqlite3.Connection, batch: Sequence[Prepared], next_seq: int, logged_at: int
+    ) -> list[AppendResult] | None:
+        """The common case, a batch of new ids, without looking each id up first.
+
+        The UNIQUE(id) index refuses a duplicate; then this rolls back to its savepoint and answers
+        None, and the caller sorts the batch into new, duplicate and conflict.
+        """
+        ids = [p.entry.id for p in batch]
+        if len(set(ids)) != len(ids):
+            return None
+        rows = [row_of(prepared, next_seq + i, logged_at) for i, prepared in enumerate(batch)]
+        conn.execute("SAVEPOINT fresh")
+        try:
+            conn.executemany(_INSERT, rows)
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO fresh")
+            conn.execute("RELEASE fresh")
+            return None
+        conn.execute("RELEASE fresh")
+        self._extend_tree(conn, next_seq - 1, [row[-1] for row in rows])
+        return [AppendResult(entry_id, next_seq + i, "new") for i, entry_id in enumerate(ids)]
 
     def _extend_tree(self, conn: sqlite3.Connection, old_size: int, leaf_hashes: list[bytes]) -> None:
         """Advance the compact range and write completed tiles, in the append's transaction."""
