@@ -64,9 +64,9 @@ def cli(ctx: click.Context, db: str) -> None:
 
 
 def _register() -> None:
-    from inferlog.cli import demo, export, importing, integrity, query, serve, stats
+    from inferlog.cli import demo, export, importing, integrity, proxy, query, serve, stats
 
-    for module in (query, stats, export, importing, integrity, serve, demo):
+    for module in (query, stats, export, importing, integrity, serve, proxy, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -22,7 +22,7 @@ from inferlog.errors import (
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.server.auth import AuthError, Forbidden
 from inferlog.server.errors import PayloadTooLarge
-from inferlog.server.routes import admin, health, ledger, records
+from inferlog.server.routes import admin, health, kserve, ledger, records
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
 from inferlog.store.base import Store
@@ -88,7 +88,7 @@ def create_app(
             status_code=422,
         )
 
-    for router in (records.router, ledger.router, admin.router, health.router):
+    for router in (records.router, ledger.router, admin.router, health.router, kserve.router):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:
