@@ -17,7 +17,6 @@ from inferlog.record.model import (
     StoredEntry,
     kind_of,
 )
-from inferlog.store.base import Query
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICRO = dt.timedelta(microseconds=1)
@@ -93,20 +92,3 @@ def _entry_from_leaf(leaf: bytes) -> Entry:
         common["action"] = "purged"
     entry: Entry = msgspec.convert(common, Entry)
     return entry
-
-
-def equality_filters(query: Query) -> list[tuple[str, Any]]:
-    """(column, value) for each equality filter a query sets, in both SQL backends' column names."""
-    pairs = (
-        ("system", query.system),
-        ("kind", query.kind),
-        ("model_name", query.model),
-        ("model_version", query.version),
-        ("status", query.status),
-        ("request_id", query.request_id),
-        ("trace_id", query.trace_id),
-        ("session_id", query.session_id),
-        ("subject", query.subject),
-        ("inference_id", query.inference_id),
-    )
-    return [(column, value) for column, value in pairs if value is not None]

@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -47,14 +47,13 @@ from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageErr
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
 from inferlog.pipeline import Prepared
-from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import is_uuid
 from inferlog.record.model import StoredEntry
+from inferlog.store import _sql
 from inferlog.store._rows import (
     COLUMNS,
     LEDGER_COLUMNS,
     READ_COLUMNS,
-    equality_filters,
     row_of,
     stored_of,
     to_micros,
@@ -414,49 +413,16 @@ class PostgresStore:
     def query(self, query: Query) -> Page:
         sql, params = query_sql(query)
         rows = self._run("read from", lambda conn: conn.execute(sql, params).fetchall())
-        more = len(rows) > query.limit
-        entries = [_stored(row) for row in rows[: query.limit]]
-        return Page(entries, entries[-1].seq if more and entries else None)
+        return _sql.page([_stored(row) for row in rows], query.limit)
 
     def stats(self, query: Query | None = None) -> dict[str, Any]:
-        where, params = _where(query or Query())
-        return self._run("read from", lambda conn: self._stats(conn, where, params))
-
-    def _stats(self, conn: Conn, where: list[str], params: list[Any]) -> dict[str, Any]:
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-
-        def grouped(column: str) -> dict[str, int]:
-            rows = conn.execute(
-                f"SELECT {column}, count(*) FROM inferlog.entries{clause} GROUP BY {column}", params
+        def run(conn: Conn) -> dict[str, Any]:
+            (size,) = _one(conn, "SELECT size FROM inferlog.ledger_state WHERE id = 1")
+            return _sql.stats(
+                lambda sql, params: conn.execute(sql, params).fetchall(), query or Query(), DIALECT, int(size)
             )
-            return {str(key): count for key, count in rows if key is not None}
 
-        total, first, last = _one(
-            conn, f"SELECT count(*), min(ts), max(ts) FROM inferlog.entries{clause}", params
-        )
-        inference = " AND ".join([*where, "kind = 'inference'", "latency_ms IS NOT NULL"])
-        latencies = _percentiles(conn, f"FROM inferlog.entries WHERE {inference}", params)
-        models = conn.execute(
-            "SELECT model_name, model_version, count(*), count(*) FILTER (WHERE status = 'error') "
-            f"FROM inferlog.entries{clause}{' AND' if clause else ' WHERE'} kind = 'inference' "
-            "GROUP BY model_name, model_version ORDER BY count(*) DESC",
-            params,
-        ).fetchall()
-        (size,) = _one(conn, "SELECT size FROM inferlog.ledger_state WHERE id = 1")
-        return {
-            "entries": total,
-            "first_ts": format_timestamp(first) if first is not None else None,
-            "last_ts": format_timestamp(last) if last is not None else None,
-            "by_kind": grouped("kind"),
-            "by_status": grouped("status"),
-            "by_system": grouped("system"),
-            "models": [
-                {"model": name, "version": version, "count": count, "errors": int(errors or 0)}
-                for name, version, count, errors in models
-            ],
-            "latency_ms": latencies,
-            "size": int(size),
-        }
+        return self._run("read from", run)
 
     def close(self) -> None:
         if self._closed:
@@ -468,62 +434,27 @@ class PostgresStore:
 # -- SQL building --------------------------------------------------------------------------------
 
 
+def _attributes(attributes: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    # jsonb containment of scalars is equality of JSON values: 3 matches 3 (and 3.0), "3" does not.
+    for key, wanted in attributes.items():
+        if isinstance(wanted, float) and not math.isfinite(wanted):
+            raise UsageError(f"attribute {key!r} must be a finite number, got {wanted!r}")
+    return ["attributes @> %s::jsonb"], [json.dumps(dict(attributes))]
+
+
+DIALECT = _sql.Dialect(
+    table="inferlog.entries",
+    mark="%s",
+    any_of=lambda column, values: (f"{column} = ANY(%s)", [list(values)]),
+    bind_ts=lambda value: value,
+    read_ts=lambda value: value,
+    attributes=_attributes,
+)
+
+
 def query_sql(query: Query) -> tuple[str, list[Any]]:
     """The SELECT that answers ``query`` (one row more than the page, to know whether more follow)."""
-    where, params = _where(query)
-    if query.order == "asc":
-        where.append("seq > %s")
-        params.append(query.after)
-    elif query.after:
-        where.append("seq < %s")
-        params.append(query.after)
-    sql = (
-        f"SELECT {READ_COLUMNS} FROM inferlog.entries"
-        + (f" WHERE {' AND '.join(where)}" if where else "")
-        + f" ORDER BY seq {'ASC' if query.order == 'asc' else 'DESC'} LIMIT %s"
-    )
-    params.append(query.limit + 1)
-    return sql, params
-
-
-def _where(query: Query) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in equality_filters(query):
-        where.append(f"{column} = %s")
-        params.append(value)
-    for column, values in (("system", query.systems), ("kind", query.kinds)):
-        if values is not None and "*" not in values:
-            where.append(f"{column} = ANY(%s)")
-            params.append(list(values))
-    if query.since is not None:
-        where.append("ts >= %s")
-        params.append(query.since)
-    if query.until is not None:
-        where.append("ts < %s")
-        params.append(query.until)
-    if query.attributes:
-        # jsonb containment of scalars is equality of JSON values: 3 matches 3 (and 3.0), "3" does not.
-        for key, wanted in query.attributes.items():
-            if isinstance(wanted, float) and not math.isfinite(wanted):
-                raise UsageError(f"attribute {key!r} must be a finite number, got {wanted!r}")
-        where.append("attributes @> %s::jsonb")
-        params.append(json.dumps(dict(query.attributes)))
-    return where, params
-
-
-def _percentiles(conn: Conn, source: str, params: list[Any]) -> dict[str, float]:
-    (count,) = _one(conn, f"SELECT count(*) {source}", params)
-    out: dict[str, float] = {}
-    if not count:
-        return out
-    for name, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-        offset = min(count - 1, int(fraction * count))
-        (value,) = _one(
-            conn, f"SELECT latency_ms {source} ORDER BY latency_ms OFFSET %s LIMIT 1", [*params, offset]
-        )
-        out[name] = float(value)
-    return out
+    return _sql.page_sql(query, DIALECT, READ_COLUMNS)
 
 
 _KEY_COLUMNS = "kid, secret_hash, role, systems, name, created_at, revoked_at"

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,13 +24,12 @@ from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageErr
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
 from inferlog.pipeline import Prepared
-from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import StoredEntry
+from inferlog.store import _sql
 from inferlog.store._rows import (
     COLUMNS,
     LEDGER_COLUMNS,
     READ_COLUMNS,
-    equality_filters,
     from_micros,
     row_of,
     stored_of,
@@ -369,62 +368,12 @@ class SQLiteStore:
         return [stored_of(*row) for row in rows]
 
     def query(self, query: Query) -> Page:
-        where, params = _where(query)
-        if query.order == "asc":
-            where.append("seq > ?")
-            params.append(query.after)
-        elif query.after:
-            where.append("seq < ?")
-            params.append(query.after)
-        sql = (
-            f"SELECT {READ_COLUMNS} FROM entries"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY seq {'ASC' if query.order == 'asc' else 'DESC'} LIMIT ?"
-        )
-        params.append(query.limit + 1)
-        rows = self._reader().execute(sql, params).fetchall()
-        more = len(rows) > query.limit
-        entries = [stored_of(*row) for row in rows[: query.limit]]
-        return Page(entries, entries[-1].seq if more and entries else None)
+        sql, params = _sql.page_sql(query, DIALECT, READ_COLUMNS)
+        return _sql.page([stored_of(*row) for row in self._reader().execute(sql, params)], query.limit)
 
     def stats(self, query: Query | None = None) -> dict[str, Any]:
-        where, params = _where(query or Query())
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
         conn = self._reader()
-
-        def grouped(column: str) -> dict[str, int]:
-            rows = conn.execute(
-                f"SELECT {column}, count(*) FROM entries{clause} GROUP BY {column}",
-                params,
-            )
-            return {str(key): count for key, count in rows if key is not None}
-
-        total, first, last = conn.execute(
-            f"SELECT count(*), min(ts), max(ts) FROM entries{clause}",
-            params,
-        ).fetchone()
-        inference = " AND ".join([*where, "kind = 'inference'", "latency_ms IS NOT NULL"])
-        latencies = _percentiles(conn, f"FROM entries WHERE {inference}", params)
-        models = conn.execute(
-            f"SELECT model_name, model_version, count(*), sum(status = 'error') FROM entries"
-            f"{clause}{' AND' if clause else ' WHERE'} kind = 'inference' "
-            "GROUP BY model_name, model_version ORDER BY count(*) DESC",
-            params,
-        ).fetchall()
-        return {
-            "entries": total,
-            "first_ts": format_timestamp(from_micros(first)) if first is not None else None,
-            "last_ts": format_timestamp(from_micros(last)) if last is not None else None,
-            "by_kind": grouped("kind"),
-            "by_status": grouped("status"),
-            "by_system": grouped("system"),
-            "models": [
-                {"model": name, "version": version, "count": count, "errors": int(errors or 0)}
-                for name, version, count, errors in models
-            ],
-            "latency_ms": latencies,
-            "size": self.size(),
-        }
+        return _sql.stats(conn.execute, query or Query(), DIALECT, self.size())
 
     def close(self) -> None:
         if self._closed:
@@ -466,40 +415,19 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
     )
 
 
-def _where(query: Query) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in equality_filters(query):
-        where.append(f"{column} = ?")
-        params.append(value)
-    for column, values in (("system", query.systems), ("kind", query.kinds)):
-        if values is not None and "*" not in values:
-            where.append(f"{column} IN ({','.join('?' * len(values))})")
-            params.extend(values)
-    if query.since is not None:
-        where.append("ts >= ?")
-        params.append(to_micros(query.since))
-    if query.until is not None:
-        where.append("ts < ?")
-        params.append(to_micros(query.until))
-    for key, wanted in query.attributes.items():
-        where.append(f"json_extract(body, '$.attributes.\"{key}\"') = ?")
-        params.append(wanted)
-    return where, params
+def _attributes(attributes: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+    clauses = [f"json_extract(body, '$.attributes.\"{key}\"') = ?" for key in attributes]
+    return clauses, list(attributes.values())
 
 
-def _percentiles(conn: sqlite3.Connection, source: str, params: list[Any]) -> dict[str, float]:
-    (count,) = conn.execute(f"SELECT count(*) {source}", params).fetchone()
-    out: dict[str, float] = {}
-    if not count:
-        return out
-    for name, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-        offset = min(count - 1, int(fraction * count))
-        (value,) = conn.execute(
-            f"SELECT latency_ms {source} ORDER BY latency_ms LIMIT 1 OFFSET ?", [*params, offset]
-        ).fetchone()
-        out[name] = float(value)
-    return out
+DIALECT = _sql.Dialect(
+    table="entries",
+    mark="?",
+    any_of=lambda column, values: (f"{column} IN ({','.join('?' * len(values))})", list(values)),
+    bind_ts=to_micros,
+    read_ts=from_micros,
+    attributes=_attributes,
+)
 
 
 def _statements(script: str) -> list[str]:
