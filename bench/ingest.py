@@ -231,7 +231,7 @@ def stages(folder: Path, work: Workload, n: int, rounds: int = 3) -> list[tuple[
             f"  for comparison: exact pure-Python `canonicalize(to_builtins(entry))` (same bytes on {exact_same:,}/{n:,})",
             exact_body,
         ),
-        ("  salt + HMAC-SHA256 commitment", salted_commitment),
+        ("  salt + SHA-256(salt || body) commitment", salted_commitment),
         (leaf_label, leaf_bytes),
         ("  `leaf_hash`", hash_leaves),
         (f"`SQLiteStore.append` (batches of {BATCH}, fresh file each time, FULL sync, Merkle tree)", append),

@@ -292,7 +292,7 @@ class Report:
             f"{res.body_bytes:,.0f} bytes on average), {len(res.sdk)} round(s), each into fresh files. "
             "**SDK**: one thread calls `log.record()` as fast as it can, then `log.flush()`; rate = N / "
             "(first record → flush complete): spool, msgpack decode, `Pipeline.prepare` (RFC 8785 body, "
-            "salted HMAC commitment, leaf, leaf hash), `SQLiteStore.append` (ledger columns, duplicate-id "
+            "salted SHA-256 commitment, leaf, leaf hash), `SQLiteStore.append` (ledger columns, duplicate-id "
             "check, Merkle tree and tiles) and commit. **Raw**: the very rows the SDK stored (same body "
             "bytes, same indexed columns, `id TEXT PRIMARY KEY`, the same 8 indexes as the `entries` table, "
             f"WAL, `synchronous=FULL`) with `executemany` in transactions of {ingest.BATCH} rows, the "
@@ -408,7 +408,7 @@ class Report:
                 f"{fmt(self.prepare)} µs in `prepare`): `src`'s msgspec-based encoder already beats the "
                 f"candidate in `bench/candidates.py` ({fmt(self.candidate_body)} µs); msgspec alone needs "
                 f"{fmt(self.msgspec_body)} µs, so what is left is its checks. Fix the mismatches in "
-                '"Problems found" 3, if any. The rest of `prepare` (salt, HMAC, leaf hash) is '
+                '"Problems found" 3, if any. The rest of `prepare` (salt, commitment, leaf hash) is '
                 f"{fmt(self.prepare - self.body_now - self.leaf)} µs."
             )
         text = (

@@ -1,6 +1,6 @@
 """Background delivery: the committer thread syncs the spool, the shipper thread empties it.
 
-One owner per resource: the caller's threads only append to the spool; the committer alone msyncs;
+One owner per resource: the caller's threads only append to the spool; the committer alone syncs;
 the shipper alone reads the spool, talks to the transport and deletes delivered segments. Failures to
 deliver are retried with capped exponential backoff and jitter, forever: a record leaves the spool
 only when the transport said it is in the log (or refused it, which is counted and kept aside in the

@@ -7,8 +7,8 @@ memory. A record is a frame ``u32 length | u32 crc32 | payload``; a zero length 
 
 Appending a frame is a copy into the mapping under a lock: no system call, no fsync. The bytes are
 then in the operating system's page cache, so SIGKILL or an OOM kill of the process loses nothing.
-A *committer* thread msyncs written ranges on a short cadence (group commit); a caller that asked for
-``machine`` durability waits for the msync that covers its frame.
+A *committer* thread fdatasyncs them on a short cadence (group commit); a caller that asked for
+``machine`` durability waits for the sync that covers its frame.
 
 A writer directory whose lock can be taken belongs to a dead process: it is *adopted* and replayed.
 Replay stops at the first frame whose length or checksum is wrong — the torn tail a crash leaves —
@@ -160,7 +160,7 @@ class SpoolWriter:
         self._offset = DATA_START
         self.head = (1, DATA_START)  # (segment, offset) just past the last whole frame
         self.appended = 0  # frames appended, ever
-        self.synced = 0  # frames known to be msync'd
+        self.synced = 0  # frames known to be synced to disk
         self._broken: str | None = None
         self._closed = False
 
@@ -252,7 +252,7 @@ class SpoolWriter:
             self._synced_cond.notify_all()
 
     def wait_synced(self, ticket: int, timeout: float) -> None:
-        """Block until the frame with ``ticket`` is msync'd; raise NotDurable if it cannot be."""
+        """Block until the frame with ``ticket`` is synced to disk; raise NotDurable if it cannot be."""
         deadline = time.monotonic() + timeout
         with self._synced_cond:
             while self.synced < ticket:
