@@ -294,3 +294,10 @@ def test_complete_ndjson_takes_the_fast_path_with_the_same_results(server: Serve
     r = server.client.post("/v1/records", content=bad, headers=server.as_("ingest") | ndjson)
     assert r.status_code == 422
     assert (r.json()["index"], r.json()["field"]) == (1, "latency_ms")
+
+
+def test_key_in_the_url_is_refused_outside_the_kserve_sink(server: Server) -> None:
+    """A key passed as ?key= is not accepted on ordinary routes (URLs end up in access logs)."""
+    r = server.client.post("/v1/records", json=[rec()], params={"key": server.keys["ingest"]})
+    assert r.status_code == 401
+    assert server.store.size() == 0

@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse
 from inferlog.errors import UsageError
 from inferlog.ingest import kserve
 from inferlog.ingest.service import Ingestor
-from inferlog.server.deps import State, Who
-from inferlog.server.routes.records import _body
+from inferlog.server.body import read_body
+from inferlog.server.deps import State, WhoFromUrl
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -138,9 +138,11 @@ def pending_of(request: Request) -> PendingHalves:
     status_code=202,
     responses={202: {"description": "Kept durably"}, 422: {"description": "Not a KServe inference event"}},
 )
-async def ingest_kserve(request: Request, state: State, who: Who, system: str | None = None) -> JSONResponse:
+async def ingest_kserve(
+    request: Request, state: State, who: WhoFromUrl, system: str | None = None
+) -> JSONResponse:
     who.require("ingest")
-    body = await _body(request, state.max_body_bytes)
+    body = await read_body(request, state.max_body_bytes)
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("application/cloudevents+json"):
         event = kserve.parse_structured(body)

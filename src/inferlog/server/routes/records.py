@@ -16,8 +16,8 @@ from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, StoredEntry, kind_of
 from inferlog.record.validate import to_entry
 from inferlog.server.auth import Forbidden, Principal
+from inferlog.server.body import read_body
 from inferlog.server.deps import State, Who
-from inferlog.server.errors import PayloadTooLarge
 from inferlog.server.schemas import RECORDS_BODY, FeedbackBody
 
 router = APIRouter(prefix="/v1", tags=["records"])
@@ -27,20 +27,6 @@ Purpose = Annotated[
 ]
 READER_KINDS = ("inference", "feedback")
 WRITABLE_KINDS = ("inference", "feedback")
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes is over the limit of {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _objects(body: bytes, content_type: str) -> list[Any]:
@@ -109,7 +95,7 @@ def _default_system(who: Principal) -> str | None:
 )
 async def append_records(request: Request, state: State, who: Who) -> dict[str, Any]:
     who.require("ingest")
-    body = await _body(request, state.max_body_bytes)
+    body = await read_body(request, state.max_body_bytes)
     state.metrics.backlog.inc()
     try:
         content_type = request.headers.get("content-type", "")
