@@ -186,6 +186,7 @@ def test_responses_match_direct_and_each_infer_is_one_record(rig: Rig) -> None:
     assert all((r.model.name, r.model.version) == ("iris", "1") for r in ok)
     assert all(r.model.name == "iris" for r in records)
     assert all(r.actor == "alice" for r in records)
+    assert all(r.source == "oip" for r in records)
     assert all(r.attributes["model_platform"] == "sklearn_joblib" for r in records)
     first = ok[0]
     assert first.input == _infer_body(x[0:3].tolist())

@@ -80,6 +80,7 @@ def test_numpy_values_are_recorded_as_lists(log: Log, model: inferlog.Model) -> 
         ({"ts": dt.datetime(2026, 1, 1)}, "ts"),  # noqa: DTZ001 - naive on purpose
         ({"input": object()}, "input"),
         ({"model": "credit-risk"}, "model"),
+        ({"source": "carrier-pigeon"}, "source"),
     ],
 )
 def test_bad_record_is_refused_at_the_call(log: Log, model: inferlog.Model, kwargs: dict, field: str) -> None:

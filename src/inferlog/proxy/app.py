@@ -100,6 +100,7 @@ def create_proxy(
             actor=actor,
             request_id=rid,
             id=rid if is_uuid(rid) else None,
+            source="oip",
         )
 
     async def forward(request: Request) -> Response:

@@ -29,6 +29,7 @@ Kind = Literal["inference", "feedback", "access", "admin"]
 
 KINDS: tuple[Kind, ...] = ("inference", "feedback", "access", "admin")
 STATUSES: tuple[Status, ...] = ("ok", "error")
+SOURCES: tuple[Source, ...] = ("sdk", "http", "oip", "kserve", "otlp", "broker", "import")
 
 
 class Model(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -26,11 +26,13 @@ from inferlog.integrity.proofs import InclusionProof
 from inferlog.integrity.tree import inclusion
 from inferlog.record.ids import is_uuid, uuid7
 from inferlog.record.model import (
+    SOURCES,
     Entry,
     ErrorInfo,
     FeedbackEntry,
     InferenceRecord,
     Model,
+    Source,
     StoredEntry,
 )
 from inferlog.sdk.http import HttpReader
@@ -165,14 +167,20 @@ class Log:
         session_id: str | None = None,
         id: str | None = None,
         ts: dt.datetime | None = None,
+        source: Source = "sdk",
     ) -> str:
-        """Record one inference; returns its id. Durable (at the Log's level) when it returns."""
+        """Record one inference; returns its id. Durable (at the Log's level) when it returns.
+
+        ``source`` says which producer made it; capture layers built on the SDK (the OIP proxy) set it.
+        """
         if type(model) is not Model:
             model = _as_model(model)
         if error is not None:
             if isinstance(error, BaseException):
                 error = ErrorInfo(type(error).__name__, str(error))
             status = "error"
+        if source != "sdk" and source not in SOURCES:
+            raise RecordInvalid(f"must be one of {', '.join(SOURCES)}, got {source!r}", field="source")
         if status != "ok" and status != "error":
             raise RecordInvalid(f"must be 'ok' or 'error', got {status!r}", field="status")
         if latency_ms is not None and (type(latency_ms) not in (float, int) or latency_ms < 0):
@@ -205,6 +213,7 @@ class Log:
             subject=subject,
             actor=actor,
             attributes=attributes if type(attributes) is dict else dict(attributes or {}),
+            source=source,
         )
         self._write(entry)
         return entry.id
