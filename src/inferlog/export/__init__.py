@@ -7,9 +7,7 @@ in the ``inferlog.exporters`` entry-point group. Exporters take any iterable of 
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.metadata import entry_points
-
+from inferlog import plugins
 from inferlog.errors import UsageError
 from inferlog.export.base import COLUMNS, Destination, Exporter, flat_row
 
@@ -24,10 +22,7 @@ _BUILTIN = {
 
 def exporters() -> dict[str, str]:
     """Format name -> ``"module:Class"`` for every known exporter, built-ins first."""
-    known = dict(_BUILTIN)
-    for ep in entry_points(group="inferlog.exporters"):
-        known.setdefault(ep.name, ep.value)
-    return known
+    return plugins.known("inferlog.exporters", _BUILTIN)
 
 
 def get_exporter(name: str) -> Exporter:
@@ -36,6 +31,5 @@ def get_exporter(name: str) -> Exporter:
     target = known.get(name)
     if target is None:
         raise UsageError(f"no exporter for format {name!r}: known formats are {', '.join(known)}")
-    module_name, _, class_name = target.partition(":")
-    exporter: Exporter = getattr(import_module(module_name), class_name)()
+    exporter: Exporter = plugins.load(target)()
     return exporter

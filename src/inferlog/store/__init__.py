@@ -6,10 +6,10 @@ backend would use, so ``open_store("mydb://…")`` finds a plugin the same way i
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import urlsplit
 
+from inferlog import plugins
 from inferlog.errors import UnknownStore
 from inferlog.store.base import AppendResult, Page, Query, Store
 
@@ -24,10 +24,7 @@ _BUILTIN = {
 
 def store_schemes() -> dict[str, str]:
     """Scheme -> "module:Class" for every known backend, built-ins first."""
-    schemes = dict(_BUILTIN)
-    for ep in entry_points(group="inferlog.stores"):
-        schemes.setdefault(ep.name, ep.value)
-    return schemes
+    return plugins.known("inferlog.stores", _BUILTIN)
 
 
 def open_store(url: str, **options: Any) -> Store:
@@ -38,7 +35,5 @@ def open_store(url: str, **options: Any) -> Store:
     if target is None:
         known = ", ".join(f"{name}://" for name in sorted(schemes))
         raise UnknownStore(f"no store for {url!r}: the URL must start with one of {known}")
-    module_name, _, class_name = target.partition(":")
-    module = __import__(module_name, fromlist=[class_name])
-    store: Store = getattr(module, class_name)(url, **options)
+    store: Store = plugins.load(target)(url, **options)
     return store
