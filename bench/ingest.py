@@ -32,7 +32,7 @@ from common import per_item_us
 
 import inferlog
 from inferlog.ledger.hashing import leaf_hash
-from inferlog.pipeline import Pipeline, body_of, commitment, leaf_fields
+from inferlog.pipeline import Pipeline, body_of, commitment, leaf_of
 from inferlog.record.canonical import canonicalize
 from inferlog.record.model import Entry
 from inferlog.store.migrations.sqlite import MIGRATIONS
@@ -205,9 +205,9 @@ def stages(folder: Path, work: Workload, n: int, rounds: int = 3) -> list[tuple[
 
     def leaf_bytes() -> None:
         for e, c in zip(entries, commits, strict=True):
-            leaf_encode(leaf_fields(e, c))
+            leaf_encode(leaf_of(e, c))
 
-    leaves = [leaf_encode(leaf_fields(e, c)) for e, c in zip(entries, commits, strict=True)]
+    leaves = [leaf_encode(leaf_of(e, c)) for e, c in zip(entries, commits, strict=True)]
 
     def hash_leaves() -> None:
         for leaf in leaves:

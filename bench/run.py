@@ -21,9 +21,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import caller_cost  # noqa: E402
-import ingest  # noqa: E402
 from common import OtherLoad, Summary, fmt, load_average, machine_info, table, verdict  # noqa: E402
 
+import ingest  # noqa: E402
 import integrity  # noqa: E402
 import server  # noqa: E402
 

@@ -17,7 +17,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 
@@ -83,12 +83,6 @@ def leaf_of(entry: Entry, commit: bytes) -> Leaf:
     return Leaf(
         commit=commit, id=entry.id, kind=kind_of(entry), system=entry.system, ts=entry.ts, v=LEAF_VERSION
     )
-
-
-def leaf_fields(entry: Entry, commit: bytes) -> dict[str, Any]:
-    """The leaf as plain JSON-ready data (what :func:`leaf_of` encodes to)."""
-    data: dict[str, Any] = msgspec.to_builtins(leaf_of(entry, commit), builtin_types=(dt.datetime,))
-    return data
 
 
 class _Salts:

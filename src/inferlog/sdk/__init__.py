@@ -32,37 +32,37 @@ def open(
 
     ``url`` names the log (default ``$INFERLOG_DB`` or ``sqlite:///inferlog.db``): a database URL, or
     the ``http(s)://`` address of an ``inferlog serve`` with an ingest ``api_key`` (or
-    ``$INFERLOG_API_KEY``). ``system`` names the AI system whose records this handle writes. Records pass through a spool folder (default: beside
-    the SQLite file) that makes them durable before ``record()`` returns.
+    ``$INFERLOG_API_KEY``). ``system`` names the AI system whose records this handle writes. Records
+    pass through a spool folder (default: beside the SQLite file) that makes them durable before
+    ``record()`` returns.
 
     With a signing key (``signer_key`` or ``$INFERLOG_SIGNER_KEY_FILE``) the log signs checkpoints on
     a cadence and copies them to ``$INFERLOG_CHECKPOINT_DIR`` / ``$INFERLOG_CHECKPOINT_WEBHOOK``.
     """
     settings = Settings.from_env()
     url = url or settings.db
+    common: dict[str, Any] = {
+        "system": system or settings.system,
+        "durability": durability or settings.durability,
+        "fail_closed": settings.fail_closed if fail_closed is None else fail_closed,
+        **options,
+    }
     if url.startswith(("http://", "https://")):
+        key = api_key or os.environ.get(ENV_API_KEY)
         return Log(
-            HttpTransport(url, api_key or os.environ.get(ENV_API_KEY)),
-            reader=HttpReader(url, api_key or os.environ.get(ENV_API_KEY)),
-            system=system or settings.system,
+            HttpTransport(url, key),
+            reader=HttpReader(url, key),
             spool_dir=spool_dir or settings.spool_dir or "inferlog-spool",
-            durability=durability or settings.durability,  # type: ignore[arg-type]
-            fail_closed=settings.fail_closed if fail_closed is None else fail_closed,
-            **options,
+            **common,
         )
     store = open_store(url)
-    spool = spool_dir or settings.spool_dir or _default_spool(store)
-    key = signer_key or os.environ.get(ENV_SIGNER_KEY_FILE)
-    checkpointer = Checkpointer.from_settings(store, key) if key else None
+    signer = signer_key or os.environ.get(ENV_SIGNER_KEY_FILE)
     return Log(
         StoreTransport(store),
-        checkpointer=checkpointer,
         store=store,
-        system=system or settings.system,
-        spool_dir=spool,
-        durability=durability or settings.durability,  # type: ignore[arg-type]
-        fail_closed=settings.fail_closed if fail_closed is None else fail_closed,
-        **options,
+        checkpointer=Checkpointer.from_settings(store, signer) if signer else None,
+        spool_dir=spool_dir or settings.spool_dir or _default_spool(store),
+        **common,
     )
 
 
