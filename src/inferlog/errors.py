@@ -10,7 +10,8 @@
     │   └── Conflict           an id was appended twice with different content
     ├── NotFound               no entry has that id
     ├── UsageError             a caller asked for something that makes no sense (bad filter, closed log)
-    └── IntegrityError         the ledger does not verify (see inferlog.verify)
+    ├── IntegrityError         the ledger does not verify (see inferlog.verify)
+    └── KeyDestroyed           an entry's payload was shredded: a key it needs was destroyed
 
 The faces turn these into one line: the CLI prints ``str(error)``; nothing here carries a traceback
 the user has to read.
@@ -76,3 +77,7 @@ class UsageError(InferlogError, ValueError):
 
 class IntegrityError(InferlogError):
     """The ledger does not verify."""
+
+
+class KeyDestroyed(InferlogError):
+    """An entry cannot be opened because a key it was sealed under was destroyed (erasure, retention)."""

@@ -23,7 +23,7 @@ import msgspec
 
 from inferlog.ledger.hashing import leaf_hash
 from inferlog.record.canonical import canonical_json
-from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, Model, kind_of
+from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, Model, WrappedKey, kind_of
 
 Processor = Callable[[Entry], Entry]
 
@@ -32,13 +32,18 @@ SALT_BYTES = 16
 
 
 class Prepared(NamedTuple):
-    """An entry ready to append: its canonical body, salt, leaf bytes and leaf hash."""
+    """An entry ready to append: its canonical body, salt, leaf bytes and leaf hash.
+
+    ``key`` is a sealed entry's wrapped data key, which the store keeps beside the body (never in it:
+    rotation re-wraps it and a purge deletes it, and neither may change what the leaf commits to).
+    """
 
     entry: Entry
     body: bytes
     salt: bytes
     leaf: bytes
     leaf_hash: bytes
+    key: WrappedKey | None = None
 
 
 def commitment(salt: bytes, body: bytes) -> bytes:
@@ -60,6 +65,7 @@ class Leaf(msgspec.Struct, kw_only=True, omit_defaults=True):
     commit: bytes
     id: str
     inference_id: str | None = None  # feedback
+    kc: bytes | None = None  # a sealed entry's key commitment (integrity.md §2.2)
     kind: str
     model: Model | None = None  # inference
     status: str | None = None  # inference
@@ -70,19 +76,21 @@ class Leaf(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 def leaf_of(entry: Entry, commit: bytes) -> Leaf:
     """The leaf of an entry, given the commitment to its body."""
+    kc = entry.sealed.kc if entry.sealed is not None else None
     if type(entry) is InferenceRecord:
         return Leaf(
-            commit=commit, id=entry.id, kind="inference", model=entry.model, status=entry.status,
+            commit=commit, id=entry.id, kc=kc, kind="inference", model=entry.model, status=entry.status,
             system=entry.system, ts=entry.ts, v=LEAF_VERSION,
         )  # fmt: skip
     if type(entry) is FeedbackEntry:
         return Leaf(
-            commit=commit, id=entry.id, inference_id=entry.inference_id, kind="feedback",
+            commit=commit, id=entry.id, inference_id=entry.inference_id, kc=kc, kind="feedback",
             system=entry.system, ts=entry.ts, v=LEAF_VERSION,
         )  # fmt: skip
     return Leaf(
-        commit=commit, id=entry.id, kind=kind_of(entry), system=entry.system, ts=entry.ts, v=LEAF_VERSION
-    )
+        commit=commit, id=entry.id, kc=kc, kind=kind_of(entry), system=entry.system, ts=entry.ts,
+        v=LEAF_VERSION,
+    )  # fmt: skip
 
 
 class _Salts:
@@ -123,10 +131,14 @@ class Pipeline:
     def prepare(self, entry: Entry) -> Prepared:
         for processor in self.processors:
             entry = processor(entry)
+        key = None
+        if entry.sealed is not None and entry.sealed.dek is not None:
+            key = entry.sealed.dek
+            entry = msgspec.structs.replace(entry, sealed=msgspec.structs.replace(entry.sealed, dek=None))
         body = body_of(entry)
         salt = _salt()
         leaf = canonical_json(leaf_of(entry, commitment(salt, body)))
-        return Prepared(entry, body, salt, leaf, leaf_hash(leaf))
+        return Prepared(entry, body, salt, leaf, leaf_hash(leaf), key)
 
     def prepare_all(self, entries: Iterable[Entry]) -> list[Prepared]:
         return [self.prepare(entry) for entry in entries]

@@ -21,7 +21,7 @@ from inferlog.errors import StoreUnavailable, UnknownStore, UsageError
 from inferlog.ledger.merkle import root_of
 from inferlog.store import open_store
 from inferlog.store.base import Query, Store
-from inferlog.store.migrations.postgres import MIGRATIONS
+from inferlog.store.migrations.postgres import MIGRATIONS, latest
 from inferlog.store.postgres import GET_SQL, PostgresStore, migrate, query_sql
 from inferlog.testing import make_record, prepare
 from tests.fix_postgres import as_role
@@ -129,7 +129,7 @@ def test_app_role_has_exactly_the_documented_grants(
     ).fetchall()
     expected = {
         (table, privilege)
-        for table in ("api_keys", "checkpoints", "entries", "entry_ids", "tiles")
+        for table in ("api_keys", "checkpoints", "entries", "entry_ids", "entry_keys", "tiles")
         for privilege in ("INSERT", "SELECT")
     } | {("ledger_state", "INSERT"), ("ledger_state", "SELECT"), ("ledger_state", "UPDATE")}
     assert set(rows) == expected
@@ -334,20 +334,21 @@ def test_two_stores_share_one_gap_free_sequencer(pg_url: str, owner_store: Postg
 
 # -- migrations ------------------------------------------------------------------------------------
 
+CURRENT = latest()
 V2 = (
-    2,
+    CURRENT + 1,
     "checkpoint cosignatures",
     "ALTER TABLE inferlog.checkpoints ADD COLUMN cosigs text; CREATE TABLE inferlog.v2_marker (x int)",
 )
 
 
 def test_migrate_from_empty_is_recorded_and_idempotent(pg_url: str, pg_connect: Connect) -> None:
-    """Migrating an empty database records version 1; migrating again changes nothing."""
-    assert migrate(pg_url) == 1
-    assert migrate(pg_url) == 1
+    """Migrating an empty database records every version; migrating again changes nothing."""
+    assert migrate(pg_url) == CURRENT
+    assert migrate(pg_url) == CURRENT
     conn = pg_connect()
-    assert conn.execute("SELECT version, name FROM inferlog._migrations").fetchall() == [
-        (1, MIGRATIONS[0][1])
+    assert conn.execute("SELECT version, name FROM inferlog._migrations ORDER BY 1").fetchall() == [
+        (version, name) for version, name, _ in MIGRATIONS
     ]
     (partitions,) = conn.execute(
         "SELECT count(*) FROM pg_inherits WHERE inhparent = 'inferlog.entries'::regclass"
@@ -358,25 +359,27 @@ def test_migrate_from_empty_is_recorded_and_idempotent(pg_url: str, pg_connect: 
 def test_upgrade_from_v1_to_an_injected_v2_keeps_data(
     pg_url: str, pg_app_role: str, pg_connect: Connect
 ) -> None:
-    """A v1 database with entries upgrades in place to v2 on open, keeping every entry."""
+    """A current database with entries upgrades in place to an injected next version, keeping every entry."""
     store = PostgresStore(pg_url, app_role=pg_app_role)
     records = [make_record() for _ in range(3)]
     store.append(prepare(*records))
     root = store.tree().root()
     store.close()
     app_url = as_role(pg_url, pg_app_role)
-    with pytest.raises(StoreUnavailable, match="version 1, this inferlog needs 2"):
+    with pytest.raises(StoreUnavailable, match=f"version {CURRENT}, this inferlog needs {CURRENT + 1}"):
         PostgresStore(app_url, migrations=[*MIGRATIONS, V2])
     store = PostgresStore(pg_url, migrations=[*MIGRATIONS, V2])
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == CURRENT + 1
         assert store.size() == 3
         assert store.tree().root() == root
         assert store.get(records[1].id) is not None
     finally:
         store.close()
     conn = pg_connect()
-    assert [v for (v,) in conn.execute("SELECT version FROM inferlog._migrations ORDER BY 1")] == [1, 2]
+    assert [v for (v,) in conn.execute("SELECT version FROM inferlog._migrations ORDER BY 1")] == [
+        *range(1, CURRENT + 2)
+    ]
     assert conn.execute("SELECT to_regclass('inferlog.v2_marker')::text").fetchone() == (
         "inferlog.v2_marker",
     )

@@ -49,6 +49,34 @@ class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     message: str = ""
 
 
+class WrappedKey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An entry's data key, wrapped by its retention epoch's key and then by its subject's key.
+
+    It travels with a sealed entry from the SDK to the store, which keeps it *outside* the entry's
+    body (and so outside the Merkle commitment): rotating a key re-wraps it in place, and a purge
+    deletes it. ``epoch_ref``/``subject_ref`` name the exact key versions (``name#version``).
+    """
+
+    epoch_ref: str
+    subject_ref: str | None = None
+    blob: bytes
+
+
+class Sealed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Which fields of an entry are encrypted, and under which keys (integrity.md §2.2, §3).
+
+    Each listed field holds ``"ilenc1:" + base64(nonce || ciphertext || tag)``, AES-256-GCM under a
+    key derived from the entry's own data key; ``kc`` commits to that data key, and the leaf carries it.
+    """
+
+    alg: Literal["A256GCM"] = "A256GCM"
+    fields: list[str]
+    kc: bytes  # HKDF-SHA256(DEK, info="inferlog/v1/commit")
+    epoch: str  # the retention epoch key's name
+    subject: str | None = None  # the data subject key's name
+    dek: WrappedKey | None = None  # only in transit; the store keeps it beside the body
+
+
 class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"):
     id: EntryId
     system: Name
@@ -56,6 +84,7 @@ class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind")
     actor: str | None = None
     attributes: dict[str, Any] = {}
     schema_version: Annotated[int, msgspec.Meta(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+    sealed: Sealed | None = None
 
 
 class InferenceRecord(_Entry, tag="inference"):

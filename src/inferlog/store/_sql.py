@@ -13,7 +13,7 @@ from typing import Any
 
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import StoredEntry
-from inferlog.store.base import Page, Query
+from inferlog.store.base import Page, Purge, Query
 
 Execute = Callable[[str, Sequence[Any]], Iterable[Sequence[Any]]]
 
@@ -137,3 +137,43 @@ def stats(execute: Execute, query: Query, d: Dialect, size: int) -> dict[str, An
         "latency_ms": latencies,
         "size": size,
     }
+
+
+def purge_where(purge: Purge, d: Dialect, id_text: str = "id") -> tuple[str, list[Any]]:
+    """The WHERE clause (without ``WHERE``) selecting the live payloads a purge removes.
+
+    ``id_text`` is the id column as text (PostgreSQL keeps ids as uuid, feedback refers to them as text).
+    """
+    clauses = ["kind IN ('inference', 'feedback')", "body IS NOT NULL"]
+    params: list[Any] = []
+    if purge.system is not None:
+        clauses.append(f"system = {d.mark}")
+        params.append(purge.system)
+    if purge.before is not None:
+        clauses.append(f"ts < {d.mark}")
+        params.append(d.bind_ts(purge.before))
+    if purge.subjects:
+        own, own_params = d.any_of("subject", purge.subjects)
+        about, about_params = d.any_of("s.subject", purge.subjects)
+        clauses.append(
+            f"({own} OR inference_id IN (SELECT {id_text.replace('id', 's.id')} FROM {d.table} s "
+            f"WHERE s.kind = 'inference' AND {about}))"
+        )
+        params += own_params + about_params
+    for hold in purge.keep:
+        held: list[str] = []
+        if hold.system is not None:
+            held.append(f"system = {d.mark}")
+            params.append(hold.system)
+        if hold.subjects:
+            clause, hold_params = d.any_of("subject", hold.subjects)
+            held.append(clause)
+            params += hold_params
+        if hold.since is not None:
+            held.append(f"ts >= {d.mark}")
+            params.append(d.bind_ts(hold.since))
+        if hold.until is not None:
+            held.append(f"ts < {d.mark}")
+            params.append(d.bind_ts(hold.until))
+        clauses.append(f"NOT ({' AND '.join(held) or 'TRUE'})")
+    return " AND ".join(clauses), params

@@ -19,7 +19,7 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 from inferlog.errors import UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.pipeline import Prepared
-from inferlog.record.model import KINDS, STATUSES, StoredEntry
+from inferlog.record.model import KINDS, STATUSES, StoredEntry, WrappedKey
 
 AppendStatus = Literal["new", "duplicate", "conflict", "invalid"]
 Order = Literal["asc", "desc"]
@@ -177,6 +177,39 @@ class ApiKey:
         }
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A legal hold as the store applies it: entries matching every set field must be kept."""
+
+    system: str | None = None
+    subjects: tuple[str, ...] = ()  # the subject as stored (raw and/or its pseudonym)
+    since: dt.datetime | None = None  # ts >= since
+    until: dt.datetime | None = None  # ts < until
+
+
+@dataclass(frozen=True)
+class Purge:
+    """Which payloads to remove: inference and feedback entries matching every set field, minus holds.
+
+    ``subjects`` also reaches the feedback entries about those subjects' inferences. Admin and access
+    entries are never purged: they are the audit trail of what happened to the rest.
+    """
+
+    system: str | None = None
+    before: dt.datetime | None = None  # ts < before
+    subjects: tuple[str, ...] = ()
+    keep: tuple[Hold, ...] = ()
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What a purge removed (or, planned, would remove)."""
+
+    count: int
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+
 @runtime_checkable
 class Store(Protocol):
     """A place the ledger lives. Implementations: SQLite (embedded), PostgreSQL (production)."""
@@ -231,6 +264,24 @@ class Store(Protocol):
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every kept checkpoint, by size."""
+        ...
+
+    # -- payloads: keys, purge (see inferlog.retention) --
+
+    def entry_keys(self, ids: Sequence[str]) -> dict[str, WrappedKey]:
+        """The wrapped data keys of those sealed entries that still have one."""
+        ...
+
+    def keys_wrapped_by(self, ref: str, limit: int = 1000) -> list[tuple[str, WrappedKey]]:
+        """Up to ``limit`` (id, wrapped key) pairs whose key uses the key version ``ref``."""
+        ...
+
+    def rewrap(self, keys: Sequence[tuple[str, WrappedKey]]) -> None:
+        """Replace wrapped data keys (key rotation); the entries themselves do not change."""
+        ...
+
+    def purge(self, purge: Purge, *, dry_run: bool = False) -> PurgeResult:
+        """Remove body, salt and data key of the matching entries; their leaves stay."""
         ...
 
     # -- API keys (see inferlog.server.auth) --

@@ -43,12 +43,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageError
+from inferlog.errors import Conflict, IntegrityError, StoreError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
 from inferlog.pipeline import Prepared
 from inferlog.record.ids import is_uuid
-from inferlog.record.model import StoredEntry
+from inferlog.record.model import StoredEntry, WrappedKey
 from inferlog.store import _sql
 from inferlog.store._rows import (
     COLUMNS,
@@ -58,7 +58,16 @@ from inferlog.store._rows import (
     stored_of,
     to_micros,
 )
-from inferlog.store.base import ApiKey, AppendResult, LedgerRow, Page, Query, StoredCheckpoint
+from inferlog.store.base import (
+    ApiKey,
+    AppendResult,
+    LedgerRow,
+    Page,
+    Purge,
+    PurgeResult,
+    Query,
+    StoredCheckpoint,
+)
 from inferlog.store.migrations import postgres as schema
 from inferlog.store.migrations.postgres import MIGRATIONS, Migration
 
@@ -82,6 +91,7 @@ _INDEX_IDS = (
     "INSERT INTO inferlog.entry_ids (id, seq, ts) "
     "SELECT id, seq, ts FROM inferlog.entries WHERE seq > %s AND seq <= %s"
 )
+_INSERT_KEY = "INSERT INTO inferlog.entry_keys (id, epoch_ref, subject_ref, blob) VALUES (%s, %s, %s, %s)"
 _READ = ", ".join(f"e.{column.strip()}" for column in READ_COLUMNS.split(","))
 _LEDGER = ", ".join(
     "id::text" if column.strip() == "id" else column.strip() for column in LEDGER_COLUMNS.split(",")
@@ -266,6 +276,15 @@ class PostgresStore:
                         f"seq {size + 1}..{next_seq - 1} holds {cur.rowcount} entries instead of {len(rows)}: "
                         "the database was changed outside inferlog; run `inferlog verify`"
                     )
+            fresh = {r.id for r in results if r is not None and r.status == "new"}
+            keys = [
+                (p.entry.id, p.key.epoch_ref, p.key.subject_ref, p.key.blob)
+                for p in batch
+                if p.key is not None and p.entry.id in fresh
+            ]
+            if keys:
+                with conn.cursor() as cur:
+                    cur.executemany(_INSERT_KEY, keys)
             self._extend_tree(conn, size, frontier, [row[_LEAF_HASH] for row in rows])
         return [result for result in results if result is not None]
 
@@ -291,6 +310,67 @@ class PostgresStore:
             "UPDATE inferlog.ledger_state SET size = %s, frontier = %s WHERE id = 1",
             (tree.size, tree.to_bytes()),
         )
+
+    # -- payloads: keys, purge ----------------------------------------------------------------
+
+    def entry_keys(self, ids: Sequence[str]) -> dict[str, WrappedKey]:
+        wanted = [i for i in ids if is_uuid(i)]
+        if not wanted:
+            return {}
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT id::text, epoch_ref, subject_ref, blob FROM inferlog.entry_keys WHERE id = ANY(%s::uuid[])",
+                (wanted,),
+            ).fetchall(),
+        )
+        return {i: WrappedKey(epoch_ref=e, subject_ref=s, blob=bytes(b)) for i, e, s, b in rows}
+
+    def keys_wrapped_by(self, ref: str, limit: int = 1000) -> list[tuple[str, WrappedKey]]:
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT id::text, epoch_ref, subject_ref, blob FROM inferlog.entry_keys "
+                "WHERE epoch_ref = %s OR subject_ref = %s LIMIT %s",
+                (ref, ref, limit),
+            ).fetchall(),
+        )
+        return [(i, WrappedKey(epoch_ref=e, subject_ref=s, blob=bytes(b))) for i, e, s, b in rows]
+
+    def rewrap(self, keys: Sequence[tuple[str, WrappedKey]]) -> None:
+        def update(conn: Conn) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "UPDATE inferlog.entry_keys SET epoch_ref = %s, subject_ref = %s, blob = %s WHERE id = %s",
+                    [(k.epoch_ref, k.subject_ref, k.blob, entry_id) for entry_id, k in keys],
+                )
+
+        self._run("write to", update)
+
+    def purge(self, purge: Purge, *, dry_run: bool = False) -> PurgeResult:
+        clause, params = _sql.purge_where(purge, DIALECT, id_text="id::text")
+
+        def run(conn: Conn) -> PurgeResult:
+            count, first, last = _one(
+                conn, f"SELECT count(*), min(seq), max(seq) FROM inferlog.entries WHERE {clause}", params
+            )
+            if count and not dry_run:
+                conn.execute(
+                    f"DELETE FROM inferlog.entry_keys WHERE id IN (SELECT id FROM inferlog.entries WHERE {clause})",
+                    params,
+                )
+                conn.execute(f"UPDATE inferlog.entries SET body = NULL, salt = NULL WHERE {clause}", params)
+            return PurgeResult(count, first, last)
+
+        try:
+            return self._run("purge in", run)
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege):
+                raise StoreError(
+                    "purging payloads needs the database owner's role (the application role may only "
+                    f"append and read): run retention and erasure with the owner's URL ({exc.__cause__})"
+                ) from exc
+            raise
 
     def add_checkpoint(self, size: int, root: bytes, note: bytes) -> None:
         self._run(

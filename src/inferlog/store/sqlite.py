@@ -24,7 +24,7 @@ from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageErr
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
 from inferlog.pipeline import Prepared
-from inferlog.record.model import StoredEntry
+from inferlog.record.model import StoredEntry, WrappedKey
 from inferlog.store import _sql
 from inferlog.store._rows import (
     COLUMNS,
@@ -35,7 +35,16 @@ from inferlog.store._rows import (
     stored_of,
     to_micros,
 )
-from inferlog.store.base import ApiKey, AppendResult, LedgerRow, Page, Query, StoredCheckpoint
+from inferlog.store.base import (
+    ApiKey,
+    AppendResult,
+    LedgerRow,
+    Page,
+    Purge,
+    PurgeResult,
+    Query,
+    StoredCheckpoint,
+)
 from inferlog.store.migrations.sqlite import MIGRATIONS
 
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -112,6 +121,8 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
+            # A purge must not leave payloads readable in freed pages (only purges free any).
+            conn.execute("PRAGMA secure_delete=ON")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
         return conn
@@ -198,6 +209,8 @@ class SQLiteStore:
                     next_seq += 1
                 conn.executemany(_INSERT, rows)
                 if rows:
+                    fresh_ids = {row[2] for row in rows}
+                    self._insert_keys(conn, [p for p in batch if p.entry.id in fresh_ids])
                     self._extend_tree(conn, next_seq - len(rows) - 1, [row[-1] for row in rows])
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -228,8 +241,20 @@ class SQLiteStore:
             conn.execute("RELEASE fresh")
             return None
         conn.execute("RELEASE fresh")
+        self._insert_keys(conn, batch)
         self._extend_tree(conn, next_seq - 1, [row[-1] for row in rows])
         return [AppendResult(entry_id, next_seq + i, "new") for i, entry_id in enumerate(ids)]
+
+    @staticmethod
+    def _insert_keys(conn: sqlite3.Connection, batch: Sequence[Prepared]) -> None:
+        keys = [
+            (p.entry.id, p.key.epoch_ref, p.key.subject_ref, p.key.blob) for p in batch if p.key is not None
+        ]
+        if keys:
+            conn.executemany(
+                "INSERT OR REPLACE INTO entry_keys (id, epoch_ref, subject_ref, blob) VALUES (?, ?, ?, ?)",
+                keys,
+            )
 
     def _extend_tree(self, conn: sqlite3.Connection, old_size: int, leaf_hashes: list[bytes]) -> None:
         """Advance the compact range and write completed tiles, in the append's transaction."""
@@ -302,6 +327,64 @@ class SQLiteStore:
             StoredCheckpoint(size, bytes(root), note.encode("utf-8"), from_micros(created))
             for size, root, note, created in rows
         ]
+
+    # -- payloads: keys, purge ----------------------------------------------------------------
+
+    def entry_keys(self, ids: Sequence[str]) -> dict[str, WrappedKey]:
+        found: dict[str, WrappedKey] = {}
+        conn = self._reader()
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = list(ids[start : start + _IN_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            for entry_id, epoch_ref, subject_ref, blob in conn.execute(
+                f"SELECT id, epoch_ref, subject_ref, blob FROM entry_keys WHERE id IN ({marks})", chunk
+            ):
+                found[entry_id] = WrappedKey(epoch_ref=epoch_ref, subject_ref=subject_ref, blob=bytes(blob))
+        return found
+
+    def keys_wrapped_by(self, ref: str, limit: int = 1000) -> list[tuple[str, WrappedKey]]:
+        rows = self._reader().execute(
+            "SELECT id, epoch_ref, subject_ref, blob FROM entry_keys WHERE epoch_ref = ? "
+            "UNION ALL SELECT id, epoch_ref, subject_ref, blob FROM entry_keys WHERE subject_ref = ? LIMIT ?",
+            (ref, ref, limit),
+        )
+        return [(i, WrappedKey(epoch_ref=e, subject_ref=s, blob=bytes(b))) for i, e, s, b in rows]
+
+    def rewrap(self, keys: Sequence[tuple[str, WrappedKey]]) -> None:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                self._writer.executemany(
+                    "UPDATE entry_keys SET epoch_ref = ?, subject_ref = ?, blob = ? WHERE id = ?",
+                    [(k.epoch_ref, k.subject_ref, k.blob, entry_id) for entry_id, k in keys],
+                )
+                self._writer.execute("COMMIT")
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+
+    def purge(self, purge: Purge, *, dry_run: bool = False) -> PurgeResult:
+        clause, params = _sql.purge_where(purge, DIALECT)
+        conn = self._writer
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                count, first, last = conn.execute(
+                    f"SELECT count(*), min(seq), max(seq) FROM entries WHERE {clause}", params
+                ).fetchone()
+                if not dry_run and count:
+                    conn.execute(
+                        f"DELETE FROM entry_keys WHERE id IN (SELECT id FROM entries WHERE {clause})", params
+                    )
+                    conn.execute(f"UPDATE entries SET body = NULL, salt = NULL WHERE {clause}", params)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            if count and not dry_run:
+                # The old pages also sit in the WAL until a checkpoint copies and truncates it.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return PurgeResult(count, first, last)
 
     # -- API keys -----------------------------------------------------------------------------
 

@@ -242,6 +242,26 @@ MIGRATIONS: list[Migration] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        2,
+        "wrapped data keys of sealed entries",
+        """
+        -- A sealed entry's data key, wrapped by its epoch's and its subject's keys (see
+        -- inferlog.privacy.seal). Kept outside the entry's body: rotation re-wraps it in place and a
+        -- purge deletes it, without touching what the Merkle tree commits to.
+        CREATE TABLE inferlog.entry_keys (
+            id          uuid PRIMARY KEY,
+            epoch_ref   text NOT NULL,
+            subject_ref text,
+            blob        bytea NOT NULL
+        );
+        CREATE INDEX entry_keys_epoch ON inferlog.entry_keys (epoch_ref);
+        CREATE INDEX entry_keys_subject ON inferlog.entry_keys (subject_ref) WHERE subject_ref IS NOT NULL;
+        """,
+    )
+)
+
 # What the application role may do, and nothing more (re-applied on every migrate with an app role).
 APP_GRANTS = (
     "GRANT USAGE ON SCHEMA inferlog TO {role}",
@@ -249,6 +269,8 @@ APP_GRANTS = (
     "GRANT SELECT, INSERT, UPDATE ON inferlog.ledger_state TO {role}",
     "GRANT SELECT, INSERT, UPDATE (revoked_at) ON inferlog.api_keys TO {role}",
     "GRANT EXECUTE ON FUNCTION inferlog.ensure_partition(date) TO {role}",
+    # Purging and re-wrapping (retention, erasure, key rotation) are the owner's: run them with its URL.
+    "GRANT SELECT, INSERT ON inferlog.entry_keys TO {role}",
 )
 _REVOKES = (
     "REVOKE ALL ON ALL TABLES IN SCHEMA inferlog FROM {role}",

@@ -93,3 +93,23 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        3,
+        "wrapped data keys of sealed entries",
+        """
+        -- A sealed entry's data key, wrapped by its epoch's and its subject's keys (see
+        -- inferlog.privacy.seal). Kept outside the entry's body: rotation re-wraps it in place and a
+        -- purge deletes it, without touching what the Merkle tree commits to.
+        CREATE TABLE entry_keys (
+            id          TEXT PRIMARY KEY,
+            epoch_ref   TEXT NOT NULL,
+            subject_ref TEXT,
+            blob        BLOB NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX entry_keys_epoch ON entry_keys (epoch_ref);
+        CREATE INDEX entry_keys_subject ON entry_keys (subject_ref) WHERE subject_ref IS NOT NULL;
+        """,
+    )
+)

@@ -1,0 +1,193 @@
+"""The local key store: a small SQLite file of its own, kept apart from the log database.
+
+Why SQLite and not a JSON file: many processes (the SDK in each worker, the server, an ``inferlog
+erase`` from a shell) make and destroy keys at once, and SQLite gives them atomic "make if missing"
+and a cheap way to notice another process's change (``PRAGMA data_version``). ``secure_delete`` and
+a WAL checkpoint after each destroy overwrite the destroyed key's bytes in the file itself.
+
+Put the file on a volume whose backups expire sooner than your erasure deadline (integrity.md
+§2.3): a backup of this file brings shredded entries back; a backup of the log database does not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from inferlog.errors import StoreUnavailable, UsageError
+from inferlog.keystore.base import KeyInfo
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    name         TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    material     BLOB,               -- NULL once destroyed (the row stays: "destroyed", not "unknown")
+    created_at   INTEGER NOT NULL,   -- microseconds since the Unix epoch, UTC
+    destroyed_at INTEGER,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+"""
+
+
+def _now() -> int:
+    return int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
+
+
+def _when(micros: int | None) -> dt.datetime | None:
+    return None if micros is None else dt.datetime.fromtimestamp(micros / 1_000_000, dt.UTC)
+
+
+def _split(ref: str) -> tuple[str, int]:
+    name, sep, version = ref.rpartition("#")
+    if not sep or not version.isdigit():
+        raise UsageError(f"{ref!r} is not a key reference (name#version)")
+    return name, int(version)
+
+
+class LocalKeyStore:
+    """Keys in a local SQLite file (mode 0600), cached in memory until another process changes it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(str(path).removeprefix("file:"))
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._cache: dict[str, bytes | None] = {}
+        self._current: dict[str, tuple[str, bytes]] = {}
+        self._seen_version = -1
+        self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.exists()
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            if fresh:
+                os.chmod(self.path, 0o600)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open the key store {self.path}: {exc}") from exc
+        return conn
+
+    def _fresh(self) -> sqlite3.Connection:
+        """The connection, with the cache dropped if any other connection committed since last time."""
+        if os.getpid() != self._pid:  # a forked child gets its own connection and cache
+            self._pid = os.getpid()
+            self._conn = self._connect()
+            self._seen_version = -1
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._seen_version:
+            self._cache.clear()
+            self._current.clear()
+            self._seen_version = version
+        return self._conn
+
+    def current(self, name: str) -> tuple[str, bytes]:
+        with self._lock:
+            conn = self._fresh()
+            found = self._current.get(name)
+            if found is not None:
+                return found
+            row = conn.execute(
+                "SELECT version, material FROM keys WHERE name = ? AND material IS NOT NULL "
+                "ORDER BY version DESC LIMIT 1",
+                (name,),
+            ).fetchone()
+            if row is None:
+                return self._make(conn, name)
+            found = self._current[name] = (f"{name}#{row[0]}", bytes(row[1]))
+            return found
+
+    def _make(self, conn: sqlite3.Connection, name: str) -> tuple[str, bytes]:
+        material = os.urandom(32)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT version, material FROM keys WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+            ).fetchone()
+            if row is not None and row[1] is not None:  # another process made it first
+                conn.execute("COMMIT")
+                material, version = bytes(row[1]), row[0]
+            else:
+                version = (row[0] if row else 0) + 1
+                conn.execute(
+                    "INSERT INTO keys (name, version, material, created_at) VALUES (?, ?, ?, ?)",
+                    (name, version, material, _now()),
+                )
+                conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._seen_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        found = self._current[name] = (f"{name}#{version}", material)
+        return found
+
+    def get(self, ref: str) -> bytes | None:
+        with self._lock:
+            conn = self._fresh()
+            if ref in self._cache:
+                return self._cache[ref]
+            name, version = _split(ref)
+            row = conn.execute(
+                "SELECT material FROM keys WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+            material = bytes(row[0]) if row is not None and row[0] is not None else None
+            self._cache[ref] = material
+            return material
+
+    def rotate(self, name: str) -> str:
+        with self._lock:
+            conn = self._fresh()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                last = conn.execute("SELECT max(version) FROM keys WHERE name = ?", (name,)).fetchone()[0]
+                version = (last or 0) + 1
+                conn.execute(
+                    "INSERT INTO keys (name, version, material, created_at) VALUES (?, ?, ?, ?)",
+                    (name, version, os.urandom(32), _now()),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._current.pop(name, None)
+            return f"{name}#{version}"
+
+    def destroy(self, name: str, version: int | None = None) -> int:
+        with self._lock:
+            conn = self._fresh()
+            sql = "UPDATE keys SET material = NULL, destroyed_at = ? WHERE name = ? AND material IS NOT NULL"
+            if version is None:
+                cursor = conn.execute(sql, (_now(), name))
+            else:
+                cursor = conn.execute(sql + " AND version = ?", (_now(), name, version))
+            # Overwrite the old pages in the main file too, not only in the WAL.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._cache.clear()
+            self._current.clear()
+            return cursor.rowcount
+
+    def keys(self, prefix: str = "") -> list[KeyInfo]:
+        with self._lock:
+            rows = (
+                self._fresh()
+                .execute(
+                    "SELECT name, version, created_at, destroyed_at FROM keys WHERE substr(name, 1, ?) = ? "
+                    "ORDER BY name, version",
+                    (len(prefix), prefix),
+                )
+                .fetchall()
+            )
+        return [
+            KeyInfo(name, version, _when(created) or dt.datetime.fromtimestamp(0, dt.UTC), _when(destroyed))
+            for name, version, created, destroyed in rows
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
