@@ -9,8 +9,10 @@ import pytest
 
 from inferlog.errors import UsageError
 from inferlog.ledger.merkle import LeafList, root_of
+from inferlog.pipeline import Prepared
 from inferlog.record import FeedbackEntry, Model, uuid7
-from inferlog.store.base import Query, Store
+from inferlog.record.model import AdminEntry, WrappedKey
+from inferlog.store.base import Hold, Purge, Query, Store
 from inferlog.testing import make_record, prepare
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -20,8 +22,20 @@ def _feedback(inference_id: str) -> FeedbackEntry:
     return FeedbackEntry(id=uuid7(), system="test-system", ts=T0, inference_id=inference_id, label=1)
 
 
+def _with_key(prepared: Prepared, epoch_ref: str = "epoch:test-system:2026-03#1") -> Prepared:
+    return prepared._replace(key=WrappedKey(epoch_ref=epoch_ref, subject_ref="subject:s#1", blob=b"k" * 88))
+
+
 class StoreContract:
-    """Run by every backend's test class (TestSQLiteStore, TestPostgresStore, ...)."""
+    """Run by every backend's test class (TestSQLiteStore, TestPostgresStore, ...).
+
+    ``admin`` is the store as whoever may purge and re-wrap opens it: the same store for SQLite,
+    the schema owner for PostgreSQL (whose application role may only append and read).
+    """
+
+    @pytest.fixture
+    def admin(self, store: Store) -> Store:
+        return store
 
     def test_seq_is_gap_free_from_one_across_batches(self, store: Store) -> None:
         """New entries get seq 1, 2, 3 ... in batch order, continuing across batches."""
@@ -253,3 +267,80 @@ class StoreContract:
         ]
         assert len(store.query(Query(systems=("*",)))) == 4
         assert store.stats(Query(systems=("fraud",)))["entries"] == 1
+
+    # -- payloads: wrapped keys and purges ----------------------------------------------------
+
+    def test_wrapped_keys_are_kept_beside_new_entries_only(self, store: Store, admin: Store) -> None:
+        """A prepared entry's key is stored with it; a duplicate does not replace it; rewrap does."""
+        first = _with_key(prepare(make_record(ts=T0))[0])
+        store.append([first, *prepare(make_record(ts=T0))])
+        store.append([_with_key(first, "epoch:other#9")])  # a duplicate: its key is ignored
+        keys = store.entry_keys([first.entry.id, uuid7()])
+        assert keys == {first.entry.id: first.key}
+        assert [i for i, _ in store.keys_wrapped_by("subject:s#1")] == [first.entry.id]
+        new = WrappedKey(epoch_ref="epoch:test-system:2026-03#2", subject_ref="subject:s#1", blob=b"n" * 88)
+        admin.rewrap([(first.entry.id, new)])
+        assert store.entry_keys([first.entry.id]) == {first.entry.id: new}
+        assert store.keys_wrapped_by("epoch:test-system:2026-03#1") == []
+        assert store.get(first.entry.id) is not None
+        assert store.get(first.entry.id).body == first.body
+
+    def test_purge_removes_payloads_and_keys_but_keeps_leaves(self, store: Store, admin: Store) -> None:
+        """Old inference and feedback payloads go; admin entries, newer entries and every leaf stay."""
+        old = _with_key(prepare(make_record(ts=T0))[0])
+        about_old = _feedback(old.entry.id)
+        new = make_record(ts=T0 + dt.timedelta(days=40))
+        note = AdminEntry(id=uuid7(), system="*", ts=T0, action="policy.changed", details={})
+        store.append([old, *prepare(about_old, new, note)])
+        root = store.tree().root()
+        purge = Purge(system="test-system", before=T0 + dt.timedelta(days=1))
+        assert admin.purge(purge, dry_run=True).count == 2
+        assert store.get(old.entry.id).body is not None  # type: ignore[union-attr]
+        result = admin.purge(purge)
+        assert (result.count, result.first_seq, result.last_seq) == (2, 1, 2)
+        gone = store.get(old.entry.id)
+        assert gone is not None
+        assert gone.purged
+        assert gone.entry.id == old.entry.id
+        assert gone.to_dict()["purged"] is True
+        assert store.get(about_old.id).purged  # type: ignore[union-attr]
+        assert not store.get(new.id).purged  # type: ignore[union-attr]
+        assert not store.get(note.id).purged  # type: ignore[union-attr]
+        assert store.entry_keys([old.entry.id]) == {}
+        assert store.tree().root() == root
+        assert [row.body is None for row in store.ledger_rows()] == [True, True, False, False]
+        assert admin.purge(purge).count == 0  # nothing left to purge: idempotent
+
+    def test_holds_keep_what_they_cover(self, store: Store, admin: Store) -> None:
+        """A hold by subject, by time range or by system keeps those payloads out of a purge."""
+        held_subject = make_record(ts=T0, subject="s-held")
+        in_range = make_record(ts=T0 + dt.timedelta(hours=5))
+        other_system = make_record(ts=T0, system="other")
+        free = make_record(ts=T0)
+        store.append(prepare(held_subject, in_range, other_system, free))
+        keep = (
+            Hold(subjects=("s-held",)),
+            Hold(since=T0 + dt.timedelta(hours=1), until=T0 + dt.timedelta(hours=6)),
+            Hold(system="other"),
+        )
+        result = admin.purge(Purge(before=T0 + dt.timedelta(days=1), keep=keep))
+        assert result.count == 1
+        assert [store.get(r.id).purged for r in (held_subject, in_range, other_system, free)] == [  # type: ignore[union-attr]
+            False, False, False, True,
+        ]  # fmt: skip
+
+    def test_purge_by_subject_reaches_their_feedback(self, store: Store, admin: Store) -> None:
+        """Erasing a subject purges their inferences and the feedback about them, nobody else's."""
+        theirs = make_record(ts=T0, subject="pse_aa")
+        raw = make_record(ts=T0, subject="alice")
+        someone_else = make_record(ts=T0, subject="bob")
+        review = _feedback(theirs.id)
+        store.append(prepare(theirs, raw, someone_else, review))
+        result = admin.purge(Purge(subjects=("alice", "pse_aa")))
+        assert result.count == 3
+        assert [store.get(e.id).purged for e in (theirs, raw, someone_else, review)] == [
+            True,
+            True,
+            False,
+            True,
+        ]  # type: ignore[union-attr]

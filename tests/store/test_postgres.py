@@ -17,10 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from inferlog.errors import StoreUnavailable, UnknownStore, UsageError
+from inferlog.errors import StoreError, StoreUnavailable, UnknownStore, UsageError
 from inferlog.ledger.merkle import root_of
 from inferlog.store import open_store
-from inferlog.store.base import Query, Store
+from inferlog.store.base import Purge, Query, Store
 from inferlog.store.migrations.postgres import MIGRATIONS, latest
 from inferlog.store.postgres import GET_SQL, PostgresStore, migrate, query_sql
 from inferlog.testing import make_record, prepare
@@ -38,6 +38,12 @@ class TestPostgresStore(StoreContract):
         store = PostgresStore(as_role(pg_url, pg_app_role))
         yield store
         store.close()
+
+    @pytest.fixture
+    def admin(self, store: PostgresStore, pg_url: str) -> Iterator[PostgresStore]:
+        owner = PostgresStore(pg_url)
+        yield owner
+        owner.close()
 
 
 @pytest.fixture
@@ -519,3 +525,12 @@ def test_backend_killed_twice_raises_and_writes_nothing(
     assert [r.status for r in app_store.append(outcome["batch"])] == ["duplicate"] * 300
     assert app_store.size() == 300
     assert json.loads(app_store.get(outcome["batch"][0].entry.id).body or b"{}")["id"]  # type: ignore[union-attr]
+
+
+def test_the_app_role_may_not_purge(app_store: PostgresStore) -> None:
+    """Purging is the owner's: the application role gets one clear line saying so, and nothing changes."""
+    record = make_record(ts=T0)
+    app_store.append(prepare(record))
+    with pytest.raises(StoreError, match="needs the database owner's role"):
+        app_store.purge(Purge(before=T0 + dt.timedelta(days=1)))
+    assert not app_store.get(record.id).purged  # type: ignore[union-attr]

@@ -13,7 +13,7 @@ from typing import IO, Any
 import click
 
 from inferlog.cli._common import State
-from inferlog.config import DEFAULT_DB, ENV_DB
+from inferlog.config import DEFAULT_DB, ENV_CONFIG, ENV_DB
 from inferlog.errors import InferlogError
 
 __all__ = ["CliError", "cli", "main"]
@@ -56,17 +56,24 @@ class InferlogGroup(click.Group):
     metavar="URL",
     help=f"The log to use (or set {ENV_DB}), e.g. sqlite:///inferlog.db.",
 )
+@click.option(
+    "--config",
+    envvar=ENV_CONFIG,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help=f"The policy file (or set {ENV_CONFIG}): encryption, redaction, retention, legal holds.",
+)
 @click.version_option(package_name="inferlog")
 @click.pass_context
-def cli(ctx: click.Context, db: str) -> None:
+def cli(ctx: click.Context, db: str, config: str | None) -> None:
     """inferlog: the tamper-evident record of every inference an AI system makes."""
-    ctx.obj = State(ctx, db)
+    ctx.obj = State(ctx, db, config)
 
 
 def _register() -> None:
-    from inferlog.cli import demo, export, importing, integrity, proxy, query, serve, stats
+    from inferlog.cli import demo, export, governance, importing, integrity, proxy, query, serve, stats
 
-    for module in (query, stats, export, importing, integrity, serve, proxy, demo):
+    for module in (query, stats, export, importing, integrity, governance, serve, proxy, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

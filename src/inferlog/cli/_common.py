@@ -17,6 +17,9 @@ from rich.table import Table
 
 from inferlog.errors import StoreUnavailable
 from inferlog.export.jsonl import export_dict
+from inferlog.keystore.protection import load_protection
+from inferlog.keystore.reveal import reveal
+from inferlog.privacy.protect import Protection
 from inferlog.record.model import (
     KINDS,
     STATUSES,
@@ -36,10 +39,26 @@ _PIPE_WIDTH = 200
 class State:
     """The group's options, and the store it opens on first use (closed when the command ends)."""
 
-    def __init__(self, ctx: click.Context, db: str) -> None:
+    def __init__(self, ctx: click.Context, db: str, config: str | None = None) -> None:
         self.ctx = ctx
         self.db = db
+        self.config = config
         self._store: Store | None = None
+        self._protection: Protection | None = None
+
+    def protection(self) -> Protection:
+        """What the policy file asks for (nothing without one); its key store closes with the command."""
+        if self._protection is None:
+            self._protection = load_protection(self.config)
+            close = getattr(self._protection.keyring, "close", None)
+            if close is not None:
+                self.ctx.call_on_close(close)
+        return self._protection
+
+    def reveal(self, entries: list[StoredEntry]) -> list[StoredEntry]:
+        """Sealed entries opened, when the policy names a key store this user can read."""
+        opener = self.protection().opener
+        return reveal(self.store(), opener, entries) if opener is not None else entries
 
     def store(self, *, must_exist: bool = True) -> Store:
         """The store ``--db`` names. Reading commands refuse to create an empty SQLite file."""

@@ -41,12 +41,13 @@ def query_command(
     """
     query = build_query(limit=limit, cursor=cursor, order=order, **filters_of(options))
     page = state.store().query(query)
+    entries = state.reveal(page.entries)
     if as_json:
-        for stored in page:
+        for stored in entries:
             click.echo(json_line(stored))
-    elif page.entries:
+    elif entries:
         out = console()
-        out.print(entries_table(page.entries, out.width))
+        out.print(entries_table(entries, out.width))
     else:
         click.echo("no entries match", err=True)
     if page.next_cursor is not None:
@@ -62,11 +63,12 @@ def show_command(state: State, /, entry_id: str) -> None:
     stored = store.get(entry_id.strip().lower())
     if stored is None:
         raise NotFound(f"no entry with id {entry_id!r} in {state.db}")
+    stored = state.reveal([stored])[0]
     data = export_dict(stored)
     data["leaf_hash"] = stored.leaf_hash.hex()
     if data["kind"] == "inference":
         about = Query(inference_id=stored.id, kind="feedback", limit=MAX_PAGE)
-        feedback = [export_dict(item) for item in iter_entries(store, about)]
+        feedback = [export_dict(item) for item in state.reveal(list(iter_entries(store, about)))]
         if feedback:
             data["feedback"] = feedback
     out = console()

@@ -9,6 +9,7 @@ from typing import Any
 from inferlog.config import ENV_API_KEY, ENV_SIGNER_KEY_FILE, Settings
 from inferlog.errors import UsageError
 from inferlog.integrity.checkpointer import Checkpointer
+from inferlog.keystore.protection import load_protection
 from inferlog.sdk.client import Durability, Log
 from inferlog.sdk.http import HttpReader, HttpTransport
 from inferlog.sdk.transport import CapturingTransport, StoreTransport, Transport
@@ -26,6 +27,7 @@ def open(
     fail_closed: bool | None = None,
     signer_key: str | os.PathLike[str] | None = None,
     api_key: str | None = None,
+    config: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Log:
     """Open an inference log.
@@ -38,10 +40,15 @@ def open(
 
     With a signing key (``signer_key`` or ``$INFERLOG_SIGNER_KEY_FILE``) the log signs checkpoints on
     a cadence and copies them to ``$INFERLOG_CHECKPOINT_DIR`` / ``$INFERLOG_CHECKPOINT_WEBHOOK``.
+
+    With a policy file (``config`` or ``$INFERLOG_CONFIG``) records are redacted, pseudonymized and
+    sealed as it says before they reach the spool (see docs/privacy.md).
     """
     settings = Settings.from_env()
     url = url or settings.db
+    config = config or settings.config
     common: dict[str, Any] = {
+        "protection": load_protection(config) if config else None,
         "system": system or settings.system,
         "durability": durability or settings.durability,
         "fail_closed": settings.fail_closed if fail_closed is None else fail_closed,

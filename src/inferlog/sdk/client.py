@@ -24,6 +24,8 @@ from inferlog.errors import NotDurable, NotFound, RecordInvalid, UsageError
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.proofs import InclusionProof
 from inferlog.integrity.tree import inclusion
+from inferlog.privacy.protect import Protection
+from inferlog.keystore.reveal import reveal
 from inferlog.record.ids import is_uuid, uuid7
 from inferlog.record.model import (
     SOURCES,
@@ -95,6 +97,7 @@ class Log:
         batch_size: int = 1000,
         checkpointer: Checkpointer | None = None,
         reader: HttpReader | None = None,
+        protection: Protection | None = None,
     ) -> None:
         if durability not in DURABILITY_LEVELS:
             raise UsageError(f"durability must be 'process' or 'machine', got {durability!r}")
@@ -107,6 +110,9 @@ class Log:
         self.store = store
         self.reader = reader  # reads through a server: each states a purpose (see HttpReader)
         self.checkpointer = checkpointer
+        # Redaction, pseudonyms and sealing run here, before the spool: nothing readable hits the disk.
+        self.protection = protection
+        self._protect = protection if protection is not None and protection.active else None
         self.counters = Counters()
         self._spool_args = {
             "segment_bytes": spool_segment_bytes,
@@ -251,6 +257,8 @@ class Log:
     def _write(self, entry: Entry) -> None:
         if self._forked:
             self._restart_after_fork()
+        if self._protect is not None:
+            entry = self._protect(entry)
         try:
             payload = self._encoder.encode(entry)
         except (TypeError, OverflowError) as exc:
@@ -299,7 +307,12 @@ class Log:
         if found is None and self.pending():
             self.flush(timeout=5.0)
             found = self._reader().get(entry_id)
-        return found
+        return self._reveal([found])[0] if found is not None else None
+
+    def _reveal(self, entries: list[StoredEntry]) -> list[StoredEntry]:
+        """Sealed entries opened, when this process holds the key store (see the policy file)."""
+        opener = self.protection.opener if self.protection is not None else None
+        return reveal(self._reader(), opener, entries) if opener is not None else entries
 
     def query(self, cursor: int = 0, limit: int = 100, **filters: Any) -> Page:
         """A page of entries matching the filters (see :class:`inferlog.Query`), in seq order.
@@ -308,7 +321,8 @@ class Log:
         """
         if self.pending():
             self.flush(timeout=5.0)
-        return self._reader().query(Query(after=cursor, limit=limit, **filters))
+        page = self._reader().query(Query(after=cursor, limit=limit, **filters))
+        return Page(self._reveal(page.entries), page.next_cursor)
 
     def stats(self, **filters: Any) -> dict[str, Any]:
         """Counts, models, latency percentiles of the log, plus this Log's delivery counters."""

@@ -175,5 +175,6 @@ def purge_where(purge: Purge, d: Dialect, id_text: str = "id") -> tuple[str, lis
         if hold.until is not None:
             held.append(f"ts < {d.mark}")
             params.append(d.bind_ts(hold.until))
-        clauses.append(f"NOT ({' AND '.join(held) or 'TRUE'})")
+        # coalesce: a NULL subject (or model) must count as "not held", not as unknown.
+        clauses.append(f"NOT coalesce(({' AND '.join(held) or 'TRUE'}), FALSE)")
     return " AND ".join(clauses), params

@@ -1,0 +1,37 @@
+"""Plaintext for readers allowed to see it: sealed entries opened with the key store's keys.
+
+Only the faces decide who may see plaintext (a reader or admin key on the server; whoever holds the
+key store on the command line); this module only opens what it is handed. An entry whose keys were
+destroyed (erasure, retention) stays as stored: ciphertext that nobody can open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from inferlog.errors import KeyDestroyed
+from inferlog.privacy.seal import Opener
+from inferlog.record.model import StoredEntry
+from inferlog.store.base import Store
+
+
+def reveal(store: Store, opener: Opener | None, entries: Sequence[StoredEntry]) -> list[StoredEntry]:
+    """The entries with every sealed field decrypted where the keys still exist."""
+    sealed = [s.id for s in entries if s.body is not None and s.entry.sealed is not None]
+    if opener is None or not sealed:
+        return list(entries)
+    keys = store.entry_keys(sealed)
+    opened: list[StoredEntry] = []
+    for stored in entries:
+        if stored.body is None or stored.entry.sealed is None:
+            opened.append(stored)
+            continue
+        try:
+            entry = opener.open(stored.entry, keys.get(stored.id))
+        except KeyDestroyed:
+            opened.append(stored)
+            continue
+        opened.append(msgspec.structs.replace(stored, entry=entry))
+    return opened

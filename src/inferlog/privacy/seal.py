@@ -1,0 +1,293 @@
+"""Field encryption with crypto-shredding (integrity.md §2.2–§2.3, §3).
+
+Every sealed entry gets a fresh 256-bit data key (DEK). From it come ``k_enc`` (AES-256-GCM over each
+chosen field) and ``kc``, a key commitment the leaf carries, so that whoever holds the keys cannot
+later present a different key that opens the same ciphertext to other content. The DEK is wrapped
+twice — by the retention epoch's key, then by the data subject's key — so destroying *either* key
+shreds the entry ("AND to read, OR to destroy"), in every copy and every backup.
+
+Associated data binds each ciphertext to its place: the entry id, the system, the field path and the
+key names. Swapping ``input`` and ``output``, or moving a ciphertext or a wrapped key to another
+entry, fails authentication instead of decrypting to someone else's data.
+
+Pure: keys come from a :class:`Keyring` (the keystore implements it), nothing here touches a disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from inferlog.errors import IntegrityError, KeyDestroyed, UsageError
+from inferlog.privacy.pseudonym import is_pseudonym, pseudonym
+from inferlog.record.model import Entry, FeedbackEntry, Sealed, WrappedKey
+
+PREFIX = "ilenc1:"
+NONCE = 12
+_ZERO_SALT = bytes(32)
+_INFO_ENC = b"inferlog/v1/enc"
+_INFO_COMMIT = b"inferlog/v1/commit"
+PSEUDONYM_KEY = "pseudonym"
+FEEDBACK_PAYLOAD = ("label", "outcome", "override", "comment")
+
+
+class Keyring(Protocol):
+    """What sealing needs from a key store: current key versions by name, old ones by reference."""
+
+    def current(self, name: str) -> tuple[str, bytes]:
+        """The newest live version of the key called ``name`` as ``(ref, key)``, made if there is none."""
+        ...
+
+    def get(self, ref: str) -> bytes | None:
+        """The key version ``ref`` (``name#version``), or None once it was destroyed."""
+        ...
+
+
+def hkdf_sha256(ikm: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869) with an empty salt and 32 bytes out.
+
+    Two HMAC calls through ``hmac.digest`` (C), several times cheaper per entry than building a
+    ``cryptography`` HKDF object; a test checks both give the same bytes.
+    """
+    prk = hmac.digest(_ZERO_SALT, ikm, "sha256")
+    return hmac.digest(prk, info + b"\x01", "sha256")
+
+
+def key_commitment(dek: bytes) -> bytes:
+    """``kc = HKDF-SHA256(DEK, info="inferlog/v1/commit")``."""
+    return hkdf_sha256(dek, _INFO_COMMIT)
+
+
+def epoch_name(entry: Entry) -> str:
+    """The retention epoch key of an entry: one per system and calendar month of ``ts``."""
+    return f"epoch:{entry.system}:{entry.ts.year:04d}-{entry.ts.month:02d}"
+
+
+def subject_name(subject_ref: str) -> str:
+    return f"subject:{subject_ref}"
+
+
+def name_of(ref: str) -> str:
+    """``epoch:s:2026-11#2`` → ``epoch:s:2026-11``."""
+    return ref.rpartition("#")[0] or ref
+
+
+def _field_aad(entry: Entry, path: str, epoch: str, subject: str | None) -> bytes:
+    return "\x1f".join(("inferlog/v1/field", entry.system, entry.id, path, epoch, subject or "")).encode()
+
+
+def _wrap_aad(entry_id: str, epoch: str, subject: str | None) -> bytes:
+    return "\x1f".join(("inferlog/v1/dek", entry_id, epoch, subject or "")).encode()
+
+
+# -- dotted paths into an entry (dicts only) ---------------------------------------------------
+
+
+def _get(entry: Entry, path: str) -> tuple[bool, Any]:
+    head, _, rest = path.partition(".")
+    if head not in entry.__struct_fields__:
+        return False, None
+    value: Any = getattr(entry, head)
+    for part in rest.split(".") if rest else ():
+        if not isinstance(value, Mapping) or part not in value:
+            return False, None
+        value = value[part]
+    return value is not None, value
+
+
+def _with(values: dict[str, Any], entry: Entry, path: str, new: Any) -> None:
+    """Set ``path`` to ``new`` in ``values`` (top-level fields to replace), copying dicts on the way."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        values[head] = new
+        return
+    top = values.get(head, getattr(entry, head))
+    root = dict(top)
+    node = root
+    parts = rest.split(".")
+    for part in parts[:-1]:
+        node[part] = dict(node[part])
+        node = node[part]
+    node[parts[-1]] = new
+    values[head] = root
+
+
+class Sealer:
+    """The encryption Processor: seals the chosen fields of each entry under a fresh data key.
+
+    ``fields_for(system)`` says which dotted paths to seal (``input``, ``output``,
+    ``attributes.applicant``, …); feedback entries of a system that seals anything have their label,
+    outcome, override and comment sealed. Entries already sealed (by the SDK, before its spool) pass through,
+    so the same policy can run at the edge and again at the store. With a subject, the entry's
+    ``subject`` is replaced by its keyed pseudonym first: the subject key's name, the ``subject``
+    column and the body then never hold the raw identifier.
+    """
+
+    def __init__(self, keyring: Keyring, fields_for: Callable[[str], Sequence[str]]) -> None:
+        self.keyring = keyring
+        self.fields_for = fields_for
+        self._aead: dict[str, AESGCM] = {}
+        self._encode = msgspec.json.Encoder().encode
+
+    def _kek(self, name: str) -> tuple[str, AESGCM]:
+        ref, key = self.keyring.current(name)
+        aead = self._aead.get(ref)
+        if aead is None:
+            if len(self._aead) > 4096:
+                self._aead.clear()
+            aead = self._aead[ref] = AESGCM(key)
+        return ref, aead
+
+    def __call__(self, entry: Entry) -> Entry:
+        if entry.sealed is not None:
+            return entry
+        chosen = self.fields_for(entry.system)
+        if chosen and type(entry) is FeedbackEntry:
+            chosen = FEEDBACK_PAYLOAD  # a review can say as much as the inference it is about
+        paths = [p for p in chosen if _get(entry, p)[0]]
+        subject = getattr(entry, "subject", None)
+        values: dict[str, Any] = {}
+        subject_key: str | None = None
+        if subject is not None:
+            if not is_pseudonym(subject):
+                subject = pseudonym(self.keyring.current(PSEUDONYM_KEY)[1], subject)
+                values["subject"] = subject
+            subject_key = subject_name(subject)
+        if not paths:
+            return msgspec.structs.replace(entry, **values) if values else entry
+        epoch = epoch_name(entry)
+        dek = os.urandom(32)
+        field_aead = AESGCM(hkdf_sha256(dek, _INFO_ENC))
+        for path in paths:
+            plain = self._encode(_get(entry, path)[1])
+            nonce = os.urandom(NONCE)
+            sealed = field_aead.encrypt(nonce, plain, _field_aad(entry, path, epoch, subject_key))
+            _with(values, entry, path, PREFIX + base64.b64encode(nonce + sealed).decode("ascii"))
+        wrapped = self.wrap(entry.id, dek, epoch, subject_key)
+        values["sealed"] = Sealed(
+            fields=paths, kc=key_commitment(dek), epoch=epoch, subject=subject_key, dek=wrapped
+        )
+        return msgspec.structs.replace(entry, **values)
+
+    def wrap(self, entry_id: str, dek: bytes, epoch: str, subject: str | None) -> WrappedKey:
+        """``Wrap(KEK_subject, Wrap(KEK_epoch, DEK))``; the subject layer only when there is a subject."""
+        aad = _wrap_aad(entry_id, epoch, subject)
+        epoch_ref, epoch_aead = self._kek(epoch)
+        nonce = os.urandom(NONCE)
+        blob = nonce + epoch_aead.encrypt(nonce, dek, aad)
+        subject_ref = None
+        if subject is not None:
+            subject_ref, subject_aead = self._kek(subject)
+            nonce = os.urandom(NONCE)
+            blob = nonce + subject_aead.encrypt(nonce, blob, aad)
+        return WrappedKey(epoch_ref=epoch_ref, subject_ref=subject_ref, blob=blob)
+
+
+class Opener:
+    """Opens sealed entries for readers allowed to see plaintext; checks the key commitment first."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self._decode = msgspec.json.decode
+
+    def _key(self, ref: str, entry_id: str) -> bytes:
+        key = self.keyring.get(ref)
+        if key is None:
+            raise KeyDestroyed(f"entry {entry_id} was shredded: its key {name_of(ref)} was destroyed")
+        return key
+
+    def unwrap(self, entry_id: str, wrapped: WrappedKey) -> bytes:
+        """The data key of an entry, from its wrapped key (both key layers must still exist)."""
+        epoch = name_of(wrapped.epoch_ref)
+        subject = name_of(wrapped.subject_ref) if wrapped.subject_ref else None
+        aad = _wrap_aad(entry_id, epoch, subject)
+        blob = wrapped.blob
+        try:
+            if wrapped.subject_ref is not None:
+                kek = self._key(wrapped.subject_ref, entry_id)
+                blob = AESGCM(kek).decrypt(blob[:NONCE], blob[NONCE:], aad)
+            kek = self._key(wrapped.epoch_ref, entry_id)
+            return AESGCM(kek).decrypt(blob[:NONCE], blob[NONCE:], aad)
+        except InvalidTag:
+            raise IntegrityError(
+                f"the data key of entry {entry_id} does not unwrap: wrong key, or a key moved from another entry"
+            ) from None
+
+    def open(self, entry: Entry, wrapped: WrappedKey | None) -> Entry:
+        """The entry with its sealed fields decrypted (and ``sealed`` removed)."""
+        sealed = entry.sealed
+        if sealed is None:
+            return entry
+        if wrapped is None:
+            raise KeyDestroyed(f"entry {entry.id} was shredded: its data key is gone")
+        if name_of(wrapped.epoch_ref) != sealed.epoch or (
+            (name_of(wrapped.subject_ref) if wrapped.subject_ref else None) != sealed.subject
+        ):
+            raise IntegrityError(f"the data key stored for entry {entry.id} belongs to other keys")
+        dek = self.unwrap(entry.id, wrapped)
+        if not hmac.compare_digest(key_commitment(dek), sealed.kc):
+            raise IntegrityError(f"entry {entry.id}: the data key does not match the key commitment")
+        field_aead = AESGCM(hkdf_sha256(dek, _INFO_ENC))
+        values: dict[str, Any] = {"sealed": None}
+        for path in sealed.fields:
+            present, token = _get(entry, path)
+            if not present or not isinstance(token, str) or not token.startswith(PREFIX):
+                raise IntegrityError(f"entry {entry.id}: sealed field {path} holds no ciphertext")
+            raw = base64.b64decode(token[len(PREFIX) :])
+            aad = _field_aad(entry, path, sealed.epoch, sealed.subject)
+            try:
+                plain = field_aead.decrypt(raw[:NONCE], raw[NONCE:], aad)
+            except InvalidTag:
+                raise IntegrityError(
+                    f"entry {entry.id}: field {path} does not decrypt: wrong key, or ciphertext moved from another field or entry"
+                ) from None
+            _with(values, entry, path, self._decode(plain))
+        return msgspec.structs.replace(entry, **values)
+
+
+def rewrap(opener: Opener, sealer: Sealer, entry_id: str, wrapped: WrappedKey) -> WrappedKey:
+    """The same data key wrapped under the *current* versions of its keys (key rotation)."""
+    dek = opener.unwrap(entry_id, wrapped)
+    subject = name_of(wrapped.subject_ref) if wrapped.subject_ref else None
+    return sealer.wrap(entry_id, dek, name_of(wrapped.epoch_ref), subject)
+
+
+def subject_ref(keyring: Keyring, subject: str) -> str:
+    """The keyed pseudonym under which a subject's records are stored (as given, if already one)."""
+    if is_pseudonym(subject):
+        return subject
+    return pseudonym(keyring.current(PSEUDONYM_KEY)[1], subject)
+
+
+def ensure_usable(fields: Sequence[str]) -> None:
+    """Refuse encryption paths this module cannot seal (wildcards; an entry's own metadata)."""
+    for path in fields:
+        head = path.partition(".")[0]
+        if "*" in path or head in _NEVER_SEALED:
+            raise UsageError(
+                f"cannot encrypt {path!r}: name a payload field such as input, output or attributes.x"
+            )
+
+
+_NEVER_SEALED = frozenset(
+    {"id", "system", "ts", "kind", "model", "sealed", "schema_version", "status", "subject", "source"}
+)
+
+__all__ = [
+    "PREFIX",
+    "Keyring",
+    "Opener",
+    "Sealer",
+    "epoch_name",
+    "hkdf_sha256",
+    "key_commitment",
+    "rewrap",
+    "subject_ref",
+]

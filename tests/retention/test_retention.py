@@ -1,0 +1,152 @@
+"""Retention by policy on both backends: plan, minimum, legal holds, epoch keys, verify after purge."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+import inferlog
+from inferlog.errors import UsageError
+from inferlog.integrity.verify import audit
+from inferlog.keystore import LocalKeyStore
+from inferlog.privacy.policy import load_policy
+from inferlog.retention import Governance, apply_retention, plan_retention
+from inferlog.store import open_store
+from tests.retention.conftest import Backend
+
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+MODEL = {"name": "scorer", "version": "2.1"}
+
+POLICY = """
+[keystore]
+path = "keys.db"
+
+[defaults]
+retention = "6mo"
+
+[systems.chat]
+retention = "1y"
+"""
+
+
+def seed(backend: Backend, config: Path, tmp_path: Path) -> dict[str, list[str]]:
+    """Records in March (past six months), June (inside), and November, for two systems."""
+    made: dict[str, list[str]] = {}
+    for system in ("credit", "chat"):
+        with inferlog.open(
+            backend.url, system=system, config=config, spool_dir=tmp_path / f"spool-{system}"
+        ) as log:
+            for month, day in (("march", dt.datetime(2026, 3, 10, tzinfo=dt.UTC)),
+                               ("june", dt.datetime(2026, 6, 10, tzinfo=dt.UTC)),
+                               ("november", dt.datetime(2026, 11, 10, tzinfo=dt.UTC))):  # fmt: skip
+                ids = [
+                    log.record(model=MODEL, input={"m": month, "i": i}, subject=f"p{i}", ts=day)
+                    for i in range(3)
+                ]
+                made[f"{system}-{month}"] = ids
+            log.flush()
+    return made
+
+
+def governance(backend: Backend, config: Path, tmp_path: Path) -> Governance:
+    return Governance(
+        open_store(backend.url),
+        load_policy(config),
+        LocalKeyStore(tmp_path / "keys.db"),
+        actor="ops",
+        now=NOW,
+    )
+
+
+def test_plan_then_apply_purges_what_is_past_retention(backend: Backend, tmp_path: Path) -> None:
+    """Six months back from Nov 20 is May 20: March goes for credit, nothing for chat (one year)."""
+    config = tmp_path / "inferlog.toml"
+    config.write_text(POLICY)
+    made = seed(backend, config, tmp_path)
+    gov = governance(backend, config, tmp_path)
+    try:
+        plan = {p.system: p for p in plan_retention(gov).systems}
+        assert plan["credit"].cutoff == dt.datetime(2026, 5, 20, 12, 0, tzinfo=dt.UTC)
+        assert (plan["credit"].purge, plan["chat"].purge) == (3, 0)
+        assert plan["credit"].epoch_keys == ["epoch:credit:2026-03"]
+        assert all(not gov.store.get(i).purged for i in made["credit-march"])  # type: ignore[union-attr]  # a plan changes nothing
+        apply_retention(gov)
+        assert all(gov.store.get(i).purged for i in made["credit-march"])  # type: ignore[union-attr]
+        for kept in ("credit-june", "credit-november", "chat-march"):
+            assert not any(gov.store.get(i).purged for i in made[kept])  # type: ignore[union-attr]
+        keys = {k.name: k.destroyed_at is not None for k in gov.keystore.keys("epoch:")}  # type: ignore[union-attr]
+        assert (
+            keys["epoch:credit:2026-03"]
+        )
+        assert (
+            not keys["epoch:credit:2026-06"]
+        )
+        assert (
+            not keys["epoch:chat:2026-03"]
+        )
+        report = audit(gov.store)
+        assert report.ok, report.problems
+        assert report.purged == 3
+        applied = [
+            e
+            for e in gov.store.query(inferlog.Query(kind="admin", limit=100))
+            if e.entry.action == "retention.applied"
+        ]  # type: ignore[union-attr]
+        assert len(applied) == 1
+        assert applied[0].entry.details["systems"][0]["purge"] == 3  # type: ignore[union-attr]
+        apply_retention(gov)  # again: nothing left, no second entry
+        assert (
+            len(
+                [
+                    e
+                    for e in gov.store.query(inferlog.Query(kind="admin", limit=100))
+                    if e.entry.action == "retention.applied"
+                ]
+            )
+            == 1
+        )  # type: ignore[union-attr]
+    finally:
+        gov.store.close()
+
+
+def test_a_legal_hold_blocks_the_purge_and_the_epoch_key(backend: Backend, tmp_path: Path) -> None:
+    """A hold over March for credit keeps those payloads and March's epoch key."""
+    config = tmp_path / "inferlog.toml"
+    config.write_text(
+        POLICY
+        + '\n[[holds]]\nname = "audit-2026"\nreason = "regulator inquiry"\nsystem = "credit"\n'
+        + "from = 2026-03-01T00:00:00Z\nuntil = 2026-04-01T00:00:00Z\n"
+    )
+    made = seed(backend, config, tmp_path)
+    gov = governance(backend, config, tmp_path)
+    try:
+        plan = {p.system: p for p in plan_retention(gov).systems}
+        assert (plan["credit"].purge, plan["credit"].held, plan["credit"].epoch_keys) == (0, 3, [])
+        apply_retention(gov)
+        assert not any(gov.store.get(i).purged for i in made["credit-march"])  # type: ignore[union-attr]
+        assert all(k.destroyed_at is None for k in gov.keystore.keys("epoch:"))  # type: ignore[union-attr]
+    finally:
+        gov.store.close()
+
+
+def test_a_retention_below_the_minimum_is_refused_unless_forced(backend: Backend, tmp_path: Path) -> None:
+    """30 days is below the six-month floor: refused; with force_short_retention it runs and is recorded."""
+    config = tmp_path / "inferlog.toml"
+    config.write_text('[defaults]\nretention = "30d"\n')
+    with pytest.raises(UsageError, match="force_short_retention"):
+        load_policy(config)
+    config.write_text('[defaults]\nretention = "30d"\nforce_short_retention = "DPIA-9: chat kept 30 days"\n')
+    policy = load_policy(config)
+    gov = Governance(open_store(backend.url), policy, None, now=NOW)
+    try:
+        gov.record_policy()
+        recorded = list(gov.store.query(inferlog.Query(kind="admin", limit=10)))
+        assert len(recorded) == 1
+        assert recorded[0].entry.details["forced_short_retention"] == [  # type: ignore[union-attr]
+            {"system": "*", "reason": "DPIA-9: chat kept 30 days"}
+        ]
+        assert gov.record_policy() is None  # unchanged policy: not recorded twice
+    finally:
+        gov.store.close()
