@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from inferlog.errors import UsageError
 
@@ -20,6 +21,9 @@ ENV_DURABILITY = "INFERLOG_DURABILITY"
 """``process`` (default) or ``machine``: see the durability contract."""
 ENV_FAIL_CLOSED = "INFERLOG_FAIL_CLOSED"
 """``1``/``true`` to make ``record()`` raise when a record cannot be made durable."""
+
+ENV_CONFIG = "INFERLOG_CONFIG"
+"""The policy file (``inferlog.toml``): encryption, redaction, pseudonyms, retention, legal holds."""
 
 ENV_API_KEY = "INFERLOG_API_KEY"
 """The API key the SDK presents to an ``inferlog serve`` (when ``open()`` is given an http URL)."""
@@ -35,10 +39,15 @@ ENV_CHECKPOINT_EVERY = "INFERLOG_CHECKPOINT_EVERY"
 """Make a checkpoint after this many new entries (default 1000)."""
 ENV_CHECKPOINT_SECONDS = "INFERLOG_CHECKPOINT_SECONDS"
 """Make a checkpoint when new entries are this many seconds old without one (default 10)."""
+ENV_KSERVE_PENDING = "INFERLOG_KSERVE_PENDING"
+"""The file where the KServe sink keeps a half (request or response) until its partner arrives."""
+ENV_KSERVE_TIMEOUT = "INFERLOG_KSERVE_TIMEOUT"
+"""Seconds a lone KServe half waits for its partner before it is recorded alone (default 60)."""
 
 DEFAULT_DB = "sqlite:///inferlog.db"
 DEFAULT_SIGNER_KEY_FILE = "inferlog-signer.key"
 DEFAULT_SYSTEM = "default"
+DEFAULT_KSERVE_TIMEOUT = 60.0
 
 SETTINGS = {
     ENV_DB: "the log's URL (default sqlite:///inferlog.db)",
@@ -46,6 +55,7 @@ SETTINGS = {
     ENV_SPOOL_DIR: "the SDK's spool folder (default: <db file>-spool)",
     ENV_DURABILITY: "process (default) or machine",
     ENV_FAIL_CLOSED: "1/true: record() raises when a record cannot be made durable",
+    ENV_CONFIG: "the policy file, inferlog.toml (privacy and retention)",
     ENV_API_KEY: "API key the SDK sends to an inferlog server",
     ENV_SIGNER_KEY_FILE: "the checkpoint signing key file (default ./inferlog-signer.key)",
     ENV_VERIFIER_KEY: "verifier key (string or .pub file) for `inferlog verify`",
@@ -53,9 +63,17 @@ SETTINGS = {
     ENV_CHECKPOINT_WEBHOOK: "URL every checkpoint is POSTed to (off-box)",
     ENV_CHECKPOINT_EVERY: "checkpoint after this many new entries (default 1000)",
     ENV_CHECKPOINT_SECONDS: "checkpoint when new entries wait this long (default 10)",
+    ENV_KSERVE_PENDING: "the KServe sink's pending-halves file (default: <db file>-kserve-pending.db, or under the user's data dir)",
+    ENV_KSERVE_TIMEOUT: "seconds a lone KServe half waits for its partner (default 60)",
 }
 
 DURABILITY_LEVELS = ("process", "machine")
+
+
+def user_data_dir() -> Path:
+    """Where inferlog keeps files of its own that must outlive a restart (``$XDG_DATA_HOME/inferlog``)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "inferlog"
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,7 @@ class Settings:
     spool_dir: str | None = None
     durability: str = "process"
     fail_closed: bool = False
+    config: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -78,6 +97,7 @@ class Settings:
             spool_dir=env.get(ENV_SPOOL_DIR) or None,
             durability=durability,
             fail_closed=_flag(env.get(ENV_FAIL_CLOSED, ""), ENV_FAIL_CLOSED),
+            config=env.get(ENV_CONFIG) or None,
         )
 
 
