@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from inferlog.errors import UsageError
 from inferlog.keystore import LocalKeyStore, open_keystore
+from inferlog.keystore.local import FRESHNESS
 
 
 def _make_key(path: str, name: str, out: multiprocessing.Queue[bytes]) -> None:
@@ -47,13 +49,15 @@ def test_concurrent_processes_agree_on_one_key(tmp_path: Path) -> None:
     assert len(keys) == 1
 
 
-def test_destroy_is_seen_by_another_open_store_at_once(tmp_path: Path) -> None:
-    """A key destroyed through one handle is gone for another handle that had it cached."""
+def test_destroy_is_seen_by_another_open_store_within_the_freshness_bound(tmp_path: Path) -> None:
+    """A key destroyed through one handle is gone, FRESHNESS seconds later, for a handle that cached it."""
     first = LocalKeyStore(tmp_path / "keys.db")
     second = LocalKeyStore(tmp_path / "keys.db")
     ref, key = first.current("subject:a")
     assert second.get(ref) == key  # now cached in second
     assert first.destroy("subject:a") == 1
+    assert first.get(ref) is None  # the destroying handle: at once
+    time.sleep(FRESHNESS)
     assert second.get(ref) is None
     new_ref, new_key = second.current("subject:a")  # a fresh version, never the destroyed one
     assert new_ref == "subject:a#2"

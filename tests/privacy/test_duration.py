@@ -74,7 +74,7 @@ def test_before_keeps_the_timezone_and_clamps_at_year_one() -> None:
 
 
 @given(
-    st.datetimes(min_value=dt.datetime(1000, 1, 1), timezones=st.just(UTC)),
+    st.datetimes(min_value=dt.datetime(1000, 1, 1), timezones=st.just(UTC)),  # noqa: DTZ001 - hypothesis bounds are naive
     st.integers(0, 600),
     st.integers(0, 999),
 )

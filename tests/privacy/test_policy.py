@@ -92,6 +92,14 @@ def test_the_documented_example_parses() -> None:
     )  # fmt: skip
 
 
+def test_the_example_in_the_docs_is_this_example() -> None:
+    """docs/privacy-policy.md shows exactly the policy these tests check (same digest)."""
+    doc = (Path(__file__).parents[2] / "docs" / "privacy-policy.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(.*?)```", doc, re.DOTALL)
+    assert example is not None
+    assert parse(example.group(1)).digest == parse(EXAMPLE).digest
+
+
 def test_for_system_merges_the_section_over_the_defaults() -> None:
     """Fields a system sets win; the rest come from [defaults]; an unknown system gets the defaults."""
     policy = parse(EXAMPLE)
@@ -261,6 +269,7 @@ def test_load_policy_reads_the_file_and_resolves_the_keystore(tmp_path: Path) ->
         ("systems = 3", "systems: must be a table"),
         ('[systems]\nx = "y"', "systems.x: must be a table"),
         ('[systems."a.b"]\nretention = "1d"', 'systems."a.b".retention'),
+        ('[systems."*"]\nretention = "1y"', 'systems."*": "*" is reserved'),
     ],
 )
 def test_every_mistake_is_refused_with_file_key_and_reason(text: str, expected: str) -> None:
@@ -323,9 +332,8 @@ def test_open_holds_dates_and_offsets() -> None:
         "[[holds]]\nname = 'tz'\nreason = 'x'\nfrom = 2026-01-01T01:00:00+01:00\n"
     )
     everything, q1, tz = policy.holds
-    assert everything.blocks_system("any") and everything.covers(
-        "any", None, dt.datetime(1990, 1, 1, tzinfo=UTC)
-    )
+    assert everything.blocks_system("any")
+    assert everything.covers("any", None, dt.datetime(1990, 1, 1, tzinfo=UTC))
     assert q1.start == dt.datetime(2026, 1, 1, tzinfo=UTC)
     assert q1.end == dt.datetime(2026, 4, 1, tzinfo=UTC)
     assert q1.covers("s", None, dt.datetime(2026, 3, 31, 23, 59, tzinfo=UTC))

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from inferlog.errors import UsageError
 from inferlog.privacy.pseudonym import Pseudonymizer, is_pseudonym, pseudonym
+from inferlog.record.model import Sealed
 from tests.privacy.entries import feedback, inference, snapshot
 
 KEY = bytes(range(32))
@@ -106,6 +107,13 @@ def test_nested_paths_pseudonymize_every_leaf_below() -> None:
 def test_entries_without_those_paths_cost_nothing() -> None:
     """No subject: the very same entry comes back."""
     entry = inference(input={"x": "y"})
+    assert Pseudonymizer(KEY)(entry) is entry
+
+
+def test_sealed_entries_are_left_alone() -> None:
+    """An entry sealed at the edge was pseudonymized before sealing; nothing is changed again."""
+    sealed = Sealed(fields=["input"], kc=b"k" * 32, epoch="epoch:s:2026-04")
+    entry = inference(subject="customer-42", sealed=sealed)
     assert Pseudonymizer(KEY)(entry) is entry
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from inferlog.errors import UsageError
 from inferlog.privacy.redact import BUILTIN_DETECTORS, Redactor, RedactRule, iban_ok, luhn_ok, redact_text
+from inferlog.record.model import Sealed
 from tests.privacy.entries import error, feedback, inference, snapshot
 
 
@@ -375,6 +376,13 @@ def test_input_entry_is_unchanged_and_clean_entries_come_back_as_is() -> None:
     clean = inference(input={"income": 52000, "age": 41}, output={"score": 0.81, "label": "approve"})
     assert Redactor(EVERYTHING)(clean) is clean
     assert Redactor([])(clean) is clean
+
+
+def test_sealed_entries_are_left_alone() -> None:
+    """An entry sealed at the edge was redacted before sealing: its ciphertext is never scanned again."""
+    sealed = Sealed(fields=["input"], kc=b"k" * 32, epoch="epoch:s:2026-04")
+    entry = inference(input="ilenc1:QUJDREVGR0g=", output="ann@example.com", sealed=sealed)
+    assert Redactor([RedactRule(("caps", "email"))], {"caps": "[A-Z]{3,}"})(entry) is entry
 
 
 def test_unknown_detectors_and_bad_names_are_refused() -> None:

@@ -207,7 +207,7 @@ def test_entries_without_the_fields_or_already_sealed_pass_through(keyring: Memo
 
 def test_paths_that_cannot_be_sealed_are_refused() -> None:
     """Wildcards and metadata the leaf needs cannot be encrypted; the message says what can."""
-    for path in ("input.*.text", "model", "id", "subject"):
+    for path in ("input.*.text", "model", "id", "subject", "attributes", "parameters"):
         with pytest.raises(UsageError, match="cannot encrypt"):
             ensure_usable([path])
     ensure_usable(["input", "attributes.x.y"])

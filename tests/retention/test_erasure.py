@@ -161,7 +161,7 @@ def test_a_legal_hold_on_the_subject_blocks_erasure(backend: Backend, tmp_path: 
         with pytest.raises(UsageError, match="case-17"):
             erase(Governance(store, load_policy(config), keystore), SUBJECT)
         assert not store.get(kept).purged  # type: ignore[union-attr]
-        assert all(k.destroyed_at is None for k in keystore)
+        assert all(k.destroyed_at is None for k in keystore.keys())
     finally:
         keystore.close()
         store.close()

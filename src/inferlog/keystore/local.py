@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from inferlog.errors import StoreUnavailable, UsageError
@@ -30,6 +31,9 @@ CREATE TABLE IF NOT EXISTS keys (
     PRIMARY KEY (name, version)
 ) WITHOUT ROWID;
 """
+
+
+FRESHNESS = 0.2  # seconds between checks for another process's change
 
 
 def _now() -> int:
@@ -57,6 +61,7 @@ class LocalKeyStore:
         self._cache: dict[str, bytes | None] = {}
         self._current: dict[str, tuple[str, bytes]] = {}
         self._seen_version = -1
+        self._checked = -FRESHNESS
         self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -75,11 +80,20 @@ class LocalKeyStore:
         return conn
 
     def _fresh(self) -> sqlite3.Connection:
-        """The connection, with the cache dropped if any other connection committed since last time."""
+        """The connection, with the cache dropped if another connection committed since last time.
+
+        Asked at most every :data:`FRESHNESS` seconds (a query per record would cost more than the
+        encryption): a key destroyed by another process stops being used here within that bound.
+        """
         if os.getpid() != self._pid:  # a forked child gets its own connection and cache
             self._pid = os.getpid()
             self._conn = self._connect()
             self._seen_version = -1
+            self._checked = -FRESHNESS
+        now = time.monotonic()
+        if now < self._checked + FRESHNESS:
+            return self._conn
+        self._checked = now
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._seen_version:
             self._cache.clear()
@@ -170,6 +184,7 @@ class LocalKeyStore:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._cache.clear()
             self._current.clear()
+            self._checked = -FRESHNESS
             return cursor.rowcount
 
     def keys(self, prefix: str = "") -> list[KeyInfo]:

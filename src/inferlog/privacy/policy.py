@@ -305,6 +305,10 @@ class _Parser:
         systems = {}
         for name, table in self.table(data.get("systems", {}), "systems").items():
             where = _key("systems", name)
+            if name == DEFAULTS:
+                self.fail(
+                    where, f'"{DEFAULTS}" is reserved (it stands for [defaults]); use [defaults] instead'
+                )
             own = self.section(self.table(table, where), where)
             merged = replace(defaults, name=name, **own)
             if own.keys() & set(_RETENTION_KEYS) and "force_short_retention" not in own:

@@ -26,11 +26,15 @@ class Protection:
         self.policy = policy
         self.keyring = keyring
         self._steps: dict[str, list[Step]] = {}
+        self._fields: dict[str, list[str]] = {}
         self.sealer = Sealer(keyring, self._encrypted_fields) if keyring is not None else None
         self.opener = Opener(keyring) if keyring is not None else None
 
     def _encrypted_fields(self, system: str) -> list[str]:
-        return list(self.policy.for_system(system).encrypt) if self.keyring is not None else []
+        fields = self._fields.get(system)
+        if fields is None:
+            fields = self._fields[system] = list(self.policy.for_system(system).encrypt) if self.keyring else []
+        return fields
 
     def steps(self, system: str) -> list[Step]:
         """The processors for one system's entries, built once."""
@@ -40,8 +44,10 @@ class Protection:
             steps = []
             if rules.redact:
                 steps.append(Redactor(rules.redact, self.policy.detectors))
-            if rules.pseudonymize and self.keyring is not None:
-                steps.append(Pseudonymizer(self.keyring.current(PSEUDONYM_KEY)[1], rules.pseudonymize))
+            # With sealing on, the Sealer pseudonymizes the subject itself (it names the subject's key).
+            paths = [p for p in rules.pseudonymize if not (self.sealer is not None and p == "subject")]
+            if paths and self.keyring is not None:
+                steps.append(Pseudonymizer(self.keyring.current(PSEUDONYM_KEY)[1], paths))
             if self.sealer is not None:
                 ensure_usable(self._encrypted_fields(system))
                 steps.append(self.sealer)

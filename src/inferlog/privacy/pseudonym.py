@@ -39,7 +39,8 @@ class Pseudonymizer:
     """The Processor that replaces identifiers at the given paths by their keyed pseudonyms.
 
     Strings and integers (``42`` and ``"42"`` give the same token) are replaced; values that already
-    are pseudonyms, empty strings, booleans, floats and ``None`` are left as they are.
+    are pseudonyms, empty strings, booleans, floats and ``None`` are left as they are, and so are
+    entries already sealed (pseudonymized, then encrypted, at the edge).
     """
 
     def __init__(self, key: bytes, paths: Iterable[str] = ("subject",)) -> None:
@@ -62,4 +63,6 @@ class Pseudonymizer:
         return value
 
     def __call__(self, entry: E) -> E:
+        if getattr(entry, "sealed", None) is not None:
+            return entry  # pseudonymized before it was sealed; never touch ciphertext
         return self.selector.map_values(entry, self.token)

@@ -284,8 +284,8 @@ class Redactor:
 
     Custom detectors run before the built-ins (they are what the policy's author knows best), and
     the built-ins in the order iban, card, email, phone. When anything was found, the entry's
-    ``attributes["redacted"]`` gains the counts per detector; an entry with nothing to find comes
-    back as the same object.
+    ``attributes["redacted"]`` gains the counts per detector; an entry with nothing to find, or one
+    that is already sealed (encrypted after redaction, at the edge), comes back as the same object.
     """
 
     def __init__(
@@ -310,8 +310,8 @@ class Redactor:
                 self._steps.append((selector, chosen))
 
     def __call__(self, entry: E) -> E:
-        if not self._steps:
-            return entry
+        if not self._steps or getattr(entry, "sealed", None) is not None:
+            return entry  # a sealed entry was redacted before it was sealed; never touch ciphertext
         counts: dict[str, int] = {}
         # The result must be a fixed point for redaction to be idempotent: a mask placed by one
         # detector changes the context the others see. _Pass repeats each string until nothing

@@ -56,8 +56,21 @@ def hkdf_sha256(ikm: bytes, info: bytes) -> bytes:
     Two HMAC calls through ``hmac.digest`` (C), several times cheaper per entry than building a
     ``cryptography`` HKDF object; a test checks both give the same bytes.
     """
-    prk = hmac.digest(_ZERO_SALT, ikm, "sha256")
+    return _expand(_extract(ikm), info)
+
+
+def _extract(ikm: bytes) -> bytes:
+    return hmac.digest(_ZERO_SALT, ikm, "sha256")
+
+
+def _expand(prk: bytes, info: bytes) -> bytes:
     return hmac.digest(prk, info + b"\x01", "sha256")
+
+
+def _derive(dek: bytes) -> tuple[bytes, bytes]:
+    """``(k_enc, kc)`` from one extract: what sealing and opening need from a data key."""
+    prk = _extract(dek)
+    return _expand(prk, _INFO_ENC), _expand(prk, _INFO_COMMIT)
 
 
 def key_commitment(dek: bytes) -> bytes:
@@ -91,6 +104,9 @@ def _wrap_aad(entry_id: str, epoch: str, subject: str | None) -> bytes:
 
 
 def _get(entry: Entry, path: str) -> tuple[bool, Any]:
+    if "." not in path:  # the common case: a top-level field (input, output)
+        value = getattr(entry, path, None)
+        return value is not None, value
     head, _, rest = path.partition(".")
     if head not in entry.__struct_fields__:
         return False, None
@@ -135,6 +151,15 @@ class Sealer:
         self.fields_for = fields_for
         self._aead: dict[str, AESGCM] = {}
         self._encode = msgspec.json.Encoder().encode
+        self._pseudonyms: dict[str, str] = {}  # subject -> pseudonym: one HMAC per subject, not per entry
+
+    def _pseudonym(self, subject: str) -> str:
+        found = self._pseudonyms.get(subject)
+        if found is None:
+            if len(self._pseudonyms) > 65_536:
+                self._pseudonyms.clear()
+            found = self._pseudonyms[subject] = pseudonym(self.keyring.current(PSEUDONYM_KEY)[1], subject)
+        return found
 
     def _kek(self, name: str) -> tuple[str, AESGCM]:
         ref, key = self.keyring.current(name)
@@ -151,41 +176,46 @@ class Sealer:
         chosen = self.fields_for(entry.system)
         if chosen and type(entry) is FeedbackEntry:
             chosen = FEEDBACK_PAYLOAD  # a review can say as much as the inference it is about
-        paths = [p for p in chosen if _get(entry, p)[0]]
+        paths = [(p, found[1]) for p in chosen if (found := _get(entry, p))[0]]
         subject = getattr(entry, "subject", None)
         values: dict[str, Any] = {}
         subject_key: str | None = None
         if subject is not None:
             if not is_pseudonym(subject):
-                subject = pseudonym(self.keyring.current(PSEUDONYM_KEY)[1], subject)
+                subject = self._pseudonym(subject)
                 values["subject"] = subject
             subject_key = subject_name(subject)
         if not paths:
             return msgspec.structs.replace(entry, **values) if values else entry
         epoch = epoch_name(entry)
-        dek = os.urandom(32)
-        field_aead = AESGCM(hkdf_sha256(dek, _INFO_ENC))
-        for path in paths:
-            plain = self._encode(_get(entry, path)[1])
-            nonce = os.urandom(NONCE)
-            sealed = field_aead.encrypt(nonce, plain, _field_aad(entry, path, epoch, subject_key))
+        # One system call for the data key and every nonce (two per wrap, one per field).
+        fresh = os.urandom(32 + NONCE * (2 + len(paths)))
+        dek = fresh[:32]
+        k_enc, kc = _derive(dek)
+        field_aead = AESGCM(k_enc)
+        for index, (path, value) in enumerate(paths):
+            nonce = fresh[32 + NONCE * (2 + index) : 32 + NONCE * (3 + index)]
+            sealed = field_aead.encrypt(nonce, self._encode(value), _field_aad(entry, path, epoch, subject_key))
             _with(values, entry, path, PREFIX + base64.b64encode(nonce + sealed).decode("ascii"))
-        wrapped = self.wrap(entry.id, dek, epoch, subject_key)
+        wrapped = self.wrap(entry.id, dek, epoch, subject_key, fresh[32 : 32 + 2 * NONCE])
         values["sealed"] = Sealed(
-            fields=paths, kc=key_commitment(dek), epoch=epoch, subject=subject_key, dek=wrapped
+            fields=[path for path, _ in paths], kc=kc, epoch=epoch, subject=subject_key, dek=wrapped
         )
         return msgspec.structs.replace(entry, **values)
 
-    def wrap(self, entry_id: str, dek: bytes, epoch: str, subject: str | None) -> WrappedKey:
+    def wrap(
+        self, entry_id: str, dek: bytes, epoch: str, subject: str | None, nonces: bytes | None = None
+    ) -> WrappedKey:
         """``Wrap(KEK_subject, Wrap(KEK_epoch, DEK))``; the subject layer only when there is a subject."""
+        nonces = nonces or os.urandom(2 * NONCE)
         aad = _wrap_aad(entry_id, epoch, subject)
         epoch_ref, epoch_aead = self._kek(epoch)
-        nonce = os.urandom(NONCE)
+        nonce = nonces[:NONCE]
         blob = nonce + epoch_aead.encrypt(nonce, dek, aad)
         subject_ref = None
         if subject is not None:
             subject_ref, subject_aead = self._kek(subject)
-            nonce = os.urandom(NONCE)
+            nonce = nonces[NONCE : 2 * NONCE]
             blob = nonce + subject_aead.encrypt(nonce, blob, aad)
         return WrappedKey(epoch_ref=epoch_ref, subject_ref=subject_ref, blob=blob)
 
@@ -231,10 +261,10 @@ class Opener:
             (name_of(wrapped.subject_ref) if wrapped.subject_ref else None) != sealed.subject
         ):
             raise IntegrityError(f"the data key stored for entry {entry.id} belongs to other keys")
-        dek = self.unwrap(entry.id, wrapped)
-        if not hmac.compare_digest(key_commitment(dek), sealed.kc):
+        k_enc, kc = _derive(self.unwrap(entry.id, wrapped))
+        if not hmac.compare_digest(kc, sealed.kc):
             raise IntegrityError(f"entry {entry.id}: the data key does not match the key commitment")
-        field_aead = AESGCM(hkdf_sha256(dek, _INFO_ENC))
+        field_aead = AESGCM(k_enc)
         values: dict[str, Any] = {"sealed": None}
         for path in sealed.fields:
             present, token = _get(entry, path)
@@ -270,12 +300,14 @@ def ensure_usable(fields: Sequence[str]) -> None:
     """Refuse encryption paths this module cannot seal (wildcards; an entry's own metadata)."""
     for path in fields:
         head = path.partition(".")[0]
-        if "*" in path or head in _NEVER_SEALED:
+        whole_object = path in _OBJECTS  # must stay a dict: name a key below it
+        if "*" in path or head in _NEVER_SEALED or whole_object:
             raise UsageError(
                 f"cannot encrypt {path!r}: name a payload field such as input, output or attributes.x"
             )
 
 
+_OBJECTS = frozenset({"attributes", "parameters", "error"})
 _NEVER_SEALED = frozenset(
     {"id", "system", "ts", "kind", "model", "sealed", "schema_version", "status", "subject", "source"}
 )

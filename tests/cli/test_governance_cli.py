@@ -1,0 +1,135 @@
+"""`inferlog policy`, `retention`, `erase` and `keystore`: what an operator types, what they get back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import inferlog
+from inferlog.cli import cli
+
+MODEL = inferlog.Model("scorer", "3")
+POLICY = """
+[keystore]
+path = "keys.db"
+
+[defaults]
+retention = "6mo"
+
+[[defaults.redact]]
+detectors = ["email"]
+"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path, list[str]]:
+    """A policy, a signing key and a log with old and new records of two subjects."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "inferlog.toml"
+    config.write_text(POLICY)
+    assert CliRunner().invoke(cli, ["keys", "init-signer", "--origin", "gov.test/log"]).exit_code == 0
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=300)
+    with inferlog.open(url, system="credit", config=config) as log:
+        ids = [
+            log.record(model=MODEL, input={"mail": "ann@example.org"}, subject="ann", ts=old),
+            log.record(model=MODEL, input={"x": 1}, subject="ann"),
+            log.record(model=MODEL, input={"x": 2}, subject="bob"),
+        ]
+    return url, config, ids
+
+
+def run(url: str, config: Path, *args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--db", url, "--config", str(config), *args], input=input)
+
+
+def test_policy_show_check_and_apply(setup: tuple[str, Path, list[str]]) -> None:
+    """show prints the normalized policy and digest; apply records it once as an admin entry."""
+    url, config, _ = setup
+    shown = run(url, config, "policy", "show")
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    assert data["defaults"]["retention"] == "6mo"
+    assert len(data["digest"]) == 64
+    checked = run(url, config, "policy", "check")
+    assert checked.exit_code == 0
+    assert "valid" in checked.output
+    first = run(url, config, "policy", "apply")
+    assert first.exit_code == 0
+    assert "admin entry" in first.output
+    again = run(url, config, "policy", "apply")
+    assert again.exit_code == 0
+    assert "already records this policy" in again.output
+
+
+def test_an_invalid_policy_is_one_clear_line(setup: tuple[str, Path, list[str]], tmp_path: Path) -> None:
+    """A retention below six months without force: exit 1, the key and the fix in one line, no traceback."""
+    url, _, _ = setup
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[systems.chat]\nretention = "30d"\n')
+    result = run(url, bad, "policy", "check", str(bad))
+    assert result.exit_code == 1
+    assert "systems.chat" in result.output
+    assert "force_short_retention" in result.output
+    assert "Traceback" not in result.output
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[defaults]\nretension = "1y"\n')
+    result = run(url, typo, "policy", "check", str(typo))
+    assert result.exit_code == 1
+    assert "retension" in result.output
+
+
+def test_retention_plan_and_apply(setup: tuple[str, Path, list[str]]) -> None:
+    """The plan names what goes; apply purges it, and verify still passes."""
+    url, config, ids = setup
+    plan = run(url, config, "retention", "plan", "--json")
+    assert plan.exit_code == 0, plan.output
+    credit = next(s for s in json.loads(plan.output)["systems"] if s["system"] == "credit")
+    assert credit["purge"] == 1
+    applied = run(url, config, "retention", "apply")
+    assert applied.exit_code == 0
+    assert "credit: purged 1" in applied.output
+    shown = run(url, config, "show", ids[0])
+    assert json.loads(shown.output)["purged"] is True
+    assert run(url, config, "verify").exit_code == 0
+
+
+def test_erase_prints_a_certificate_with_a_signed_checkpoint(setup: tuple[str, Path, list[str]]) -> None:
+    """erase --subject: a JSON certificate with counts and a checkpoint signed after the erasure."""
+    url, config, ids = setup
+    refused = run(url, config, "erase", "--subject", "ann", input="n\n")
+    assert refused.exit_code == 1  # confirmation declined: nothing happened
+    assert json.loads(run(url, config, "show", ids[1]).output)["input"] == {"x": 1}
+    result = run(url, config, "erase", "--subject", "ann", "--yes", "--key-file", "inferlog-signer.key")
+    assert result.exit_code == 0, result.output
+    certificate = json.loads(result.output)
+    assert certificate["records"] == 2
+    assert certificate["keys_destroyed"] == 1
+    assert "ann" not in json.dumps(certificate).replace("annotation", "")
+    assert certificate["checkpoint"]["note"].startswith("gov.test/log\n")
+    assert json.loads(run(url, config, "show", ids[1]).output)["purged"] is True
+    assert json.loads(run(url, config, "show", ids[2]).output)["input"] == {"x": 2}
+    assert run(url, config, "verify").exit_code == 0
+
+
+def test_keystore_rotate_rewraps_and_entries_still_open(setup: tuple[str, Path, list[str]]) -> None:
+    """rotate: a new version, data keys re-wrapped, the old version destroyed; plaintext unchanged."""
+    url, config, ids = setup
+    listed = run(url, config, "keystore", "list", "--prefix", "epoch:")
+    assert listed.exit_code == 0
+    assert "epoch:credit:" in listed.output
+    name = listed.output.split("\t")[0].rpartition("#")[0]
+    rotated = run(url, config, "keystore", "rotate", name)
+    assert rotated.exit_code == 0, rotated.output
+    assert "re-wrapped" in rotated.output
+    assert "destroyed 1 old versions" in rotated.output
+    for entry_id in ids:
+        assert "input" in json.loads(run(url, config, "show", entry_id).output)
+    assert run(url, config, "verify").exit_code == 0
+    missing = run(url, config, "keystore", "rotate", "epoch:nope:2020-01")
+    assert missing.exit_code == 1
+    assert "no live key" in missing.output
