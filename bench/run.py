@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
+    .venv/bin/python bench/run.py --only proxy   # rerun one section, in place in docs/benchmarks.md
 
 Targets are the ones in DESIGN.md "Performance targets". Scratch files go to a temporary folder in
 the system temp dir (or --tmp; its filesystem is reported, since fsync costs what it costs there),
@@ -25,6 +26,7 @@ from common import OtherLoad, Summary, fmt, load_average, machine_info, table, v
 
 import ingest  # noqa: E402
 import integrity  # noqa: E402
+import proxy  # noqa: E402
 import server  # noqa: E402
 
 ROOT = HERE.parent
@@ -49,6 +51,7 @@ QUICK: dict[str, dict[str, Any]] = {
         "rotation_attempts": 1,
     },
     "ingest": {"n": 30_000, "rounds": 1, "stage_n": 5_000},
+    "proxy": {"n": 300, "warmup": 50},
 }
 FULL: dict[str, dict[str, Any]] = {
     "integrity": {"n": 20_000, "rounds": 3, "verify_n": 200_000},
@@ -63,7 +66,9 @@ FULL: dict[str, dict[str, Any]] = {
         "rotation_attempts": 3,
     },
     "ingest": {"n": 100_000, "rounds": 3, "stage_n": 20_000},
+    "proxy": {"n": 3_000, "warmup": 300},
 }
+SECTIONS = {"proxy": "## 5. The OIP proxy against MLServer"}
 
 
 def _cells(s: Summary) -> list[str]:
@@ -479,6 +484,33 @@ class Report:
         )
 
 
+def replace_section(doc: str, heading: str, text: str) -> str:
+    """``doc`` with the section under ``heading`` (up to the next ``## ``) replaced by ``text``.
+
+    A section not there yet goes before "Problems found", or at the end.
+    """
+    lines = doc.splitlines()
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    else:
+        anchor = "## Problems found while benchmarking"
+        start = end = lines.index(anchor) if anchor in lines else len(lines)
+    new = [*text.rstrip("\n").splitlines(), ""]
+    return "\n".join(lines[:start] + new + lines[end:]) + "\n"
+
+
+def run_one(name: str, sizes: dict[str, dict[str, Any]], out: Path, tmp_parent: Path | None) -> None:
+    """Run one section's benchmark and put its section (which carries its own machine and date) in ``out``."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="inferlog-bench-", dir=tmp_parent) as scratch:
+        print(f"{name} ...", flush=True)
+        text = proxy.section(proxy.run(Path(scratch), **sizes[name]))
+    doc = out.read_text() if out.exists() else "# Benchmarks\n"
+    out.write_text(replace_section(doc, SECTIONS[name], text))
+    print(f"wrote the {name} section of {out} in {time.monotonic() - started:.0f}s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -486,8 +518,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run with smaller samples")
     parser.add_argument("--out", type=Path, default=OUT, help=f"markdown to write (default {OUT})")
     parser.add_argument("--tmp", type=Path, default=None, help="scratch folder parent (default: system temp)")
+    parser.add_argument(
+        "--only",
+        choices=sorted(SECTIONS),
+        help="run one section and replace it in --out, leaving the rest of the file as it is",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
+    if args.only:
+        run_one(args.only, sizes, args.out, args.tmp)
+        return
 
     started = time.monotonic()
     other = OtherLoad()
@@ -503,6 +543,8 @@ def main() -> None:
         tamper = integrity.run(tmp, **sizes["integrity"])
         print(f"  {time.monotonic() - started:.0f}s; server on PostgreSQL ...", flush=True)
         served = server.run(**sizes["server"])
+        print(f"  {time.monotonic() - started:.0f}s; proxy against MLServer ...", flush=True)
+        proxied = proxy.run(tmp, **sizes["proxy"])
     elapsed = time.monotonic() - started
 
     report = Report(caller, ingested, gil)
@@ -531,6 +573,8 @@ def main() -> None:
         integrity.section(tamper),
         "",
         server.section(served),
+        "",
+        proxy.section(proxied),
         "",
         report.problems(),
         "",

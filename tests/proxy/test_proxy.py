@@ -19,7 +19,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
 import inferlog
@@ -95,6 +95,9 @@ def model_server() -> Starlette:
             out["id"] = body["id"]
         return JSONResponse(out, headers={"x-model": "iris"})
 
+    async def moved(request: Request) -> RedirectResponse:
+        return RedirectResponse("/v2/health/ready", 307)
+
     async def slow(request: Request) -> JSONResponse:
         await asyncio.sleep(1.0)
         return JSONResponse({"model_name": "slow", "outputs": []})
@@ -103,6 +106,7 @@ def model_server() -> Starlette:
         routes=[
             Route("/v2/models/slow/infer", slow, methods=["POST"]),
             Route("/v2/health/ready", ready),
+            Route("/v2/moved", moved),
             Route("/v2/models/{name}", meta),
             Route("/v2/models/{name}/infer", infer, methods=["POST"]),
             Route("/v2/models/{name}/versions/{v}/infer", infer, methods=["POST"]),
@@ -252,3 +256,10 @@ def test_upstream_timeout_is_504_and_an_error_record(rig: Rig) -> None:
     assert rec.model.name == "slow"
     assert rec.error is not None
     assert "timed out" in rec.error.message
+
+
+def test_redirects_are_passed_back_not_followed(rig: Rig) -> None:
+    """An upstream redirect reaches the caller as it is (status and Location), like every other answer."""
+    done = httpx.get(rig.proxy.url + "/v2/moved")
+    assert done.status_code == 307
+    assert done.headers["location"] == "/v2/health/ready"

@@ -38,6 +38,9 @@ from inferlog.config import ENV_API_KEY
     type=click.FloatRange(0.1),
     help="Upstream timeout, seconds.",
 )
+@click.option(
+    "--access-log", is_flag=True, help="Also print a line per request (each infer call is a record anyway)."
+)
 @pass_state
 def proxy_command(
     state: State,
@@ -52,6 +55,7 @@ def proxy_command(
     fail_closed: bool,
     identity_header: str | None,
     timeout: float,
+    access_log: bool,
 ) -> None:
     """Forward every request to an OIP server unchanged; record each POST /v2/models/{name}/infer."""
     import uvicorn
@@ -64,7 +68,16 @@ def proxy_command(
     )
     try:
         app = create_proxy(upstream, log, identity_header=identity_header, timeout=timeout)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # The upstream's Date and Server headers are passed on: uvicorn must not add its own.
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=access_log,
+            server_header=False,
+            date_header=False,
+        )
     finally:
         log.close()
 

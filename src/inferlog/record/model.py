@@ -24,12 +24,12 @@ EntryId = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN, description="UUID, l
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True, description="UTC, timezone-aware")]
 Status = Literal["ok", "error"]
-Source = Literal["sdk", "http", "oip", "kserve", "otlp", "broker", "import"]
+Source = Literal["sdk", "http", "oip", "kserve", "seldon", "otlp", "broker", "import"]
 Kind = Literal["inference", "feedback", "access", "admin"]
 
 KINDS: tuple[Kind, ...] = ("inference", "feedback", "access", "admin")
 STATUSES: tuple[Status, ...] = ("ok", "error")
-SOURCES: tuple[Source, ...] = ("sdk", "http", "oip", "kserve", "otlp", "broker", "import")
+SOURCES: tuple[Source, ...] = ("sdk", "http", "oip", "kserve", "seldon", "otlp", "broker", "import")
 
 
 class Model(msgspec.Struct, frozen=True, omit_defaults=True):

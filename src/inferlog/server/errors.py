@@ -7,3 +7,7 @@ from inferlog.errors import InferlogError
 
 class PayloadTooLarge(InferlogError):
     """The request body is over the server's limit (HTTP 413)."""
+
+
+class UnsupportedMediaType(InferlogError):
+    """The body is in an encoding this server cannot read (HTTP 415)."""
