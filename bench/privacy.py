@@ -118,7 +118,7 @@ def section(res: PrivacyResults) -> str:
         "",
         f"Ingest of {res.n:,} ~1 KB records through `Ingestor` into SQLite (WAL, synchronous=FULL), batches of "
         f"{BATCH}, {len(res.on)} alternating rounds; and {res.sdk_n:,} `Log.record()` calls + flush through the "
-        "SDK (spool, shipper, store). Records/s. \"On\" seals input and output (fresh data key per record, "
+        'SDK (spool, shipper, store). Records/s. "On" seals input and output (fresh data key per record, '
         "AES-256-GCM, nested-wrapped by epoch and subject keys from the local key store) and pseudonymizes "
         "the subject.",
         "",
@@ -135,7 +135,12 @@ def section(res: PrivacyResults) -> str:
         table(
             ["measure", "value", "target", "verdict"],
             [
-                ["ingest slowdown with encryption on", f"{ingest:.1%}", f"≤ {TARGET:.0%}", verdict(ingest <= TARGET)],
+                [
+                    "ingest slowdown with encryption on",
+                    f"{ingest:.1%}",
+                    f"≤ {TARGET:.0%}",
+                    verdict(ingest <= TARGET),
+                ],
                 ["SDK slowdown with encryption on", f"{sdk:.1%}", f"≤ {TARGET:.0%}", verdict(sdk <= TARGET)],
             ],
         ),

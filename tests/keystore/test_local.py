@@ -62,7 +62,7 @@ def test_destroy_is_seen_by_another_open_store_within_the_freshness_bound(tmp_pa
     new_ref, new_key = second.current("subject:a")  # a fresh version, never the destroyed one
     assert new_ref == "subject:a#2"
     assert new_key != key
-    assert [(k.version, k.destroyed_at is not None) for k in first.keys("subject:a")] == [
+    assert [(k.version, k.destroyed_at is not None) for k in first.list_keys("subject:a")] == [
         (1, True),
         (2, False),
     ]

@@ -34,7 +34,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     url: str = request.getfixturevalue("pg_url")
 
     pg_dump = shutil.which("pg_dump")
-    assert pg_dump is not None, "pg_dump is needed to search a PostgreSQL dump (apt install postgresql-client)"
+    assert pg_dump is not None, (
+        "pg_dump is needed to search a PostgreSQL dump (apt install postgresql-client)"
+    )
 
     def dump() -> bytes:
         return subprocess.run([pg_dump, "--dbname", url], check=True, capture_output=True).stdout

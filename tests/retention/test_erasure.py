@@ -84,9 +84,7 @@ def test_payloads_are_ciphertext_on_disk_and_plaintext_to_the_key_holder(
         stored = store.get(record_id)
         assert stored is not None
         assert isinstance(stored.input, str)
-        assert stored.input.startswith(
-            "ilenc1:"
-        )
+        assert stored.input.startswith("ilenc1:")
         assert audit(store).ok
     finally:
         store.close()
@@ -134,7 +132,7 @@ def test_erasure_shreds_the_subject_and_verify_still_passes(backend: Backend, tm
         assert PLANTED.encode() not in raw
         assert not [
             k
-            for k in keystore.keys("subject:")
+            for k in keystore.list_keys("subject:")
             if k.destroyed_at is None and certificate.subject_ref in k.name
         ]
     finally:
@@ -161,7 +159,7 @@ def test_a_legal_hold_on_the_subject_blocks_erasure(backend: Backend, tmp_path: 
         with pytest.raises(UsageError, match="case-17"):
             erase(Governance(store, load_policy(config), keystore), SUBJECT)
         assert not store.get(kept).purged  # type: ignore[union-attr]
-        assert all(k.destroyed_at is None for k in keystore.keys())
+        assert all(k.destroyed_at is None for k in keystore.list_keys())
     finally:
         keystore.close()
         store.close()

@@ -164,7 +164,7 @@ def keystore_list(state: State, /, prefix: str) -> None:
     gov = _governance(state)
     if gov.keystore is None:
         raise UsageError("the policy names no key store ([keystore] path)")
-    for info in gov.keystore.keys(prefix):
+    for info in gov.keystore.list_keys(prefix):
         destroyed = f"destroyed {info.destroyed_at:%Y-%m-%d %H:%M}Z" if info.destroyed_at else "live"
         click.echo(f"{info.ref}\t{info.created_at:%Y-%m-%d %H:%M}Z\t{destroyed}")
 

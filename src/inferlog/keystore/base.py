@@ -48,7 +48,7 @@ class KeyStore(Protocol):
         """Destroy every version of ``name`` (or one); returns how many were live."""
         ...
 
-    def keys(self, prefix: str = "") -> list[KeyInfo]:
+    def list_keys(self, prefix: str = "") -> list[KeyInfo]:
         """Every version of every key whose name starts with ``prefix``, destroyed ones included."""
         ...
 

@@ -187,7 +187,7 @@ class LocalKeyStore:
             self._checked = -FRESHNESS
             return cursor.rowcount
 
-    def keys(self, prefix: str = "") -> list[KeyInfo]:
+    def list_keys(self, prefix: str = "") -> list[KeyInfo]:
         with self._lock:
             rows = (
                 self._fresh()

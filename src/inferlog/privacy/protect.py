@@ -33,7 +33,9 @@ class Protection:
     def _encrypted_fields(self, system: str) -> list[str]:
         fields = self._fields.get(system)
         if fields is None:
-            fields = self._fields[system] = list(self.policy.for_system(system).encrypt) if self.keyring else []
+            fields = self._fields[system] = (
+                list(self.policy.for_system(system).encrypt) if self.keyring else []
+            )
         return fields
 
     def steps(self, system: str) -> list[Step]:

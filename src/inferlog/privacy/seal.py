@@ -104,13 +104,14 @@ def _wrap_aad(entry_id: str, epoch: str, subject: str | None) -> bytes:
 
 
 def _get(entry: Entry, path: str) -> tuple[bool, Any]:
+    value: Any
     if "." not in path:  # the common case: a top-level field (input, output)
         value = getattr(entry, path, None)
         return value is not None, value
     head, _, rest = path.partition(".")
     if head not in entry.__struct_fields__:
         return False, None
-    value: Any = getattr(entry, head)
+    value = getattr(entry, head)
     for part in rest.split(".") if rest else ():
         if not isinstance(value, Mapping) or part not in value:
             return False, None
@@ -195,7 +196,9 @@ class Sealer:
         field_aead = AESGCM(k_enc)
         for index, (path, value) in enumerate(paths):
             nonce = fresh[32 + NONCE * (2 + index) : 32 + NONCE * (3 + index)]
-            sealed = field_aead.encrypt(nonce, self._encode(value), _field_aad(entry, path, epoch, subject_key))
+            sealed = field_aead.encrypt(
+                nonce, self._encode(value), _field_aad(entry, path, epoch, subject_key)
+            )
             _with(values, entry, path, PREFIX + base64.b64encode(nonce + sealed).decode("ascii"))
         wrapped = self.wrap(entry.id, dek, epoch, subject_key, fresh[32 : 32 + 2 * NONCE])
         values["sealed"] = Sealed(

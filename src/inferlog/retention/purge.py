@@ -81,7 +81,7 @@ def plan_retention(gov: Governance) -> RetentionPlan:
             forced=rules.force_short_retention,
         )  # fmt: skip
         if gov.keystore is not None:
-            for info in gov.keystore.keys(f"epoch:{system}:"):
+            for info in gov.keystore.list_keys(f"epoch:{system}:"):
                 if info.destroyed_at is not None or info.name in plan.epoch_keys:
                     continue
                 year, month = (int(x) for x in info.name.rsplit(":", 1)[1].split("-"))

@@ -27,7 +27,7 @@ def rotate_key(gov: Governance, name: str, *, batch: int = 1000) -> Rotation:
     keystore = gov.keystore
     if keystore is None:
         raise UsageError("key rotation needs a key store ([keystore] in the policy)")
-    old = [k for k in keystore.keys(name) if k.name == name and k.destroyed_at is None]
+    old = [k for k in keystore.list_keys(name) if k.name == name and k.destroyed_at is None]
     if not old:
         raise UsageError(f"no live key named {name!r}")
     new_ref = keystore.rotate(name)

@@ -24,8 +24,8 @@ from inferlog.errors import NotDurable, NotFound, RecordInvalid, UsageError
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.proofs import InclusionProof
 from inferlog.integrity.tree import inclusion
-from inferlog.privacy.protect import Protection
 from inferlog.keystore.reveal import reveal
+from inferlog.privacy.protect import Protection
 from inferlog.record.ids import is_uuid, uuid7
 from inferlog.record.model import (
     SOURCES,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,15 +16,19 @@ from inferlog.errors import (
     Conflict,
     InferlogError,
     IntegrityError,
+    KeyDestroyed,
     NotFound,
     RecordInvalid,
     StoreUnavailable,
     UsageError,
 )
 from inferlog.integrity.checkpointer import Checkpointer
+from inferlog.privacy.protect import Protection
+from inferlog.server import pending
 from inferlog.server.auth import AuthError, Forbidden
-from inferlog.server.errors import PayloadTooLarge
-from inferlog.server.routes import admin, health, kserve, ledger, records
+from inferlog.server.errors import PayloadTooLarge, UnsupportedMediaType
+from inferlog.server.retention import RetentionSchedule
+from inferlog.server.routes import admin, health, kserve, ledger, records, seldon
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
 from inferlog.store.base import Store
@@ -33,10 +39,12 @@ _STATUS: list[tuple[type[InferlogError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (RecordInvalid, 422),
     (UsageError, 400),
     (StoreUnavailable, 503),
     (IntegrityError, 500),
+    (KeyDestroyed, 410),
 ]
 
 
@@ -53,15 +61,39 @@ def create_app(
     auth: bool = True,
     max_body_bytes: int = 16 * 1024 * 1024,
     checkpointer: Checkpointer | None = None,
+    protection: Protection | None = None,
+    retention_every: float = 0.0,
 ) -> FastAPI:
-    """An app serving ``store``. ``auth=False`` makes every request an all-powerful anonymous one."""
+    """An app serving ``store``. ``auth=False`` makes every request an all-powerful anonymous one.
+
+    ``protection`` (from the policy file) redacts, pseudonymizes and seals what arrives, and opens
+    sealed entries for reader keys (auditors see ciphertext). The policy is recorded in the log at
+    start (if it changed), and with ``retention_every`` seconds > 0 its retention is applied at start
+    and then on that schedule.
+    """
+    schedule = RetentionSchedule(store, protection, retention_every) if protection is not None else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pending.resume_pending(app.state)  # lone halves an earlier run left are swept from the start
+        if schedule is not None:
+            schedule.record_policy()
+            schedule.start()
+        try:
+            yield
+        finally:
+            if schedule is not None:
+                schedule.close()
+            pending.close_pending(app.state)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="inferlog",
         version=__version__,
         description="The tamper-evident record of every inference an AI system makes.",
     )
     app.state.inferlog = ServerState(
-        store, auth=auth, max_body_bytes=max_body_bytes, checkpointer=checkpointer
+        store, auth=auth, max_body_bytes=max_body_bytes, checkpointer=checkpointer, protection=protection
     )
 
     @app.exception_handler(InferlogError)
@@ -88,7 +120,7 @@ def create_app(
             status_code=422,
         )
 
-    for router in (records.router, ledger.router, admin.router, health.router, kserve.router):
+    for router in (records.router, ledger.router, admin.router, health.router, kserve.router, seldon.router):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:

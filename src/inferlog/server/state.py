@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,8 +11,11 @@ import msgspec
 
 from inferlog.ingest.service import Ingestor
 from inferlog.integrity.checkpointer import Checkpointer
+from inferlog.keystore.reveal import reveal
+from inferlog.pipeline import Pipeline
+from inferlog.privacy.protect import Protection
 from inferlog.record.ids import uuid7
-from inferlog.record.model import AccessEntry, AdminEntry
+from inferlog.record.model import AccessEntry, AdminEntry, StoredEntry
 from inferlog.server.auth import Principal
 from inferlog.server.metrics import ServerMetrics
 from inferlog.store.base import Store
@@ -23,11 +27,23 @@ class ServerState:
     auth: bool = True
     max_body_bytes: int = 16 * 1024 * 1024
     checkpointer: Checkpointer | None = None
+    protection: Protection | None = None
     ingestor: Ingestor = field(init=False)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
     def __post_init__(self) -> None:
-        self.ingestor = Ingestor(self.store)
+        active = self.protection is not None and self.protection.active
+        self.ingestor = Ingestor(self.store, Pipeline([self.protection]) if active else None)  # type: ignore[list-item]
+
+    def visible(self, who: Principal, entries: Sequence[StoredEntry]) -> list[StoredEntry]:
+        """What ``who`` sees of these entries: plaintext for reader keys, else as stored.
+
+        An auditor checks proofs and the read trail; it never needs, so never gets, the payloads.
+        """
+        opener = self.protection.opener if self.protection is not None else None
+        if opener is None or not who.allows("reader"):
+            return list(entries)
+        return reveal(self.store, opener, entries)
 
     def audit_read(
         self, who: Principal, action: str, purpose: str, system: str, query: dict[str, Any], count: int

@@ -153,7 +153,7 @@ def get_record(
         raise NotFound(f"no entry with id {entry_id}")
     _readable(who, stored)
     state.audit_read(who, "get", purpose, stored.entry.system, {"id": entry_id}, 1)
-    return stored.to_dict()
+    return state.visible(who, [stored])[0].to_dict()
 
 
 @router.get("/records", summary="Query entries in seq order, with a cursor (audited)")
@@ -194,7 +194,10 @@ def query_records(
         query = dataclasses.replace(query, systems=who.systems)
     page = state.store.query(query)
     state.audit_read(who, "query", purpose, system or ",".join(who.systems), query.describe(), len(page))
-    return {"entries": [e.to_dict() for e in page], "next_cursor": page.next_cursor}
+    return {
+        "entries": [e.to_dict() for e in state.visible(who, page.entries)],
+        "next_cursor": page.next_cursor,
+    }
 
 
 @router.post("/records/{entry_id}/feedback", summary="Ground truth or a human review of one inference")

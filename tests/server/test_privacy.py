@@ -1,0 +1,107 @@
+"""The server under a policy: what arrives is redacted and sealed; who reads sees plaintext by role."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from inferlog.keystore.protection import load_protection
+from inferlog.record import uuid7
+from inferlog.server import create_app
+from inferlog.server.auth import create_key
+from inferlog.store.base import Query, Store
+from inferlog.store.postgres import PostgresStore
+from inferlog.store.sqlite import SQLiteStore
+from inferlog.testing import make_record, prepare
+from tests.server.conftest import Server
+
+PLANTED = "Ottoline Vexworth-55"
+POLICY = """
+[keystore]
+path = "keys.db"
+
+[defaults]
+encrypt = ["input", "output"]
+pseudonymize = ["subject"]
+
+[[defaults.redact]]
+detectors = ["card"]
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """The API with a policy that seals input and output and redacts card numbers."""
+    config = tmp_path / "inferlog.toml"
+    config.write_text(POLICY)
+    if request.param == "sqlite":
+        store: Store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
+    else:
+        store = PostgresStore(request.getfixturevalue("pg_url"))
+    keys = {
+        role: create_key(store, role, ["*"], role)[0] for role in ("ingest", "reader", "auditor", "admin")
+    }
+    protection = load_protection(config)
+    with TestClient(create_app(store, protection=protection)) as client:
+        yield Server(client, store, keys, [])
+    store.close()
+
+
+def test_readers_see_plaintext_auditors_see_ciphertext(guarded: Server) -> None:
+    """One record over HTTP: stored sealed; a reader gets it opened, the auditor gets ciphertext."""
+    record_id = uuid7()
+    record = {
+        "id": record_id,
+        "system": "credit",
+        "ts": "2026-05-01T10:00:00Z",
+        "model": {"name": "credit-risk", "version": "3"},
+        "input": {"name": PLANTED, "card": "4111 1111 1111 1111"},
+        "output": {"decision": "declined"},
+        "subject": "applicant-9",
+    }
+    posted = guarded.client.post("/v1/records", json=[record], headers=guarded.as_("ingest"))
+    assert posted.status_code == 200, posted.text
+    stored = guarded.store.get(record_id)
+    assert stored is not None
+    assert stored.body is not None
+    assert PLANTED.encode() not in stored.body
+    assert b"applicant-9" not in stored.body
+    for role in ("reader",):
+        got = guarded.client.get(
+            f"/v1/records/{record_id}", params={"purpose": "review"}, headers=guarded.as_(role)
+        )
+        assert got.status_code == 200, got.text
+        assert got.json()["input"] == {"name": PLANTED, "card": "[REDACTED:card]"}
+        listed = guarded.client.get("/v1/records", params={"purpose": "review"}, headers=guarded.as_(role))
+        assert listed.json()["entries"][0]["output"] == {"decision": "declined"}
+    audited = guarded.client.get(
+        f"/v1/records/{record_id}", params={"purpose": "audit"}, headers=guarded.as_("auditor")
+    ).json()
+    assert audited["input"].startswith("ilenc1:")
+    assert "sealed" in audited
+    assert PLANTED not in str(audited)
+
+
+def test_the_server_records_its_policy_and_applies_retention_on_schedule(tmp_path: Path) -> None:
+    """At start: a policy.changed entry, then a retention pass that purges what is past six months."""
+    config = tmp_path / "inferlog.toml"
+    config.write_text('[defaults]\nretention = "6mo"\n')
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
+    old = prepare(make_record(system="credit", ts=dt.datetime.now(dt.UTC) - dt.timedelta(days=400)))
+    fresh = prepare(make_record(system="credit"))
+    store.append(old + fresh)
+    app = create_app(store, auth=False, protection=load_protection(config), retention_every=3600)
+    with TestClient(app):
+        deadline = time.monotonic() + 20
+        while not store.get(old[0].entry.id).purged:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the retention pass did not run"
+            time.sleep(0.05)
+    assert not store.get(fresh[0].entry.id).purged  # type: ignore[union-attr]
+    actions = [e.entry.action for e in store.query(Query(kind="admin", limit=10))]  # type: ignore[union-attr]
+    assert actions == ["policy.changed", "retention.applied"]
+    store.close()
