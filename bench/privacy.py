@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import fmt, table, verdict
+from common import fmt, load_average, machine_info, table, verdict
 
 import inferlog
 from inferlog.ingest.service import Ingestor
@@ -49,6 +49,7 @@ class PrivacyResults:
     sdk_n: int
     sdk_on: list[float]
     sdk_off: list[float]
+    facts: dict[str, str]
 
     @staticmethod
     def slowdown(on: list[float], off: list[float]) -> float:
@@ -103,7 +104,9 @@ def run(tmp: Path, *, n: int, rounds: int, sdk_n: int) -> PrivacyResults:
         off.append(_ingest(SQLiteStore(f"sqlite:///{tmp / f'off-{r}.db'}"), Pipeline(), records))
         sdk_on.append(_sdk(tmp / f"sdk-on-{r}", config, sdk_n))
         sdk_off.append(_sdk(tmp / f"sdk-off-{r}", None, sdk_n))
-    return PrivacyResults(n, on, off, sdk_n, sdk_on, sdk_off)
+    facts = machine_info(tmp)
+    facts["load at end"] = load_average()
+    return PrivacyResults(n, on, off, sdk_n, sdk_on, sdk_off, facts)
 
 
 def section(res: PrivacyResults) -> str:
@@ -121,6 +124,9 @@ def section(res: PrivacyResults) -> str:
         'SDK (spool, shipper, store). Records/s. "On" seals input and output (fresh data key per record, '
         "AES-256-GCM, nested-wrapped by epoch and subject keys from the local key store) and pseudonymizes "
         "the subject.",
+        "",
+        f"Measured {res.facts['date']} on {res.facts['CPU']} ({res.facts['cores']} cores), {res.facts['Python']}; "
+        f"load average at the end {res.facts['load at end']}.",
         "",
         table(
             ["variant", "median", "best", "rounds"],

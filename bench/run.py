@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
-    .venv/bin/python bench/run.py --only proxy   # rerun one section, in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy), in place in docs/benchmarks.md
 
 Targets are the ones in DESIGN.md "Performance targets". Scratch files go to a temporary folder in
 the system temp dir (or --tmp; its filesystem is reported, since fsync costs what it costs there),
@@ -26,6 +26,7 @@ from common import OtherLoad, Summary, fmt, load_average, machine_info, table, v
 
 import ingest  # noqa: E402
 import integrity  # noqa: E402
+import privacy  # noqa: E402
 import proxy  # noqa: E402
 import server  # noqa: E402
 
@@ -52,6 +53,7 @@ QUICK: dict[str, dict[str, Any]] = {
     },
     "ingest": {"n": 30_000, "rounds": 1, "stage_n": 5_000},
     "proxy": {"n": 300, "warmup": 50},
+    "privacy": {"n": 5_000, "rounds": 2, "sdk_n": 5_000},
 }
 FULL: dict[str, dict[str, Any]] = {
     "integrity": {"n": 20_000, "rounds": 3, "verify_n": 200_000},
@@ -67,8 +69,10 @@ FULL: dict[str, dict[str, Any]] = {
     },
     "ingest": {"n": 100_000, "rounds": 3, "stage_n": 20_000},
     "proxy": {"n": 3_000, "warmup": 300},
+    "privacy": {"n": 20_000, "rounds": 3, "sdk_n": 20_000},
 }
-SECTIONS = {"proxy": "## 5. The OIP proxy against MLServer"}
+SECTIONS = {"proxy": "## 5. The OIP proxy against MLServer", "privacy": "## 6. What encryption costs"}
+MODULES: dict[str, Any] = {"proxy": proxy, "privacy": privacy}
 
 
 def _cells(s: Summary) -> list[str]:
@@ -505,7 +509,8 @@ def run_one(name: str, sizes: dict[str, dict[str, Any]], out: Path, tmp_parent: 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="inferlog-bench-", dir=tmp_parent) as scratch:
         print(f"{name} ...", flush=True)
-        text = proxy.section(proxy.run(Path(scratch), **sizes[name]))
+        module = MODULES[name]
+        text = module.section(module.run(Path(scratch), **sizes[name]))
     doc = out.read_text() if out.exists() else "# Benchmarks\n"
     out.write_text(replace_section(doc, SECTIONS[name], text))
     print(f"wrote the {name} section of {out} in {time.monotonic() - started:.0f}s")
@@ -545,6 +550,8 @@ def main() -> None:
         served = server.run(**sizes["server"])
         print(f"  {time.monotonic() - started:.0f}s; proxy against MLServer ...", flush=True)
         proxied = proxy.run(tmp, **sizes["proxy"])
+        print(f"  {time.monotonic() - started:.0f}s; encryption on/off ...", flush=True)
+        sealed = privacy.run(tmp, **sizes["privacy"])
     elapsed = time.monotonic() - started
 
     report = Report(caller, ingested, gil)
@@ -575,6 +582,8 @@ def main() -> None:
         server.section(served),
         "",
         proxy.section(proxied),
+        "",
+        privacy.section(sealed),
         "",
         report.problems(),
         "",

@@ -282,6 +282,14 @@ class StoreContract:
         admin.rewrap([(first.entry.id, new)])
         assert store.entry_keys([first.entry.id]) == {first.entry.id: new}
         assert store.keys_wrapped_by("epoch:test-system:2026-03#1") == []
+        many = [_with_key(p, "epoch:paged#1") for p in prepare(*(make_record(ts=T0) for _ in range(5)))]
+        store.append(many)
+        seen, after = [], ""
+        while page := store.keys_wrapped_by("epoch:paged#1", after=after, limit=2):
+            assert len(page) <= 2
+            seen += [i for i, _ in page]
+            after = page[-1][0]
+        assert seen == sorted(p.entry.id for p in many)  # one pass, in id order, each once
         assert store.get(first.entry.id) is not None
         assert store.get(first.entry.id).body == first.body
 

@@ -35,12 +35,11 @@ def rotate_key(gov: Governance, name: str, *, batch: int = 1000) -> Rotation:
     sealer = Sealer(keystore, lambda system: ())
     rewrapped = 0
     for info in old:
-        while True:
-            pairs = gov.store.keys_wrapped_by(info.ref, limit=batch)
-            if not pairs:
-                break
+        after = ""
+        while pairs := gov.store.keys_wrapped_by(info.ref, after=after, limit=batch):
             gov.store.rewrap([(i, rewrap(opener, sealer, i, wrapped)) for i, wrapped in pairs])
             rewrapped += len(pairs)
+            after = pairs[-1][0]
     destroyed = sum(keystore.destroy(name, info.version) for info in old)
     gov.admin("key.rotated", {"key": name, "new": new_ref, "rewrapped": rewrapped, "destroyed": destroyed})
     return Rotation(name, new_ref, rewrapped, destroyed)

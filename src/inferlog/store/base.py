@@ -272,8 +272,11 @@ class Store(Protocol):
         """The wrapped data keys of those sealed entries that still have one."""
         ...
 
-    def keys_wrapped_by(self, ref: str, limit: int = 1000) -> list[tuple[str, WrappedKey]]:
-        """Up to ``limit`` (id, wrapped key) pairs whose key uses the key version ``ref``."""
+    def keys_wrapped_by(self, ref: str, after: str = "", limit: int = 1000) -> list[tuple[str, WrappedKey]]:
+        """Up to ``limit`` (id, wrapped key) pairs with id > ``after``, in id order, whose key uses ``ref``.
+
+        Pass the last id back as ``after`` to go on: a whole pass reads the table once.
+        """
         ...
 
     def rewrap(self, keys: Sequence[tuple[str, WrappedKey]]) -> None:

@@ -326,13 +326,14 @@ class PostgresStore:
         )
         return {i: WrappedKey(epoch_ref=e, subject_ref=s, blob=bytes(b)) for i, e, s, b in rows}
 
-    def keys_wrapped_by(self, ref: str, limit: int = 1000) -> list[tuple[str, WrappedKey]]:
+    def keys_wrapped_by(self, ref: str, after: str = "", limit: int = 1000) -> list[tuple[str, WrappedKey]]:
+        start = after or "00000000-0000-0000-0000-000000000000"
         rows = self._run(
             "read from",
             lambda conn: conn.execute(
                 "SELECT id::text, epoch_ref, subject_ref, blob FROM inferlog.entry_keys "
-                "WHERE epoch_ref = %s OR subject_ref = %s LIMIT %s",
-                (ref, ref, limit),
+                "WHERE id > %s::uuid AND (epoch_ref = %s OR subject_ref = %s) ORDER BY id LIMIT %s",
+                (start, ref, ref, limit),
             ).fetchall(),
         )
         return [(i, WrappedKey(epoch_ref=e, subject_ref=s, blob=bytes(b))) for i, e, s, b in rows]

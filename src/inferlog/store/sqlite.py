@@ -342,11 +342,11 @@ class SQLiteStore:
                 found[entry_id] = WrappedKey(epoch_ref=epoch_ref, subject_ref=subject_ref, blob=bytes(blob))
         return found
 
-    def keys_wrapped_by(self, ref: str, limit: int = 1000) -> list[tuple[str, WrappedKey]]:
+    def keys_wrapped_by(self, ref: str, after: str = "", limit: int = 1000) -> list[tuple[str, WrappedKey]]:
         rows = self._reader().execute(
-            "SELECT id, epoch_ref, subject_ref, blob FROM entry_keys WHERE epoch_ref = ? "
-            "UNION ALL SELECT id, epoch_ref, subject_ref, blob FROM entry_keys WHERE subject_ref = ? LIMIT ?",
-            (ref, ref, limit),
+            "SELECT id, epoch_ref, subject_ref, blob FROM entry_keys "
+            "WHERE id > ? AND (epoch_ref = ? OR subject_ref = ?) ORDER BY id LIMIT ?",
+            (after, ref, ref, limit),
         )
         return [(i, WrappedKey(epoch_ref=e, subject_ref=s, blob=bytes(b))) for i, e, s, b in rows]
 

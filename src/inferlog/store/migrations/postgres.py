@@ -256,8 +256,7 @@ MIGRATIONS.append(
             subject_ref text,
             blob        bytea NOT NULL
         );
-        CREATE INDEX entry_keys_epoch ON inferlog.entry_keys (epoch_ref);
-        CREATE INDEX entry_keys_subject ON inferlog.entry_keys (subject_ref) WHERE subject_ref IS NOT NULL;
+        -- No index on the refs: only key rotation looks keys up by ref, in one pass in id order.
         """,
     )
 )

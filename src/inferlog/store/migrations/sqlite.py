@@ -108,8 +108,7 @@ MIGRATIONS.append(
             subject_ref TEXT,
             blob        BLOB NOT NULL
         ) WITHOUT ROWID;
-        CREATE INDEX entry_keys_epoch ON entry_keys (epoch_ref);
-        CREATE INDEX entry_keys_subject ON entry_keys (subject_ref) WHERE subject_ref IS NOT NULL;
+        -- No index on the refs: only key rotation looks keys up by ref, in one pass in id order.
         """,
     )
 )
