@@ -114,6 +114,14 @@ def test_erase_prints_a_certificate_with_a_signed_checkpoint(setup: tuple[str, P
     assert json.loads(run(url, config, "show", ids[1]).output)["purged"] is True
     assert json.loads(run(url, config, "show", ids[2]).output)["input"] == {"x": 2}
     assert run(url, config, "verify").exit_code == 0
+    exported = run(
+        url, config, "export", "--format", "jsonl", "--output", "after.jsonl", "--purpose", "retraining"
+    )
+    assert exported.exit_code == 0, exported.output
+    lines = {row["id"]: row for row in map(json.loads, Path("after.jsonl").read_text().splitlines())}
+    assert lines[ids[1]].get("purged") is True
+    assert "input" not in lines[ids[1]]
+    assert lines[ids[2]]["input"] == {"x": 2}
 
 
 def test_keystore_rotate_rewraps_and_entries_still_open(setup: tuple[str, Path, list[str]]) -> None:
