@@ -125,7 +125,7 @@ def test_erase_prints_a_certificate_with_a_signed_checkpoint(setup: tuple[str, P
 
 
 def test_keystore_rotate_rewraps_and_entries_still_open(setup: tuple[str, Path, list[str]]) -> None:
-    """rotate: a new version, data keys re-wrapped, the old version destroyed; plaintext unchanged."""
+    """rotate re-wraps under a new version; retire destroys the old one; plaintext unchanged throughout."""
     url, config, ids = setup
     listed = run(url, config, "keystore", "list", "--prefix", "epoch:")
     assert listed.exit_code == 0
@@ -133,11 +133,18 @@ def test_keystore_rotate_rewraps_and_entries_still_open(setup: tuple[str, Path, 
     name = listed.output.split("\t")[0].rpartition("#")[0]
     rotated = run(url, config, "keystore", "rotate", name)
     assert rotated.exit_code == 0, rotated.output
-    assert "re-wrapped" in rotated.output
-    assert "destroyed 1 old versions" in rotated.output
+    assert "re-wrapped 1 data keys" in rotated.output
+    retired = run(url, config, "keystore", "retire", name)
+    assert retired.exit_code == 0, retired.output
+    assert "destroyed 1 old versions" in retired.output
+    versions = run(url, config, "keystore", "list", "--prefix", name).output.splitlines()
+    assert [line.split("\t")[2].split()[0] for line in versions] == ["destroyed", "live"]
     for entry_id in ids:
         assert "input" in json.loads(run(url, config, "show", entry_id).output)
     assert run(url, config, "verify").exit_code == 0
     missing = run(url, config, "keystore", "rotate", "epoch:nope:2020-01")
     assert missing.exit_code == 1
     assert "no live key" in missing.output
+    pseudonyms = run(url, config, "keystore", "rotate", "pseudonym")
+    assert pseudonyms.exit_code == 1
+    assert "cannot be rotated" in pseudonyms.output

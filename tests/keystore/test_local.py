@@ -113,3 +113,15 @@ def test_a_forked_child_uses_its_own_connection(tmp_path: Path) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.get("epoch:x:2026-02#1") is not None
+
+
+def test_making_a_key_does_not_hide_another_process_destroying_one(tmp_path: Path) -> None:
+    """A destroy by another handle is still noticed after this handle makes a new key (review #1)."""
+    first = LocalKeyStore(tmp_path / "keys.db")
+    second = LocalKeyStore(tmp_path / "keys.db")
+    ref, _ = first.current("subject:x")
+    second.destroy("subject:x")
+    first.current("epoch:s:2026-01")  # makes a key: its own commit must not mask second's
+    time.sleep(FRESHNESS)
+    assert first.get(ref) is None
+    assert first.current("subject:x")[0] == "subject:x#2"

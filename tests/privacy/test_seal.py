@@ -217,3 +217,10 @@ def test_key_commitment_is_deterministic_per_key() -> None:
     """kc depends on the data key alone: the same key gives the same kc, another key another."""
     dek = os.urandom(32)
     assert key_commitment(dek) == key_commitment(dek) != key_commitment(os.urandom(32))
+
+
+def test_the_epoch_is_the_utc_month(keyring: MemoryKeyring) -> None:
+    """23:30 at UTC-2 on Jan 31 is Feb 1 in UTC: the entry belongs to February's epoch key."""
+    sealed = sealer_for(keyring)(record(ts="2024-01-31T23:30:00-02:00"))
+    assert sealed.sealed is not None
+    assert sealed.sealed.epoch == "epoch:credit:2024-02"

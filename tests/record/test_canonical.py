@@ -165,3 +165,104 @@ def test_datetimes_are_written_in_utc_by_both_encoders() -> None:
     value = {"when": dt.datetime(2026, 5, 1, 12, 0, tzinfo=cet), "naive": dt.datetime(2026, 5, 1, 12, 0)}  # noqa: DTZ001
     expected = b'{"naive":"2026-05-01T12:00:00","when":"2026-05-01T10:00:00Z"}'
     assert canonical_json(value) == canonicalize(value) == expected
+
+
+# The fast path repairs msgspec's numbers outside strings only, in whole-text passes. These
+# generators aim at what that could get wrong: many integral floats side by side in lists and
+# objects, the exponent boundaries, and strings (values and keys) that look like JSON numbers,
+# punctuation, quotes and escapes, so that a repair landing inside a string would show.
+INTEGRAL_FLOATS = st.integers(min_value=-(2**53), max_value=2**53).map(float) | st.sampled_from(
+    [0.0, -0.0, 1.0, 3.0, 5.0, -2.0, 10.0, 52000.0, 1e15, -9e15, 9007199254740992.0]
+)
+EXPONENT_FLOATS = (
+    st.sampled_from([1e16, -1e16, 1.5e17, 1e20, 1e21, -1e21, 1.2e21, 1e22, 1.7976931348623157e308, 5e-324])
+    | st.sampled_from([1e-5, 1e-6, -1e-6, 4.1e-6, 9.99e-6, 1e-7, 1.5e-7, -2.5e-9, 1e-300])
+    | st.floats(min_value=1e-8, max_value=2e-5)
+    | st.floats(min_value=1e15, max_value=1e23)
+)
+NUMBER_LIKE_TEXT = (
+    st.sampled_from(["a:3.0,", "3.0", "-0.0}", ":1.0]", "[5.0,", "1e16,", "x:1e21]", "e-6,", "4.1e-6}"])
+    | st.sampled_from(['"":1.0,', '""', '\\"1.0]', '\\\\"', 'a\\\\":2.0,', "\\", '"', '",3.0,"'])
+    | st.sampled_from(["é:1.0,", "\u2028-0.0]", "\U0001f600:2.0,"])
+    | st.text(alphabet='0123456789.-+eE,:[]{}"\\ é', max_size=12)
+)
+repair_scalars = (
+    INTEGRAL_FLOATS
+    | EXPONENT_FLOATS
+    | NUMBER_LIKE_TEXT
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(min_value=-SAFE_INT, max_value=SAFE_INT)
+    | st.booleans()
+    | st.none()
+)
+repair_values = st.recursive(
+    repair_scalars,
+    lambda children: (
+        st.lists(children, max_size=8)
+        | st.dictionaries(NUMBER_LIKE_TEXT | st.text(max_size=4), children, max_size=6)
+    ),
+    max_leaves=40,
+)
+tensors = st.lists(st.lists(INTEGRAL_FLOATS | EXPONENT_FLOATS | st.floats(0, 8), min_size=4, max_size=4))
+
+
+@settings(max_examples=600)
+@given(repair_values)
+def test_number_repairs_never_touch_strings(value: object) -> None:
+    """Integral floats and exponents are respelled where they are numbers, never inside a string."""
+    assert canonical_json(value) == canonicalize(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=200)
+@given(tensors, NUMBER_LIKE_TEXT)
+def test_tensors_of_integral_floats_match_reference(rows: list[list[float]], name: str) -> None:
+    """An Open Inference Protocol tensor, as the proxy records it, is RFC 8785 byte for byte."""
+    value = {"inputs": [{"name": name, "shape": [len(rows), 4], "datatype": "FP64", "data": rows}]}
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=300)
+@given(st.recursive(st.floats() | NUMBER_LIKE_TEXT | st.integers(), lambda c: st.lists(c, max_size=6)))
+def test_fast_encoder_repairs_beyond_the_reference_range(value: object) -> None:
+    """With NaN, infinities and big integers (our extensions) the fast path still equals the exact one."""
+    try:
+        expected = canonicalize(value)
+    except RecordInvalid:
+        return  # lone surrogates
+    assert canonical_json(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (3.0, b"3"),
+        (-0.0, b"0"),
+        (1e16, b"10000000000000000"),
+        (1e21, b"1e+21"),
+        (1.5e-7, b"1.5e-7"),
+        (4.1e-6, b"0.0000041"),
+        ([-0.0, 0.0, -10.0, 10.0, 1.05, -1e21], b"[0,0,-10,10,1.05,-1e+21]"),
+        ({"a:3.0,": 3.0, "b": "x:1.0]"}, b'{"a:3.0,":3,"b":"x:1.0]"}'),
+        (['\\"', 2.0, '"', 1e16], b'["\\\\\\"",2,"\\"",10000000000000000]'),
+        ({"k": ["e-6,", 4.1e-6, "1e21}"]}, b'{"k":["e-6,",0.0000041,"1e21}"]}'),
+        ({"é": [5.0, {"\\": -0.0}]}, '{"é":[5,{"\\\\":0}]}'.encode()),
+        ([float("nan"), 1.0, float("inf"), -1e21], b"[null,1,null,-1e+21]"),
+        ({"big": 2**64 + 1, "f": 2.0}, b'{"big":18446744073709551617,"f":2}'),
+    ],
+)
+def test_fast_encoder_number_repairs(value: object, expected: bytes) -> None:
+    """Hand-picked cases: top-level numbers, signs, exponent boundaries, look-alike strings, escapes."""
+    assert canonical_json(value) == canonicalize(value) == expected
+
+
+def test_iris_tensor_record_matches_exact_encoder() -> None:
+    """A record holding an iris tensor (integral floats among others) gives the exact encoder's bytes."""
+    import msgspec
+
+    from inferlog.testing import make_record
+
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.0, 3.0, 1.0, -0.0]] * 300
+    tensor = {"name": 'x"1.0,', "shape": [len(rows), 4], "datatype": "FP64", "data": rows}
+    record = make_record(input={"id": "a:3.0,", "inputs": [tensor]})
+    builtins = msgspec.to_builtins(record, builtin_types=(dt.datetime,))
+    assert canonical_json(record) == canonicalize(builtins)

@@ -184,3 +184,25 @@ def test_purged_plaintext_is_gone_from_the_files_too(backend: Backend, tmp_path:
         keystore.close()
         store.close()
     assert PLANTED.encode() not in backend.raw()
+
+
+def test_erasure_the_store_refuses_destroys_no_key(pg_url: str, pg_app_role: str, tmp_path: Path) -> None:
+    """On PostgreSQL's application role the purge is refused first, so the subject's key survives."""
+    from inferlog.errors import StoreError
+    from inferlog.store.postgres import PostgresStore, migrate
+    from tests.fix_postgres import as_role
+
+    config = write_policy(tmp_path)
+    migrate(pg_url, app_role=pg_app_role)
+    with inferlog.open(pg_url, system="credit", config=config, spool_dir=tmp_path / "spool") as log:
+        kept = log.record(model=MODEL, input={"who": PLANTED}, subject=SUBJECT)
+    store = PostgresStore(as_role(pg_url, pg_app_role))
+    keystore = LocalKeyStore(tmp_path / "keys.db")
+    try:
+        with pytest.raises(StoreError, match="owner"):
+            erase(Governance(store, load_policy(config), keystore), SUBJECT)
+        assert all(k.destroyed_at is None for k in keystore.list_keys())
+        assert not store.get(kept).purged  # type: ignore[union-attr]
+    finally:
+        keystore.close()
+        store.close()

@@ -144,3 +144,26 @@ def test_a_retention_below_the_minimum_is_refused_unless_forced(backend: Backend
         assert gov.record_policy() is None  # unchanged policy: not recorded twice
     finally:
         gov.store.close()
+
+
+def test_retention_of_one_system_never_destroys_another_systems_keys(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """System "a" (six months) must not destroy the epoch keys of system "a:b" (kept forever)."""
+    config = tmp_path / "inferlog.toml"
+    config.write_text(
+        '[keystore]\npath = "keys.db"\n[defaults]\nretention = "6mo"\n[systems."a:b"]\nretention = "forever"\n'
+    )
+    old = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
+    made = {}
+    for system in ("a", "a:b"):
+        with inferlog.open(backend.url, system=system, config=config, spool_dir=tmp_path / system) as log:
+            made[system] = log.record(model=MODEL, input={"s": system}, ts=old)
+    gov = governance(backend, config, tmp_path)
+    try:
+        apply_retention(gov)
+        assert gov.store.get(made["a"]).purged  # type: ignore[union-attr]
+    finally:
+        gov.store.close()
+    with inferlog.open(backend.url, system="a:b", config=config, spool_dir=tmp_path / "reader") as log:
+        assert log.get(made["a:b"]).input == {"s": "a:b"}  # type: ignore[union-attr]

@@ -331,8 +331,11 @@ class StoreContract:
             Hold(since=T0 + dt.timedelta(hours=1), until=T0 + dt.timedelta(hours=6)),
             Hold(system="other"),
         )
+        review = _feedback(held_subject.id)  # no subject of its own: held through its inference
+        store.append(prepare(review))
         result = admin.purge(Purge(before=T0 + dt.timedelta(days=1), keep=keep))
         assert result.count == 1
+        assert not store.get(review.id).purged  # type: ignore[union-attr]
         assert [store.get(r.id).purged for r in (held_subject, in_range, other_system, free)] == [  # type: ignore[union-attr]
             False, False, False, True,
         ]  # fmt: skip

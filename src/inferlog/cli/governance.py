@@ -14,7 +14,7 @@ from inferlog.config import ENV_SIGNER_KEY_FILE
 from inferlog.errors import UsageError
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.privacy.policy import load_policy
-from inferlog.retention import Governance, apply_retention, erase, plan_retention, rotate_key
+from inferlog.retention import Governance, apply_retention, erase, plan_retention, retire_key, rotate_key
 
 
 def _governance(state: State) -> Governance:
@@ -173,10 +173,23 @@ def keystore_list(state: State, /, prefix: str) -> None:
 @click.argument("name")
 @pass_state
 def keystore_rotate(state: State, /, name: str) -> None:
-    """Rotate key NAME: a new version, every data key re-wrapped, the old version destroyed."""
+    """Rotate key NAME: a new version, every data key re-wrapped; old versions retired (still readable)."""
     rotation = rotate_key(_governance(state), name)
     click.echo(
-        f"{name}: now {rotation.new_ref}; re-wrapped {rotation.rewrapped} data keys, "
+        f"{name}: now {rotation.current}; re-wrapped {rotation.rewrapped} data keys "
+        f"({rotation.shredded} already shredded); old versions retired: `inferlog keystore retire {name}` "
+        "destroys them once nothing sealed under them can still be in flight"
+    )
+
+
+@keystore_group.command("retire")
+@click.argument("name")
+@pass_state
+def keystore_retire(state: State, /, name: str) -> None:
+    """Re-wrap what still uses old versions of key NAME, then destroy every version but the current."""
+    rotation = retire_key(_governance(state), name)
+    click.echo(
+        f"{name}: current {rotation.current}; re-wrapped {rotation.rewrapped} data keys, "
         f"destroyed {rotation.destroyed} old versions"
     )
 

@@ -68,7 +68,8 @@ class LocalKeyStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fresh = not self.path.exists()
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            # A short busy timeout: record() waits on this when it makes a key; better a clear error soon.
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
             if fresh:
                 os.chmod(self.path, 0o600)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -137,7 +138,7 @@ class LocalKeyStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        self._seen_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        # (data_version only moves for *other* connections' commits: ours need no bookkeeping.)
         found = self._current[name] = (f"{name}#{version}", material)
         return found
 

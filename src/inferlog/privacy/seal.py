@@ -16,6 +16,7 @@ Pure: keys come from a :class:`Keyring` (the keystore implements it), nothing he
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hmac
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from inferlog.privacy.pseudonym import is_pseudonym, pseudonym
 from inferlog.record.model import Entry, FeedbackEntry, Sealed, WrappedKey
 
 PREFIX = "ilenc1:"
+_NO_OFFSET = dt.timedelta(0)
 NONCE = 12
 _ZERO_SALT = bytes(32)
 _INFO_ENC = b"inferlog/v1/enc"
@@ -79,8 +81,9 @@ def key_commitment(dek: bytes) -> bytes:
 
 
 def epoch_name(entry: Entry) -> str:
-    """The retention epoch key of an entry: one per system and calendar month of ``ts``."""
-    return f"epoch:{entry.system}:{entry.ts.year:04d}-{entry.ts.month:02d}"
+    """The retention epoch key of an entry: one per system and calendar month (UTC) of ``ts``."""
+    ts = entry.ts if entry.ts.utcoffset() == _NO_OFFSET else entry.ts.astimezone(dt.UTC)
+    return f"epoch:{entry.system}:{ts.year:04d}-{ts.month:02d}"
 
 
 def subject_name(subject_ref: str) -> str:

@@ -178,21 +178,18 @@ _encoder = msgspec.json.Encoder(order="sorted")
 # digits, and "1e21" where ECMAScript writes "1e+21"), and characters outside the BMP
 # (4-byte UTF-8), which sort differently in UTF-16. Everything else it writes exactly as RFC 8785 does
 # (strings, escapes, ints, key order). The checks are literal-led regexes (fast scans); text inside a
-# string that happens to match only sends the value down the careful path, never to a wrong byte.
-_INTEGRAL = re.compile(rb"\.0(?:[,\]}]|$)")
-_EXPONENT = re.compile(rb"e-?[1-9]\d*(?:[,\]}]|$)")
+# string that happens to match only sends the value down the repair path, which leaves strings alone.
+# A number always ends at ',', ']', '}' or the end of the text, hence the lookaheads.
+_INTEGRAL = re.compile(rb"\.0(?![^,\]}])")  # "52000.0" -> "52000": ECMAScript has the same digits
+_NEGATIVE_ZERO = re.compile(rb"-0\.0(?![^,\]}])")  # "-0.0" -> "0"
+# An exponent other than -7 or below: ECMAScript writes 1e-7 <= |x| < 1e21 in plain digits and a
+# positive exponent with a '+'; below 1e-6 both write "d.ddde-N" with the same shortest digits.
+_EXPONENT = re.compile(rb"e(?!-[7-9]|-[1-9]\d)[-+]?\d+(?![^,\]}])")
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")
 # msgspec keeps a datetime's own UTC offset ("...:05+02:00"); RFC 3339 in UTC ("Z") is our spelling.
 _OFFSET = re.compile(rb':\d\d(?:\.\d+)?[+-]\d\d:\d\d"')
 _STRINGS = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")')  # unrolled: ~3x faster than (?:[^"\\]|\\.)*
-_NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
-
-
-def _fix_number(match: re.Match[bytes]) -> bytes:
-    text = match.group()
-    if b"." not in text and b"e" not in text and b"E" not in text:
-        return text
-    return format_number(float(text)).encode("ascii")
+_MANTISSA_CHARS = frozenset(b"0123456789.-")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -202,58 +199,56 @@ def canonical_json(value: Any) -> bytes:
         out = _encoder.encode(value)
     except (TypeError, OverflowError, ValueError, UnicodeEncodeError):
         return canonicalize(msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
-    if (
-        _INTEGRAL.search(out) is None
-        and _EXPONENT.search(out) is None
-        and out.isascii()
-        and _OFFSET.search(out) is None
-    ):
-        return out
     if (not out.isascii() and _ASTRAL.search(out) is not None) or _OFFSET.search(out) is not None:
         return canonicalize(msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
-    repaired = _repair_numbers(out)
-    if repaired is not None:
-        return repaired
-    parts = _STRINGS.split(out)
-    for index in range(0, len(parts), 2):  # even parts lie outside strings
-        part = parts[index]
-        if part and (_INTEGRAL.search(part) is not None or _EXPONENT.search(part) is not None):
-            parts[index] = _NUMBER.sub(_fix_number, part)
-    return b"".join(parts)
+    if _INTEGRAL.search(out) is not None or _EXPONENT.search(out) is not None:
+        return _repair_numbers(out)
+    return out
 
 
-_NUMBER_CHARS = frozenset(b"0123456789.-+eE")
-_BEFORE_NUMBER = frozenset(b":,[")
+def _repair_numbers(out: bytes) -> bytes:
+    """Respell msgspec's numbers the ECMAScript way, outside strings only, with no per-number Python
+    work for integral floats.
 
+    Why this shape: a tensor of integral floats (iris data: ``5.0``, ``3.0``) has hundreds of numbers
+    to repair, and per-number Python work (a callback, or locating each match relative to the string
+    literals) cost microseconds each and dominated ingest. So the text is split once into its string
+    literals (odd parts, kept verbatim: ``"a:3.0,"`` or ``"\\"1.0]"`` is never touched) and the rest
+    (even parts, which hold no quote at all). With no backslash in the text every quote delimits a
+    string, and a plain ``bytes.split`` on quotes does this ~4x faster than the regex.
 
-def _repair_numbers(out: bytes) -> bytes | None:
-    """Respell only the few suspect numbers, found by the fast scans; None if that cannot be done safely.
-
-    A candidate is a number token (preceded by ':', ',' or '[', or the start) lying outside every
-    string: an even count of unescaped quotes before it. Escaped backslashes would make that count
-    ambiguous, so then the caller splits the text into strings and the rest instead.
+    The even parts, joined with ``""``, make a skeleton: the JSON text with every string emptied,
+    where each ``.`` and each ``e`` followed by digits belongs to a number. It is repaired whole by
+    literal-replacement ``re.sub`` calls, which run entirely in C, then split back at the ``""`` it
+    still holds (the repairs neither add nor remove a quote). Only the exponent forms that differ,
+    rare in ML data, are respelled one at a time by :func:`format_number`.
     """
-    if b"\\\\" in out:
-        return None
-    spans: set[tuple[int, int]] = set()
-    for pattern in (_INTEGRAL, _EXPONENT):
-        for match in pattern.finditer(out):
-            end = match.end()
-            if end and out[end - 1] in b",]}":
-                end -= 1
-            start = match.start()
-            while start > 0 and out[start - 1] in _NUMBER_CHARS:
-                start -= 1
-            if start > 0 and out[start - 1] not in _BEFORE_NUMBER:
-                continue  # part of a string's text
-            quotes = out.count(b'"', 0, start) - out.count(b'\\"', 0, start)
-            if quotes % 2 == 0:
-                spans.add((start, end))
-    pieces = []
+    if b"\\" in out:  # an escape, maybe of a quote: the regex finds the string literals
+        parts, glue = _STRINGS.split(out), b""
+    else:  # every quote opens or closes a string; odd parts are the strings' contents
+        parts, glue = out.split(b'"'), b'"'
+    skeleton = b'""'.join(parts[0::2])
+    skeleton = _INTEGRAL.sub(b"", _NEGATIVE_ZERO.sub(b"0", skeleton))
+    if _EXPONENT.search(skeleton) is not None:
+        skeleton = _respell_exponents(skeleton)
+    parts[0::2] = skeleton.split(b'""')
+    return glue.join(parts)
+
+
+def _respell_exponents(skeleton: bytes) -> bytes:
+    """Each number written with an exponent ECMAScript would spell otherwise, respelled.
+
+    The regex finds the exponent (a literal-led scan); the mantissa is found by stepping back from it,
+    which a regex could only do by trying every position of the text.
+    """
+    pieces: list[bytes] = []
     last = 0
-    for start, end in sorted(spans):
-        pieces.append(out[last:start])
-        pieces.append(format_number(float(out[start:end])).encode("ascii"))
-        last = end
-    pieces.append(out[last:])
+    for match in _EXPONENT.finditer(skeleton):
+        start = match.start()
+        while start > 0 and skeleton[start - 1] in _MANTISSA_CHARS:
+            start -= 1
+        pieces.append(skeleton[last:start])
+        pieces.append(format_number(float(skeleton[start : match.end()])).encode("ascii"))
+        last = match.end()
+    pieces.append(skeleton[last:])
     return b"".join(pieces)

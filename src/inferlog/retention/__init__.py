@@ -9,7 +9,7 @@ from __future__ import annotations
 from inferlog.retention.erasure import ErasureCertificate, erase
 from inferlog.retention.governance import Governance
 from inferlog.retention.purge import RetentionPlan, SystemPlan, apply_retention, plan_retention
-from inferlog.retention.rotation import rotate_key
+from inferlog.retention.rotation import retire_key, rotate_key
 
 __all__ = [
     "ErasureCertificate",
@@ -19,5 +19,6 @@ __all__ = [
     "apply_retention",
     "erase",
     "plan_retention",
+    "retire_key",
     "rotate_key",
 ]

@@ -73,8 +73,9 @@ def erase(
             f"a legal hold ({which}) covers {reach - free or reach} of this subject's entries: "
             "lift it in the policy before erasing"
         )
-    destroyed = gov.keystore.destroy(subject_name(ref))
+    # Purge first: if the store refuses (PostgreSQL's application role may not), no key is gone yet.
     result = gov.store.purge(Purge(subjects=subjects))
+    destroyed = gov.keystore.destroy(subject_name(ref))
     erased_at = dt.datetime.now(dt.UTC)
     entry_id = gov.admin(
         SUBJECT_ERASED,

@@ -84,6 +84,8 @@ def plan_retention(gov: Governance) -> RetentionPlan:
             for info in gov.keystore.list_keys(f"epoch:{system}:"):
                 if info.destroyed_at is not None or info.name in plan.epoch_keys:
                     continue
+                if info.name.rsplit(":", 1)[0] != f"epoch:{system}":  # "epoch:a:" also prefixes system "a:b"
+                    continue
                 year, month = (int(x) for x in info.name.rsplit(":", 1)[1].split("-"))
                 start = dt.datetime(year, month, 1, tzinfo=dt.UTC)
                 end = _month_end(year, month)
@@ -96,22 +98,25 @@ def plan_retention(gov: Governance) -> RetentionPlan:
 def apply_retention(gov: Governance, plan: RetentionPlan | None = None) -> RetentionPlan:
     """Carry out a plan (a fresh one by default) and record it in one ``retention.applied`` entry."""
     plan = plan or plan_retention(gov)
-    done = []
-    for system in plan.systems:
-        if system.cutoff is None:
-            continue
-        result = gov.store.purge(
-            Purge(system=system.system, before=system.cutoff, keep=gov.holds(system.system))
-        )
-        system.purge = result.count
-        destroyed = []
-        if gov.keystore is not None:
-            for name in system.epoch_keys:
-                if gov.keystore.destroy(name):
-                    destroyed.append(name)
-        system.epoch_keys = destroyed
-        if result.count or destroyed:
-            done.append(system.as_dict())
-    if done:
-        gov.admin(RETENTION_APPLIED, {"policy": gov.policy.digest, "systems": done})
+    done: list[dict[str, Any]] = []
+    try:
+        for system in plan.systems:
+            if system.cutoff is None:
+                continue
+            # Payloads first, then keys: a purge the store refuses leaves every key in place.
+            result = gov.store.purge(
+                Purge(system=system.system, before=system.cutoff, keep=gov.holds(system.system))
+            )
+            system.purge = result.count
+            destroyed = []
+            if gov.keystore is not None:
+                for name in system.epoch_keys:
+                    if gov.keystore.destroy(name):
+                        destroyed.append(name)
+            system.epoch_keys = destroyed
+            if result.count or destroyed:
+                done.append(system.as_dict())
+    finally:  # what was done is recorded, even when a later system fails
+        if done:
+            gov.admin(RETENTION_APPLIED, {"policy": gov.policy.digest, "systems": done})
     return plan

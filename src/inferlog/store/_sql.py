@@ -153,20 +153,16 @@ def purge_where(purge: Purge, d: Dialect, id_text: str = "id") -> tuple[str, lis
         clauses.append(f"ts < {d.mark}")
         params.append(d.bind_ts(purge.before))
     if purge.subjects:
-        own, own_params = d.any_of("subject", purge.subjects)
-        about, about_params = d.any_of("s.subject", purge.subjects)
-        clauses.append(
-            f"({own} OR inference_id IN (SELECT {id_text.replace('id', 's.id')} FROM {d.table} s "
-            f"WHERE s.kind = 'inference' AND {about}))"
-        )
-        params += own_params + about_params
+        clause, subject_params = _of_subjects(purge.subjects, d, id_text)
+        clauses.append(clause)
+        params += subject_params
     for hold in purge.keep:
         held: list[str] = []
         if hold.system is not None:
             held.append(f"system = {d.mark}")
             params.append(hold.system)
-        if hold.subjects:
-            clause, hold_params = d.any_of("subject", hold.subjects)
+        if hold.subjects:  # their inferences, and the feedback about them (which has no subject)
+            clause, hold_params = _of_subjects(hold.subjects, d, id_text)
             held.append(clause)
             params += hold_params
         if hold.since is not None:
@@ -178,3 +174,14 @@ def purge_where(purge: Purge, d: Dialect, id_text: str = "id") -> tuple[str, lis
         # coalesce: a NULL subject (or model) must count as "not held", not as unknown.
         clauses.append(f"NOT coalesce(({' AND '.join(held) or 'TRUE'}), FALSE)")
     return " AND ".join(clauses), params
+
+
+def _of_subjects(subjects: tuple[str, ...], d: Dialect, id_text: str) -> tuple[str, list[Any]]:
+    """Entries of these subjects: their own, and feedback about their inferences."""
+    own, own_params = d.any_of("subject", subjects)
+    about, about_params = d.any_of("s.subject", subjects)
+    clause = (
+        f"({own} OR inference_id IN (SELECT {id_text.replace('id', 's.id')} FROM {d.table} s "
+        f"WHERE s.kind = 'inference' AND {about}))"
+    )
+    return clause, own_params + about_params

@@ -352,16 +352,21 @@ class PostgresStore:
         clause, params = _sql.purge_where(purge, DIALECT, id_text="id::text")
 
         def run(conn: Conn) -> PurgeResult:
-            count, first, last = _one(
-                conn, f"SELECT count(*), min(seq), max(seq) FROM inferlog.entries WHERE {clause}", params
-            )
-            if count and not dry_run:
-                conn.execute(
-                    f"DELETE FROM inferlog.entry_keys WHERE id IN (SELECT id FROM inferlog.entries WHERE {clause})",
-                    params,
+            if dry_run:
+                count, first, last = _one(
+                    conn, f"SELECT count(*), min(seq), max(seq) FROM inferlog.entries WHERE {clause}", params
                 )
-                conn.execute(f"UPDATE inferlog.entries SET body = NULL, salt = NULL WHERE {clause}", params)
-            return PurgeResult(count, first, last)
+                return PurgeResult(count, first, last)
+            # One statement decides what goes (RETURNING), so a concurrent append cannot skew it.
+            rows = conn.execute(
+                f"UPDATE inferlog.entries SET body = NULL, salt = NULL WHERE {clause} RETURNING id, seq",
+                params,
+            ).fetchall()
+            if not rows:
+                return PurgeResult(0)
+            conn.execute("DELETE FROM inferlog.entry_keys WHERE id = ANY(%s)", ([row[0] for row in rows],))
+            seqs = [row[1] for row in rows]
+            return PurgeResult(len(rows), min(seqs), max(seqs))
 
         try:
             return self._run("purge in", run)
