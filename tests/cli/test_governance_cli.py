@@ -122,6 +122,10 @@ def test_erase_prints_a_certificate_with_a_signed_checkpoint(setup: tuple[str, P
     assert lines[ids[1]].get("purged") is True
     assert "input" not in lines[ids[1]]
     assert lines[ids[2]]["input"] == {"x": 2}
+    sealed = run(url, config, "export", "--sealed", "--output", "sealed.jsonl", "--purpose", "archive")
+    assert sealed.exit_code == 0, sealed.output
+    rows = {row["id"]: row for row in map(json.loads, Path("sealed.jsonl").read_text().splitlines())}
+    assert rows[ids[2]]["input"].startswith("ilenc1:")  # ciphertext: an erasure shreds this file too
 
 
 def test_keystore_rotate_rewraps_and_entries_still_open(setup: tuple[str, Path, list[str]]) -> None:

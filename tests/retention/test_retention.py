@@ -112,15 +112,20 @@ def test_a_legal_hold_blocks_the_purge_and_the_epoch_key(backend: Backend, tmp_p
         POLICY
         + '\n[[holds]]\nname = "audit-2026"\nreason = "regulator inquiry"\nsystem = "credit"\n'
         + "from = 2026-03-01T00:00:00Z\nuntil = 2026-04-01T00:00:00Z\n"
+        + '\n[[holds]]\nname = "claim-88"\nreason = "a claim"\nsubject = "jo.doe@example.org"\n'
     )
     made = seed(backend, config, tmp_path)
     gov = governance(backend, config, tmp_path)
     try:
         plan = {p.system: p for p in plan_retention(gov).systems}
         assert (plan["credit"].purge, plan["credit"].held, plan["credit"].epoch_keys) == (0, 3, [])
+        gov.record_policy()
         apply_retention(gov)
         assert not any(gov.store.get(i).purged for i in made["credit-march"])  # type: ignore[union-attr]
         assert all(k.destroyed_at is None for k in gov.keystore.list_keys("epoch:"))  # type: ignore[union-attr]
+        recorded = [e.body or b"" for e in gov.store.query(inferlog.Query(kind="admin", limit=10))]
+        assert any(b"claim-88" in body for body in recorded)  # the policy, holds included, is on record
+        assert not any(b"jo.doe@example.org" in body for body in recorded)  # but no raw subject
     finally:
         gov.store.close()
 

@@ -105,3 +105,45 @@ def test_the_server_records_its_policy_and_applies_retention_on_schedule(tmp_pat
     actions = [e.entry.action for e in store.query(Query(kind="admin", limit=10))]  # type: ignore[union-attr]
     assert actions == ["policy.changed", "retention.applied"]
     store.close()
+
+
+def _record(subject: str, **fields: object) -> dict[str, object]:
+    return {
+        "id": uuid7(), "system": "credit", "ts": "2026-05-01T10:00:00Z",
+        "model": {"name": "credit-risk", "version": "3"}, "input": {"name": PLANTED}, "subject": subject,
+    } | fields  # fmt: skip
+
+
+def test_queries_by_subject_match_the_pseudonym_and_log_no_raw_subject(guarded: Server) -> None:
+    """?subject=raw finds the subject's records; the access entry names only the pseudonym."""
+    record = _record("applicant-7")
+    guarded.client.post("/v1/records", json=[record], headers=guarded.as_("ingest"))
+    found = guarded.client.get(
+        "/v1/records", params={"purpose": "dsar", "subject": "applicant-7"}, headers=guarded.as_("reader")
+    ).json()["entries"]
+    assert [e["id"] for e in found] == [record["id"]]
+    trail = [e.body or b"" for e in guarded.store.query(Query(kind="access", limit=10))]
+    assert trail
+    assert not any(b"applicant-7" in body for body in trail)
+
+
+def test_a_retried_record_is_a_duplicate_even_though_sealing_differs(guarded: Server) -> None:
+    """The server seals each resend with a fresh key; the same id is still 'duplicate', not 'conflict'."""
+    record = _record("applicant-8")
+    first = guarded.client.post("/v1/records", json=[record], headers=guarded.as_("ingest")).json()
+    again = guarded.client.post("/v1/records", json=[record], headers=guarded.as_("ingest")).json()
+    assert [r["status"] for r in first["results"] + again["results"]] == ["new", "duplicate"]
+    assert guarded.store.stats()["by_kind"].get("inference") == 1
+
+
+def test_a_sealed_entry_without_its_data_key_is_refused(guarded: Server) -> None:
+    """An entry claiming to be sealed but carrying no wrapped key could never be opened: 422."""
+    record = _record(
+        "applicant-9",
+        input="ilenc1:AAAA",
+        sealed={"fields": ["input"], "kc": "AAAA", "epoch": "epoch:credit:2026-05"},
+    )
+    answer = guarded.client.post("/v1/records", json=[record], headers=guarded.as_("ingest"))
+    assert answer.status_code == 422
+    assert "sealed.dek" in answer.text
+    assert not guarded.store.stats()["by_kind"].get("inference")

@@ -20,6 +20,7 @@ from inferlog.export.jsonl import export_dict
 from inferlog.keystore.protection import load_protection
 from inferlog.keystore.reveal import reveal
 from inferlog.privacy.protect import Protection
+from inferlog.privacy.seal import subject_ref
 from inferlog.record.model import (
     KINDS,
     STATUSES,
@@ -54,6 +55,14 @@ class State:
             if close is not None:
                 self.ctx.call_on_close(close)
         return self._protection
+
+    def filters(self, options: dict[str, Any]) -> dict[str, Any]:
+        """A command's filters, with ``--subject`` as the log stores it (its pseudonym, under a key store)."""
+        found = filters_of(options)
+        keyring = self.protection().keyring if found.get("subject") else None
+        if keyring is not None:
+            found["subject"] = subject_ref(keyring, found["subject"])
+        return found
 
     def reveal(self, entries: list[StoredEntry]) -> list[StoredEntry]:
         """Sealed entries opened, when the policy names a key store this user can read."""

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from inferlog.cli._common import State, console, filter_options, filters_of, pass_state
+from inferlog.cli._common import State, console, filter_options, pass_state
 from inferlog.errors import UsageError
 from inferlog.export import exporters, get_exporter
 from inferlog.export.base import Destination
@@ -42,10 +42,15 @@ _UNFILTERED = {"limit", "order", "after"}
     "--purpose", default="export", show_default=True,
     help="Why the data leaves the log; kept, with who and how many, in an access entry (R10).",
 )  # fmt: skip
+@click.option(
+    "--sealed", is_flag=True,
+    help="Keep sealed fields as ciphertext (an erasure then shreds this file too); default: plaintext "
+    "when the policy's key store is readable.",
+)  # fmt: skip
 @pass_state
 def export_command(
     state: State, /, fmt: str | None, output: str, cursor: int | None, limit: int | None, order: str,
-    purpose: str, **options: Any,
+    purpose: str, sealed: bool, **options: Any,
 ) -> None:  # fmt: skip
     """Write matching entries to a JSONL, CSV or Parquet file.
 
@@ -55,12 +60,13 @@ def export_command(
     exporter = get_exporter(fmt or _format_of(output))
     if output == "-" and not exporter.streams:
         raise UsageError(f"{exporter.name} cannot be written to stdout: give --output a file name")
-    query = build_query(limit=MAX_PAGE, cursor=cursor, order=order, **filters_of(options))
+    query = build_query(limit=MAX_PAGE, cursor=cursor, order=order, **state.filters(options))
     store = state.store()
     entries: Iterable[StoredEntry] = iter_entries(store, query)
     if limit is not None:
         entries = itertools.islice(entries, limit)
-    entries = _revealed(state, entries)
+    if not sealed:
+        entries = _revealed(state, entries)
     total = None
     if set(query.describe()) <= _UNFILTERED:  # a count is free only when nothing is filtered
         size = store.size()
@@ -84,7 +90,7 @@ def export_command(
                 actor=f"cli:{getpass.getuser()}",
                 action="export",
                 purpose=purpose,
-                query={**query.describe(), "format": exporter.name, "output": where},
+                query={**query.describe(), "format": exporter.name, "output": where, "sealed": sealed},
                 count=count,
             )
         ]

@@ -11,7 +11,6 @@ from inferlog.cli._common import (
     console,
     entries_table,
     filter_options,
-    filters_of,
     json_line,
     pass_state,
     pretty_json,
@@ -39,7 +38,7 @@ def query_command(
 
     The cursor to read the next page from is printed on stderr.
     """
-    query = build_query(limit=limit, cursor=cursor, order=order, **filters_of(options))
+    query = build_query(limit=limit, cursor=cursor, order=order, **state.filters(options))
     page = state.store().query(query)
     entries = state.reveal(page.entries)
     if as_json:
@@ -93,7 +92,7 @@ def tail_command(
     state: State, /, count: int, keep_following: bool, interval: float, as_json: bool, **options: Any
 ) -> None:
     """Print the latest entries; -f keeps printing new ones."""
-    query = build_query(limit=MAX_PAGE, **filters_of(options))
+    query = build_query(limit=MAX_PAGE, **state.filters(options))
     store = state.store()
     latest, head = last_entries(store, query, count)
     show = json_line if as_json else summary_line

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from inferlog.cli._common import State, console, filter_options, filters_of, pass_state
+from inferlog.cli._common import State, console, filter_options, pass_state
 from inferlog.query import build_query
 
 
@@ -21,7 +21,7 @@ def stats_command(state: State, /, as_json: bool, **options: Any) -> None:
 
     By kind, status, system and model version; filters narrow what is counted.
     """
-    numbers = state.store().stats(build_query(**filters_of(options)))
+    numbers = state.store().stats(build_query(**state.filters(options)))
     if as_json:
         click.echo(json.dumps(numbers, indent=2))
         return

@@ -103,6 +103,14 @@ class LocalKeyStore:
         return self._conn
 
     def current(self, name: str) -> tuple[str, bytes]:
+        try:
+            return self._current_key(name)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"the key store {self.path} cannot make or read key {name}: {exc}"
+            ) from exc
+
+    def _current_key(self, name: str) -> tuple[str, bytes]:
         with self._lock:
             conn = self._fresh()
             found = self._current.get(name)
@@ -143,6 +151,12 @@ class LocalKeyStore:
         return found
 
     def get(self, ref: str) -> bytes | None:
+        try:
+            return self._get(ref)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the key store {self.path} cannot read key {ref}: {exc}") from exc
+
+    def _get(self, ref: str) -> bytes | None:
         with self._lock:
             conn = self._fresh()
             if ref in self._cache:

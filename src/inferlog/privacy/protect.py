@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from inferlog.errors import RecordInvalid
 from inferlog.privacy.policy import Policy
 from inferlog.privacy.pseudonym import Pseudonymizer
 from inferlog.privacy.redact import Redactor
@@ -58,6 +59,12 @@ class Protection:
 
     def __call__(self, entry: Entry) -> Entry:
         if entry.sealed is not None:  # protected at the edge already; never touch ciphertext
+            if entry.sealed.dek is None and entry.sealed.fields:
+                raise RecordInvalid(
+                    "a sealed entry must arrive with its wrapped data key (sealed.dek): without it, "
+                    "nobody could ever open it",
+                    field="sealed.dek",
+                )
             return entry
         for step in self.steps(entry.system):
             entry = step(entry)

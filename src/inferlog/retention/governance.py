@@ -68,7 +68,13 @@ class Governance:
                 if details.get("digest") == self.policy.digest:
                     return None
                 break
-        details = {"digest": self.policy.digest, "policy": self.policy.to_dict()}
+        policy = self.policy.to_dict()
+        for hold in policy.get("holds", []):  # the log outlives erasure: never a raw subject in it
+            if hold.get("subject") is not None:
+                hold["subject"] = (
+                    self.subjects(hold["subject"])[-1] if self.keystore else "[REDACTED:subject]"
+                )
+        details = {"digest": self.policy.digest, "policy": policy}
         forced = self.policy.forced()
         if forced:
             details["forced_short_retention"] = [{"system": s, "reason": r} for s, r in forced]

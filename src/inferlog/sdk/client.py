@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from inferlog.config import DURABILITY_LEVELS
-from inferlog.errors import NotDurable, NotFound, RecordInvalid, UsageError
+from inferlog.errors import NotDurable, NotFound, RecordInvalid, StoreUnavailable, UsageError
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.proofs import InclusionProof
 from inferlog.integrity.tree import inclusion
@@ -258,7 +258,14 @@ class Log:
         if self._forked:
             self._restart_after_fork()
         if self._protect is not None:
-            entry = self._protect(entry)
+            try:
+                entry = self._protect(entry)
+            except StoreUnavailable as exc:  # the key store: unsealed, the record must not reach the disk
+                if self.fail_closed:
+                    raise NotDurable(f"inference {entry.id} was not logged: {exc}") from exc
+                self.counters.dropped += 1
+                log.error("inference %s was NOT logged: %s (fail_closed=False)", entry.id, exc)
+                return
         try:
             payload = self._encoder.encode(entry)
         except (TypeError, OverflowError) as exc:

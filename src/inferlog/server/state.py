@@ -14,6 +14,7 @@ from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.reveal import reveal
 from inferlog.pipeline import Pipeline
 from inferlog.privacy.protect import Protection
+from inferlog.privacy.seal import subject_ref
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AccessEntry, AdminEntry, StoredEntry
 from inferlog.server.auth import Principal
@@ -34,6 +35,16 @@ class ServerState:
     def __post_init__(self) -> None:
         active = self.protection is not None and self.protection.active
         self.ingestor = Ingestor(self.store, Pipeline([self.protection]) if active else None)  # type: ignore[list-item]
+
+    def stored_subject(self, subject: str | None) -> str | None:
+        """A subject as the log stores it: its keyed pseudonym when the policy has a key store.
+
+        Queries match it, and the access entry that records the query never holds the raw identifier.
+        """
+        keyring = self.protection.keyring if self.protection is not None else None
+        if subject is None or keyring is None:
+            return subject
+        return subject_ref(keyring, subject)
 
     def visible(self, who: Principal, entries: Sequence[StoredEntry]) -> list[StoredEntry]:
         """What ``who`` sees of these entries: plaintext for reader keys, else as stored.

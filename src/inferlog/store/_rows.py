@@ -92,3 +92,15 @@ def _entry_from_leaf(leaf: bytes) -> Entry:
         common["action"] = "purged"
     entry: Entry = msgspec.convert(common, Entry)
     return entry
+
+
+def same_content(stored_body: bytes | None, prepared: Prepared) -> bool:
+    """Whether a repeat of a stored id is a duplicate (else a conflict).
+
+    Bodies are compared byte for byte, except that two *sealed* bodies cannot be: sealing a resend
+    draws a fresh data key and nonces, so its ciphertext differs even when the plaintext is the same
+    (the server seals what an SDK retries). A purged entry has no body left to compare.
+    """
+    if stored_body is None or stored_body == prepared.body:
+        return True
+    return prepared.entry.sealed is not None and b'"sealed":{' in stored_body

@@ -55,6 +55,7 @@ from inferlog.store._rows import (
     LEDGER_COLUMNS,
     READ_COLUMNS,
     row_of,
+    same_content,
     stored_of,
     to_micros,
 )
@@ -254,7 +255,7 @@ class PostgresStore:
             known = existing.get(entry_id)
             if known is not None:
                 seq, body = known
-                same = body is None or body == prepared.body
+                same = same_content(body, prepared)
                 results[index] = (
                     AppendResult(entry_id, seq, "duplicate")
                     if same

@@ -32,6 +32,7 @@ from inferlog.store._rows import (
     READ_COLUMNS,
     from_micros,
     row_of,
+    same_content,
     stored_of,
     to_micros,
 )
@@ -196,7 +197,7 @@ class SQLiteStore:
                     known = existing.get(entry_id)
                     if known is not None:
                         seq, body = known
-                        same = body is None or body == prepared.body
+                        same = same_content(body, prepared)
                         results.append(
                             AppendResult(entry_id, seq, "duplicate")
                             if same

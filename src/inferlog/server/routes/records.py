@@ -181,7 +181,7 @@ def query_records(
     who.require("reader", "auditor")
     query = build_query(
         system=system, kind=kind, model=model, version=version, status=status, request_id=request_id,
-        trace_id=trace_id, session_id=session_id, subject=subject, inference_id=inference_id,
+        trace_id=trace_id, session_id=session_id, subject=state.stored_subject(subject), inference_id=inference_id,
         since=since, until=until, attr=attr or (), cursor=cursor, limit=limit, order=order,
     )  # fmt: skip
     if system is not None:
