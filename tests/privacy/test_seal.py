@@ -46,6 +46,9 @@ class MemoryKeyring:
         for ref in [r for r in self.keys if r.rpartition("#")[0] == name]:
             del self.keys[ref]
 
+    def destroy_ref(self, ref: str) -> None:
+        self.keys.pop(ref, None)
+
     def rotate(self, name: str) -> str:
         version = 1 + int(self.live[name].rpartition("#")[2]) if name in self.live else 1
         ref = self.live[name] = f"{name}#{version}"

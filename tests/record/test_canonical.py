@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 import rfc8785
@@ -208,7 +209,7 @@ tensors = st.lists(st.lists(INTEGRAL_FLOATS | EXPONENT_FLOATS | st.floats(0, 8),
 
 @settings(max_examples=600)
 @given(repair_values)
-def test_number_repairs_never_touch_strings(value: object) -> None:
+def test_number_repairs_never_touch_strings(value: Any) -> None:
     """Integral floats and exponents are respelled where they are numbers, never inside a string."""
     assert canonical_json(value) == canonicalize(value) == rfc8785.dumps(value)
 
@@ -217,7 +218,8 @@ def test_number_repairs_never_touch_strings(value: object) -> None:
 @given(tensors, NUMBER_LIKE_TEXT)
 def test_tensors_of_integral_floats_match_reference(rows: list[list[float]], name: str) -> None:
     """An Open Inference Protocol tensor, as the proxy records it, is RFC 8785 byte for byte."""
-    value = {"inputs": [{"name": name, "shape": [len(rows), 4], "datatype": "FP64", "data": rows}]}
+    tensor = {"name": name, "shape": [len(rows), 4], "datatype": "FP64", "data": rows}
+    value: Any = {"inputs": [tensor]}
     assert canonical_json(value) == rfc8785.dumps(value)
 
 

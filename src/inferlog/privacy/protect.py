@@ -27,6 +27,8 @@ class Protection:
         self.policy = policy
         self.keyring = keyring
         self._steps: dict[str, list[Step]] = {}
+        self._edge: dict[str, list[Step]] = {}
+        self._usable: set[str] = set()
         self._fields: dict[str, list[str]] = {}
         self.sealer = Sealer(keyring, self._encrypted_fields) if keyring is not None else None
         self.opener = Opener(keyring) if keyring is not None else None
@@ -39,9 +41,9 @@ class Protection:
             )
         return fields
 
-    def steps(self, system: str) -> list[Step]:
-        """The processors for one system's entries, built once."""
-        steps = self._steps.get(system)
+    def edge_steps(self, system: str) -> list[Step]:
+        """Redaction and pseudonyms for one system's entries (built once): what runs before a spool."""
+        steps = self._edge.get(system)
         if steps is None:
             rules = self.policy.for_system(system)
             steps = []
@@ -51,6 +53,14 @@ class Protection:
             paths = [p for p in rules.pseudonymize if not (self.sealer is not None and p == "subject")]
             if paths and self.keyring is not None:
                 steps.append(Pseudonymizer(self.keyring.current(PSEUDONYM_KEY)[1], paths))
+            self._edge[system] = steps
+        return steps
+
+    def steps(self, system: str) -> list[Step]:
+        """Every processor for one system's entries, built once: the edge steps, then sealing."""
+        steps = self._steps.get(system)
+        if steps is None:
+            steps = list(self.edge_steps(system))
             if self.sealer is not None:
                 ensure_usable(self._encrypted_fields(system))
                 steps.append(self.sealer)
@@ -58,17 +68,33 @@ class Protection:
         return steps
 
     def __call__(self, entry: Entry) -> Entry:
-        if entry.sealed is not None:  # protected at the edge already; never touch ciphertext
-            if entry.sealed.dek is None and entry.sealed.fields:
-                raise RecordInvalid(
-                    "a sealed entry must arrive with its wrapped data key (sealed.dek): without it, "
-                    "nobody could ever open it",
-                    field="sealed.dek",
-                )
+        if _already_sealed(entry):
             return entry
         for step in self.steps(entry.system):
             entry = step(entry)
         return entry
+
+    def edge(self, entry: Entry) -> Entry:
+        """Redact and pseudonymize only (the SDK's ``record()``; sealing follows on the shipper thread)."""
+        if _already_sealed(entry):
+            return entry
+        for step in self.edge_steps(entry.system):
+            entry = step(entry)
+        return entry
+
+    def seal(self, entry: Entry) -> Entry:
+        """Seal only (after :meth:`edge`); entries of systems without encrypted fields pass through."""
+        if self.sealer is None or _already_sealed(entry):
+            return entry
+        if entry.system not in self._usable:
+            ensure_usable(self._encrypted_fields(entry.system))
+            self._usable.add(entry.system)
+        return self.sealer(entry)
+
+    @property
+    def seals(self) -> bool:
+        """Whether this policy seals anything (it has a key store)."""
+        return self.sealer is not None
 
     @property
     def active(self) -> bool:
@@ -76,3 +102,15 @@ class Protection:
         return self.keyring is not None or any(
             rules.redact or rules.pseudonymize for rules in self.policy.all_systems()
         )
+
+
+def _already_sealed(entry: Entry) -> bool:
+    """Sealed at the edge already: never touch ciphertext again (but refuse one nobody could open)."""
+    if entry.sealed is None:
+        return False
+    if entry.sealed.dek is None and entry.sealed.fields:
+        raise RecordInvalid(
+            "a sealed entry must arrive with its wrapped data key (sealed.dek): without it, nobody could ever open it",
+            field="sealed.dek",
+        )
+    return True

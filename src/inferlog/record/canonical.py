@@ -182,9 +182,10 @@ _encoder = msgspec.json.Encoder(order="sorted")
 # A number always ends at ',', ']', '}' or the end of the text, hence the lookaheads.
 _INTEGRAL = re.compile(rb"\.0(?![^,\]}])")  # "52000.0" -> "52000": ECMAScript has the same digits
 _NEGATIVE_ZERO = re.compile(rb"-0\.0(?![^,\]}])")  # "-0.0" -> "0"
-# An exponent other than -7 or below: ECMAScript writes 1e-7 <= |x| < 1e21 in plain digits and a
-# positive exponent with a '+'; below 1e-6 both write "d.ddde-N" with the same shortest digits.
-_EXPONENT = re.compile(rb"e(?!-[7-9]|-[1-9]\d)[-+]?\d+(?![^,\]}])")
+# An exponent that ECMAScript spells otherwise: a positive one (1e16 <= |x| < 1e21 is written in
+# plain digits, above with "e+") or -1 to -6 (plain digits). Below 1e-6 both write "d.ddde-N" with
+# the same shortest digits, so a float tensor of tiny probabilities needs no repair.
+_EXPONENT = re.compile(rb"e(?:\+?\d+|-0*[0-6])(?![^,\]}])")
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")
 # msgspec keeps a datetime's own UTC offset ("...:05+02:00"); RFC 3339 in UTC ("Z") is our spelling.
 _OFFSET = re.compile(rb':\d\d(?:\.\d+)?[+-]\d\d:\d\d"')

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from inferlog.errors import KeyDestroyed, UsageError
 from inferlog.keystore.base import KeyInfo, KeyStore
+from inferlog.privacy.frames import SPOOL_KEY
 from inferlog.privacy.seal import PSEUDONYM_KEY, Opener, Sealer, rewrap
 from inferlog.retention.governance import Governance
 
@@ -35,6 +36,8 @@ def _keystore(gov: Governance, name: str) -> KeyStore:
         raise UsageError(
             "the pseudonym key cannot be rotated: every stored pseudonym, and erasure by subject, depends on it"
         )
+    if name == SPOOL_KEY:
+        raise UsageError("the spool key cannot be rotated here: spools not yet delivered are sealed under it")
     return gov.keystore
 
 

@@ -25,6 +25,7 @@ from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.proofs import InclusionProof
 from inferlog.integrity.tree import inclusion
 from inferlog.keystore.reveal import reveal
+from inferlog.privacy.frames import FrameCipher
 from inferlog.privacy.protect import Protection
 from inferlog.record.ids import is_uuid, uuid7
 from inferlog.record.model import (
@@ -110,9 +111,11 @@ class Log:
         self.store = store
         self.reader = reader  # reads through a server: each states a purpose (see HttpReader)
         self.checkpointer = checkpointer
-        # Redaction, pseudonyms and sealing run here, before the spool: nothing readable hits the disk.
+        # Redaction and pseudonyms run in record(), before the spool; with a key store the frame is
+        # sealed whole there (one AES-GCM call), and the shipper seals the fields (see privacy.frames).
         self.protection = protection
-        self._protect = protection if protection is not None and protection.active else None
+        self._protect = protection.edge if protection is not None and protection.active else None
+        self._frames = FrameCipher(protection.keyring) if protection and protection.keyring else None
         self.counters = Counters()
         self._spool_args = {
             "segment_bytes": spool_segment_bytes,
@@ -138,6 +141,8 @@ class Log:
             self.transport,
             self.counters,
             after_delivery=after,
+            open_frame=self._frames.open if self._frames is not None else None,
+            seal=self.protection.seal if self._frames is not None and self.protection is not None else None,
             **self._ship_args,  # type: ignore[arg-type]
         )
 
@@ -270,6 +275,8 @@ class Log:
             payload = self._encoder.encode(entry)
         except (TypeError, OverflowError) as exc:
             raise _unencodable(entry, self._encoder, exc) from None
+        if self._frames is not None:
+            payload = self._frames.seal(payload)
         try:
             ticket = self._spool.append(payload)
             if self._machine:

@@ -9,6 +9,7 @@ spool's ``dead-letter`` folder). Nothing is dropped silently.
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import msgspec
 
+from inferlog.errors import InferlogError
 from inferlog.record.model import Entry
 from inferlog.sdk.spool import DATA_START, Cursor, OrphanSpool, SpoolWriter, adopt_orphans
 from inferlog.sdk.transport import Transport
@@ -60,8 +62,12 @@ class Shipper:
         batch_size: int,
         max_backoff: float = 5.0,
         after_delivery: Callable[[], object] | None = None,
+        open_frame: Callable[[bytes], bytes] | None = None,
+        seal: Callable[[Entry], Entry] | None = None,
     ) -> None:
         self.spool = spool
+        self.open_frame = open_frame  # sealed spool frames (a policy with a key store) are opened here
+        self.seal = seal  # ... and their fields sealed here, before anything leaves the process
         self.transport = transport
         self.counters = counters
         self.commit_interval = commit_interval
@@ -129,13 +135,20 @@ class Shipper:
         entries: list[Entry] = []
         for payload in payloads:
             try:
-                entries.append(_decoder.decode(payload))
+                frame = self.open_frame(payload) if self.open_frame is not None else payload
+                entries.append(_decoder.decode(frame))
             except msgspec.DecodeError as exc:  # passed its CRC, so this is a bug: keep it aside
                 self._dead_letter(origin, payload, f"undecodable: {exc}")
+            except InferlogError as exc:  # a sealed frame whose key is gone, or that was altered
+                kept = msgspec.json.encode({"sealed_frame": base64.b64encode(payload).decode("ascii")})
+                self._dead_letter(origin, kept, f"unreadable: {exc}")
         backoff = 0.05
+        sealed: list[Entry] | None = None
         while True:
             try:
-                results = self.transport.send(entries) if entries else []
+                if sealed is None:  # once: a retry resends the same ciphertext
+                    sealed = [self.seal(entry) for entry in entries] if self.seal is not None else entries
+                results = self.transport.send(sealed) if sealed else []
                 break
             except Exception as exc:  # noqa: BLE001 - any failure is retried; the spool keeps the data
                 self.counters.retries += 1
@@ -143,7 +156,7 @@ class Shipper:
                 if self._stop.wait(backoff * (0.5 + random.random())):  # noqa: S311 - jitter, not secrets
                     return False
                 backoff = min(backoff * 2, self.max_backoff)
-        self._count(results, entries, origin, replay)
+        self._count(results, sealed, origin, replay)
         return True
 
     def _count(
