@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from common import fmt, load_average, machine_info, table, verdict
 
 import inferlog
-from inferlog.ingest.service import Ingestor
 from inferlog.keystore.protection import load_protection
 from inferlog.pipeline import Pipeline
 from inferlog.record.model import Entry
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
+from integrity import BATCH, _ingest  # the same batches and timing as the integrity bench
 
-BATCH = 1000
 TARGET = 0.25  # at most 25 % slower
 POLICY = """
 [keystore]
@@ -66,16 +64,6 @@ def _records(n: int) -> list[Entry]:
         )
         for k in range(n)
     ]
-
-
-def _ingest(store: SQLiteStore, pipeline: Pipeline, records: Sequence[Entry]) -> float:
-    ingestor = Ingestor(store, pipeline)
-    start = time.perf_counter()
-    for i in range(0, len(records), BATCH):
-        ingestor.append(records[i : i + BATCH])
-    elapsed = time.perf_counter() - start
-    store.close()
-    return len(records) / elapsed
 
 
 def _sdk(folder: Path, config: Path | None, n: int) -> float:
