@@ -79,6 +79,8 @@ def _sdk(folder: Path, config: Path | None, n: int) -> float:
 
 
 def run(tmp: Path, *, n: int, rounds: int, sdk_n: int) -> PrivacyResults:
+    tmp = tmp / "privacy"  # the other sections use the same scratch folder (and names like on-0.db)
+    tmp.mkdir()
     config = tmp / "inferlog.toml"
     config.write_text(POLICY)
     protection = load_protection(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,29 @@ def test_keystore_rotate_rewraps_and_entries_still_open(setup: tuple[str, Path, 
     pseudonyms = run(url, config, "keystore", "rotate", "pseudonym")
     assert pseudonyms.exit_code == 1
     assert "cannot be rotated" in pseudonyms.output
+
+
+def test_import_under_a_policy_seals_and_reimport_is_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`inferlog import` with --config: lines are redacted and sealed; the same file again is all duplicates."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "inferlog.toml"
+    config.write_text(POLICY)
+    url = f"sqlite:///{tmp_path / 'imported.db'}"
+    lines = [
+        {"kind": "inference", "id": str(uuid.uuid4()), "system": "credit", "ts": "2026-10-01T00:00:00Z",
+         "model": {"name": "m", "version": "1"}, "input": {"note": "Brontë Halloway, ann@example.org"}}
+        for _ in range(3)
+    ]  # fmt: skip
+    source = tmp_path / "lines.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    first = run(url, config, "import", str(source))
+    assert first.exit_code == 0, first.output
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("imported.db*"))
+    assert b"Halloway" not in raw
+    again = run(url, config, "import", str(source))
+    assert again.exit_code == 0, again.output
+    assert "0 new, 3 duplicate" in again.output
+    shown = json.loads(run(url, config, "show", lines[0]["id"]).output)
+    assert shown["input"] == {"note": "Brontë Halloway, [REDACTED:email]"}

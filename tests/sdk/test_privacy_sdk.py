@@ -10,7 +10,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 import inferlog
+from inferlog.errors import NotDurable
 
 POLICY = '[keystore]\npath = "keys.db"\n'
 PLANTED = "Quillon Ashgrove-4471"
@@ -21,7 +24,7 @@ def _raw(folder: Path) -> bytes:
 
 
 def test_a_locked_key_store_delays_delivery_but_never_the_caller(tmp_path: Path) -> None:
-    """While another process holds the key store, record() still returns; the record arrives sealed later."""
+    """While another process holds the key store, record() (no subject) returns; the record arrives later."""
     config = tmp_path / "inferlog.toml"
     config.write_text(POLICY)
     url = f"sqlite:///{tmp_path / 'log.db'}"
@@ -32,7 +35,7 @@ def test_a_locked_key_store_delays_delivery_but_never_the_caller(tmp_path: Path)
         blocker.execute("BEGIN EXCLUSIVE")
         try:
             started = time.monotonic()
-            rid = log.record(model=inferlog.Model("m", "1"), input={"who": PLANTED}, subject="new-person")
+            rid = log.record(model=inferlog.Model("m", "1"), input={"who": PLANTED})
             assert time.monotonic() - started < 1.0  # the caller does not wait for the key store
             assert PLANTED.encode() not in _raw(tmp_path)  # the spool frame is sealed
         finally:
@@ -69,3 +72,23 @@ def test_a_sealed_spool_left_by_a_dead_process_is_replayed(tmp_path: Path) -> No
     with inferlog.open(url, system="s", config=config) as log:
         assert log.flush(timeout=60)
         assert [log.get(i).input["i"] for i in ids] == list(range(50))  # type: ignore[union-attr, index]
+
+
+def test_a_subjects_record_is_sealed_before_the_spool_or_refused(tmp_path: Path) -> None:
+    """With a subject, record() seals under the subject's key: a locked key store means NotDurable."""
+    config = tmp_path / "inferlog.toml"
+    config.write_text(POLICY)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with inferlog.open(url, system="s", config=config, fail_closed=True) as log:
+        log.record(model=inferlog.Model("m", "1"), input={"a": 1}, subject="first")
+        blocker = sqlite3.connect(tmp_path / "keys.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(NotDurable, match="key store"):
+                log.record(model=inferlog.Model("m", "1"), input={"who": PLANTED}, subject="new-person")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        log.flush()
+        assert log.stats()["by_kind"] == {"inference": 1}
+    assert PLANTED.encode() not in _raw(tmp_path)

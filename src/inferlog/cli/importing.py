@@ -28,6 +28,8 @@ import msgspec
 from inferlog.cli._common import State, pass_state
 from inferlog.errors import RecordInvalid, UsageError
 from inferlog.ingest import Ingestor
+from inferlog.pipeline import Pipeline
+from inferlog.privacy.protect import Protection
 from inferlog.record.canonical import canonicalize
 from inferlog.record.model import Entry
 from inferlog.record.validate import to_entry
@@ -102,13 +104,19 @@ def import_lines(
     batch_size: int = 1000,
     skip_invalid: bool = False,
     name: str = "input",
+    protection: Protection | None = None,
 ) -> ImportReport:
     """Validate every line of a seekable binary stream, then append them unless one was bad.
 
     With ``skip_invalid`` bad lines are counted and left out instead. Nothing is written when a
     line is bad (by default) or an id is already in the log with different content.
+
+    With a ``protection`` (the policy file) lines are redacted, pseudonymized and sealed like any
+    other record; the checks compare what redaction makes of them (sealing is never the same twice).
     """
-    ingestor = Ingestor(store)
+    active = protection is not None and protection.active
+    ingestor = Ingestor(store, Pipeline([protection]) if active else None)  # type: ignore[list-item]
+    check = Pipeline([protection.edge]) if protection is not None and active else ingestor.pipeline
     lines = _Lines(system, dt.datetime.now(dt.UTC))
     report = ImportReport()
     bodies: dict[str, bytes] = {}
@@ -125,7 +133,7 @@ def import_lines(
             refuse(number, where + entry.reason)
             continue
         try:
-            body = ingestor.pipeline.prepare(entry).body
+            body = check.prepare(entry).body
         except RecordInvalid as exc:
             refuse(number, str(exc))
             continue
@@ -137,7 +145,7 @@ def import_lines(
         stored = store.get(entry.id)
         if stored is None:
             continue
-        if derived or stored.body is None or stored.body == body:
+        if derived or stored.body is None or stored.body == body or stored.entry.sealed is not None:
             present.add(entry.id)
         else:
             refuse(number, f"id {entry.id} is already in the log with different content")
@@ -199,7 +207,7 @@ def import_command(
             name = source
         report = import_lines(
             state.store(must_exist=False), stream, system=system, batch_size=batch_size,
-            skip_invalid=skip_invalid, name=name,
+            skip_invalid=skip_invalid, name=name, protection=state.protection() if state.config else None,
         )  # fmt: skip
     bad = len(report.bad_lines)
     if bad and not skip_invalid:

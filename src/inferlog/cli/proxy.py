@@ -64,7 +64,11 @@ def proxy_command(
     from inferlog.proxy import create_proxy
 
     log = inferlog.open(
-        log_url or db_url or state.db, system=system, api_key=api_key, fail_closed=fail_closed
+        log_url or db_url or state.db,
+        system=system,
+        api_key=api_key,
+        fail_closed=fail_closed,
+        config=state.config,
     )
     try:
         app = create_proxy(upstream, log, identity_header=identity_header, timeout=timeout)

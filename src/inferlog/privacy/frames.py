@@ -1,10 +1,12 @@
 """Spool frames sealed as a whole: what the SDK writes to disk before the shipper seals fields.
 
-Sealing fields costs tens of microseconds per record; ``record()`` should cost a few. So ``record()``
-redacts and pseudonymizes, then seals the whole encoded frame under the key store's ``spool`` key
-(one AES-256-GCM call), and the shipper thread opens the frame and seals the fields before anything
-leaves the process. Nothing readable reaches the spool on disk either way. Every process of one key
-store shares the ``spool`` key, so a spool left by a process that died is replayed by the next one.
+Sealing fields costs tens of microseconds per record; ``record()`` should cost a few. So for a record
+without a data subject ``record()`` redacts and pseudonymizes, then seals the whole encoded frame
+under the key store's ``spool`` key (one AES-256-GCM call), and the shipper thread opens the frame and
+seals the fields before anything leaves the process. A record *with* a subject is sealed under the
+subject's key in ``record()`` itself: erasing the subject must shred the spool's copy too, and the
+spool key is never destroyed. Nothing readable reaches the spool on disk either way. Every process of
+one key store shares the ``spool`` key, so a spool left by a process that died is replayed by the next.
 """
 
 from __future__ import annotations

@@ -116,6 +116,7 @@ class Log:
         self.protection = protection
         self._protect = protection.edge if protection is not None and protection.active else None
         self._frames = FrameCipher(protection.keyring) if protection and protection.keyring else None
+        self._seal = protection.seal if protection is not None else _unchanged
         self.counters = Counters()
         self._spool_args = {
             "segment_bytes": spool_segment_bytes,
@@ -265,6 +266,10 @@ class Log:
         if self._protect is not None:
             try:
                 entry = self._protect(entry)
+                if self._frames is not None and getattr(entry, "subject", None) is not None:
+                    # A data subject's record is sealed under their key before it is spooled, so that
+                    # erasing them shreds the spool's copy too; others wait for the shipper (see frames).
+                    entry = self._seal(entry)
             except StoreUnavailable as exc:  # the key store: unsealed, the record must not reach the disk
                 if self.fail_closed:
                     raise NotDurable(f"inference {entry.id} was not logged: {exc}") from exc
@@ -275,7 +280,7 @@ class Log:
             payload = self._encoder.encode(entry)
         except (TypeError, OverflowError) as exc:
             raise _unencodable(entry, self._encoder, exc) from None
-        if self._frames is not None:
+        if self._frames is not None and entry.sealed is None:
             payload = self._frames.seal(payload)
         try:
             ticket = self._spool.append(payload)
@@ -422,6 +427,10 @@ class Log:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _unchanged(entry: Entry) -> Entry:
+    return entry
 
 
 def _check_strings(**fields: Any) -> None:
