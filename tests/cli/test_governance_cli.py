@@ -59,6 +59,9 @@ def test_policy_show_check_and_apply(setup: tuple[str, Path, list[str]]) -> None
     checked = run(url, config, "policy", "check")
     assert checked.exit_code == 0
     assert "valid" in checked.output
+    already = run(url, config, "policy", "apply")  # the SDK recorded it when it opened the log
+    assert "already records this policy" in already.output
+    config.write_text(POLICY.replace('retention = "6mo"', 'retention = "7mo"'))
     first = run(url, config, "policy", "apply")
     assert first.exit_code == 0
     assert "admin entry" in first.output

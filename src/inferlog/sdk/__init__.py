@@ -10,6 +10,7 @@ from inferlog.config import ENV_API_KEY, ENV_SIGNER_KEY_FILE, Settings
 from inferlog.errors import UsageError
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.protection import load_protection
+from inferlog.retention.governance import Governance
 from inferlog.sdk.client import Durability, Log
 from inferlog.sdk.http import HttpReader, HttpTransport
 from inferlog.sdk.transport import CapturingTransport, StoreTransport, Transport
@@ -42,7 +43,8 @@ def open(
     a cadence and copies them to ``$INFERLOG_CHECKPOINT_DIR`` / ``$INFERLOG_CHECKPOINT_WEBHOOK``.
 
     With a policy file (``config`` or ``$INFERLOG_CONFIG``) records are redacted, pseudonymized and
-    sealed as it says before they reach the spool (see docs/privacy.md).
+    sealed as it says before they reach the spool (see docs/privacy.md); opened on a database, the
+    policy is recorded in the log (an admin entry) if the log does not already hold this version.
     """
     settings = Settings.from_env()
     url = url or settings.db
@@ -63,6 +65,9 @@ def open(
             **common,
         )
     store = open_store(url)
+    protection = common["protection"]
+    if protection is not None:  # every policy change is on record, whoever opens the log with it
+        Governance(store, protection.policy, protection.keyring, actor="sdk").record_policy()
     signer = signer_key or os.environ.get(ENV_SIGNER_KEY_FILE)
     return Log(
         StoreTransport(store),
