@@ -49,7 +49,8 @@ def test_a_locked_key_store_delays_delivery_but_never_the_caller(tmp_path: Path)
 
 
 def test_a_sealed_spool_left_by_a_dead_process_is_replayed(tmp_path: Path) -> None:
-    """A process dies with sealed frames in its spool; the next one opens them with the key store."""
+    """A process dies with sealed frames in its spool; a Log without the key store leaves them alone,
+    the next one with it replays them all."""
     config = tmp_path / "inferlog.toml"
     config.write_text(POLICY)
     url = f"sqlite:///{tmp_path / 'log.db'}"
@@ -69,6 +70,9 @@ def test_a_sealed_spool_left_by_a_dead_process_is_replayed(tmp_path: Path) -> No
     spool = tmp_path / "log.db-spool"
     raw = _raw(spool) if spool.exists() else b""
     assert PLANTED.encode() not in raw
+    with inferlog.open(url, system="s") as log:  # no policy, no key store: the sealed spool waits
+        assert log.flush(timeout=60)
+    assert not list(tmp_path.rglob("dead-letter"))
     with inferlog.open(url, system="s", config=config) as log:
         assert log.flush(timeout=60)
         assert [log.get(i).input["i"] for i in ids] == list(range(50))  # type: ignore[union-attr, index]

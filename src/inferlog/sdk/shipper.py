@@ -21,6 +21,7 @@ from pathlib import Path
 import msgspec
 
 from inferlog.errors import InferlogError
+from inferlog.privacy.frames import MAGIC as SEALED_FRAME
 from inferlog.record.model import Entry
 from inferlog.sdk.spool import DATA_START, Cursor, OrphanSpool, SpoolWriter, adopt_orphans
 from inferlog.sdk.transport import Transport
@@ -189,6 +190,14 @@ class Shipper:
     def _replay(self, orphan: OrphanSpool) -> bool:
         log.info("replaying spool %s left by a process that ended", orphan.directory)
         for payloads, cursor in orphan.batches(self.batch_size):
+            if self.open_frame is None and any(p.startswith(SEALED_FRAME) for p in payloads):
+                # Sealed by a Log that had a key store; this one has none: leave it for one that has.
+                log.warning(
+                    "spool %s holds sealed frames and this Log has no key store: left for later",
+                    orphan.directory,
+                )
+                orphan.release()
+                return True
             if not self._deliver(payloads, orphan.directory, replay=True):
                 orphan.release()
                 return False
