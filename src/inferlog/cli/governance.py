@@ -153,7 +153,7 @@ def erase_command(state: State, /, subject: str, key_file: Path | None, yes: boo
 
 @click.group("keystore")
 def keystore_group() -> None:
-    """The key store that seals payloads: list keys, rotate one."""
+    """The key store that seals payloads: list keys, rotate one, retire old versions."""
 
 
 @keystore_group.command("list")
