@@ -182,3 +182,21 @@ def test_import_under_a_policy_seals_and_reimport_is_duplicate(
     assert "0 new, 3 duplicate" in again.output
     shown = json.loads(run(url, config, "show", lines[0]["id"]).output)
     assert shown["input"] == {"note": "Brontë Halloway, [REDACTED:email]"}
+
+
+def test_reimporting_subject_lines_without_sealed_fields_is_all_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line with a subject but nothing to seal compares by its pseudonym: the same file twice adds nothing."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "inferlog.toml"
+    config.write_text(POLICY)
+    url = f"sqlite:///{tmp_path / 'imported.db'}"
+    line = {"kind": "inference", "id": str(uuid.uuid4()), "system": "credit", "ts": "2026-10-01T00:00:00Z",
+            "model": {"name": "m", "version": "1"}, "subject": "ann"}  # fmt: skip
+    source = tmp_path / "lines.jsonl"
+    source.write_text(json.dumps(line) + "\n")
+    assert run(url, config, "import", str(source)).exit_code == 0
+    again = run(url, config, "import", str(source))
+    assert again.exit_code == 0, again.output
+    assert "0 new, 1 duplicate" in again.output

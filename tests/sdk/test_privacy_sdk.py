@@ -96,3 +96,88 @@ def test_a_subjects_record_is_sealed_before_the_spool_or_refused(tmp_path: Path)
         log.flush()
         assert log.stats()["by_kind"] == {"admin": 1, "inference": 1}  # the policy, and the first record
     assert PLANTED.encode() not in _raw(tmp_path)
+
+
+def test_a_record_that_cannot_be_sealed_is_set_aside_without_blocking_the_rest(tmp_path: Path) -> None:
+    """A value JSON cannot hold (a bool key) is dead-lettered as its sealed frame; later records ship."""
+    config = tmp_path / "inferlog.toml"
+    config.write_text(POLICY)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with inferlog.open(url, system="s", config=config) as log:
+        log.record(model=inferlog.Model("m", "1"), input={True: PLANTED})
+        good = [log.record(model=inferlog.Model("m", "1"), input={"i": i}) for i in range(3)]
+        assert log.flush(timeout=30)
+        assert all(log.get(i) is not None for i in good)
+        assert log.counters.failed == 1
+    letters = list(tmp_path.rglob("dead-letter/*.jsonl"))
+    assert len(letters) == 1
+    assert "cannot be sealed" in letters[0].read_text()
+    assert PLANTED.encode() not in _raw(tmp_path)
+
+
+def test_a_subjects_spooled_frame_hides_every_field(tmp_path: Path) -> None:
+    """Fields the policy does not seal (attributes) are not readable in the spool either."""
+    config = tmp_path / "inferlog.toml"
+    config.write_text(POLICY)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with inferlog.open(url, system="s", config=config) as log:
+        log.record(model=inferlog.Model("m", "1"), input={"a": 1}, subject="p1", attributes={"note": PLANTED})
+        spooled = _raw(tmp_path / "log.db-spool")
+        assert PLANTED.encode() not in spooled
+
+
+def test_an_orphan_sealed_under_another_key_store_is_left_for_its_owner(tmp_path: Path) -> None:
+    """A Log with a different key store cannot open another's sealed spool: it leaves it, never dead-letters."""
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[keystore]\npath = "mine.db"\n')
+    theirs = tmp_path / "theirs.toml"
+    theirs.write_text('[keystore]\npath = "theirs.db"\n')
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    child = textwrap.dedent(
+        f"""
+        import os, inferlog
+        log = inferlog.open({url!r}, system="s", config={str(theirs)!r}, durability="machine")
+        ids = [log.record(model=inferlog.Model("m", "1"), input={{"i": i}}) for i in range(20)]
+        print(",".join(ids), flush=True)
+        os.kill(os.getpid(), 9)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    ids = out.stdout.strip().split(",")
+    assert len(ids) == 20, out.stderr
+    with inferlog.open(url, system="s", config=mine) as log:
+        assert log.flush(timeout=30)
+    assert not list(tmp_path.rglob("dead-letter"))
+    with inferlog.open(url, system="s", config=theirs) as log:
+        assert log.flush(timeout=60)
+        assert all(log.get(i) is not None for i in ids)
+
+
+def test_a_fork_while_another_thread_holds_the_key_store_does_not_hang_the_child(tmp_path: Path) -> None:
+    """The child gets a fresh key store lock: a parent thread holding it at fork time cannot block it."""
+    import signal
+    import threading
+
+    from inferlog.keystore import LocalKeyStore
+
+    store = LocalKeyStore(tmp_path / "keys.db")
+    store.current("epoch:s:2026-01")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        signal.alarm(5)
+        ok = store.current("epoch:s:2026-02")[0] == "epoch:s:2026-02#1"
+        os._exit(0 if ok else 1)
+    release.set()
+    holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

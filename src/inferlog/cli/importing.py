@@ -116,7 +116,7 @@ def import_lines(
     """
     active = protection is not None and protection.active
     ingestor = Ingestor(store, Pipeline([protection]) if active else None)  # type: ignore[list-item]
-    check = Pipeline([protection.edge]) if protection is not None and active else ingestor.pipeline
+    check = Pipeline([protection.comparable]) if protection is not None and active else ingestor.pipeline
     lines = _Lines(system, dt.datetime.now(dt.UTC))
     report = ImportReport()
     bodies: dict[str, bytes] = {}

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from inferlog.errors import StoreUnavailable, UsageError
@@ -34,6 +35,17 @@ CREATE TABLE IF NOT EXISTS keys (
 
 
 FRESHNESS = 0.2  # seconds between checks for another process's change
+
+_live: weakref.WeakSet[LocalKeyStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held the lock at fork time; the child would wait for it forever.
+    for store in list(_live):
+        store._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _now() -> int:
@@ -63,6 +75,7 @@ class LocalKeyStore:
         self._seen_version = -1
         self._checked = -FRESHNESS
         self._conn = self._connect()
+        _live.add(self)
 
     def _connect(self) -> sqlite3.Connection:
         try:

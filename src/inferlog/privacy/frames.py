@@ -17,39 +17,54 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from inferlog.errors import IntegrityError, KeyDestroyed
-from inferlog.privacy.seal import NONCE, Keyring
+from inferlog.privacy.seal import NONCE, Keyring, hkdf_sha256
 
 SPOOL_KEY = "spool"
 MAGIC = b"\xc1E1"  # a byte msgpack never starts a map with, then the format
 _AAD = b"inferlog/v1/spool"
+_SALT = 16
 
 
 class FrameCipher:
-    """Seals and opens spool frames under the current ``spool`` key (its version rides in the frame)."""
+    """Seals and opens spool frames under the current ``spool`` key (its version rides in the frame).
+
+    Each cipher (one per Log) encrypts under its own subkey, ``HKDF(spool key, random 16-byte salt)``,
+    the salt in every frame: the shared key itself never meets AES-GCM's 2**32 random-nonce limit.
+    Frame: magic (3) | key version (4) | salt (16) | nonce (12) | ciphertext and tag.
+    """
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
         ref, key = keyring.current(SPOOL_KEY)
         self._version = int(ref.rpartition("#")[2]).to_bytes(4, "big")
-        self._aead = AESGCM(key)
-        self._opened: dict[bytes, AESGCM] = {self._version: self._aead}
+        self._salt = os.urandom(_SALT)
+        self._aead = AESGCM(_subkey(key, self._salt))
+        self._head = MAGIC + self._version + self._salt
+        self._opened: dict[bytes, AESGCM] = {self._version + self._salt: self._aead}
 
     def seal(self, frame: bytes) -> bytes:
         nonce = os.urandom(NONCE)
-        return MAGIC + self._version + nonce + self._aead.encrypt(nonce, frame, _AAD)
+        return self._head + nonce + self._aead.encrypt(nonce, frame, _AAD)
 
     def open(self, data: bytes) -> bytes:
         """The frame inside ``data``; a frame written without a policy passes through as it is."""
         if not data.startswith(MAGIC):
             return data
-        version = data[3:7]
-        aead = self._opened.get(version)
+        which = data[3 : 7 + _SALT]
+        aead = self._opened.get(which)
         if aead is None:
-            key = self.keyring.get(f"{SPOOL_KEY}#{int.from_bytes(version, 'big')}")
+            key = self.keyring.get(f"{SPOOL_KEY}#{int.from_bytes(which[:4], 'big')}")
             if key is None:
                 raise KeyDestroyed("a spool frame's key was destroyed: the frame cannot be read")
-            aead = self._opened[version] = AESGCM(key)
+            if len(self._opened) > 1024:
+                self._opened.clear()
+            aead = self._opened[which] = AESGCM(_subkey(key, which[4:]))
+        start = 7 + _SALT
         try:
-            return aead.decrypt(data[7 : 7 + NONCE], data[7 + NONCE :], _AAD)
+            return aead.decrypt(data[start : start + NONCE], data[start + NONCE :], _AAD)
         except InvalidTag:
             raise IntegrityError("a spool frame does not decrypt under its key") from None
+
+
+def _subkey(key: bytes, salt: bytes) -> bytes:
+    return hkdf_sha256(key, b"inferlog/v1/spool-writer" + salt)

@@ -280,7 +280,7 @@ class Log:
             payload = self._encoder.encode(entry)
         except (TypeError, OverflowError) as exc:
             raise _unencodable(entry, self._encoder, exc) from None
-        if self._frames is not None and entry.sealed is None:
+        if self._frames is not None:  # every frame, sealed fields or not: attributes, errors, ...
             payload = self._frames.seal(payload)
         try:
             ticket = self._spool.append(payload)

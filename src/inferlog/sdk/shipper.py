@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from inferlog.errors import InferlogError
+from inferlog.errors import InferlogError, IntegrityError, KeyDestroyed, StoreUnavailable
 from inferlog.privacy.frames import MAGIC as SEALED_FRAME
 from inferlog.record.model import Entry
 from inferlog.sdk.spool import DATA_START, Cursor, OrphanSpool, SpoolWriter, adopt_orphans
@@ -134,21 +134,22 @@ class Shipper:
     def _deliver(self, payloads: Sequence[bytes], origin: Path, replay: bool = False) -> bool:
         """Send until delivered; False only if asked to stop first."""
         entries: list[Entry] = []
+        frames: list[bytes] = []
         for payload in payloads:
             try:
                 frame = self.open_frame(payload) if self.open_frame is not None else payload
                 entries.append(_decoder.decode(frame))
+                frames.append(payload)
             except msgspec.DecodeError as exc:  # passed its CRC, so this is a bug: keep it aside
-                self._dead_letter(origin, payload, f"undecodable: {exc}")
-            except InferlogError as exc:  # a sealed frame whose key is gone, or that was altered
-                kept = msgspec.json.encode({"sealed_frame": base64.b64encode(payload).decode("ascii")})
-                self._dead_letter(origin, kept, f"unreadable: {exc}")
+                self._dead_letter(origin, _kept(payload), f"undecodable: {exc}")
+            except (KeyDestroyed, IntegrityError) as exc:  # its key is gone, or the frame was altered
+                self._dead_letter(origin, _kept(payload), f"unreadable: {exc}")
         backoff = 0.05
         sealed: list[Entry] | None = None
         while True:
             try:
                 if sealed is None:  # once: a retry resends the same ciphertext
-                    sealed = [self.seal(entry) for entry in entries] if self.seal is not None else entries
+                    sealed = self._seal_each(entries, frames, origin)
                 results = self.transport.send(sealed) if sealed else []
                 break
             except Exception as exc:  # noqa: BLE001 - any failure is retried; the spool keeps the data
@@ -159,6 +160,24 @@ class Shipper:
                 backoff = min(backoff * 2, self.max_backoff)
         self._count(results, sealed, origin, replay)
         return True
+
+    def _seal_each(self, entries: list[Entry], frames: list[bytes], origin: Path) -> list[Entry]:
+        """Each entry sealed; one that can never be (a value JSON cannot hold) is set aside, still sealed.
+
+        A key store that cannot be reached raises (the batch is retried later); anything else is about
+        that one entry, and must not hold back the ones behind it.
+        """
+        if self.seal is None:
+            return entries
+        sealed: list[Entry] = []
+        for entry, frame in zip(entries, frames, strict=True):
+            try:
+                sealed.append(self.seal(entry))
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this entry only: kept as its sealed frame
+                self._dead_letter(origin, _kept(frame), f"cannot be sealed: {exc}")
+        return sealed
 
     def _count(
         self, results: Sequence[AppendResult], entries: Sequence[Entry], origin: Path, replay: bool
@@ -175,6 +194,7 @@ class Shipper:
                 self._dead_letter(origin, msgspec.json.encode(entry), f"{result.status}: {result.reason}")
 
     def _dead_letter(self, origin: Path, data: bytes, reason: str) -> None:
+        """Keep a refused record aside in ``dead-letter/`` (JSON lines: the reason, and the record)."""
         self.counters.failed += 1
         log.error("record refused by the log and kept in dead-letter/ (%s)", reason)
         folder = origin.parent / "dead-letter"
@@ -190,10 +210,11 @@ class Shipper:
     def _replay(self, orphan: OrphanSpool) -> bool:
         log.info("replaying spool %s left by a process that ended", orphan.directory)
         for payloads, cursor in orphan.batches(self.batch_size):
-            if self.open_frame is None and any(p.startswith(SEALED_FRAME) for p in payloads):
+            if not self._can_open(payloads):
                 # Sealed by a Log that had a key store; this one has none: leave it for one that has.
                 log.warning(
-                    "spool %s holds sealed frames and this Log has no key store: left for later",
+                    "spool %s holds sealed frames this Log cannot open (no key store, another one, or it is "
+                    "down): left for a Log that can",
                     orphan.directory,
                 )
                 orphan.release()
@@ -204,6 +225,21 @@ class Shipper:
             orphan.ack(cursor)
         self.counters.torn += orphan.torn
         orphan.finish()
+        return True
+
+    def _can_open(self, payloads: Sequence[bytes]) -> bool:
+        """Whether this Log can open every sealed frame here (a destroyed key counts: that is final)."""
+        for payload in payloads:
+            if not payload.startswith(SEALED_FRAME):
+                continue
+            if self.open_frame is None:
+                return False
+            try:
+                self.open_frame(payload)
+            except KeyDestroyed:
+                continue
+            except InferlogError:
+                return False
         return True
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -232,3 +268,8 @@ class Shipper:
     def forget_after_fork(self) -> None:
         """In a forked child the threads do not exist; just make stop() a no-op."""
         self._stop.set()
+
+
+def _kept(frame: bytes) -> bytes:
+    """A spool frame as a dead letter keeps it: base64 (it may be sealed, and is binary either way)."""
+    return msgspec.json.encode({"frame": base64.b64encode(frame).decode("ascii")})
