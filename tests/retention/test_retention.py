@@ -172,3 +172,31 @@ def test_retention_of_one_system_never_destroys_another_systems_keys(
         gov.store.close()
     with inferlog.open(backend.url, system="a:b", config=config, spool_dir=tmp_path / "reader") as log:
         assert log.get(made["a:b"]).input == {"s": "a:b"}  # type: ignore[union-attr]
+
+
+def test_processes_recording_the_same_new_policy_at_once_record_it_once(tmp_path: Path) -> None:
+    """Four Governance handles that all decide the policy is new still leave one policy.changed entry."""
+    import threading
+
+    from inferlog.store.sqlite import SQLiteStore
+
+    config = tmp_path / "inferlog.toml"
+    config.write_text('[defaults]\nretention = "1y"\n')
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    stores = [SQLiteStore(url) for _ in range(4)]
+    start = threading.Barrier(4)
+
+    def record(store: SQLiteStore) -> None:
+        gov = Governance(store, load_policy(config), None)
+        start.wait()
+        gov.record_policy()
+
+    threads = [threading.Thread(target=record, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    entries = list(stores[0].query(inferlog.Query(kind="admin", limit=10)))
+    assert len(entries) == 1
+    for s in stores:
+        s.close()

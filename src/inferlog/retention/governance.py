@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +32,13 @@ class Governance:
     actor: str | None = None
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
-    def admin(self, action: str, details: dict[str, Any], system: str = LOG_SYSTEM) -> str:
-        """Append one ``admin`` entry; returns its id."""
+    def admin(
+        self, action: str, details: dict[str, Any], system: str = LOG_SYSTEM, entry_id: str | None = None
+    ) -> str:
+        """Append one ``admin`` entry; returns its id (``entry_id`` if given: a repeat is then a no-op)."""
         entry = AdminEntry(
-            id=uuid7(), system=system, ts=dt.datetime.now(dt.UTC), actor=self.actor, action=action,
-            details=details,
+            id=entry_id or uuid7(), system=system, ts=dt.datetime.now(dt.UTC), actor=self.actor,
+            action=action, details=details,
         )  # fmt: skip
         self.store.append(Pipeline().prepare_all([entry]))
         return entry.id
@@ -62,11 +66,13 @@ class Governance:
         Returns the new entry's id, or None when the log already records this exact policy.
         """
         last = self.store.query(Query(kind="admin", system=LOG_SYSTEM, order="desc", limit=1000))
+        previous = ""
         for stored in last:
             details = getattr(stored.entry, "details", {})
             if getattr(stored.entry, "action", None) == POLICY_CHANGED:
                 if details.get("digest") == self.policy.digest:
                     return None
+                previous = stored.id
                 break
         policy = self.policy.to_dict()
         for hold in policy.get("holds", []):  # the log outlives erasure: never a raw subject in it
@@ -78,4 +84,8 @@ class Governance:
         forced = self.policy.forced()
         if forced:
             details["forced_short_retention"] = [{"system": s, "reason": r} for s, r in forced]
-        return self.admin(POLICY_CHANGED, details)
+        # The id follows from (previous policy entry, this digest): processes that start together with
+        # the same new policy all write the same id, and the store keeps the first.
+        seed = hashlib.sha256(f"{previous}|{self.policy.digest}".encode()).digest()[:16]
+        entry_id = str(uuid.UUID(bytes=seed, version=4))
+        return self.admin(POLICY_CHANGED, details, entry_id=entry_id)
