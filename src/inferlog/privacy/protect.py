@@ -14,9 +14,9 @@ import msgspec
 
 from inferlog.errors import RecordInvalid
 from inferlog.privacy.policy import Policy
-from inferlog.privacy.pseudonym import Pseudonymizer, is_pseudonym
+from inferlog.privacy.pseudonym import Pseudonymizer
 from inferlog.privacy.redact import Redactor
-from inferlog.privacy.seal import PSEUDONYM_KEY, Keyring, Opener, Sealer, ensure_usable
+from inferlog.privacy.seal import PSEUDONYM_KEY, Keyring, Opener, Sealer, ensure_usable, subject_ref
 from inferlog.record.model import Entry
 
 Step = Callable[[Entry], Entry]
@@ -28,19 +28,20 @@ class Protection:
     def __init__(self, policy: Policy, keyring: Keyring | None = None) -> None:
         self.policy = policy
         self.keyring = keyring
-        self._steps: dict[str, list[Step]] = {}
         self._edge: dict[str, list[Step]] = {}
-        self._usable: set[str] = set()
         self._fields: dict[str, list[str]] = {}
-        self.sealer = Sealer(keyring, self._encrypted_fields) if keyring is not None else None
-        self.opener = Opener(keyring) if keyring is not None else None
+        self.sealer: Sealer | None = None
+        self.opener: Opener | None = None
+        if keyring is not None:
+            for rules in policy.all_systems():  # the defaults and every system section: all there is
+                ensure_usable(rules.encrypt)
+            self.sealer = Sealer(keyring, self._encrypted_fields)
+            self.opener = Opener(keyring)
 
     def _encrypted_fields(self, system: str) -> list[str]:
         fields = self._fields.get(system)
         if fields is None:
-            fields = self._fields[system] = (
-                list(self.policy.for_system(system).encrypt) if self.keyring else []
-            )
+            fields = self._fields[system] = list(self.policy.for_system(system).encrypt)
         return fields
 
     def edge_steps(self, system: str) -> list[Step]:
@@ -58,23 +59,9 @@ class Protection:
             self._edge[system] = steps
         return steps
 
-    def steps(self, system: str) -> list[Step]:
-        """Every processor for one system's entries, built once: the edge steps, then sealing."""
-        steps = self._steps.get(system)
-        if steps is None:
-            steps = list(self.edge_steps(system))
-            if self.sealer is not None:
-                ensure_usable(self._encrypted_fields(system))
-                steps.append(self.sealer)
-            self._steps[system] = steps
-        return steps
-
     def __call__(self, entry: Entry) -> Entry:
-        if _already_sealed(entry):
-            return entry
-        for step in self.steps(entry.system):
-            entry = step(entry)
-        return entry
+        """Everything the policy asks for: the edge steps, then sealing."""
+        return self.seal(self.edge(entry))
 
     def edge(self, entry: Entry) -> Entry:
         """Redact and pseudonymize only (the SDK's ``record()``; sealing follows on the shipper thread)."""
@@ -91,23 +78,15 @@ class Protection:
         """
         entry = self.edge(entry)
         subject = getattr(entry, "subject", None)
-        if self.sealer is not None and subject is not None and not is_pseudonym(subject):
-            entry = msgspec.structs.replace(entry, subject=self.sealer.pseudonym_of(subject))
+        if self.keyring is not None and subject is not None:
+            entry = msgspec.structs.replace(entry, subject=subject_ref(self.keyring, subject))
         return entry
 
     def seal(self, entry: Entry) -> Entry:
         """Seal only (after :meth:`edge`); entries of systems without encrypted fields pass through."""
         if self.sealer is None or _already_sealed(entry):
             return entry
-        if entry.system not in self._usable:
-            ensure_usable(self._encrypted_fields(entry.system))
-            self._usable.add(entry.system)
         return self.sealer(entry)
-
-    @property
-    def seals(self) -> bool:
-        """Whether this policy seals anything (it has a key store)."""
-        return self.sealer is not None
 
     @property
     def active(self) -> bool:

@@ -157,10 +157,6 @@ class Sealer:
         self._encode = msgspec.json.Encoder().encode
         self._pseudonyms: dict[str, str] = {}  # subject -> pseudonym: one HMAC per subject, not per entry
 
-    def pseudonym_of(self, subject: str) -> str:
-        """The subject's keyed pseudonym, as sealing stores it."""
-        return self._pseudonym(subject)
-
     def _pseudonym(self, subject: str) -> str:
         found = self._pseudonyms.get(subject)
         if found is None:

@@ -181,7 +181,7 @@ def _of_subjects(subjects: tuple[str, ...], d: Dialect, id_text: str) -> tuple[s
     own, own_params = d.any_of("subject", subjects)
     about, about_params = d.any_of("s.subject", subjects)
     clause = (
-        f"({own} OR inference_id IN (SELECT {id_text.replace('id', 's.id')} FROM {d.table} s "
+        f"({own} OR inference_id IN (SELECT s.{id_text} FROM {d.table} s "
         f"WHERE s.kind = 'inference' AND {about}))"
     )
     return clause, own_params + about_params
