@@ -57,7 +57,8 @@ def test_a_sealed_spool_left_by_a_dead_process_is_replayed(tmp_path: Path) -> No
     child = textwrap.dedent(
         f"""
         import os, inferlog
-        log = inferlog.open({url!r}, system="s", config={str(config)!r}, durability="machine")
+        log = inferlog.open("http://127.0.0.1:9", api_key="k", system="s", config={str(config)!r},
+                            spool_dir={str(tmp_path / "log.db-spool")!r}, durability="machine")
         ids = [log.record(model=inferlog.Model("m", "1"), input={{"who": {PLANTED!r}, "i": i}}) for i in range(50)]
         print(",".join(ids), flush=True)
         os.kill(os.getpid(), 9)
@@ -72,6 +73,7 @@ def test_a_sealed_spool_left_by_a_dead_process_is_replayed(tmp_path: Path) -> No
     assert PLANTED.encode() not in raw
     with inferlog.open(url, system="s") as log:  # no policy, no key store: the sealed spool waits
         assert log.flush(timeout=60)
+        assert all(log.store.get(i) is None for i in ids)  # type: ignore[union-attr]
     assert not list(tmp_path.rglob("dead-letter"))
     with inferlog.open(url, system="s", config=config) as log:
         assert log.flush(timeout=60)
@@ -136,7 +138,8 @@ def test_an_orphan_sealed_under_another_key_store_is_left_for_its_owner(tmp_path
     child = textwrap.dedent(
         f"""
         import os, inferlog
-        log = inferlog.open({url!r}, system="s", config={str(theirs)!r}, durability="machine")
+        log = inferlog.open("http://127.0.0.1:9", api_key="k", system="s", config={str(theirs)!r},
+                            spool_dir={str(tmp_path / "log.db-spool")!r}, durability="machine")
         ids = [log.record(model=inferlog.Model("m", "1"), input={{"i": i}}) for i in range(20)]
         print(",".join(ids), flush=True)
         os.kill(os.getpid(), 9)
@@ -147,6 +150,7 @@ def test_an_orphan_sealed_under_another_key_store_is_left_for_its_owner(tmp_path
     assert len(ids) == 20, out.stderr
     with inferlog.open(url, system="s", config=mine) as log:
         assert log.flush(timeout=30)
+        assert all(log.store.get(i) is None for i in ids)  # type: ignore[union-attr]
     assert not list(tmp_path.rglob("dead-letter"))
     with inferlog.open(url, system="s", config=theirs) as log:
         assert log.flush(timeout=60)
