@@ -24,6 +24,7 @@ import msgspec
 from inferlog.ledger.hashing import leaf_hash
 from inferlog.record.canonical import canonical_json
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, Model, WrappedKey, kind_of
+from inferlog.record.validate import check_entry
 
 Processor = Callable[[Entry], Entry]
 
@@ -129,6 +130,7 @@ class Pipeline:
         self.processors = list(processors)
 
     def prepare(self, entry: Entry) -> Prepared:
+        check_entry(entry)  # every way in (SDK, HTTP, sinks, import) meets the same limits here
         for processor in self.processors:
             entry = processor(entry)
         key = None

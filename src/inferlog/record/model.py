@@ -32,7 +32,7 @@ STATUSES: tuple[Status, ...] = ("ok", "error")
 SOURCES: tuple[Source, ...] = ("sdk", "http", "oip", "kserve", "seldon", "otlp", "broker", "import")
 
 
-class Model(msgspec.Struct, frozen=True, omit_defaults=True):
+class Model(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """The exact model that answered: name and version, ideally the artifact digest and lineage."""
 
     name: Name
@@ -42,7 +42,7 @@ class Model(msgspec.Struct, frozen=True, omit_defaults=True):
     provider: str | None = None
 
 
-class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """What went wrong in a failed inference (R3)."""
 
     type: Name
@@ -77,7 +77,8 @@ class Sealed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     dek: WrappedKey | None = None  # only in transit; the store keeps it beside the body
 
 
-class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind"):
+class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind", forbid_unknown_fields=True):
+    # Unknown fields are refused, not dropped: a producer that misspells ``atributes`` must hear so.
     id: EntryId
     system: Name
     ts: Timestamp

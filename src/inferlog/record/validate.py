@@ -2,23 +2,49 @@
 
 Every refusal is a :class:`RecordInvalid` whose message names the field and the reason, e.g.
 ``field `model.name`: Expected `str`, got `int```.
+
+Values nest at most :data:`MAX_DEPTH` arrays/objects deep (see docs/data-dictionary.md). The limit is
+checked where a value enters (``record()``, every HTTP route and sink, imports) and again by the
+pipeline, so a record that could never be decoded, canonicalized or stored is refused at the door
+instead of poisoning the spool or a sink's pending file behind it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
 
 from inferlog.errors import RecordInvalid
+from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry
 
+MAX_DEPTH = 64
+"""How many arrays/objects a field's value may nest (the field's own object or array counts)."""
+
+# The fields whose values are free-form JSON, per entry type (everything else is typed and shallow).
+_FREE_FORM = (
+    "input",
+    "output",
+    "parameters",
+    "attributes",
+    "label",
+    "outcome",
+    "override",
+    "query",
+    "details",
+)
+SCALAR_TYPES = _SCALARS = frozenset({str, int, float, bool, type(None)})
+# Produced by the pipeline or an export, never by a producer; dropped from what a client sends.
+_ASSIGNED = ("seq", "logged_at", "purged")
+
 _AT_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
 
 _json_decoder = msgspec.json.Decoder(Entry)
 
@@ -28,23 +54,92 @@ def _invalid(exc: msgspec.ValidationError, index: int | None = None) -> RecordIn
     reason = match.group("reason") if match else str(exc)
     path = (match.group("path") if match else None) or "$"
     field = path[2:] if path.startswith("$.") else ("" if path == "$" else path[1:])
-    missing = _MISSING.match(reason)
-    if missing:
-        name = missing.group("name")
-        field = f"{field}.{name}" if field else name
-        reason = "is required"
+    for pattern, says in ((_MISSING, "is required"), (_UNKNOWN, "is not a field of this entry kind")):
+        named = pattern.match(reason)
+        if named:
+            name = named.group("name")
+            field = f"{field}.{name}" if field else name
+            reason = says
     return RecordInvalid(reason, field=field or None, index=index)
+
+
+def too_deep(value: Any, budget: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests more than ``budget`` arrays/objects (a scalar nests none).
+
+    Cheap on the common shapes: a container of scalars is checked by one C-level pass over the types
+    of its items; only containers holding containers are descended into, never past ``budget``
+    (so a cycle, or a list nested a million deep, costs at most ``budget`` levels).
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return False
+    children: Iterable[Any]
+    if kind is dict:
+        children = value.values()
+    elif kind is list or kind is tuple:
+        children = value
+    elif isinstance(value, Mapping):
+        children = value.values()
+    elif isinstance(value, list | tuple):
+        children = value
+    else:  # an array-like (numpy) nests its dimensions; anything else is the encoder's business
+        ndim = getattr(value, "ndim", None)
+        return type(ndim) is int and ndim > budget
+    if budget <= 0:
+        return True
+    if _SCALARS.issuperset(map(type, children)):
+        return False
+    return any(too_deep(child, budget - 1) for child in children)
+
+
+def deeper_than_allowed(field: str, index: int | None = None) -> RecordInvalid:
+    """The one refusal for a value nested past :data:`MAX_DEPTH`."""
+    return RecordInvalid(
+        f"is nested deeper than {MAX_DEPTH} arrays/objects, the limit", field=field, index=index
+    )
+
+
+def check_depth(values: Mapping[str, Any], index: int | None = None) -> None:
+    """Refuse the first of ``values`` (field name -> value) nested past :data:`MAX_DEPTH`."""
+    for field, value in values.items():
+        if type(value) not in _SCALARS and too_deep(value):
+            raise deeper_than_allowed(field, index)
+
+
+def check_entry(entry: Entry, index: int | None = None) -> Entry:
+    """What a typed entry can still hold that no store could keep: values nested too deep, a time
+    that is not a time once in UTC. Refused here, by field, rather than found by the store later."""
+    check_depth({name: getattr(entry, name, None) for name in _FREE_FORM}, index)
+    try:
+        format_timestamp(entry.ts)
+    except RecordInvalid as exc:
+        raise RecordInvalid(exc.reason, field="ts", index=index) from None
+    return entry
+
+
+def decode_json(data: bytes | str, what: str = "body", index: int | None = None) -> Any:
+    """JSON text as Python values; too deep for the parser is a refusal naming the limit, not a crash."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise RecordInvalid(f"{what} is not valid JSON ({exc})", index=index) from None
+    except RecursionError:
+        raise RecordInvalid(
+            f"{what} is nested deeper than {MAX_DEPTH} arrays/objects, the limit", index=index
+        ) from None
 
 
 def decode_entry(data: bytes) -> Entry:
     """Decode and validate one entry from JSON bytes (the spool, NDJSON bodies)."""
     try:
         entry: Entry = _json_decoder.decode(data)
-        return entry
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from None
     except msgspec.DecodeError as exc:
         raise RecordInvalid(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise RecordInvalid(f"is nested deeper than {MAX_DEPTH} arrays/objects, the limit") from None
+    return check_entry(entry)
 
 
 def to_entry(
@@ -69,10 +164,14 @@ def to_entry(
         obj.setdefault("system", system)
     if source is not None and obj["kind"] == "inference":
         obj.setdefault("source", source)
-    for drop in ("seq", "logged_at"):  # assigned by the store; present in exports we re-import
+    for drop in _ASSIGNED:  # assigned by the store; present in exports we re-import
         obj.pop(drop, None)
     try:
         entry: Entry = msgspec.convert(obj, Entry)
     except msgspec.ValidationError as exc:
         raise _invalid(exc, index) from None
-    return entry
+    except RecursionError:
+        raise RecordInvalid(
+            f"is nested deeper than {MAX_DEPTH} arrays/objects, the limit", index=index
+        ) from None
+    return check_entry(entry, index)

@@ -38,6 +38,8 @@ from inferlog.record.model import (
     Source,
     StoredEntry,
 )
+from inferlog.record.validate import SCALAR_TYPES as _SCALARS
+from inferlog.record.validate import check_depth, deeper_than_allowed, too_deep
 from inferlog.sdk.http import HttpReader
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
@@ -206,6 +208,14 @@ class Log:
                 subject=subject, actor=actor, request_id=request_id, trace_id=trace_id,
                 span_id=span_id, parent_id=parent_id, session_id=session_id,
             )  # fmt: skip
+        for name, value in (
+            ("input", input),
+            ("output", output),
+            ("parameters", parameters),
+            ("attributes", attributes),
+        ):
+            if type(value) not in _SCALARS and too_deep(value):  # refused now, not by the shipper later
+                raise deeper_than_allowed(name)
         entry = InferenceRecord(
             id=id or uuid7(),
             system=self.system,
@@ -245,6 +255,7 @@ class Log:
         """Record ground truth, an outcome, or a human review/override of one inference (R5, R14)."""
         if type(inference_id) is not str or not is_uuid(inference_id):
             raise RecordInvalid(f"must be an inference id, got {inference_id!r}", field="inference_id")
+        check_depth({"label": label, "outcome": outcome, "override": override, "attributes": attributes})
         entry = FeedbackEntry(
             id=uuid7(),
             system=self.system,

@@ -15,14 +15,15 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import msgspec
 
-from inferlog.errors import InferlogError, IntegrityError, KeyDestroyed, StoreUnavailable
+from inferlog.errors import InferlogError, IntegrityError, KeyDestroyed, RecordInvalid, StoreUnavailable
 from inferlog.privacy.frames import MAGIC as SEALED_FRAME
 from inferlog.record.model import Entry
+from inferlog.record.validate import check_entry
 from inferlog.sdk.spool import DATA_START, Cursor, OrphanSpool, SpoolWriter, adopt_orphans
 from inferlog.sdk.transport import Transport
 from inferlog.store.base import AppendResult
@@ -97,30 +98,42 @@ class Shipper:
     # -- shipper ------------------------------------------------------------------------------
 
     def _ship_loop(self) -> None:
-        self._replay_orphans()
+        self._replay_orphans_safely()
         self._orphans_done.set()
         next_orphan_scan = time.monotonic() + 30.0
         while not self._stop.is_set():
-            payloads, after = self.spool.read(self.cursor, self.batch_size)
-            if not payloads:
-                if after != self.cursor:
-                    self.cursor = after
-                    self.spool.release_before(after.segment)
+            try:
+                payloads, after = self.spool.read(self.cursor, self.batch_size)
+                if not payloads:
+                    if after != self.cursor:
+                        self.cursor = after
+                        self.spool.release_before(after.segment)
+                        continue
+                    if time.monotonic() > next_orphan_scan:
+                        self._replay_orphans_safely()
+                        next_orphan_scan = time.monotonic() + 30.0
+                    self._after_delivery()
+                    self._wake.wait(self.commit_interval)
+                    self._wake.clear()
                     continue
-                if time.monotonic() > next_orphan_scan:
-                    self._replay_orphans()
-                    next_orphan_scan = time.monotonic() + 30.0
-                self._after_delivery()
-                self._wake.wait(self.commit_interval)
-                self._wake.clear()
+                if not self._deliver(payloads, self.spool.directory):
+                    continue  # stopping
+            except Exception:
+                log.exception("the shipper hit an unexpected error; it goes on in %.1fs", self.max_backoff)
+                self._stop.wait(self.max_backoff)
                 continue
-            if not self._deliver(payloads, self.spool.directory):
-                continue  # stopping
             self.cursor = after
             with self._progress:
                 self.delivered += len(payloads)
                 self._progress.notify_all()
             self._after_delivery()
+
+    def _replay_orphans_safely(self) -> None:
+        """Replay dead processes' spools; a failure there is logged and tried again on the next scan."""
+        try:
+            self._replay_orphans()
+        except Exception:
+            log.exception("replaying a spool left by an ended process failed; it is tried again later")
 
     def _after_delivery(self) -> None:
         if self.after_delivery is None:
@@ -132,25 +145,21 @@ class Shipper:
             log.exception("making a checkpoint failed")
 
     def _deliver(self, payloads: Sequence[bytes], origin: Path, replay: bool = False) -> bool:
-        """Send until delivered; False only if asked to stop first."""
-        entries: list[Entry] = []
-        frames: list[bytes] = []
-        for payload in payloads:
-            try:
-                frame = self.open_frame(payload) if self.open_frame is not None else payload
-                entries.append(_decoder.decode(frame))
-                frames.append(payload)
-            except msgspec.DecodeError as exc:  # passed its CRC, so this is a bug: keep it aside
-                self._dead_letter(origin, _kept(payload), f"undecodable: {exc}")
-            except (KeyDestroyed, IntegrityError) as exc:  # its key is gone, or the frame was altered
-                self._dead_letter(origin, _kept(payload), f"unreadable: {exc}")
+        """Send until delivered; False only if asked to stop first.
+
+        A frame that can never be stored (undecodable, nested too deep, unsealable) is dead-lettered
+        once, when the batch is first prepared, and the rest go on: one poison record never holds back
+        the ones behind it. Only what may pass (the key store or the transport being down) is retried.
+        """
         backoff = 0.05
-        sealed: list[Entry] | None = None
+        batch: _Batch | None = None
         while True:
             try:
-                if sealed is None:  # once: a retry resends the same ciphertext
-                    sealed = self._seal_each(entries, frames, origin)
-                results = self.transport.send(sealed) if sealed else []
+                if batch is None:  # once: a retry resends the same ciphertext, and refuses nothing twice
+                    batch = self._prepare(payloads)
+                    for frame, reason in batch.refused:
+                        self._dead_letter(origin, _kept(frame), reason)
+                results = self.transport.send(batch.entries) if batch.entries else []
                 break
             except Exception as exc:  # noqa: BLE001 - any failure is retried; the spool keeps the data
                 self.counters.retries += 1
@@ -158,32 +167,47 @@ class Shipper:
                 if self._stop.wait(backoff * (0.5 + random.random())):  # noqa: S311 - jitter, not secrets
                     return False
                 backoff = min(backoff * 2, self.max_backoff)
-        self._count(results, sealed, origin, replay)
+        self._count(results, batch, origin, replay)
         return True
 
-    def _seal_each(self, entries: list[Entry], frames: list[bytes], origin: Path) -> list[Entry]:
-        """Each entry sealed; one that can never be (a value JSON cannot hold) is set aside, still sealed.
+    def _prepare(self, payloads: Sequence[bytes]) -> _Batch:
+        """Each frame decoded, checked and sealed, or refused with its reason.
 
-        A key store that cannot be reached raises (the batch is retried later); anything else is about
-        that one entry, and must not hold back the ones behind it.
+        Raises only :class:`StoreUnavailable` (a key store that cannot be reached: the whole batch is
+        tried again later). Anything else is about one frame, whatever it is (a RecursionError from a
+        value nested too deep for the decoder, a bug): that frame is refused, never the batch.
         """
-        if self.seal is None:
-            return entries
-        sealed: list[Entry] = []
-        for entry, frame in zip(entries, frames, strict=True):
+        batch = _Batch()
+        for payload in payloads:
             try:
-                sealed.append(self.seal(entry))
+                frame = self.open_frame(payload) if self.open_frame is not None else payload
+                entry = check_entry(_decoder.decode(frame))
             except StoreUnavailable:
                 raise
-            except Exception as exc:  # noqa: BLE001 - this entry only: kept as its sealed frame
-                self._dead_letter(origin, _kept(frame), f"cannot be sealed: {exc}")
-        return sealed
+            except (KeyDestroyed, IntegrityError) as exc:  # its key is gone, or the frame was altered
+                batch.refused.append((payload, f"unreadable: {exc}"))
+                continue
+            except RecordInvalid as exc:
+                batch.refused.append((payload, f"invalid: {exc}"))
+                continue
+            except Exception as exc:  # noqa: BLE001 - passed its CRC, so this is a bug: keep it aside
+                batch.refused.append((payload, f"undecodable: {type(exc).__name__}: {exc}"))
+                continue
+            if self.seal is not None:
+                try:
+                    entry = self.seal(entry)
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - this entry only: kept as its sealed frame
+                    batch.refused.append((payload, f"cannot be sealed: {exc}"))
+                    continue
+            batch.entries.append(entry)
+            batch.frames.append(payload)
+        return batch
 
-    def _count(
-        self, results: Sequence[AppendResult], entries: Sequence[Entry], origin: Path, replay: bool
-    ) -> None:
+    def _count(self, results: Sequence[AppendResult], batch: _Batch, origin: Path, replay: bool) -> None:
         c = self.counters
-        for result, entry in zip(results, entries, strict=True):
+        for result, entry, frame in zip(results, batch.entries, batch.frames, strict=True):
             if result.status == "new":
                 c.shipped += 1
                 if replay:
@@ -191,21 +215,31 @@ class Shipper:
             elif result.status == "duplicate":
                 c.duplicates += 1
             else:
-                self._dead_letter(origin, msgspec.json.encode(entry), f"{result.status}: {result.reason}")
+                self._dead_letter(origin, _as_letter(entry, frame), f"{result.status}: {result.reason}")
 
     def _dead_letter(self, origin: Path, data: bytes, reason: str) -> None:
         """Keep a refused record aside in ``dead-letter/`` (JSON lines: the reason, and the record)."""
         self.counters.failed += 1
         log.error("record refused by the log and kept in dead-letter/ (%s)", reason)
         folder = origin.parent / "dead-letter"
-        folder.mkdir(exist_ok=True)
-        with open(folder / f"{origin.name}.jsonl", "ab") as fh:
-            fh.write(msgspec.json.encode({"reason": reason, "record": msgspec.Raw(data)}) + b"\n")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f"{origin.name}.jsonl", "ab") as fh:
+                fh.write(msgspec.json.encode({"reason": reason, "record": msgspec.Raw(data)}) + b"\n")
+        except OSError as exc:  # the spool's folder is gone or full: say so, and do not stop shipping
+            log.error("could not write the dead letter to %s: %s", folder, exc)
 
     def _replay_orphans(self) -> None:
-        for orphan in adopt_orphans(self.spool.root, own=self.spool.directory):
-            if not self._replay(orphan):
-                return
+        orphans = adopt_orphans(self.spool.root, own=self.spool.directory)
+        try:
+            while orphans:
+                if not self._replay(orphans[0]):
+                    orphans.pop(0)  # released by _replay
+                    return
+                orphans.pop(0)
+        finally:
+            for orphan in orphans:  # not replayed (stopping, or a failure): given back for a later scan
+                orphan.release()
 
     def _replay(self, orphan: OrphanSpool) -> bool:
         log.info("replaying spool %s left by a process that ended", orphan.directory)
@@ -268,6 +302,23 @@ class Shipper:
     def forget_after_fork(self) -> None:
         """In a forked child the threads do not exist; just make stop() a no-op."""
         self._stop.set()
+
+
+@dataclass
+class _Batch:
+    """Spool frames made ready to send: the entries (with the frame each came from) and the refused."""
+
+    entries: list[Entry] = field(default_factory=list)
+    frames: list[bytes] = field(default_factory=list)
+    refused: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+def _as_letter(entry: Entry, frame: bytes) -> bytes:
+    """A refused entry as JSON (readable), or as its spool frame if even that cannot be written."""
+    try:
+        return msgspec.json.encode(entry)
+    except Exception:  # noqa: BLE001 - whatever it is, the frame keeps the record byte for byte
+        return _kept(frame)
 
 
 def _kept(frame: bytes) -> bytes:

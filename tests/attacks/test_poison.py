@@ -1,0 +1,190 @@
+"""One poison record must never stop delivery: refused where it enters, or set aside once, never blocking.
+
+The attacker (or an unlucky producer) sends a value nested far deeper than any model input, or a half of
+an inference that no store could keep. Before these fixes the SDK acknowledged it and its shipper thread
+died, and the KServe/Seldon sinks answered 500 to every later event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import inferlog
+from inferlog.errors import RecordInvalid, StoreUnavailable
+from inferlog.record.model import Entry, InferenceRecord
+from inferlog.sdk.shipper import Counters, Shipper
+from inferlog.sdk.spool import SpoolWriter
+from inferlog.sdk.transport import CapturingTransport
+from inferlog.store.base import Query
+from inferlog.store.sqlite import SQLiteStore
+from inferlog.testing import make_record
+
+MODEL = inferlog.Model("poison", "1")
+MAX_DEPTH = 64  # the documented nesting limit (docs/data-dictionary.md)
+
+
+def nested(depth: int) -> list[Any]:
+    """A list nested ``depth`` levels deep: ``[[[...]]]``."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
+
+
+def dead_letters(spool: Path) -> list[dict[str, Any]]:
+    return [
+        msgspec.json.decode(line)
+        for f in spool.rglob("dead-letter/*.jsonl")
+        for line in f.read_bytes().splitlines()
+    ]
+
+
+def spool_frame(entry: Entry) -> bytes:
+    """What ``record()`` writes into the spool for an entry (bypassing its checks)."""
+    return msgspec.msgpack.encode(entry)
+
+
+def deep_frame(depth: int = 5000) -> bytes:
+    """A spool frame whose ``input`` is ``depth`` msgpack arrays deep: written by hand, since no encoder
+    would (the stack depth of the test runner decides where they stop)."""
+    marker = "@poison-marker@"
+    frame = spool_frame(make_record(system="s", input=marker))
+    return frame.replace(msgspec.msgpack.encode(marker), b"\x91" * (depth - 1) + b"\x90")
+
+
+# -- the SDK ----------------------------------------------------------------------------------------
+
+
+def test_record_refuses_a_value_nested_past_the_limit_before_acknowledging(tmp_path: Path) -> None:
+    """``record(input=<995 levels>)`` raises RecordInvalid naming `input`, and the 10 records after it ship."""
+    log = inferlog.open(f"sqlite:///{tmp_path / 'log.db'}", system="s", spool_dir=tmp_path / "spool")
+    try:
+        with pytest.raises(RecordInvalid, match=r"input.*nested deeper than 64"):
+            log.record(model=MODEL, input=nested(995))
+        with pytest.raises(RecordInvalid, match="attributes"):
+            log.record(model=MODEL, attributes={"a": nested(MAX_DEPTH)})
+        with pytest.raises(RecordInvalid, match="label"):
+            log.feedback(log.record(model=MODEL), label=nested(MAX_DEPTH + 1))
+        log.record(model=MODEL, input=nested(MAX_DEPTH))  # at the limit: accepted
+        ids = [log.record(model=MODEL, input=i) for i in range(10)]
+        assert log.flush(timeout=30)
+        assert all(log.get(i) is not None for i in ids)
+        assert log.counters.failed == 0
+    finally:
+        log.close()
+
+
+def test_a_poison_frame_in_the_spool_is_dead_lettered_once_and_the_rest_ship(tmp_path: Path) -> None:
+    """A frame too deep to decode (written past record()'s check) is set aside; the 10 behind it are delivered."""
+    log = inferlog.open(f"sqlite:///{tmp_path / 'log.db'}", system="s", spool_dir=tmp_path / "spool")
+    try:
+        log._spool.append(deep_frame())
+        log._spool.append(spool_frame(make_record(system="s", input=nested(MAX_DEPTH + 5))))
+        ids = [log.record(model=MODEL, input=i) for i in range(10)]
+        assert log.flush(timeout=30)
+        assert all(log.get(i) is not None for i in ids)
+        assert log.counters.failed == 2
+        assert len(dead_letters(tmp_path / "spool")) == 2
+        later = log.record(model=MODEL, input="after")
+        assert log.flush(timeout=30)
+        assert log.get(later) is not None
+    finally:
+        log.close()
+
+
+def test_reopening_a_spool_that_holds_a_poison_frame_delivers_the_rest(tmp_path: Path) -> None:
+    """A dead process's spool with a poison frame first is replayed without crashing: 10 good records arrive."""
+    spool = SpoolWriter(tmp_path / "spool", segment_bytes=1 << 20, max_bytes=1 << 24, block_timeout=1.0)
+    spool.append(deep_frame())
+    good = [make_record(system="s", input=i) for i in range(10)]
+    for entry in good:
+        spool.append(spool_frame(entry))
+    spool.close(delivered=False)  # as a process that ended before shipping leaves it
+    log = inferlog.open(f"sqlite:///{tmp_path / 'log.db'}", system="s", spool_dir=tmp_path / "spool")
+    try:
+        assert log.flush(timeout=30)
+        assert all(log.get(e.id) is not None for e in good)
+        assert log.counters.failed == 1
+    finally:
+        log.close()
+
+
+def test_an_unsealable_entry_is_dead_lettered_once_when_the_key_store_flaps(tmp_path: Path) -> None:
+    """A batch retried because the key store was down does not dead-letter its unsealable entry a second time."""
+    calls = {"flaky": 0}
+
+    def seal(entry: Entry) -> Entry:
+        assert isinstance(entry, InferenceRecord)
+        if entry.input == "bad":
+            raise ValueError("a value JSON cannot hold")
+        if entry.input == "flaky" and calls["flaky"] == 0:
+            calls["flaky"] += 1
+            raise StoreUnavailable("the key store is restarting")
+        return entry
+
+    spool = SpoolWriter(tmp_path / "spool", segment_bytes=1 << 20, max_bytes=1 << 24, block_timeout=1.0)
+    for value in ("bad", "flaky", "fine"):
+        spool.append(spool_frame(make_record(system="s", input=value)))
+    transport = CapturingTransport()
+    counters = Counters()
+    shipper = Shipper(spool, transport, counters, commit_interval=0.005, batch_size=100, seal=seal)
+    try:
+        assert shipper.flush(3, timeout=30)
+        assert [e.input for e in transport.entries if isinstance(e, InferenceRecord)] == ["flaky", "fine"]
+        assert counters.failed == 1
+        assert len(dead_letters(tmp_path / "spool")) == 1
+    finally:
+        shipper.stop()
+        spool.close(delivered=True)
+
+
+def test_the_shipper_outlives_a_transport_that_raises_anything(tmp_path: Path) -> None:
+    """A transport raising RecursionError once (not an InferlogError) is retried, not the end of shipping."""
+
+    class Hiccup(CapturingTransport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.failures = 1
+
+        def send(self, batch: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise RecursionError("deep inside a third-party transport")
+            return super().send(batch)
+
+    transport = Hiccup()
+    log = inferlog.sdk.client.Log(transport, system="s", spool_dir=tmp_path / "spool")
+    try:
+        ids = [log.record(model=MODEL, input=i) for i in range(5)]
+        assert log.flush(timeout=30)
+        assert [e.id for e in transport.entries] == ids
+        assert any(t.name == "inferlog-shipper" for t in threading.enumerate())
+    finally:
+        log.close()
+
+
+def test_the_pipeline_refuses_a_too_deep_entry_on_every_path(tmp_path: Path) -> None:
+    """An entry built past the SDK's check (65 levels) is refused by the store's pipeline, naming the field."""
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}")
+    try:
+        with pytest.raises(RecordInvalid, match="output"):
+            inferlog.pipeline.Pipeline().prepare(make_record(output={"x": nested(MAX_DEPTH)}))
+        assert store.query(Query()).entries == []
+    finally:
+        store.close()
