@@ -18,6 +18,7 @@ import pytest
 
 import inferlog
 from inferlog.errors import RecordInvalid, StoreUnavailable
+from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, InferenceRecord
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
@@ -25,6 +26,10 @@ from inferlog.sdk.transport import CapturingTransport
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
+from tests.server import conftest as server_fixtures
+from tests.server.conftest import Server
+
+server = server_fixtures.server  # the API fixture, on SQLite and PostgreSQL
 
 MODEL = inferlog.Model("poison", "1")
 MAX_DEPTH = 64  # the documented nesting limit (docs/data-dictionary.md)
@@ -188,3 +193,52 @@ def test_the_pipeline_refuses_a_too_deep_entry_on_every_path(tmp_path: Path) -> 
         assert store.query(Query()).entries == []
     finally:
         store.close()
+
+
+# -- POST /v1/records -------------------------------------------------------------------------------
+
+
+def deep_json(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def record_json(input_json: str) -> bytes:
+    """A complete record as JSON text with ``input_json`` spliced in verbatim (no encoder involved)."""
+    return (
+        f'{{"id":"{uuid7()}","ts":"2026-05-01T10:00:00Z","model":{{"name":"m","version":"1"}},"input":{input_json}}}'
+    ).encode()
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1_000, 5_000, 30_000])
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_post_records_refuses_deep_nesting_with_422(server: Server, depth: int, content_type: str) -> None:
+    """A record nested past the limit is 422 naming the limit (never 500), as an array or as NDJSON."""
+    body = record_json(deep_json(depth))
+    if content_type == "application/json":
+        body = b"[" + body + b"]"
+    r = server.client.post(
+        "/v1/records", content=body, headers=server.as_("ingest") | {"Content-Type": content_type}
+    )
+    assert r.status_code == 422, r.text
+    assert "nested deeper than 64" in r.json()["message"]
+    assert server.store.query(Query(kind="inference")).entries == []
+    ok = server.client.post(
+        "/v1/records", content=b"[" + record_json(deep_json(MAX_DEPTH)) + b"]", headers=server.as_("ingest")
+    )
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000])
+def test_feedback_refuses_deep_nesting_with_422(server: Server, depth: int) -> None:
+    """A feedback label nested past the limit is 422 naming the field, never 500."""
+    rid = server.client.post(
+        "/v1/records", content=b"[" + record_json("1") + b"]", headers=server.as_("ingest")
+    ).json()["results"][0]["id"]
+    body = (f'{{"label": {deep_json(depth)}}}').encode()
+    r = server.client.post(
+        f"/v1/records/{rid}/feedback",
+        content=body,
+        headers=server.as_("ingest") | {"Content-Type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert server.store.query(Query(kind="feedback")).entries == []

@@ -12,6 +12,7 @@ instead of poisoning the spool or a sink's pending file behind it.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -106,6 +107,22 @@ def check_depth(values: Mapping[str, Any], index: int | None = None) -> None:
             raise deeper_than_allowed(field, index)
 
 
+def check_finite(value: Any) -> None:
+    """Refuse a number JSON cannot carry (infinity, NaN), where a parser made one from ``1e400``.
+
+    Only for values parsed from JSON text: the SDK's NaN (a missing feature) is kept as ``null`` by
+    the canonical form, as documented; JSON text has no NaN, so one found here came from overflow.
+    """
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise RecordInvalid("is a number out of range (JSON numbers must fit a 64-bit float)")
+    elif kind is dict or kind is list:
+        for child in value.values() if kind is dict else value:
+            if type(child) in (float, dict, list):
+                check_finite(child)
+
+
 def check_entry(entry: Entry, index: int | None = None) -> Entry:
     """What a typed entry can still hold that no store could keep: values nested too deep, a time
     that is not a time once in UTC. Refused here, by field, rather than found by the store later."""
@@ -122,11 +139,56 @@ def decode_json(data: bytes | str, what: str = "body", index: int | None = None)
     try:
         return msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
+        if str(exc).startswith("Number out of range"):
+            raise _out_of_range(data, index) from None
         raise RecordInvalid(f"{what} is not valid JSON ({exc})", index=index) from None
     except RecursionError:
         raise RecordInvalid(
             f"{what} is nested deeper than {MAX_DEPTH} arrays/objects, the limit", index=index
         ) from None
+
+
+class _OutOfRange:
+    """Stands in for a number literal too large for a float, so its path can be found."""
+
+
+def _keep_out_of_range(text: str) -> Any:
+    number = float(text)
+    return number if math.isfinite(number) else _OutOfRange()
+
+
+_marking_decoder = msgspec.json.Decoder(float_hook=_keep_out_of_range)
+
+
+def _out_of_range(data: bytes | str, index: int | None) -> RecordInvalid:
+    """The refusal of a number no float can hold (``1e400``), naming where it is (error path only)."""
+    try:
+        steps = _path_to(_marking_decoder.decode(data), _OutOfRange) or []
+    except (msgspec.DecodeError, RecursionError):  # too deep to locate: refused all the same
+        steps = []
+    if index is None and steps and isinstance(steps[0], int):
+        index = int(steps.pop(0))
+    field = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps).lstrip(".")
+    return RecordInvalid(
+        "is a number out of range (JSON numbers must fit a 64-bit float)", field=field or None, index=index
+    )
+
+
+def _path_to(value: Any, kind: type) -> list[str | int] | None:
+    if isinstance(value, kind):
+        return []
+    items: Iterable[tuple[str | int, Any]]
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for step, child in items:
+        found = _path_to(child, kind)
+        if found is not None:
+            return [step, *found]
+    return None
 
 
 def decode_entry(data: bytes) -> Entry:

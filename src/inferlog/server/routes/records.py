@@ -14,11 +14,12 @@ from inferlog.errors import NotFound, RecordInvalid
 from inferlog.query.filters import build_query
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, StoredEntry, kind_of
-from inferlog.record.validate import to_entry
+from inferlog.record.validate import check_entry, decode_json, to_entry
 from inferlog.server.auth import Forbidden, Principal
 from inferlog.server.body import read_body
 from inferlog.server.deps import State, Who
-from inferlog.server.schemas import RECORDS_BODY, FeedbackBody
+from inferlog.server.schemas import FEEDBACK_BODY, RECORDS_BODY, FeedbackBody, feedback_body
+from inferlog.server.state import ServerState
 
 router = APIRouter(prefix="/v1", tags=["records"])
 
@@ -40,22 +41,22 @@ def _objects(body: bytes, content_type: str) -> list[Any]:
         or not text.startswith((b"[", b"{"))
         or (text.startswith(b"{") and b"\n" in text)
     ):
-        objects = []
-        for number, line in enumerate(text.splitlines()):
-            if line.strip():
-                try:
-                    objects.append(msgspec.json.decode(line))
-                except msgspec.DecodeError as exc:
-                    raise RecordInvalid(f"line is not valid JSON ({exc})", index=number) from None
-        return objects
-    try:
-        data = msgspec.json.decode(text)
-    except msgspec.DecodeError as exc:
-        raise RecordInvalid(f"body is not valid JSON ({exc})") from None
+        lines = [line for line in text.splitlines() if line.strip()]
+        return [decode_json(line, "line", index) for index, line in enumerate(lines)]
+    data = decode_json(text)
     return data if isinstance(data, list) else [data]
 
 
 _entries_decoder = msgspec.json.Decoder(Entry)
+
+
+class _Claimed(msgspec.Struct):
+    """Only a line's top-level ``source`` (every other key, at any depth, is skipped unread)."""
+
+    source: str | None = None
+
+
+_source_decoder = msgspec.json.Decoder(_Claimed)
 
 
 def _complete_entries(body: bytes, content_type: str, from_sdk: bool) -> list[Entry] | None:
@@ -67,19 +68,19 @@ def _complete_entries(body: bytes, content_type: str, from_sdk: bool) -> list[En
     if "ndjson" not in content_type:
         return None
     try:
-        entries: list[Entry] = _entries_decoder.decode_lines(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+        entries: list[Entry] = [check_entry(entry) for entry in _entries_decoder.decode_lines(body)]
+        if from_sdk:
+            return entries
+        claimed = _source_decoder.decode_lines(body)  # each line's own top-level "source", if any
+    except (msgspec.DecodeError, RecordInvalid, RecursionError):  # the careful path names what is wrong
         return None
-    if from_sdk:
-        return entries
-    lines = [line for line in body.split(b"\n") if line.strip()]
-    if len(lines) != len(entries):
+    if len(claimed) != len(entries):
         return None
     return [  # a producer that did not say where the record came from: it came over HTTP
         msgspec.structs.replace(entry, source="http")
-        if type(entry) is InferenceRecord and b'"source"' not in line
+        if type(entry) is InferenceRecord and said.source is None
         else entry
-        for entry, line in zip(entries, lines, strict=True)
+        for entry, said in zip(entries, claimed, strict=True)
     ]
 
 
@@ -200,11 +201,24 @@ def query_records(
     }
 
 
-@router.post("/records/{entry_id}/feedback", summary="Ground truth or a human review of one inference")
-def post_feedback(
-    state: State, who: Who, entry_id: Annotated[str, Path(max_length=64)], body: FeedbackBody
+@router.post(
+    "/records/{entry_id}/feedback",
+    summary="Ground truth or a human review of one inference",
+    openapi_extra=FEEDBACK_BODY,
+    responses={
+        413: {"description": "Body over the size limit"},
+        422: {"description": "The feedback is invalid"},
+    },
+)
+async def post_feedback(
+    request: Request, state: State, who: Who, entry_id: Annotated[str, Path(max_length=64)]
 ) -> dict[str, Any]:
     who.require("ingest")
+    body = feedback_body(decode_json(await read_body(request, state.max_body_bytes)))
+    return await run_in_threadpool(_append_feedback, state, who, entry_id, body)
+
+
+def _append_feedback(state: ServerState, who: Principal, entry_id: str, body: FeedbackBody) -> dict[str, Any]:
     inference = state.store.get(entry_id)
     if inference is None or kind_of(inference.entry) != "inference":
         raise NotFound(f"no inference with id {entry_id}")

@@ -1,0 +1,108 @@
+"""Nothing accepted may be lost or silently changed: what the log takes in, it keeps as sent, or refuses.
+
+Each test plays a producer the log used to fail quietly: fields dropped with a 200, numbers stored as
+null, a record's source guessed from its text, a late model output thrown away as a duplicate, records
+left in a spool nobody delivers, a prediction lost because its value was not JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from inferlog.record.ids import uuid7
+from inferlog.store.base import Query
+from tests.server import conftest as server_fixtures
+from tests.server.conftest import Server
+
+server = server_fixtures.server  # the API fixture, on SQLite and PostgreSQL
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+def rec(**fields: object) -> dict[str, object]:
+    return {
+        "id": uuid7(),
+        "ts": "2026-05-01T10:00:00Z",
+        "model": {"name": "m", "version": "1"},
+        "input": {"x": 1},
+    } | fields
+
+
+def post_records(
+    server: Server, records: list[dict[str, Any]], *, ndjson: bool = False, sdk: bool = False
+) -> Any:
+    headers = server.as_("ingest")
+    if sdk:
+        headers |= {"User-Agent": "inferlog-sdk"}
+    if ndjson:
+        body = b"\n".join(msgspec.json.encode(r) for r in records)
+        return server.client.post("/v1/records", content=body, headers=headers | NDJSON)
+    return server.client.post("/v1/records", json=records, headers=headers)
+
+
+# -- unknown fields and numbers out of range --------------------------------------------------------
+
+
+@pytest.mark.parametrize("ndjson", [False, True])
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"atributes": {"a": 1}}, "atributes"),
+        ({"model": {"name": "m", "version": "1", "sha": "x"}}, "model.sha"),
+    ],
+)
+def test_a_record_with_an_unknown_field_is_refused_naming_it(
+    server: Server, ndjson: bool, extra: dict[str, Any], field: str
+) -> None:
+    """A misspelt or unknown field is 422 naming it (record index too), never dropped with a 200."""
+    r = post_records(server, [rec(), rec(**extra)], ndjson=ndjson)
+    assert r.status_code == 422, r.text
+    assert (r.json()["field"], r.json()["index"]) == (field, 1)
+    assert server.store.query(Query(kind="inference")).entries == []
+
+
+def test_feedback_refuses_unknown_fields_and_numbers_out_of_range_like_records(server: Server) -> None:
+    """Feedback with ``label: 1e400`` or an unknown field is 422 naming it, as a record or in a batch is."""
+    (result,) = post_records(server, [rec()]).json()["results"]
+    url = f"/v1/records/{result['id']}/feedback"
+    headers = server.as_("ingest") | {"Content-Type": "application/json"}
+    for body, field in (
+        (b'{"label": 1e400}', "label"),
+        (b'{"label": 1, "lable": 2}', "lable"),
+        (b'{"attributes": {"x": [1, -1e999]}}', "attributes"),
+    ):
+        r = server.client.post(url, content=body, headers=headers)
+        assert r.status_code == 422, (body, r.text)
+        assert field in r.json()["field"], (body, r.json())
+    assert server.store.query(Query(kind="feedback")).entries == []
+    batch = b'[{"kind": "feedback", "inference_id": "%s", "label": 1e400}]' % result["id"].encode()
+    r = server.client.post("/v1/records", content=batch, headers=headers)
+    assert r.status_code == 422
+    assert (r.json()["field"], r.json()["index"]) == ("label", 0)
+    ok = server.client.post(url, content=b'{"label": 1e300}', headers=headers)
+    assert ok.status_code == 200, ok.text
+
+
+# -- where a record came from -----------------------------------------------------------------------
+
+
+def test_source_is_http_unless_the_record_says_otherwise_whatever_its_text(server: Server) -> None:
+    """The word "source" in an attribute key or value does not make an HTTP record an SDK one."""
+    complete = {"kind": "inference", "system": "credit"}  # NDJSON of complete entries: the fast path
+    tricky = [
+        rec(**complete, attributes={"source": "x"}),
+        rec(**complete, input={"data_source": "warehouse"}),
+        rec(**complete, output="source"),
+        rec(**complete, source="broker"),
+    ]
+    assert post_records(server, tricky, ndjson=True).json()["new"] == 4
+    sources = [server.store.get(str(r["id"])).entry.source for r in tricky]  # type: ignore[union-attr]
+    assert sources == ["http", "http", "http", "broker"]
+    sdk = [
+        rec(kind="inference", system="credit", attributes={"source": "y"})
+    ]  # complete, as the SDK sends it
+    assert post_records(server, sdk, ndjson=True, sdk=True).json()["new"] == 1
+    assert server.store.get(str(sdk[0]["id"])).entry.source == "sdk"  # type: ignore[union-attr]
