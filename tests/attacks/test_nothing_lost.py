@@ -7,13 +7,18 @@ left in a spool nobody delivers, a prediction lost because its value was not JSO
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from fastapi.testclient import TestClient
 
+from inferlog.ingest import kserve
 from inferlog.record.ids import uuid7
 from inferlog.store.base import Query
+from tests.attacks.test_poison import SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
@@ -106,3 +111,49 @@ def test_source_is_http_unless_the_record_says_otherwise_whatever_its_text(serve
     ]  # complete, as the SDK sends it
     assert post_records(server, sdk, ndjson=True, sdk=True).json()["new"] == 1
     assert server.store.get(str(sdk[0]["id"])).entry.source == "sdk"  # type: ignore[union-attr]
+
+
+# -- a late half of a KServe or Seldon inference ----------------------------------------------------
+
+
+@pytest.fixture
+def sinks(tmp_path: Path) -> Iterator[Sinks]:
+    made = Sinks(tmp_path)
+    yield made
+    made.store.close()
+
+
+def test_a_kserve_response_after_its_request_was_recorded_alone_is_recorded_linked(sinks: Sinks) -> None:
+    """A response arriving after the timeout is recorded as its own entry linked to the request's record, once."""
+    output = (
+        b'{"model_name": "iris", "outputs": [{"name": "y", "shape": [1], "datatype": "INT64", "data": [2]}]}'
+    )
+    with TestClient(sinks.app()) as client:
+        assert sinks.kserve(client, "slow", "request").status_code == 202
+        assert sweep_later(client) == 1
+        late = sinks.kserve(client, "slow", "response", output)
+        assert late.status_code == 202
+        assert late.json()["status"] == "continued"
+        again = sinks.kserve(client, "slow", "response", output)  # the logger's retry
+        assert again.json()["status"] == "duplicate"
+        assert sinks.kserve(client, "slow", "request").json()["status"] == "duplicate"
+    first, second = sorted(sinks.records(), key=lambda r: "continues" in r.attributes)
+    assert first.id == kserve.record_id("iris-predictor", "slow")
+    assert first.attributes["kserve_half"] == "request"
+    assert second.attributes["continues"] == first.id
+    assert second.attributes["kserve_half"] == "response"
+    assert second.request_id == first.request_id == "slow"
+    assert second.output == msgspec.json.decode(output)
+
+
+def test_a_seldon_output_after_its_input_was_recorded_alone_is_recorded_linked(sinks: Sinks) -> None:
+    """Seldon's outputs arriving after the timeout are recorded linked to the inputs' record, not dropped."""
+    with TestClient(sinks.app()) as client:
+        assert sinks.seldon(client, SELDON_INPUTS, "slow").status_code == 202
+        assert sweep_later(client) == 1
+        late = sinks.seldon(client, SELDON_OUTPUTS, "slow")
+        assert late.json()["status"] == "continued"
+    first, second = sorted(sinks.records(), key=lambda r: "continues" in r.attributes)
+    assert second.attributes["continues"] == first.id
+    assert second.attributes["seldon_half"] == "response"
+    assert second.output is not None

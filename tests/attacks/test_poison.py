@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from fastapi.testclient import TestClient
 
 import inferlog
 from inferlog.errors import RecordInvalid, StoreUnavailable
+from inferlog.ingest import kserve
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, InferenceRecord
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
 from inferlog.sdk.transport import CapturingTransport
+from inferlog.server import create_app
+from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
@@ -242,3 +246,134 @@ def test_feedback_refuses_deep_nesting_with_422(server: Server, depth: int) -> N
     )
     assert r.status_code == 422, r.text
     assert server.store.query(Query(kind="feedback")).entries == []
+
+
+# -- the KServe and Seldon sinks --------------------------------------------------------------------
+
+KSERVE_BODY = b'{"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]}'
+SELDON_INPUTS = "seldon.seldon-mesh.model.iris.inputs"
+SELDON_OUTPUTS = "seldon.seldon-mesh.model.iris.outputs"
+
+
+class Sinks:
+    """The real app on a SQLite file, with a pending timeout long enough that only explicit sweeps act."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
+        self.key = create_key(self.store, "ingest", ["iris"], "sinks")[0]
+
+    def app(self) -> Any:
+        app = create_app(self.store)
+        app.state.kserve_timeout = 3600.0
+        return app
+
+    def kserve(self, client: TestClient, ce_id: str, half: str, body: bytes = KSERVE_BODY) -> Any:
+        headers = {
+            "Ce-Specversion": "1.0",
+            "Ce-Id": ce_id,
+            "Ce-Type": f"org.kubeflow.serving.inference.{half}",
+            "Ce-Source": "iris-predictor",
+            "Ce-Time": "2026-11-27T01:00:00Z" if half == "request" else "2026-11-27T01:00:00.2Z",
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {self.key}",
+        }
+        return client.post("/v1/ingest/kserve?system=iris", headers=headers, content=body)
+
+    def seldon(
+        self,
+        client: TestClient,
+        topic: str,
+        rid: str,
+        body: bytes = KSERVE_BODY,
+        timestamp: str = "1790000000000",
+    ) -> Any:
+        headers = {
+            "x-request-id": rid,
+            "seldon-infer-type": "json/infermodelrequest"
+            if topic.endswith("inputs")
+            else "json/infermodelresponse",
+            "x-kafka-topic": topic,
+            "x-kafka-timestamp": timestamp,
+            "Authorization": f"Bearer {self.key}",
+        }
+        return client.post("/v1/ingest/seldon", headers=headers, content=body)
+
+    def records(self) -> list[InferenceRecord]:
+        page = self.store.query(Query(kind="inference", limit=1000))
+        return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+
+
+@pytest.fixture
+def sinks(tmp_path: Path) -> Iterator[Sinks]:
+    made = Sinks(tmp_path)
+    yield made
+    made.store.close()
+
+
+def sweep_later(client: TestClient) -> int:
+    """Sweep as if the timeout had long passed (what the sweeper thread does, on its own clock)."""
+    keeper = client.app.state.kserve_pending  # type: ignore[attr-defined]
+    done: int = keeper.sweep(now=time.time() + 7200)
+    return done
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000])
+def test_the_sinks_refuse_a_half_nested_too_deep_and_keep_answering(sinks: Sinks, depth: int) -> None:
+    """A KServe or Seldon half nested past the limit is 422; once time passes, later events still get 202."""
+    deep = (f'{{"inputs": {deep_json(depth)}}}').encode()
+    with TestClient(sinks.app()) as client:
+        r = sinks.kserve(client, "deep", "request", deep)
+        assert r.status_code == 422, r.text
+        assert "nested deeper than 64" in r.json()["message"]
+        r = sinks.seldon(client, SELDON_INPUTS, "deep", deep)
+        assert r.status_code == 422, r.text
+        assert sinks.kserve(client, "fine", "request").status_code == 202
+        sweep_later(client)
+        assert sinks.kserve(client, "after", "request").status_code == 202
+        assert sinks.seldon(client, SELDON_INPUTS, "after").status_code == 202
+    assert len(sinks.records()) == 1  # "fine", alone; nothing of "deep"
+
+
+def test_a_poison_half_already_in_the_pending_file_is_set_aside_not_fatal(sinks: Sinks) -> None:
+    """A half that cannot be recorded (kept by an older version) is moved aside by the sweep; the sinks go on, also after a restart."""
+    with TestClient(sinks.app()) as client:
+        assert sinks.kserve(client, "first", "request").status_code == 202
+        keeper = client.app.state.kserve_pending  # type: ignore[attr-defined]
+        poison = kserve.Event(
+            id="poison", source="iris-predictor", half="request", data=("[" * 5000 + "]" * 5000).encode()
+        )
+        with keeper.lock:
+            keeper.db.execute(
+                "INSERT INTO pending (rid, half, system, event, received, source) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    kserve.record_id("iris-predictor", "poison"),
+                    "request",
+                    "iris",
+                    kserve.to_json(poison),
+                    0.0,
+                    "kserve",
+                ),
+            )
+        assert sweep_later(client) == 1  # "first"; the poison is set aside
+        assert sinks.kserve(client, "second", "request").status_code == 202
+        assert sinks.seldon(client, SELDON_INPUTS, "second").status_code == 202
+        (refused,) = keeper.db.execute("SELECT reason FROM refused").fetchall()
+        assert "nested deeper than 64" in refused[0]
+    with TestClient(sinks.app()) as client:  # a restart: the sweeper resumes, the sinks answer
+        assert sinks.kserve(client, "third", "request").status_code == 202
+        sweep_later(client)
+    assert {r.request_id for r in sinks.records()} == {"first", "second", "third"}
+
+
+def test_a_seldon_timestamp_out_of_range_is_refused_and_its_partner_joins_alone(sinks: Sinks) -> None:
+    """``x-kafka-timestamp: 10**18`` is 422 naming the header; the partner half is then accepted (202), not 500."""
+    with TestClient(sinks.app()) as client:
+        r = sinks.seldon(client, SELDON_INPUTS, "huge", timestamp="1000000000000000000")
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "x-kafka-timestamp"
+        assert sinks.seldon(client, SELDON_OUTPUTS, "huge").status_code == 202
+        assert sinks.seldon(client, SELDON_INPUTS, "huge").status_code == 202  # the same half, sent right
+    (record,) = sinks.records()
+    assert record.input is not None
+    assert record.output is not None

@@ -232,7 +232,7 @@ def test_errors_topic_joins_as_an_error_record(sink: Sink) -> None:
 
 
 def test_a_lone_half_is_recorded_after_the_timeout(sink: Sink) -> None:
-    """Inputs whose outputs never come are recorded alone once the timeout passes; a late half is dropped."""
+    """Inputs whose outputs never come are recorded alone once the timeout passes; a late half is linked to them."""
     assert sink.send(INPUTS, XID) == 202
     assert sink.records() == []
     keeper = sink.client.app.state.kserve_pending  # type: ignore[attr-defined]
@@ -241,7 +241,8 @@ def test_a_lone_half_is_recorded_after_the_timeout(sink: Sink) -> None:
     assert rec.attributes["seldon_half"] == "request"
     assert rec.output is None
     assert sink.send(OUTPUTS, XID) == 202
-    assert len(sink.records()) == 1
+    late = [r for r in sink.records() if r.id != rec.id]
+    assert [r.attributes["continues"] for r in late] == [rec.id]
 
 
 @pytest.fixture(scope="module")

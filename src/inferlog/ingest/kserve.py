@@ -17,6 +17,7 @@ import msgspec
 
 from inferlog.errors import RecordInvalid
 from inferlog.record.model import ErrorInfo, InferenceRecord, Model
+from inferlog.record.validate import deeper_than_allowed
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
@@ -65,6 +66,8 @@ def parse_structured(body: bytes) -> Event:
         doc = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise RecordInvalid(f"the CloudEvent is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise deeper_than_allowed("data") from None
     if not isinstance(doc, dict) or not doc.get("id"):
         raise RecordInvalid("a structured CloudEvent needs an object with an id", field="id")
     if "data_base64" in doc:
@@ -108,6 +111,8 @@ def body_value(data: bytes, content_type: str | None) -> Any:
             return msgspec.json.decode(data)
         except msgspec.DecodeError:
             pass
+        except RecursionError:
+            raise deeper_than_allowed("data") from None
     return {"content_type": content_type, "body_base64": base64.b64encode(data).decode()}
 
 

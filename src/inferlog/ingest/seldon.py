@@ -25,6 +25,7 @@ import msgspec
 from inferlog.errors import RecordInvalid
 from inferlog.ingest import oip_proto
 from inferlog.record.model import ErrorInfo, InferenceRecord, Model
+from inferlog.record.validate import deeper_than_allowed
 
 _RESOURCE_TOPIC = re.compile(
     r"^(?P<prefix>[A-Za-z0-9._-]+?)\.(?P<namespace>[a-z0-9-]+)\."
@@ -38,6 +39,7 @@ INFER_TYPES = {
     "proto/infermodelrequest": "proto",
     "proto/infermodelresponse": "proto",
 }
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Kafka headers worth keeping besides the x-* ones Seldon propagates.
 _KEPT_HEADERS = ("pipeline", "seldon-infer-type", "seldon-pipeline-errors", "traceparent", "tracestate")
 
@@ -108,6 +110,10 @@ def parse(
     if not request_id:
         raise RecordInvalid("the x-request-id header is missing", field="x-request-id")
     kept = {k: v for k, v in lower.items() if k.startswith("x-") or k in _KEPT_HEADERS}
+    if timestamp_ms is not None and _time(timestamp_ms) is None:
+        raise RecordInvalid(
+            f"is out of range: {timestamp_ms} ms is not a time (years 1 to 9999)", field="x-kafka-timestamp"
+        )
     return Message(
         topic=topic,
         resource=resource,
@@ -135,6 +141,8 @@ def value_format(message: Message) -> str:
         msgspec.json.decode(message.value)
     except msgspec.DecodeError:
         return "proto"  # Seldon's default encoding; what does not parse as JSON is taken for protobuf
+    except RecursionError:
+        return "json"  # JSON nested too deep: decode_json refuses it, naming the limit
     return "json"
 
 
@@ -144,6 +152,8 @@ def decode_json(message: Message) -> Any:
         return msgspec.json.decode(message.value)
     except msgspec.DecodeError as exc:
         raise RecordInvalid(f"the value is not valid JSON ({exc})", field="value") from None
+    except RecursionError:
+        raise deeper_than_allowed("value") from None
 
 
 class Half(msgspec.Struct, kw_only=True):
@@ -187,7 +197,13 @@ def message_record_id(message: Message) -> str:
 
 
 def _time(ms: int | None) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC) if ms is not None else None
+    """A Kafka timestamp (ms since the epoch) as a time; ``None`` when absent or no time at all."""
+    if ms is None:
+        return None
+    try:
+        return _EPOCH + dt.timedelta(milliseconds=ms)
+    except OverflowError:
+        return None
 
 
 def _where(message: Message) -> dict[str, Any]:

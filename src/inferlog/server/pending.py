@@ -15,6 +15,8 @@ left by an earlier run, so old lone halves are recorded even if no new event com
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import sqlite3
 import threading
 import time
@@ -23,14 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from fastapi import Request
 
 from inferlog.config import DEFAULT_KSERVE_TIMEOUT
-from inferlog.errors import StoreUnavailable, UsageError
+from inferlog.errors import RecordInvalid, StoreError, StoreUnavailable, UsageError
 from inferlog.ingest import kserve, seldon
 from inferlog.ingest.service import Ingestor
-from inferlog.record.model import InferenceRecord
+from inferlog.pipeline import body_of
+from inferlog.record.model import InferenceRecord, StoredEntry
+from inferlog.record.validate import check_entry
 from inferlog.server.auth import Principal
+
+log = logging.getLogger("inferlog.server.pending")
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,14 @@ JOINERS = {
 
 
 class PendingHalves:
-    """Halves waiting for their partner, kept durably in SQLite; joins and appends through the Ingestor."""
+    """Halves waiting for their partner, kept durably in SQLite; joins and appends through the Ingestor.
+
+    A half is checked when it arrives (it must make a storable record on its own), so nothing kept
+    here can make a later sweep fail; should one fail anyway, it is moved to the ``refused`` table and
+    logged, and the sweep goes on. A half whose partner was already recorded alone (it came after
+    the timeout) is recorded as a *continuation*: an entry of its own, linked to the first one (see
+    docs/capture.md).
+    """
 
     def __init__(self, path: str | Path, ingestor: Ingestor, timeout: float = DEFAULT_KSERVE_TIMEOUT) -> None:
         self.path = str(path)
@@ -66,6 +80,13 @@ class PendingHalves:
         columns = [row[1] for row in self.db.execute("PRAGMA table_info(pending)")]
         if "source" not in columns:  # a file from before Seldon: all its halves are KServe's
             self.db.execute("ALTER TABLE pending ADD COLUMN source TEXT NOT NULL DEFAULT 'kserve'")
+        # Halves recorded alone after the timeout: a partner arriving later is recorded, linked to them.
+        self.db.execute("CREATE TABLE IF NOT EXISTS alone (rid TEXT PRIMARY KEY, half TEXT, recorded REAL)")
+        # Halves that could not be recorded after all (kept, never retried: they must not block others).
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS refused (rid TEXT, half TEXT, system TEXT, event BLOB, received REAL,"
+            " source TEXT, reason TEXT, refused REAL)"
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -79,8 +100,8 @@ class PendingHalves:
         while not self._stop.wait(min(5.0, max(0.5, self.timeout / 4))):
             try:
                 self.sweep()
-            except Exception:  # noqa: BLE001 - a sweep that fails is retried on the next tick
-                time.sleep(1.0)
+            except Exception:
+                log.warning("sweeping pending halves failed; retried on the next tick", exc_info=True)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the sweeper (waiting up to ``timeout`` for a sweep in progress), then close the file."""
@@ -95,13 +116,17 @@ class PendingHalves:
         """Keep one half (durably), then append the joined record if its partner is there.
 
         ``source`` names the :data:`JOINERS` entry that encodes and joins it; ``rid`` is the record id
-        both halves of one inference share; ``half`` is ``request`` or ``response``.
+        both halves of one inference share; ``half`` is ``request`` or ``response``. Raises
+        :class:`RecordInvalid` (422), keeping nothing, for a half that could not be recorded.
+        Answers ``pending``, ``joined``, ``continued`` (its partner was recorded alone before it
+        came: recorded as a linked entry) or ``duplicate``.
         """
         joiner = JOINERS[source]
+        alone = _alone(joiner, half, event, system)  # refused here if it could never be stored
         with self.lock:
-            if self.ingestor.store.get(rid) is not None:  # a redelivery of something already recorded
+            if self.ingestor.store.get(rid) is not None:
                 self.db.execute("DELETE FROM pending WHERE rid = ?", (rid,))
-                return "duplicate"
+                return self._late(rid, half, alone)
             self.db.execute(
                 "INSERT OR REPLACE INTO pending (rid, half, system, event, received, source)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -109,29 +134,131 @@ class PendingHalves:
             )
             rows = dict(self.db.execute("SELECT half, event FROM pending WHERE rid = ?", (rid,)).fetchall())
             if "request" in rows and "response" in rows:
-                record = joiner.join(joiner.decode(rows["request"]), joiner.decode(rows["response"]), system)
+                try:
+                    record = _checked(
+                        joiner.join(joiner.decode(rows["request"]), joiner.decode(rows["response"]), system)
+                    )
+                except RecordInvalid as exc:  # each half is fine alone: the sweeper records them so
+                    log.error(
+                        "halves of %s do not join (%s); each is recorded alone after the timeout", rid, exc
+                    )
+                    return "pending"
                 self.ingestor.append([record])
                 self.db.execute("DELETE FROM pending WHERE rid = ?", (rid,))
                 return "joined"
         return "pending"
 
+    def _late(self, rid: str, half: str, alone: InferenceRecord) -> str:
+        """A half for an inference already in the log: its partner's late arrival, or a redelivery."""
+        found = self.db.execute("SELECT half FROM alone WHERE rid = ?", (rid,)).fetchone()
+        recorded_half = found[0] if found is not None else _half_of(self.ingestor.store.get(rid))
+        if recorded_half is None or recorded_half == half:
+            return "duplicate"  # joined already, or this very half again
+        (result,) = self.ingestor.append([continuation(alone, rid, half)])
+        return "continued" if result.status == "new" else "duplicate"
+
     def sweep(self, now: float | None = None) -> int:
-        """Record every half older than the timeout on its own; returns how many."""
+        """Record every half older than the timeout on its own; returns how many.
+
+        A half that cannot be recorded is moved to ``refused`` (and logged): it never blocks the halves
+        behind it or a later event. A store that is down raises, and the half stays for the next sweep.
+        """
         cutoff = (time.time() if now is None else now) - self.timeout
         done = 0
         with self.lock:
             rows = self.db.execute(
-                "SELECT rid, half, system, event, source FROM pending WHERE received <= ?", (cutoff,)
+                "SELECT rid, half, system, event, source, received FROM pending WHERE received <= ?",
+                (cutoff,),
             ).fetchall()
-            for rid, half, system, data, source in rows:
-                joiner = JOINERS[source]
-                event = joiner.decode(data)
-                if self.ingestor.store.get(rid) is None:
-                    request, response = (event, None) if half == "request" else (None, event)
-                    self.ingestor.append([joiner.join(request, response, system)])
-                    done += 1
+            for rid, half, system, data, source, received in rows:
+                try:
+                    done += self._record_alone(rid, half, system, data, source)
+                except StoreError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - about this half only: kept aside, never retried
+                    log.error(
+                        "pending %s half of %s cannot be recorded; kept in the refused table: %s",
+                        half,
+                        rid,
+                        exc,
+                    )
+                    self.db.execute(
+                        "INSERT INTO refused (rid, half, system, event, received, source, reason, refused)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            rid,
+                            half,
+                            system,
+                            data,
+                            received,
+                            source,
+                            f"{type(exc).__name__}: {exc}",
+                            time.time(),
+                        ),
+                    )
                 self.db.execute("DELETE FROM pending WHERE rid = ? AND half = ?", (rid, half))
         return done
+
+    def _record_alone(self, rid: str, half: str, system: str, data: bytes, source: str) -> int:
+        joiner = JOINERS[source]
+        if self.ingestor.store.get(rid) is not None:
+            return 0
+        self.ingestor.append([_alone(joiner, half, joiner.decode(data), system)])
+        self.db.execute(
+            "INSERT OR REPLACE INTO alone (rid, half, recorded) VALUES (?, ?, ?)", (rid, half, time.time())
+        )
+        return 1
+
+
+def sweep_quietly(keeper: PendingHalves) -> None:
+    """Sweep after an event was kept: a store that is down fails the sweep, never the event's answer."""
+    try:
+        keeper.sweep()
+    except StoreError as exc:
+        log.warning("sweeping pending halves failed (the sweeper retries): %s", exc)
+
+
+def continuation_id(rid: str, half: str) -> str:
+    """The id of the entry that records a late ``half`` of inference ``rid``: a UUIDv8, the same on redelivery."""
+    digest = bytearray(hashlib.sha256(f"continuation\x00{rid}\x00{half}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def continuation(alone: InferenceRecord, rid: str, half: str) -> InferenceRecord:
+    """A late half as its own entry, linked to the record its partner made (``attributes.continues``)."""
+    return msgspec.structs.replace(
+        alone, id=continuation_id(rid, half), attributes={**alone.attributes, "continues": rid}
+    )
+
+
+def _alone(joiner: Joiner, half: str, event: Any, system: str) -> InferenceRecord:
+    """The record one half makes on its own, checked to be storable (else RecordInvalid, naming why)."""
+    try:
+        record = joiner.join(event, None, system) if half == "request" else joiner.join(None, event, system)
+    except RecordInvalid:
+        raise
+    except (ValueError, OverflowError, OSError, RecursionError) as exc:
+        raise RecordInvalid(f"this {half} cannot be recorded: {exc}") from None
+    return _checked(record)
+
+
+def _checked(record: InferenceRecord) -> InferenceRecord:
+    """The record, if the store could keep it: values within the nesting limit, canonical bytes that exist."""
+    check_entry(record)
+    body_of(record)  # raises RecordInvalid for what JSON cannot carry (a lone surrogate, a bad key)
+    return record
+
+
+def _half_of(stored: StoredEntry | None) -> str | None:
+    """Which half a record already in the log was made of alone (``None``: both, or unknown)."""
+    attributes = getattr(stored.entry, "attributes", None) if stored is not None else None
+    if not isinstance(attributes, dict):
+        return None
+    half = attributes.get("kserve_half", attributes.get("seldon_half"))
+    return half if half in ("request", "response") else None
 
 
 _create_lock = threading.Lock()

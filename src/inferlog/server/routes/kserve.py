@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from inferlog.ingest import kserve
 from inferlog.server.body import read_body
 from inferlog.server.deps import State, WhoFromUrl
-from inferlog.server.pending import PendingHalves, pending_of, sink_system
+from inferlog.server.pending import PendingHalves, pending_of, sink_system, sweep_quietly
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -47,5 +47,5 @@ async def ingest_kserve(
 
 def _add_and_sweep(keeper: PendingHalves, event: kserve.Event, system: str) -> str:
     status = keeper.add("kserve", kserve.record_id(event.source, event.id), event.half, event, system)
-    keeper.sweep()
+    sweep_quietly(keeper)
     return status

@@ -21,7 +21,7 @@ from inferlog.ingest.oip_proto import ProtobufMissing
 from inferlog.server.body import read_body
 from inferlog.server.deps import State, Who
 from inferlog.server.errors import UnsupportedMediaType
-from inferlog.server.pending import PendingHalves, pending_of, sink_system
+from inferlog.server.pending import PendingHalves, pending_of, sink_system, sweep_quietly
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
@@ -86,5 +86,5 @@ async def ingest_seldon(
 def _add_and_sweep(keeper: PendingHalves, half: seldon.Half, system: str) -> str:
     message = half.message
     status = keeper.add("seldon", seldon.message_record_id(message), message.half, half, system)
-    keeper.sweep()
+    sweep_quietly(keeper)
     return status
