@@ -7,6 +7,7 @@ left in a spool nobody delivers, a prediction lost because its value was not JSO
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,12 @@ import msgspec
 import pytest
 from fastapi.testclient import TestClient
 
+import inferlog
+from inferlog.errors import RecordInvalid
 from inferlog.ingest import kserve
 from inferlog.record.ids import uuid7
+from inferlog.record.model import InferenceRecord
+from inferlog.sdk.client import Log
 from inferlog.store.base import Query
 from tests.attacks.test_poison import SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
 from tests.server import conftest as server_fixtures
@@ -25,6 +30,12 @@ from tests.server.conftest import Server
 server = server_fixtures.server  # the API fixture, on SQLite and PostgreSQL
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
+MODEL = inferlog.Model("m", "1")
+
+
+def inferences(log: Log) -> list[InferenceRecord]:
+    assert log.flush(timeout=30)
+    return [s.entry for s in log.query(kind="inference").entries if isinstance(s.entry, InferenceRecord)]
 
 
 def rec(**fields: object) -> dict[str, object]:
@@ -157,3 +168,66 @@ def test_a_seldon_output_after_its_input_was_recorded_alone_is_recorded_linked(s
     assert second.attributes["continues"] == first.id
     assert second.attributes["seldon_half"] == "response"
     assert second.output is not None
+
+
+# -- logging never breaks the function it watches ----------------------------------------------------
+
+
+class Opaque:
+    """A return value that is not JSON (and has no tolist/to_dict)."""
+
+    def __repr__(self) -> str:
+        return "Opaque(42)"
+
+
+def test_a_decorated_function_returning_non_json_returns_and_is_recorded(log: Log) -> None:
+    """``@log.inference`` on a function returning a non-JSON value returns it; the record holds its repr and says so."""
+
+    @log.inference(MODEL)
+    def predict(x: int) -> Opaque:
+        return Opaque()
+
+    @log.inference(MODEL)
+    async def apredict(x: int) -> Opaque:
+        return Opaque()
+
+    assert isinstance(predict(1), Opaque)
+    assert isinstance(asyncio.run(apredict(2)), Opaque)
+    records = inferences(log)
+    assert [r.output for r in records] == ["Opaque(42)", "Opaque(42)"]
+    assert all(r.attributes["inferlog_not_json"]["field"] == "output" for r in records)
+    assert [r.input for r in records] == [1, 2]
+
+
+def test_trace_and_wrap_record_non_json_values_without_raising(log: Log) -> None:
+    """``log.trace`` with a non-JSON output and ``inferlog.wrap`` of a model returning one never raise."""
+    with log.trace(MODEL, input=Opaque()) as call:
+        call.output = {"fine": True}
+
+    class Estimator:
+        def predict(self, x: Any) -> Opaque:
+            return Opaque()
+
+    assert isinstance(inferlog.wrap(Estimator(), log, MODEL).predict([[1.0]]), Opaque)
+    traced, wrapped = inferences(log)
+    assert traced.input == "Opaque(42)"
+    assert traced.output == {"fine": True}
+    assert traced.attributes["inferlog_not_json"]["field"] == "input"
+    assert wrapped.output == "Opaque(42)"
+
+
+def test_fail_closed_still_refuses_what_cannot_be_recorded(tmp_path: Path) -> None:
+    """With ``fail_closed=True`` the refusal reaches the caller: no prediction goes out unlogged."""
+    log = inferlog.open(
+        f"sqlite:///{tmp_path / 'log.db'}", system="s", spool_dir=tmp_path / "spool", fail_closed=True
+    )
+    try:
+
+        @log.inference(MODEL)
+        def predict(x: int) -> Opaque:
+            return Opaque()
+
+        with pytest.raises(RecordInvalid, match="output"):
+            predict(1)
+    finally:
+        log.close()

@@ -3,17 +3,23 @@
 Arguments become ``input`` (the argument itself when there is exactly one, else a mapping of parameter
 names to values), the return value becomes ``output``, wall time becomes ``latency_ms``. An exception is
 recorded with its type and message, then re-raised unchanged.
+
+Logging never breaks the function it watches (unless the Log is ``fail_closed``): a value that cannot be
+recorded as JSON is recorded as its ``repr`` with ``attributes.inferlog_not_json`` saying which field and
+why (see :func:`record_for_caller`), and the function's result is returned as if nothing happened.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from inferlog.errors import RecordInvalid
 from inferlog.record.model import ErrorInfo, Model
 
 if TYPE_CHECKING:
@@ -21,6 +27,56 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 _perf = time.perf_counter
+_REPR_LIMIT = 10_000  # characters of a value's repr kept in its place
+_FREE_FORM = ("input", "output", "parameters", "attributes")
+
+log_ = logging.getLogger("inferlog")
+
+
+def record_for_caller(log: Log, **fields: Any) -> str | None:
+    """``log.record(**fields)`` for capture code that wraps a user's function: it never raises into it.
+
+    A field the log refuses (a return value that is not JSON, a value nested too deep) is recorded as
+    its ``repr`` (cut at 10,000 characters), with ``attributes.inferlog_not_json = {"field", "reason"}``;
+    if even that is refused, an error record says so. Only with ``fail_closed=True`` does the refusal
+    reach the caller (who asked for no unlogged predictions). Returns the record's id, or None if nothing
+    could be recorded (counted in ``counters.dropped`` and logged).
+    """
+    try:
+        return log.record(**fields)
+    except RecordInvalid as exc:
+        if log.fail_closed:
+            raise
+        refusal = exc
+    field = (refusal.field or "").split(".")[0].split("[")[0]
+    note = {"field": field or None, "reason": refusal.reason}
+    if field in _FREE_FORM and field in fields:
+        attributes = {} if field == "attributes" else dict(fields.get("attributes") or {})
+        fields[field] = (
+            _text_of(fields[field]) if field in ("input", "output") else {"repr": _text_of(fields[field])}
+        )
+        fields["attributes"] = attributes | {"inferlog_not_json": note}
+        try:
+            return log.record(**fields)
+        except RecordInvalid:
+            pass
+    fields.update(input=None, output=None, parameters=None, attributes={"inferlog_not_json": note})
+    if fields.get("error") is None:  # the function's own exception, if any, is the better story
+        fields["error"] = ErrorInfo("RecordInvalid", str(refusal))
+    try:
+        return log.record(**fields)
+    except RecordInvalid as exc:
+        log.counters.dropped += 1
+        log_.error("an inference could not be recorded at all (the function's result was returned): %s", exc)
+        return None
+
+
+def _text_of(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:  # noqa: BLE001 - a broken __repr__ must not break the caller either
+        text = f"<{type(value).__name__}: repr failed: {exc}>"
+    return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 1] + "…"
 
 
 def _input_of(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -48,7 +104,8 @@ def decorate(log: Log, model: Model, fixed: dict[str, Any]) -> Callable[[F], F]:
             names = names[1:]
 
         def finish(args: tuple[Any, ...], kwargs: dict[str, Any], start: float, **outcome: Any) -> None:
-            log.record(
+            record_for_caller(
+                log,
                 model=model,
                 input=_input_of(names, args[1:] if skip_self else args, kwargs),
                 latency_ms=(_perf() - start) * 1000.0,
@@ -129,7 +186,8 @@ class Call:
         error: ErrorInfo | BaseException | None = self.error
         if exc is not None and isinstance(exc, Exception):
             error = exc
-        self._log.record(
+        record_for_caller(
+            self._log,
             id=self.id,
             ts=self._ts,
             model=self.model,

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from inferlog.record.model import Model
+from inferlog.sdk.capture import record_for_caller
 
 if TYPE_CHECKING:
     from inferlog.sdk.client import Log
@@ -53,7 +54,8 @@ class LoggedEstimator:
 
     def _record(self, method: str, x: Any, result: Any, start: float, exc: Exception | None) -> None:
         attributes = {"method": method, **self.attributes}
-        self.log.record(
+        record_for_caller(  # never raises into predict() (unless the Log is fail_closed)
+            self.log,
             model=self.model,
             input=x,
             output=result,
