@@ -8,6 +8,8 @@ left in a spool nobody delivers, a prediction lost because its value was not JSO
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -231,3 +233,54 @@ def test_fail_closed_still_refuses_what_cannot_be_recorded(tmp_path: Path) -> No
             predict(1)
     finally:
         log.close()
+
+
+# -- the spool folder deleted under a running process -----------------------------------------------
+
+
+def test_a_spool_folder_deleted_under_a_running_log_is_recreated_and_nothing_is_dropped(
+    tmp_path: Path,
+) -> None:
+    """``rm -rf`` of the spool while recording: the folder comes back, every later record is kept and delivered."""
+    spool = tmp_path / "spool"
+    log = inferlog.open(
+        f"sqlite:///{tmp_path / 'log.db'}", system="s", spool_dir=spool, spool_segment_bytes=64 * 1024
+    )
+    try:
+        for i in range(20):
+            log.record(model=MODEL, input=i)
+        shutil.rmtree(spool)
+        ids = [log.record(model=MODEL, input={"pad": "x" * 500, "i": i}) for i in range(2000)]
+        assert log.counters.dropped == 0
+        assert log.flush(timeout=60)
+        assert log.counters.shipped == 2020
+        assert log.get(ids[-1]) is not None
+        assert any(spool.glob("w-*/*.seg")), "the writer directory was recreated"
+    finally:
+        log.close()
+
+
+def test_drops_are_logged_as_one_line_with_a_count_not_a_traceback_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When records cannot be made durable (fail_closed=False), the log says so once with a count, not per record."""
+    spool = tmp_path / "spool"
+    log = inferlog.open(
+        f"sqlite:///{tmp_path / 'log.db'}", system="s", spool_dir=spool, spool_segment_bytes=64 * 1024
+    )
+    try:
+        shutil.rmtree(spool)
+        spool.write_text(
+            "not a folder"
+        )  # the spool cannot come back: every record past the segment is dropped
+        with caplog.at_level(logging.ERROR, logger="inferlog"):
+            for i in range(500):
+                log.record(model=MODEL, input={"pad": "x" * 500, "i": i})
+        assert log.counters.dropped > 300
+        lines = [r for r in caplog.records if "NOT logged" in r.getMessage()]
+        assert 1 <= len(lines) <= 2
+        assert all(r.exc_info is None for r in caplog.records)
+        assert "spool" in lines[0].getMessage()
+    finally:
+        spool.unlink()
+        log.close(timeout=5)

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -53,6 +54,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _UTC = dt.UTC
 _now = dt.datetime.now
+_DROP_LOG_EVERY = 10.0  # seconds between two "records were NOT logged" lines while drops go on
 _OPTIONAL_STR = ("request_id", "trace_id", "span_id", "parent_id", "session_id", "subject", "actor")
 
 
@@ -131,6 +133,8 @@ class Log:
         self._sync_timeout = max(5.0, commit_interval * 100)
         self._encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
         self._lifecycle = threading.Lock()
+        self._drops_unreported = 0
+        self._next_drop_log = 0.0
         self._closed = False
         self._forked = False
         self._start()
@@ -284,8 +288,7 @@ class Log:
             except StoreUnavailable as exc:  # the key store: unsealed, the record must not reach the disk
                 if self.fail_closed:
                     raise NotDurable(f"inference {entry.id} was not logged: {exc}") from exc
-                self.counters.dropped += 1
-                log.error("inference %s was NOT logged: %s (fail_closed=False)", entry.id, exc)
+                self._drop(entry.id, str(exc))
                 return
         try:
             payload = self._encoder.encode(entry)
@@ -297,13 +300,30 @@ class Log:
             ticket = self._spool.append(payload)
             if self._machine:
                 self._spool.wait_synced(ticket, self._sync_timeout)
-        except NotDurable:
+        except NotDurable as exc:
             if self.fail_closed:
                 raise
-            self.counters.dropped += 1
-            log.error("inference %s was NOT logged durably (fail_closed=False)", entry.id, exc_info=True)
+            self._drop(entry.id, str(exc))
             return
         self.counters.spooled += 1
+
+    def _drop(self, entry_id: str, reason: str) -> None:
+        """Count a record that was not made durable, and say so: one line, not one per record.
+
+        The first drop is logged at once; while drops go on, one line every ``_DROP_LOG_EVERY``
+        seconds gives the count since the last line (``counters.dropped`` has the total).
+        """
+        self.counters.dropped += 1
+        self._drops_unreported += 1
+        now = time.monotonic()
+        if now < self._next_drop_log:
+            return
+        log.error(
+            "%d inference(s) NOT logged durably (fail_closed=False; total %d), the last %s: %s",
+            self._drops_unreported, self.counters.dropped, entry_id, reason,
+        )  # fmt: skip
+        self._drops_unreported = 0
+        self._next_drop_log = now + _DROP_LOG_EVERY
 
     # -- capture helpers ----------------------------------------------------------------------
 
@@ -416,6 +436,8 @@ class Log:
             if self._closed:
                 return True
             self._closed = True
+        if self._drops_unreported:
+            log.error("%d more inference(s) NOT logged before close", self._drops_unreported)
         delivered = self._shipper.flush(self._spool.appended, timeout)
         self._shipper.stop()
         if delivered and self.checkpointer is not None:

@@ -151,11 +151,13 @@ class SpoolWriter:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         _fsync_dir(root)
         self._lock = threading.Lock()
+        self._dir_lock = threading.Lock()  # recreating a deleted writer directory
         self._space = threading.Condition(self._lock)
         self._synced_cond = threading.Condition()
         self._io_lock = threading.Lock()  # held while syncing or closing segment files
         self._segments: dict[int, _Segment] = {}
         self._spare: _Segment | None = None
+        self._spare_retry_at = 0.0
         self._current = self._new_segment(1)
         self._offset = DATA_START
         self.head = (1, DATA_START)  # (segment, offset) just past the last whole frame
@@ -212,8 +214,34 @@ class SpoolWriter:
             self._current = self._new_segment(number)
         self._offset = DATA_START
 
+    def _ensure_directory(self) -> None:
+        """Recreate the writer directory (and retake its lock) if it was deleted while in use.
+
+        Someone cleaning up a "temporary" folder under a running process must not turn every later
+        record into a drop. Frames in the deleted segments are still mapped, so the shipper delivers
+        them; only a crash before it does would lose them, which the error logged here says once.
+        """
+        if self.directory.is_dir():
+            return
+        with self._dir_lock:
+            if self.directory.is_dir():
+                return
+            log.error(
+                "spool folder %s was deleted while in use; recreating it (records already spooled are "
+                "delivered from memory, but would be lost if this process crashed before that)",
+                self.directory,
+            )
+            self.directory.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # else another process would adopt it
+            old, self._lock_fd = self._lock_fd, lock_fd
+            with contextlib.suppress(OSError):
+                os.close(old)
+            _fsync_dir(self.directory.parent)
+
     def _new_segment(self, number: int) -> _Segment:
         try:
+            self._ensure_directory()
             segment = _Segment(_segment_path(self.directory, number), number, self.segment_bytes, create=True)
             _fsync_dir(self.directory)
         except OSError as exc:
@@ -269,15 +297,19 @@ class SpoolWriter:
         The file is made under a temporary name and renamed into place under the lock only if the
         writer has not meanwhile created that segment itself.
         """
+        if time.monotonic() < self._spare_retry_at:
+            return  # it failed a moment ago (full disk, folder gone): the committer must not spin on it
         with self._lock:
             if self._spare is not None or self._offset < self.segment_bytes // 2 or self._closed:
                 return
             number = self._current.number + 1
         temporary = self.directory / f".spare-{number:012d}.tmp"
         try:
+            self._ensure_directory()
             spare = _Segment(temporary, number, self.segment_bytes, create=True)
         except OSError as exc:
-            log.warning("cannot pre-create spool segment: %s", exc)
+            log.warning("cannot pre-create spool segment (tried again in 1s): %s", exc)
+            self._spare_retry_at = time.monotonic() + 1.0
             with contextlib.suppress(OSError):
                 temporary.unlink()
             return
