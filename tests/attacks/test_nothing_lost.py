@@ -10,21 +10,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 import inferlog
+from inferlog.cli import cli
 from inferlog.errors import RecordInvalid
 from inferlog.ingest import kserve
 from inferlog.record.ids import uuid7
 from inferlog.record.model import InferenceRecord
 from inferlog.sdk.client import Log
+from inferlog.sdk.spool import SpoolWriter
 from inferlog.store.base import Query
+from inferlog.store.sqlite import SQLiteStore
+from inferlog.testing import make_record
 from tests.attacks.test_poison import SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
@@ -284,3 +291,48 @@ def test_drops_are_logged_as_one_line_with_a_count_not_a_traceback_each(
     finally:
         spool.unlink()
         log.close(timeout=5)
+
+
+# -- a script that records and exits without close() ------------------------------------------------
+
+SCRIPT = """
+import sys
+import inferlog
+
+log = inferlog.open(sys.argv[1], system="s")
+for i in range(5000):
+    log.record(model=inferlog.Model("m", "1"), input={"i": i})
+# no log.close(): the interpreter exits here
+"""
+
+
+def test_a_script_that_exits_without_close_still_delivers_what_it_recorded(tmp_path: Path) -> None:
+    """Interpreter exit flushes an open Log: all 5,000 records are in the store when the script has ended."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    subprocess.run([sys.executable, "-c", SCRIPT, url], check=True, timeout=300)
+    store = SQLiteStore(url)
+    try:
+        assert store.stats(Query())["size"] == 5000
+    finally:
+        store.close()
+
+
+def test_reading_commands_say_when_a_spool_holds_undelivered_records(tmp_path: Path) -> None:
+    """``stats`` and ``query`` print one line on stderr while an ended process's spool waits; none once delivered."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    inferlog.open(url, system="s").close()
+    spool = SpoolWriter(
+        Path(f"{tmp_path / 'log.db'}-spool"), segment_bytes=1 << 16, max_bytes=1 << 20, block_timeout=1.0
+    )
+    spool.append(msgspec.msgpack.encode(make_record(system="s")))
+    spool.close(delivered=False)  # as a process killed before its shipper ran leaves it
+    runner = CliRunner()
+    for command in (["stats"], ["query"]):
+        result = runner.invoke(cli, ["--db", url, *command])
+        assert result.exit_code == 0, result.output
+        notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+        assert len(notes) == 1, result.stderr
+        assert "1 spool folder(s)" in notes[0]
+    inferlog.open(url, system="s").close()  # the next open delivers the spool
+    result = runner.invoke(cli, ["--db", url, "stats"])
+    assert "note:" not in result.stderr

@@ -15,6 +15,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from inferlog.config import Settings
 from inferlog.errors import StoreUnavailable
 from inferlog.export.jsonl import export_dict
 from inferlog.keystore.protection import load_protection
@@ -29,6 +30,7 @@ from inferlog.record.model import (
     StoredEntry,
     kind_of,
 )
+from inferlog.sdk.spool import undelivered
 from inferlog.store import Store, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,7 +78,29 @@ class State:
                 _check_exists(self.db)
             self._store = open_store(self.db)
             self.ctx.call_on_close(self._store.close)
+            if must_exist:
+                note_undelivered(self._store)
         return self._store
+
+
+def note_undelivered(store: Store) -> None:
+    """One line on stderr when ended processes left records in the spool that the log does not hold yet.
+
+    Such records were acknowledged, so counts and queries that leave them out would mislead without
+    a word; the next program that opens the log with the SDK delivers them.
+    """
+    configured = Settings.from_env().spool_dir
+    path = getattr(store, "path", None)
+    root = Path(configured) if configured else (Path(f"{path}-spool") if path is not None else None)
+    if root is None:
+        return
+    waiting = undelivered(root)
+    if waiting:
+        click.echo(
+            f"note: {len(waiting)} spool folder(s) in {root} may hold records not yet in the log "
+            "(a process ended before delivering them); the next inferlog.open() of this log delivers them",
+            err=True,
+        )
 
 
 def _check_exists(url: str) -> None:

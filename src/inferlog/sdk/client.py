@@ -7,6 +7,7 @@ no lock held across I/O. Background threads sync and ship (see :mod:`inferlog.sd
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import logging
 import os
@@ -83,6 +84,31 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _close_at_exit() -> None:
+    """At interpreter exit: deliver what every open Log still holds (each for at most its ``exit_timeout``).
+
+    A script that records and ends without ``close()`` would otherwise leave acknowledged records in
+    the spool until some later program opens the log. Registered when this module is imported, so it
+    runs after the user's own exit handlers (which may still record). A forked child's inherited
+    Logs belong to its parent and are left alone.
+    """
+    for instance in list(_live_logs):
+        if instance._closed or instance._forked or instance.exit_timeout <= 0:
+            continue
+        try:
+            if not instance.close(timeout=instance.exit_timeout):
+                log.warning(
+                    "inferlog: %d record(s) not delivered within %.1fs at exit; they stay in the spool and "
+                    "the next open of this log delivers them",
+                    instance.pending(), instance.exit_timeout,
+                )  # fmt: skip
+        except Exception:
+            log.exception("inferlog: closing the log at exit failed; the spool keeps what was not delivered")
+
+
+atexit.register(_close_at_exit)
+
+
 class Log:
     """A handle for recording inferences and reading them back. Thread-safe; use one per process."""
 
@@ -103,6 +129,7 @@ class Log:
         checkpointer: Checkpointer | None = None,
         reader: HttpReader | None = None,
         protection: Protection | None = None,
+        exit_timeout: float = 5.0,
     ) -> None:
         if durability not in DURABILITY_LEVELS:
             raise UsageError(f"durability must be 'process' or 'machine', got {durability!r}")
@@ -111,6 +138,7 @@ class Log:
         self.system = system
         self.durability = durability
         self.fail_closed = fail_closed
+        self.exit_timeout = exit_timeout  # how long interpreter exit waits to deliver what is pending
         self.transport = transport
         self.store = store
         self.reader = reader  # reads through a server: each states a purpose (see HttpReader)

@@ -450,3 +450,30 @@ def adopt_orphans(root: Path, own: Path | None = None) -> list[OrphanSpool]:
             continue
         orphans.append(OrphanSpool(directory, fd))
     return orphans
+
+
+def undelivered(root: Path) -> list[Path]:
+    """Writer directories under ``root`` left by processes that ended with records not yet delivered.
+
+    Read-only: each directory's lock is tried and at once let go (a live owner holds it; a clean
+    close removes its directory), so nothing is adopted or replayed here.
+    """
+    found: list[Path] = []
+    if not root.is_dir():
+        return found
+    for directory in sorted(root.glob("w-*")):
+        if not directory.is_dir() or not any(directory.glob("*.seg")):
+            continue
+        try:
+            fd = os.open(directory / "lock", os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            continue  # alive, or being replayed right now
+        else:
+            found.append(directory)
+        finally:
+            os.close(fd)
+    return found
