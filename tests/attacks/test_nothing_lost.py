@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import shutil
 import subprocess
 import sys
@@ -23,13 +24,15 @@ from fastapi.testclient import TestClient
 
 import inferlog
 from inferlog.cli import cli
-from inferlog.errors import RecordInvalid
+from inferlog.errors import RecordInvalid, UsageError
 from inferlog.ingest import kserve
+from inferlog.ingest.service import Ingestor
 from inferlog.record.ids import uuid7
 from inferlog.record.model import InferenceRecord
 from inferlog.sdk.client import Log
 from inferlog.sdk.spool import SpoolWriter
-from inferlog.store.base import Query
+from inferlog.store.base import Query, Store
+from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
 from tests.attacks.test_poison import SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
@@ -336,3 +339,39 @@ def test_reading_commands_say_when_a_spool_holds_undelivered_records(tmp_path: P
     inferlog.open(url, system="s").close()  # the next open delivers the spool
     result = runner.invoke(cli, ["--db", url, "stats"])
     assert "note:" not in result.stderr
+
+
+# -- attribute filters: one behaviour on every backend ----------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of each backend."""
+    store: Store = (
+        SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}")
+        if request.param == "sqlite"
+        else PostgresStore(request.getfixturevalue("pg_url"))
+    )
+    yield store
+    store.close()
+
+
+def test_attribute_filters_match_json_values_the_same_on_every_backend(any_store: Store) -> None:
+    """``true`` matches only true, ``1`` only numbers equal to 1, ``"1"`` only the string; NaN is refused on both."""
+    values: list[Any] = [True, 1, "1", 1.0, False, 0, 3.5]
+    records = [make_record(system="s", attributes={"v": v}) for v in values]
+    Ingestor(any_store).append(records)
+
+    def matching(wanted: Any) -> list[Any]:
+        page = any_store.query(Query(attributes={"v": wanted}))
+        return sorted((values[[r.id for r in records].index(s.id)] for s in page.entries), key=repr)
+
+    assert matching(True) == [True]
+    assert matching(False) == [False]
+    assert matching(1) == [1, 1.0]  # 1.0 is stored as 1 (RFC 8785): the same JSON number
+    assert matching("1") == ["1"]
+    assert matching(0) == [0]
+    assert matching(3.5) == [3.5]
+    for bad in (math.nan, math.inf):
+        with pytest.raises(UsageError, match="finite"):
+            any_store.query(Query(attributes={"v": bad}))

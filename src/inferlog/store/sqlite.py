@@ -500,8 +500,27 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
 
 
 def _attributes(attributes: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
-    clauses = [f"json_extract(body, '$.attributes.\"{key}\"') = ?" for key in attributes]
-    return clauses, list(attributes.values())
+    """Equality of JSON values, as PostgreSQL's jsonb containment has it: the JSON type must match too.
+
+    ``json_extract`` alone gives ``true`` as 1 and ``"3"`` as 3 no more than PostgreSQL does, but it
+    gives ``true`` and ``1`` the same SQL value; so the type is compared as well (numbers: 3 matches 3.0).
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key, wanted in attributes.items():
+        path = f"'$.attributes.\"{key}\"'"
+        if isinstance(wanted, bool):
+            clauses.append(f"json_type(body, {path}) = ?")
+            params.append("true" if wanted else "false")
+        elif isinstance(wanted, int | float):
+            clauses.append(
+                f"json_type(body, {path}) IN ('integer', 'real') AND json_extract(body, {path}) = ?"
+            )
+            params.append(wanted)
+        else:
+            clauses.append(f"json_type(body, {path}) = 'text' AND json_extract(body, {path}) = ?")
+            params.append(wanted)
+    return clauses, params
 
 
 DIALECT = _sql.Dialect(
