@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
@@ -30,10 +31,13 @@ from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
+from tests.proxy import test_proxy as proxy_tests
+from tests.proxy.test_proxy import Rig
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
 server = server_fixtures.server  # the API fixture, on SQLite and PostgreSQL
+rig = proxy_tests.rig  # a model server, the OIP proxy in front of it, and its Log
 
 MODEL = inferlog.Model("poison", "1")
 MAX_DEPTH = 64  # the documented nesting limit (docs/data-dictionary.md)
@@ -377,3 +381,20 @@ def test_a_seldon_timestamp_out_of_range_is_refused_and_its_partner_joins_alone(
     (record,) = sinks.records()
     assert record.input is not None
     assert record.output is not None
+
+
+# -- the OIP proxy ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000])
+def test_the_proxy_passes_the_models_answer_for_a_deep_body_and_records_it(rig: Rig, depth: int) -> None:
+    """A request nested past the limit gets the model's own answer through the proxy (never a 500 of ours), and is recorded."""
+    body = (f'{{"inputs": {deep_json(depth)}}}').encode()
+    headers = {"Content-Type": "application/json"}
+    with httpx.Client() as c:
+        direct = c.post(rig.upstream.url + "/v2/models/iris/infer", content=body, headers=headers)
+        proxied = c.post(rig.proxy.url + "/v2/models/iris/infer", content=body, headers=headers)
+    assert proxied.status_code == direct.status_code
+    assert proxied.content == direct.content
+    (record,) = rig.records()
+    assert record.status == "error"

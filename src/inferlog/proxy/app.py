@@ -35,6 +35,7 @@ from inferlog.errors import NotDurable
 from inferlog.ingest import oip
 from inferlog.record.ids import is_uuid
 from inferlog.record.model import ErrorInfo
+from inferlog.sdk.capture import record_for_caller
 from inferlog.sdk.client import Log
 
 HOP_BY_HOP = frozenset(
@@ -58,7 +59,7 @@ NOT_DURABLE = {"error": "the inference could not be logged durably"}
 def _json(data: bytes) -> Any:
     try:
         return msgspec.json.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested past any parser: kept as text
         return {"body": data.decode("utf-8", "replace")}
 
 
@@ -145,7 +146,8 @@ def create_proxy(
         error: ErrorInfo | None = None,
     ) -> None:
         fields = oip.to_fields(path, _json(req_body), resp, status, meta)
-        log.record(
+        record_for_caller(  # a body the log refuses never turns the model's answer into a 500
+            log,
             model=fields.model,
             input=fields.input,
             output=fields.output,
