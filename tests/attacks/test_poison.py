@@ -272,13 +272,15 @@ class Sinks:
         app.state.kserve_timeout = 3600.0
         return app
 
-    def kserve(self, client: TestClient, ce_id: str, half: str, body: bytes = KSERVE_BODY) -> Any:
+    def kserve(
+        self, client: TestClient, ce_id: str, half: str, body: bytes = KSERVE_BODY, ce_time: str | None = None
+    ) -> Any:
         headers = {
             "Ce-Specversion": "1.0",
             "Ce-Id": ce_id,
             "Ce-Type": f"org.kubeflow.serving.inference.{half}",
             "Ce-Source": "iris-predictor",
-            "Ce-Time": "2026-11-27T01:00:00Z" if half == "request" else "2026-11-27T01:00:00.2Z",
+            "Ce-Time": ce_time or ("2026-11-27T01:00:00Z" if half == "request" else "2026-11-27T01:00:00.2Z"),
             "Content-Type": "application/json",
             "Authorization": f"Bearer {self.key}",
         }
@@ -398,3 +400,13 @@ def test_the_proxy_passes_the_models_answer_for_a_deep_body_and_records_it(rig: 
     assert proxied.content == direct.content
     (record,) = rig.records()
     assert record.status == "error"
+
+
+def test_a_kserve_time_that_is_no_time_in_utc_is_refused_and_the_sink_goes_on(sinks: Sinks) -> None:
+    """``ce-time: 0001-01-01T00:00:00+14:00`` (before year 1 in UTC) is 422 naming `ts`; later events get 202 after a sweep."""
+    with TestClient(sinks.app()) as client:
+        r = sinks.kserve(client, "early", "request", ce_time="0001-01-01T00:00:00+14:00")
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "ts"
+        sweep_later(client)
+        assert sinks.kserve(client, "later", "request").status_code == 202
