@@ -17,6 +17,8 @@ import httpx
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import inferlog
 from inferlog.errors import RecordInvalid, StoreUnavailable
@@ -38,6 +40,7 @@ from tests.server.conftest import Server
 
 server = server_fixtures.server  # the API fixture, on SQLite and PostgreSQL
 rig = proxy_tests.rig  # a model server, the OIP proxy in front of it, and its Log
+sqlite_server = server_fixtures.sqlite_server  # the API on SQLite only (hypothesis reuses it)
 
 MODEL = inferlog.Model("poison", "1")
 MAX_DEPTH = 64  # the documented nesting limit (docs/data-dictionary.md)
@@ -410,3 +413,82 @@ def test_a_kserve_time_that_is_no_time_in_utc_is_refused_and_the_sink_goes_on(si
         assert r.json()["field"] == "ts"
         sweep_later(client)
         assert sinks.kserve(client, "later", "request").status_code == 202
+
+
+# -- property: whatever a producer sends, the log answers and keeps what it acknowledged ------------
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+)
+# Nesting is the attack: values around the limit and far past it, wrapped around ordinary JSON.
+DEEP_VALUES = st.builds(
+    lambda depth, leaf, as_object: _wrap(leaf, depth, as_object),
+    st.integers(0, 3 * MAX_DEPTH) | st.sampled_from([MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 900, 2_000]),
+    JSON_VALUES,
+    st.booleans(),
+)
+
+
+def _wrap(leaf: Any, depth: int, as_object: bool) -> Any:
+    for _ in range(depth):
+        leaf = {"k": leaf} if as_object else [leaf]
+    return leaf
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(values=st.lists(DEEP_VALUES, min_size=1, max_size=5))
+def test_every_value_record_accepts_is_delivered_and_the_rest_are_refused(
+    tmp_path_factory: Any, values: list[Any]
+) -> None:
+    """Any JSON value, nested up to far past the limit: record() refuses it or the store gets it; the shipper never stalls."""
+    folder = tmp_path_factory.mktemp("prop")
+    log = inferlog.open(f"sqlite:///{folder / 'log.db'}", system="s", spool_dir=folder / "spool")
+    try:
+        accepted, refused = [], []
+        for value in values:
+            try:
+                accepted.append(log.record(model=MODEL, input=value))
+            except RecordInvalid as exc:
+                refused.append(exc.field)
+        assert set(refused) <= {"input"}
+        assert log.flush(timeout=60)
+        assert log.counters.failed == 0
+        assert all(log.get(rid) is not None for rid in accepted)
+    finally:
+        log.close()
+
+
+DEPTHS = st.integers(0, 3 * MAX_DEPTH) | st.sampled_from(
+    [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 900, 2_000, 8_000]
+)
+
+
+def _wrapped_text(leaf: Any, depth: int, as_object: bool) -> str:
+    """JSON text of ``leaf`` inside ``depth`` arrays or objects, spelled out (no encoder's stack involved)."""
+    opening, closing = ('{"k":', "}") if as_object else ("[", "]")
+    return opening * depth + msgspec.json.encode(leaf).decode() + closing * depth
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(depth=DEPTHS, leaf=JSON_VALUES, as_object=st.booleans(), ndjson=st.booleans())
+def test_post_records_answers_200_or_422_for_any_nesting(
+    sqlite_server: Server, depth: int, leaf: Any, as_object: bool, ndjson: bool
+) -> None:
+    """Any JSON value inside any depth of nesting, as a posted record's input, gets 200 or 422, never a 5xx."""
+    record = record_json(_wrapped_text(leaf, depth, as_object))
+    body, kind = (record, "application/x-ndjson") if ndjson else (b"[" + record + b"]", "application/json")
+    headers = sqlite_server.as_("ingest") | {"Content-Type": kind}
+    r = sqlite_server.client.post("/v1/records", content=body, headers=headers)
+    assert r.status_code in (200, 422), r.text
+    assert (r.status_code == 200) == (depth + depth_of(leaf) <= MAX_DEPTH)
+
+
+def depth_of(value: Any) -> int:
+    """How many arrays/objects ``value`` nests (a scalar: 0)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    return 0
