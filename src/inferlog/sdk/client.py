@@ -40,8 +40,7 @@ from inferlog.record.model import (
     Source,
     StoredEntry,
 )
-from inferlog.record.validate import SCALAR_TYPES as _SCALARS
-from inferlog.record.validate import check_depth, deeper_than_allowed, too_deep
+from inferlog.record.validate import check_depth, deeper_than_allowed, shallow, too_deep
 from inferlog.sdk.http import HttpReader
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
@@ -240,14 +239,12 @@ class Log:
                 subject=subject, actor=actor, request_id=request_id, trace_id=trace_id,
                 span_id=span_id, parent_id=parent_id, session_id=session_id,
             )  # fmt: skip
-        for name, value in (
-            ("input", input),
-            ("output", output),
-            ("parameters", parameters),
-            ("attributes", attributes),
-        ):
-            if type(value) not in _SCALARS and too_deep(value):  # refused now, not by the shipper later
-                raise deeper_than_allowed(name)
+        if not shallow(
+            input, output, parameters, attributes
+        ):  # nested: refused now, not by the shipper later
+            for name, value in (("input", input), ("output", output), ("parameters", parameters), ("attributes", attributes)):  # fmt: skip
+                if too_deep(value):
+                    raise deeper_than_allowed(name)
         entry = InferenceRecord(
             id=id or uuid7(),
             system=self.system,
