@@ -195,6 +195,28 @@ def test_the_shipper_outlives_a_transport_that_raises_anything(tmp_path: Path) -
         log.close()
 
 
+def test_the_shipper_thread_outlives_an_unexpected_error_in_its_own_loop(tmp_path: Path) -> None:
+    """An exception outside any one record (reading the spool failed once) is logged; shipping goes on."""
+    transport = CapturingTransport()
+    log = inferlog.sdk.client.Log(transport, system="s", spool_dir=tmp_path / "spool")
+    try:
+        spool = log._spool
+        real_read = spool.read
+        failures = [MemoryError("a transient failure outside any record")]
+
+        def read_once_failing(*args: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return real_read(*args)
+
+        spool.read = read_once_failing  # type: ignore[method-assign]
+        ids = [log.record(model=MODEL, input=i) for i in range(5)]
+        assert log.flush(timeout=30)
+        assert [e.id for e in transport.entries] == ids
+    finally:
+        log.close()
+
+
 def test_the_pipeline_refuses_a_too_deep_entry_on_every_path(tmp_path: Path) -> None:
     """An entry built past the SDK's check (65 levels) is refused by the store's pipeline, naming the field."""
     store = SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}")

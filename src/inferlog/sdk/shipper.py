@@ -31,6 +31,7 @@ from inferlog.store.base import AppendResult
 log = logging.getLogger("inferlog.shipper")
 
 _decoder = msgspec.msgpack.Decoder(Entry)
+_LOOP_PAUSE = 1.0  # seconds the shipper waits after an unexpected error before it goes on
 
 
 @dataclass
@@ -98,30 +99,34 @@ class Shipper:
     # -- shipper ------------------------------------------------------------------------------
 
     def _ship_loop(self) -> None:
+        """The thread's body: ship until stopped, outliving any one unexpected failure."""
+        while not self._stop.is_set():
+            try:
+                self._ship_until_stopped()
+            except Exception:
+                log.exception("the shipper hit an unexpected error; it goes on in %.1fs", _LOOP_PAUSE)
+                self._stop.wait(_LOOP_PAUSE)
+
+    def _ship_until_stopped(self) -> None:
         self._replay_orphans_safely()
         self._orphans_done.set()
         next_orphan_scan = time.monotonic() + 30.0
         while not self._stop.is_set():
-            try:
-                payloads, after = self.spool.read(self.cursor, self.batch_size)
-                if not payloads:
-                    if after != self.cursor:
-                        self.cursor = after
-                        self.spool.release_before(after.segment)
-                        continue
-                    if time.monotonic() > next_orphan_scan:
-                        self._replay_orphans_safely()
-                        next_orphan_scan = time.monotonic() + 30.0
-                    self._after_delivery()
-                    self._wake.wait(self.commit_interval)
-                    self._wake.clear()
+            payloads, after = self.spool.read(self.cursor, self.batch_size)
+            if not payloads:
+                if after != self.cursor:
+                    self.cursor = after
+                    self.spool.release_before(after.segment)
                     continue
-                if not self._deliver(payloads, self.spool.directory):
-                    continue  # stopping
-            except Exception:
-                log.exception("the shipper hit an unexpected error; it goes on in %.1fs", self.max_backoff)
-                self._stop.wait(self.max_backoff)
+                if time.monotonic() > next_orphan_scan:
+                    self._replay_orphans_safely()
+                    next_orphan_scan = time.monotonic() + 30.0
+                self._after_delivery()
+                self._wake.wait(self.commit_interval)
+                self._wake.clear()
                 continue
+            if not self._deliver(payloads, self.spool.directory):
+                continue  # stopping
             self.cursor = after
             with self._progress:
                 self.delivered += len(payloads)
