@@ -8,13 +8,24 @@ type it, a reader that answered dicts where the store answers entries, a pool le
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from fastapi.testclient import TestClient
 
 import inferlog
+import inferlog.server
 from inferlog.cli import cli
+from inferlog.server import create_app
+from inferlog.server.auth import create_key
+from inferlog.store.sqlite import SQLiteStore
+
+STATIC = Path(inferlog.server.__file__).parent / "static"  # the package's own copy of Swagger UI
 
 
 @pytest.fixture
@@ -110,3 +121,65 @@ def test_serve_accepts_db_after_the_subcommand() -> None:
     result = _run("serve", "--db", "sqlite:///x.db", "--help")
     assert result.exit_code == 0, result.output
     assert "--db" in result.output
+
+
+# -- the HTTP server: API key messages, the docs page offline -------------------------------------
+
+
+@pytest.fixture
+def app_client(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """An in-process server over a SQLite file, with an ingest key and an auditor key."""
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
+    keys = {role: create_key(store, role, ["credit"], f"{role} key")[0] for role in ("ingest", "reader")}
+    with TestClient(create_app(store)) as client:
+        yield client, keys
+    store.close()
+
+
+def test_a_key_with_a_wrong_secret_is_invalid_not_malformed(
+    app_client: tuple[TestClient, dict[str, str]],
+) -> None:
+    """A well-formed key whose secret is wrong is answered "invalid API key", never "malformed"."""
+    client, keys = app_client
+    kid_part, secret, check = keys["reader"].rsplit("_", 2)
+    wrong = f"{kid_part}_{'x' if secret[0] != 'x' else 'y'}{secret[1:]}_{check}"
+    answer = client.get("/v1/records", params={"purpose": "t"}, headers={"Authorization": f"Bearer {wrong}"})
+    assert answer.status_code == 401
+    message = answer.json()["message"]
+    assert message.startswith("invalid API key")
+    assert "malformed" not in message
+
+
+def test_role_messages_use_the_right_article(app_client: tuple[TestClient, dict[str, str]]) -> None:
+    """An ingest key that tries to read is told "an ingest key cannot do this", not "a ingest key"."""
+    client, keys = app_client
+    answer = client.get(
+        "/v1/records", params={"purpose": "t"}, headers={"Authorization": f"Bearer {keys['ingest']}"}
+    )
+    assert answer.status_code == 403
+    assert answer.json()["message"].startswith("an ingest key cannot do this")
+
+
+def test_docs_page_loads_nothing_from_another_host(app_client: tuple[TestClient, dict[str, str]]) -> None:
+    """/docs references only this server's own paths (it works offline); /redoc is not served from a CDN."""
+    client, _ = app_client
+    page = client.get("/docs")
+    assert page.status_code == 200
+    referenced = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert referenced
+    assert all(url.startswith("/") and not url.startswith("//") for url in referenced), referenced
+    assert "cdn" not in page.text.lower()
+    assert client.get("/redoc").status_code == 404
+
+
+def test_docs_assets_are_the_recorded_swagger_ui_files(app_client: tuple[TestClient, dict[str, str]]) -> None:
+    """Every asset /docs uses is served by the package and matches the sha256 recorded in SOURCES.json."""
+    client, _ = app_client
+    record = json.loads((STATIC / "SOURCES.json").read_text())
+    assert record["package"] == "swagger-ui-dist"
+    page = client.get("/docs").text
+    for name, digest in record["sha256"].items():
+        assert f"/static/{name}" in page
+        served = client.get(f"/static/{name}")
+        assert served.status_code == 200
+        assert hashlib.sha256(served.content).hexdigest() == digest, name

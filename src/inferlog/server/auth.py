@@ -58,7 +58,8 @@ def _checksum(body: str) -> str:
 
 
 def hash_secret(secret: str) -> bytes:
-    # Machine-made 256-bit secrets: a fast hash suffices and keeps lookups cheap (spec §4.2).
+    # Machine-made 256-bit secrets: a fast hash suffices and keeps lookups cheap (no password
+    # stretching is needed for secrets nobody chose).
     return hashlib.sha256(secret.encode()).digest()
 
 
@@ -87,7 +88,9 @@ def parse_key(token: str) -> tuple[str, str]:
         raise AuthError("malformed API key")
     body = token.strip()[: -len(match.group("check")) - 1]
     if not hmac.compare_digest(_checksum(body), match.group("check")):
-        raise AuthError("malformed API key (checksum)")
+        # The checksum covers the secret: a mistyped or truncated secret lands here, not in
+        # authenticate(). To the caller it is the same thing: not a key this server issued.
+        raise AuthError("invalid API key (its checksum does not match: was it copied whole?)")
     return match.group("kid"), match.group("secret")
 
 
@@ -121,11 +124,16 @@ class Principal:
 
     def require(self, *roles: str) -> None:
         if not self.allows(*roles):
-            raise Forbidden(f"a {self.role} key cannot do this (needs {' or '.join(roles)})")
+            raise Forbidden(f"{_a(self.role)} {self.role} key cannot do this (needs {' or '.join(roles)})")
 
     def require_system(self, system: str) -> None:
         if not self.covers(system):
             raise Forbidden(f"this key is not allowed for system {system!r}")
+
+
+def _a(word: str) -> str:
+    """The indefinite article for ``word``: "an ingest key", "an admin key", "a reader key"."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 OPEN = Principal("anonymous (auth disabled)", "*", ("*",))
