@@ -28,9 +28,15 @@ from inferlog.store.base import MAX_PAGE, Query
 @click.option("--cursor", type=int, help="Continue from a cursor a previous page printed.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.option(
+    "--ids",
+    "ids_only",
+    is_flag=True,
+    help="Print only the ids, one a line: inferlog show $(inferlog query --limit 1 --ids).",
+)
 @pass_state
 def query_command(
-    state: State, /, limit: int, cursor: int | None, order: str, as_json: bool, **options: Any
+    state: State, /, limit: int, cursor: int | None, order: str, as_json: bool, ids_only: bool, **options: Any
 ) -> None:
     """Find entries, one page at a time.
 
@@ -41,7 +47,10 @@ def query_command(
     query = build_query(limit=limit, cursor=cursor, order=order, **state.filters(options))
     page = state.store().query(query)
     entries = state.reveal(page.entries)
-    if as_json:
+    if ids_only:
+        for stored in entries:
+            click.echo(stored.id)
+    elif as_json:
         for stored in entries:
             click.echo(json_line(stored))
     elif entries:
