@@ -24,6 +24,7 @@ from inferlog.cli import cli
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
 from inferlog.store.sqlite import SQLiteStore
+from tests.fix_server import ServerProcess, run_cli
 
 STATIC = Path(inferlog.server.__file__).parent / "static"  # the package's own copy of Swagger UI
 
@@ -183,3 +184,35 @@ def test_docs_assets_are_the_recorded_swagger_ui_files(app_client: tuple[TestCli
         served = client.get(f"/static/{name}")
         assert served.status_code == 200
         assert hashlib.sha256(served.content).hexdigest() == digest, name
+
+
+# -- the Python API: one entry type, however it was read -----------------------------------------
+
+
+def test_reads_through_a_server_answer_the_same_type_as_reads_from_the_store(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    """`log.reader.get(id, purpose=...)` answers a StoredEntry like `log.get(id)`, so `.output` works on both."""
+    ingest = run_cli(
+        "--db", server_process.db, "keys", "create", "--role", "ingest", "--system", "s", "--name", "m"
+    ).strip()
+    reader = run_cli(
+        "--db", server_process.db, "keys", "create", "--role", "reader", "--system", "s", "--name", "r"
+    ).strip()
+    with inferlog.open(server_process.url, api_key=ingest, system="s", spool_dir=tmp_path / "w") as log:
+        rid = log.record(model=inferlog.Model("m", "1"), input={"x": 1}, output={"score": 0.81})
+        assert log.flush(timeout=30)
+    with inferlog.open(server_process.db, system="s", spool_dir=tmp_path / "local") as local:
+        direct = local.get(rid)
+    with inferlog.open(server_process.url, api_key=reader, system="s", spool_dir=tmp_path / "r") as remote:
+        assert remote.reader is not None
+        served = remote.reader.get(rid, purpose="first hour")
+        page = remote.reader.query(purpose="first hour", kind="inference")
+    assert direct is not None
+    assert served is not None
+    assert type(served) is type(direct)
+    assert served.output == direct.output == {"score": 0.81}
+    assert served.entry == direct.entry
+    assert (served.seq, served.logged_at) == (direct.seq, direct.logged_at)
+    assert [stored.id for stored in page] == [rid]
+    assert page.entries[0].entry == direct.entry

@@ -42,9 +42,9 @@ def test_sdk_ships_through_the_server_and_reads_with_a_purpose(
     assert read.reader is not None
     got = read.reader.get(ids[5], purpose="spot check")
     assert got is not None
-    assert got["output"] == 5
+    assert got.output == 5
     page = read.reader.query(purpose="monitoring", limit=1000, kind="inference")
-    assert [e["id"] for e in page["entries"]] == ids
+    assert [e.id for e in page] == ids
     read.close()
 
 
