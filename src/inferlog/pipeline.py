@@ -65,7 +65,7 @@ class Leaf(msgspec.Struct, kw_only=True, omit_defaults=True):
     commit: bytes
     id: str
     inference_id: str | None = None  # feedback
-    kc: bytes | None = None  # a sealed entry's key commitment (integrity.md §2.2)
+    kc: bytes | None = None  # a sealed entry's key commitment (see privacy/seal.py)
     kind: str
     model: Model | None = None  # inference
     status: str | None = None  # inference

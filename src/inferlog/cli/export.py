@@ -40,7 +40,7 @@ _UNFILTERED = {"limit", "order", "after"}
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option(
     "--purpose", default="export", show_default=True,
-    help="Why the data leaves the log; kept, with who and how many, in an access entry (R10).",
+    help="Why the data leaves the log; kept, with who and how many, in an access entry.",
 )  # fmt: skip
 @click.option(
     "--sealed", is_flag=True,

@@ -1,4 +1,4 @@
-"""Field encryption with crypto-shredding (integrity.md §2.2–§2.3, §3).
+"""Field encryption with crypto-shredding (docs/privacy.md tells the whole design).
 
 Every sealed entry gets a fresh 256-bit data key (DEK). From it come ``k_enc`` (AES-256-GCM over each
 chosen field) and ``kc``, a key commitment the leaf carries, so that whoever holds the keys cannot

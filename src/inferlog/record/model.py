@@ -1,4 +1,4 @@
-"""The ledger's entries, schema version 1 (DESIGN.md "The ledger and its entries").
+"""The ledger's entries, schema version 1 (every field: docs/data-dictionary.md).
 
 Entries are msgspec Structs: constructing one does not validate (the SDK's hot path builds them
 directly), decoding or converting one does, with a message that names the field. Every way into the
@@ -38,12 +38,12 @@ class Model(msgspec.Struct, frozen=True, omit_defaults=True):
     name: Name
     version: Annotated[str, msgspec.Meta(max_length=256)]
     digest: str | None = None  # "sha256:<hex>" of the artifact
-    uri: str | None = None  # registry / run URI (lineage, R15)
+    uri: str | None = None  # registry / run URI (lineage: which training run made the model)
     provider: str | None = None
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
-    """What went wrong in a failed inference (R3)."""
+    """What went wrong in a failed inference: the exception's type and message."""
 
     type: Name
     message: str = ""
@@ -63,7 +63,7 @@ class WrappedKey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class Sealed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Which fields of an entry are encrypted, and under which keys (integrity.md §2.2, §3).
+    """Which fields of an entry are encrypted, and under which keys (see docs/privacy.md, "Sealed payloads").
 
     Each listed field holds ``"ilenc1:" + base64(nonce || ciphertext || tag)``, AES-256-GCM under a
     key derived from the entry's own data key; ``kc`` commits to that data key, and the leaf carries it.
@@ -107,7 +107,7 @@ class InferenceRecord(_Entry, tag="inference"):
 
 
 class FeedbackEntry(_Entry, tag="feedback"):
-    """Ground truth, an outcome, or a human review or override of one inference (Art. 14, R5)."""
+    """Ground truth, an outcome, or a human review or override of one inference (human oversight, AI Act Art. 14)."""
 
     inference_id: EntryId
     label: Any = None
@@ -117,7 +117,7 @@ class FeedbackEntry(_Entry, tag="feedback"):
 
 
 class AccessEntry(_Entry, tag="access"):
-    """Who read or exported which records, when, and for what stated purpose (R10)."""
+    """Who read or exported which records, when, and for what stated purpose: the audited read trail."""
 
     action: Name
     purpose: Name

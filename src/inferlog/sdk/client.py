@@ -242,7 +242,7 @@ class Log:
         attributes: Mapping[str, Any] | None = None,
         ts: dt.datetime | None = None,
     ) -> str:
-        """Record ground truth, an outcome, or a human review/override of one inference (R5, R14)."""
+        """Record ground truth, an outcome, or a human review/override of one inference."""
         if type(inference_id) is not str or not is_uuid(inference_id):
             raise RecordInvalid(f"must be an inference id, got {inference_id!r}", field="inference_id")
         entry = FeedbackEntry(

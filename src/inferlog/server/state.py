@@ -59,7 +59,7 @@ class ServerState:
     def audit_read(
         self, who: Principal, action: str, purpose: str, system: str, query: dict[str, Any], count: int
     ) -> None:
-        """Append the access entry for a read; raises (so the read fails) if it cannot be logged (R10)."""
+        """Append the access entry for a read; raises (so the read fails) if it cannot be logged: no read goes unrecorded."""
         entry = AccessEntry(
             id=uuid7(),
             system=system,

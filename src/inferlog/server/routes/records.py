@@ -23,7 +23,7 @@ from inferlog.server.schemas import RECORDS_BODY, FeedbackBody
 router = APIRouter(prefix="/v1", tags=["records"])
 
 Purpose = Annotated[
-    str, Query(min_length=1, max_length=500, description="Why you read this; kept in the access trail (R10).")
+    str, Query(min_length=1, max_length=500, description="Why you read this; kept in the access trail.")
 ]
 READER_KINDS = ("inference", "feedback")
 WRITABLE_KINDS = ("inference", "feedback")
