@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from fastapi.testclient import TestClient
 import inferlog
 import inferlog.server
 from inferlog.cli import cli
+from inferlog.errors import InferlogError
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
 from inferlog.store.sqlite import SQLiteStore
+from tests.fix_postgres import admin_connect
 from tests.fix_server import ServerProcess, run_cli
 
 STATIC = Path(inferlog.server.__file__).parent / "static"  # the package's own copy of Swagger UI
@@ -216,3 +219,35 @@ def test_reads_through_a_server_answer_the_same_type_as_reads_from_the_store(
     assert (served.seq, served.logged_at) == (direct.seq, direct.logged_at)
     assert [stored.id for stored in page] == [rid]
     assert page.entries[0].entry == direct.entry
+
+
+def _connections(database: str) -> int:
+    with admin_connect() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        pytest.param({}, id="no-spool-dir"),  # PostgreSQL has no file to put the spool beside
+        pytest.param({"signer_key": "/no/such/signer.key"}, id="missing-signer-key"),
+    ],
+)
+def test_a_failing_open_closes_its_postgres_pool(pg_url: str, mistake: dict[str, str]) -> None:
+    """When `inferlog.open` raises after it opened the store, the store's connections are all closed.
+
+    The caller keeps the exception (as a retry loop or an error report does): its traceback keeps
+    the frames alive, so nothing but an explicit close can give the connections back.
+    """
+    database = pg_url.rsplit("/", 1)[1]
+    with pytest.raises(InferlogError) as failed:
+        inferlog.open(pg_url, system="s", **mistake)
+    deadline = time.monotonic() + 10
+    while _connections(database) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a closed connection's backend exits just after the client lets go
+    assert _connections(database) == 0, failed.value
