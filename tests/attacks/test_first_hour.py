@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +253,19 @@ def test_a_failing_open_closes_its_postgres_pool(pg_url: str, mistake: dict[str,
     while _connections(database) and time.monotonic() < deadline:
         time.sleep(0.05)  # a closed connection's backend exits just after the client lets go
     assert _connections(database) == 0, failed.value
+
+
+def test_docs_assets_go_into_the_wheel() -> None:
+    """The Swagger UI files are in the package folder and not git-ignored, which hatch's wheel build honours."""
+    record = json.loads((STATIC / "SOURCES.json").read_text())
+    names = [*record["sha256"], "SOURCES.json", "LICENSE", "NOTICE"]
+    root = Path(__file__).resolve().parents[2]
+    assert STATIC.is_relative_to(root / "src" / "inferlog")
+    git = shutil.which("git")
+    assert git is not None
+    ignored = subprocess.run(
+        [git, "check-ignore", *(str(STATIC / name) for name in names)], cwd=root, capture_output=True,
+        text=True, check=False,
+    )  # fmt: skip
+    assert ignored.stdout == "", ignored.stdout
+    assert all((STATIC / name).is_file() for name in names)
