@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ def open(
     try:
         return _embedded(store, spool_dir or settings.spool_dir, signer_key, common)
     except BaseException:
-        store.close()  # a failed open must not leave a connection pool behind
+        with contextlib.suppress(Exception):  # the reason open failed matters more than a failed close
+            store.close()  # a failed open must not leave a connection pool behind
         raise
 
 
