@@ -13,6 +13,7 @@ from inferlog.ingest.service import Ingestor
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.reveal import reveal
 from inferlog.pipeline import Pipeline
+from inferlog.privacy.policy import Policy
 from inferlog.privacy.protect import Protection
 from inferlog.privacy.seal import subject_ref
 from inferlog.record.ids import uuid7
@@ -33,8 +34,10 @@ class ServerState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
     def __post_init__(self) -> None:
-        active = self.protection is not None and self.protection.active
-        self.ingestor = Ingestor(self.store, Pipeline([self.protection]) if active else None)  # type: ignore[list-item]
+        # Every entry that arrives (records, feedback, the sinks' records) passes the policy's admission,
+        # also on a server without a policy file: a claimed seal is checked, never trusted.
+        admission = (self.protection or Protection(Policy.default())).admit
+        self.ingestor = Ingestor(self.store, Pipeline([admission]))
 
     def stored_subject(self, subject: str | None) -> str | None:
         """A subject as the log stores it: its keyed pseudonym when the policy has a key store.
