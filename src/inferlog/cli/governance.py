@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 from pathlib import Path
 
 import click
 
-from inferlog.cli._common import State, console, pass_state
+from inferlog.cli._common import State, cli_actor, console, pass_state
 from inferlog.config import ENV_SIGNER_KEY_FILE
 from inferlog.errors import UsageError
 from inferlog.integrity.checkpointer import Checkpointer
@@ -24,7 +23,7 @@ def _governance(state: State) -> Governance:
         state.store(),
         protection.policy,
         keystore,  # type: ignore[arg-type]
-        actor=f"cli:{getpass.getuser()}",
+        actor=cli_actor(),
     )
 
 

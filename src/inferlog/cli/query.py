@@ -14,12 +14,16 @@ from inferlog.cli._common import (
     json_line,
     pass_state,
     pretty_json,
+    purpose_option,
     summary_line,
 )
 from inferlog.errors import NotFound
 from inferlog.export.jsonl import export_dict
-from inferlog.query import build_query, follow, iter_entries, last_entries
+from inferlog.query import build_query, follow_pages, iter_entries, last_entries
+from inferlog.record.model import kind_of
 from inferlog.store.base import MAX_PAGE, Query
+
+PAYLOAD_KINDS = ("inference", "feedback")
 
 
 @click.command("query")
@@ -28,9 +32,10 @@ from inferlog.store.base import MAX_PAGE, Query
 @click.option("--cursor", type=int, help="Continue from a cursor a previous page printed.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@purpose_option
 @pass_state
 def query_command(
-    state: State, /, limit: int, cursor: int | None, order: str, as_json: bool, **options: Any
+    state: State, /, limit: int, cursor: int | None, order: str, as_json: bool, purpose: str, **options: Any
 ) -> None:
     """Find entries, one page at a time.
 
@@ -40,6 +45,7 @@ def query_command(
     """
     query = build_query(limit=limit, cursor=cursor, order=order, **state.filters(options))
     page = state.store().query(query)
+    state.audit("query", purpose, query, page.entries)
     entries = state.reveal(page.entries)
     if as_json:
         for stored in entries:
@@ -55,21 +61,22 @@ def query_command(
 
 @click.command("show")
 @click.argument("entry_id", metavar="ID")
+@purpose_option
 @pass_state
-def show_command(state: State, /, entry_id: str) -> None:
+def show_command(state: State, /, entry_id: str, purpose: str) -> None:
     """Show one entry whole, with its leaf hash and feedback."""
     store = state.store()
     stored = store.get(entry_id.strip().lower())
     if stored is None:
         raise NotFound(f"no entry with id {entry_id!r} in {state.db}")
+    about = Query(inference_id=stored.id, kind="feedback", limit=MAX_PAGE)
+    reviews = list(iter_entries(store, about)) if kind_of(stored.entry) == "inference" else []
+    state.audit("show", purpose, Query(system=stored.entry.system), [stored, *reviews])
     stored = state.reveal([stored])[0]
     data = export_dict(stored)
     data["leaf_hash"] = stored.leaf_hash.hex()
-    if data["kind"] == "inference":
-        about = Query(inference_id=stored.id, kind="feedback", limit=MAX_PAGE)
-        feedback = [export_dict(item) for item in state.reveal(list(iter_entries(store, about)))]
-        if feedback:
-            data["feedback"] = feedback
+    if reviews:
+        data["feedback"] = [export_dict(item) for item in state.reveal(reviews)]
     out = console()
     if out.is_terminal:
         out.print_json(pretty_json(data))
@@ -87,22 +94,31 @@ def show_command(state: State, /, entry_id: str) -> None:
 @click.option("--interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Seconds between polls with --follow.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@purpose_option
 @pass_state
 def tail_command(
-    state: State, /, count: int, keep_following: bool, interval: float, as_json: bool, **options: Any
-) -> None:
+    state: State, /, count: int, keep_following: bool, interval: float, as_json: bool, purpose: str,
+    **options: Any,
+) -> None:  # fmt: skip
     """Print the latest entries; -f keeps printing new ones."""
     query = build_query(limit=MAX_PAGE, **state.filters(options))
     store = state.store()
     latest, head = last_entries(store, query, count)
+    state.audit("tail", purpose, query, latest)
     show = json_line if as_json else summary_line
     for stored in latest:
         click.echo(show(stored))
     if not keep_following:
         return
     try:
-        for stored in follow(store, query.next(head), interval=interval):
-            click.echo(show(stored))
+        for page in follow_pages(store, query.next(head), interval=interval):
+            payloads = [stored for stored in page if kind_of(stored.entry) in PAYLOAD_KINDS]
+            if payloads:
+                # Each page with payloads is on record; the access entries this appends are printed
+                # in turn but file nothing themselves, so following never feeds on its own trail.
+                state.audit("tail", purpose, query, payloads)
+            for stored in page:
+                click.echo(show(stored))
     except KeyboardInterrupt:
         return
 
