@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from inferlog.retention.erasure import subject_commitment
 from inferlog.server.auth import create_key
 from inferlog.store import open_store
 from inferlog.store.base import Query, Store
-from tests.server.conftest import Server, server  # noqa: F401 - the fixture, used by name
+from inferlog.store.postgres import PostgresStore
+from inferlog.store.sqlite import SQLiteStore
+from tests.server.conftest import Server, _serve
 
 CLI_ACTOR = f"cli:{getpass.getuser()}"
 PLANTED = "Ottoline Vexworth-55"
@@ -48,6 +51,16 @@ def _admin(url: str) -> list[AdminEntry]:
         return [e for e in _trail(store, "admin") if isinstance(e, AdminEntry)]
     finally:
         store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """The API over each backend, with one key per role (the server tests' fixture)."""
+    if request.param == "sqlite":
+        store: Store = SQLiteStore(f"sqlite:///{tmp_path / 'api.db'}")
+    else:
+        store = PostgresStore(request.getfixturevalue("pg_url"))
+    yield from _serve(store, tmp_path)
 
 
 @pytest.fixture
@@ -100,21 +113,19 @@ def test_sdk_reads_leave_access_entries(logged: tuple[str, list[str]], tmp_path:
     assert all(e.actor == f"sdk:{getpass.getuser()}" for e in trail)
 
 
-def test_a_multi_system_reader_files_one_access_entry_per_system(server: Server) -> None:
+def test_a_multi_system_reader_files_one_access_entry_per_system(api: Server) -> None:
     """A reader scoped to credit and fraud, querying without system=, files its read under each system."""
-    both = create_key(server.store, "reader", ["credit", "fraud"], "two-system analyst")[0]
-    credit_auditor = create_key(server.store, "auditor", ["credit"], "credit auditor")[0]
+    both = create_key(api.store, "reader", ["credit", "fraud"], "two-system analyst")[0]
+    credit_auditor = create_key(api.store, "auditor", ["credit"], "credit auditor")[0]
     records = [_rec("credit"), _rec("credit"), _rec("fraud")]
-    assert (
-        server.client.post("/v1/records", json=records, headers=server.as_("ingest_all")).status_code == 200
-    )
-    answer = server.client.get(
+    assert api.client.post("/v1/records", json=records, headers=api.as_("ingest_all")).status_code == 200
+    answer = api.client.get(
         "/v1/records", params={"purpose": "monitoring"}, headers={"Authorization": f"Bearer {both}"}
     )
     assert answer.status_code == 200, answer.text
-    trail = _trail(server.store)
+    trail = _trail(api.store)
     assert sorted((e.system, e.count) for e in trail) == [("credit", 2), ("fraud", 1)]
-    seen = server.client.get(
+    seen = api.client.get(
         "/v1/records",
         params={"purpose": "audit", "kind": "access"},
         headers={"Authorization": f"Bearer {credit_auditor}"},
@@ -122,27 +133,27 @@ def test_a_multi_system_reader_files_one_access_entry_per_system(server: Server)
     assert [(e["system"], e["purpose"], e["count"]) for e in seen] == [("credit", "monitoring", 2)]
 
 
-def test_ids_of_other_systems_answer_like_unknown_ids(server: Server) -> None:
+def test_ids_of_other_systems_answer_like_unknown_ids(api: Server) -> None:
     """Record, proof and feedback routes answer 404 alike for an unknown id and an id in another system."""
-    credit_id = server.client.post("/v1/records", json=[_rec("credit")], headers=server.as_("ingest")).json()[
+    credit_id = api.client.post("/v1/records", json=[_rec("credit")], headers=api.as_("ingest")).json()[
         "results"
     ][0]["id"]
     unknown = "01a00000-0000-7000-8000-000000000000"
-    server.client.post("/v1/checkpoint", headers=server.as_("admin"))
+    api.client.post("/v1/checkpoint", headers=api.as_("admin"))
     probes = [
         ("get", "/v1/records/{}", {"params": {"purpose": "p"}}, "reader_fraud"),
         ("get", "/v1/records/{}/proof", {}, "reader_fraud"),
     ]
-    fraud_ingest = create_key(server.store, "ingest", ["fraud"], "fraud model server")[0]
+    fraud_ingest = create_key(api.store, "ingest", ["fraud"], "fraud model server")[0]
     for method, path, extra, role in probes:
         answers = [
-            server.client.request(method, path.format(rid), headers=server.as_(role), **extra)
+            api.client.request(method, path.format(rid), headers=api.as_(role), **extra)
             for rid in (credit_id, unknown)
         ]
         assert [a.status_code for a in answers] == [404, 404], [a.text for a in answers]
         assert answers[0].json()["message"].replace(credit_id, unknown) == answers[1].json()["message"]
     feedback = [
-        server.client.post(
+        api.client.post(
             f"/v1/records/{rid}/feedback",
             json={"label": 1},
             headers={"Authorization": f"Bearer {fraud_ingest}"},

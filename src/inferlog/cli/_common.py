@@ -84,18 +84,19 @@ class State:
         query: Query,
         entries: Sequence[StoredEntry] | Mapping[str, int],
         **details: Any,
-    ) -> None:
+    ) -> set[str]:
         """File this command's read in the log: access entries naming the OS user, the purpose, the query.
 
         ``entries`` is what was read, or how many of each system; ``details`` add to the query. Raises (the command fails) if the
-        log cannot take them: a read that cannot be on record does not happen quietly.
+        log cannot take them: a read that cannot be on record does not happen quietly. Returns their ids.
         """
         counts = entries if isinstance(entries, Mapping) else counts_by_system(entries)
         scope = [query.system] if query.system is not None else None
-        record_read(
+        trail = record_read(
             Ingestor(self.store()), actor=cli_actor(), action=action, purpose=purpose, scope=scope,
             query={**query.describe(), **details}, counts=counts,
         )  # fmt: skip
+        return {entry.id for entry in trail}
 
     def store(self, *, must_exist: bool = True) -> Store:
         """The store ``--db`` names. Reading commands refuse to create an empty SQLite file."""

@@ -104,7 +104,7 @@ def tail_command(
     query = build_query(limit=MAX_PAGE, **state.filters(options))
     store = state.store()
     latest, head = last_entries(store, query, count)
-    state.audit("tail", purpose, query, latest)
+    own = state.audit("tail", purpose, query, latest)  # this command's trail is not echoed back
     show = json_line if as_json else summary_line
     for stored in latest:
         click.echo(show(stored))
@@ -112,12 +112,10 @@ def tail_command(
         return
     try:
         for page in follow_pages(store, query.next(head), interval=interval):
-            payloads = [stored for stored in page if kind_of(stored.entry) in PAYLOAD_KINDS]
-            if payloads:
-                # Each page with payloads is on record; the access entries this appends are printed
-                # in turn but file nothing themselves, so following never feeds on its own trail.
-                state.audit("tail", purpose, query, payloads)
-            for stored in page:
+            fresh = [stored for stored in page if stored.id not in own]
+            if any(kind_of(stored.entry) in PAYLOAD_KINDS for stored in fresh):
+                own |= state.audit("tail", purpose, query, fresh)
+            for stored in fresh:
                 click.echo(show(stored))
     except KeyboardInterrupt:
         return

@@ -61,7 +61,7 @@ def access_entries(
             purpose=purpose,
             query=described,
             count=counts.get(system, 0),
-        )  # fmt: skip
+        )
         for system in systems
     ]
 

@@ -200,7 +200,7 @@ def query_records(
     if "*" not in who.systems:
         query = dataclasses.replace(query, systems=who.systems)
     page = state.store.query(query)
-    scope = [system] if system is not None else who.systems
+    scope = [system] if system else who.systems
     state.audit_read(who, "query", purpose, scope, query.describe(), counts_by_system(page.entries))
     return {
         "entries": [e.to_dict() for e in state.visible(who, page.entries)],
