@@ -17,7 +17,6 @@ from click.testing import CliRunner, Result
 import inferlog
 from inferlog.cli import cli
 from inferlog.record.model import AccessEntry, AdminEntry
-from inferlog.retention.erasure import subject_commitment
 from inferlog.server.auth import create_key
 from inferlog.store import open_store
 from inferlog.store.base import Query, Store
@@ -184,6 +183,8 @@ def test_cli_key_create_and_revoke_are_admin_entries(tmp_path: Path) -> None:
 
 def test_erase_works_on_the_default_install(logged: tuple[str, list[str]], tmp_path: Path) -> None:
     """Without a policy file `erase --subject` purges the subject's payloads, is on record, and verify passes."""
+    from inferlog.retention.erasure import subject_commitment
+
     url, ids = logged
     result = run("--db", url, "erase", "--subject", "subj-1", "--yes")
     assert result.exit_code == 0, result.output
