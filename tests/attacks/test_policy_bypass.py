@@ -29,6 +29,7 @@ from inferlog.privacy.protect import Protection
 from inferlog.privacy.seal import Sealer
 from inferlog.record import uuid7
 from inferlog.record.model import InferenceRecord, Model
+from inferlog.sdk.http import HttpTransport
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
 from inferlog.store.base import Store
@@ -282,3 +283,27 @@ def _wire(entry: InferenceRecord) -> dict[str, Any]:
     """An entry as a client posts it (JSON, bytes as base64)."""
     data: dict[str, Any] = msgspec.to_builtins(entry)
     return data
+
+
+def test_the_sdk_sealing_with_the_servers_key_store_still_delivers(
+    guarded: tuple[Deployed, Protection], tmp_path: Path
+) -> None:
+    """Entries an SDK sealed under the server's own key store are delivered over HTTP; a foreign seal is refused."""
+    deployed, protection = guarded
+    transport = HttpTransport("http://testserver", deployed.keys["ingest"])
+    transport._http = TestClient(
+        deployed.client.app,
+        headers={"Authorization": f"Bearer {deployed.keys['ingest']}", "User-Agent": "inferlog-sdk"},
+    )
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "inferlog.toml").write_text(POLICY)
+    ours, foreign = protection(_entry()), load_protection(other / "inferlog.toml")(_entry())
+    results = transport.send([ours, foreign])
+    assert [r.status for r in results] == ["new", "invalid"]
+    assert "sealed" in (results[1].reason or "")
+    got = deployed.client.get(
+        f"/v1/records/{ours.id}", params={"purpose": "review"}, headers=deployed.as_("reader")
+    )
+    assert got.json()["input"] == {"email": "[REDACTED:email]", "secret": SECRET}
+    _absent(deployed.raw(), EMAIL, SECRET, SUBJECT)
