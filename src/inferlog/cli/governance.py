@@ -136,7 +136,11 @@ def retention_apply(state: State, /) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 def erase_command(state: State, /, subject: str, key_file: Path | None, yes: bool) -> None:
-    """Erase one data subject: destroy their key and payloads; print a deletion certificate (JSON)."""
+    """Erase one data subject: purge their payloads, destroy their key; print a certificate (JSON).
+
+    Without a policy file (no key store) the payloads are purged and the erasure is recorded; there
+    is no key to destroy.
+    """
     if not yes:
         click.confirm(f"Erase every payload of subject {subject!r}? This cannot be undone", abort=True)
     gov = _governance(state)
