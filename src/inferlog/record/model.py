@@ -160,6 +160,9 @@ class StoredEntry(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes | None  # None once the payload was purged or erased; the leaf stays
     leaf: bytes
     leaf_hash: bytes
+    unreadable: str | None = (
+        None  # why a sealed entry did not open with keys that exist (shown, never raised)
+    )
 
     @property
     def purged(self) -> bool:
@@ -180,4 +183,6 @@ class StoredEntry(msgspec.Struct, frozen=True, kw_only=True):
         data["logged_at"] = format_timestamp(self.logged_at)
         if self.purged:
             data["purged"] = True
+        if self.unreadable is not None:
+            data["unreadable"] = self.unreadable
         return data
