@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,28 @@ def test_readme_links_resolve() -> None:
     readme = (ROOT / "README.md").read_text()
     for link in re.findall(r"\]\((docs/[^)]+)\)", readme):
         assert (ROOT / link).exists(), link
+
+
+_NOT_SHIPPED = re.compile(
+    r"shared/spec|shared/|\bspec §|\bR(?:[1-9]|1[0-6])\b|DESIGN\.md|formats\.md|integrity\.md §"
+)
+
+
+def _user_facing_texts() -> list[Path]:
+    """What a user of the package reads: README.md, docs/, and the package source (docstrings, CLI help)."""
+    return [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / "src" / "inferlog").rglob("*.py")),
+    ]
+
+
+def test_docs_stand_alone() -> None:
+    """No doc, docstring or help text cites the design notes (shared/spec, DESIGN.md) or requirement ids like R10."""
+    cited = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in _user_facing_texts()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if _NOT_SHIPPED.search(line)
+    ]
+    assert not cited, "\n".join(cited)

@@ -75,6 +75,7 @@ class DemoSummary:
             "",
             "Prove nobody edited it:",
             "  inferlog keys init-signer --origin demo.example/log",
+            "  mkdir -p checkpoints   # stands for another disk or a WORM mount: never created by inferlog",
             f"  inferlog{db} checkpoint --to checkpoints/",
             f"  inferlog{db} verify --checkpoints checkpoints/",
             f"  inferlog{db} verify record {self.example_id}",

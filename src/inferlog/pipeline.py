@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from inferlog.errors import RecordInvalid
 from inferlog.ledger.hashing import leaf_hash
 from inferlog.record.canonical import canonical_json
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, Model, WrappedKey, kind_of
@@ -66,7 +67,7 @@ class Leaf(msgspec.Struct, kw_only=True, omit_defaults=True):
     commit: bytes
     id: str
     inference_id: str | None = None  # feedback
-    kc: bytes | None = None  # a sealed entry's key commitment (integrity.md §2.2)
+    kc: bytes | None = None  # a sealed entry's key commitment (see privacy/seal.py)
     kind: str
     model: Model | None = None  # inference
     status: str | None = None  # inference
@@ -143,4 +144,13 @@ class Pipeline:
         return Prepared(entry, body, salt, leaf, leaf_hash(leaf), key)
 
     def prepare_all(self, entries: Iterable[Entry]) -> list[Prepared]:
-        return [self.prepare(entry) for entry in entries]
+        """Every entry prepared; a refusal names the entry's place in the batch."""
+        prepared = []
+        for index, entry in enumerate(entries):
+            try:
+                prepared.append(self.prepare(entry))
+            except RecordInvalid as exc:
+                if exc.index is not None:
+                    raise
+                raise RecordInvalid(exc.reason, field=exc.field, index=index) from None
+        return prepared

@@ -150,14 +150,14 @@ def test_query_pages_with_the_printed_cursor(filled: Filled) -> None:
     seen: list[int] = []
     cursor: str | None = None
     for _ in range(10):
-        args = ["--db", filled.url, "query", "--json", "--limit", "3"]
+        args = ["--db", filled.url, "query", "--json", "--limit", "3", "--kind", "inference"]
         result = run(*args, *(["--cursor", cursor] if cursor else []))
         assert result.exit_code == 0
         seen += [e["seq"] for e in json_lines(result.stdout)]
         if "next cursor" not in result.stderr:
             break
         cursor = result.stderr.split("next cursor: ")[1].split()[0]
-    assert seen == list(range(1, 8))
+    assert seen == [1, 2, 3, 4, 5, 7]  # seq 6 is the feedback; each page's own access entries come after
 
 
 def test_query_desc_reads_newest_first(filled: Filled) -> None:
@@ -307,10 +307,10 @@ def test_tail_follow_prints_new_entries_and_exits_cleanly_on_ctrl_c(filled: Fill
             return
         raise KeyboardInterrupt
 
-    real_follow = query_cli.follow
+    real_follow = query_cli.follow_pages
     monkeypatch.setattr(
-        query_cli, "follow", lambda store, query, interval: real_follow(store, query, interval=interval,
-                                                                        sleep=writer_then_ctrl_c)
+        query_cli, "follow_pages", lambda store, query, interval: real_follow(store, query, interval=interval,
+                                                                              sleep=writer_then_ctrl_c)
     )  # fmt: skip
     result = run(
         "--db", filled.url, "tail", "-f", "-n", "1", "--system", "credit", "--interval", "0.5", "--json"
@@ -420,7 +420,7 @@ def test_import_of_an_export_into_its_own_log_adds_nothing(filled: Filled, tmp_p
     result = run("--db", filled.url, "import", str(dump))
     assert result.exit_code == 0, result.output
     assert "0 new, 7 duplicate" in result.stdout
-    assert store_size(filled.url) == 8  # the 7, plus the access entry that records the export
+    assert store_size(filled.url) == 9  # the 7, plus the export's access entries (credit and fraud)
 
 
 GOOD = '{"system": "s", "model": {"name": "m", "version": "1"}, "input": [%d], "ts": "2026-01-01T00:00:00Z"}'

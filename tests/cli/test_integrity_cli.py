@@ -23,6 +23,7 @@ def signed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[s
     url = f"sqlite:///{tmp_path / 'log.db'}"
     with inferlog.open(url, system="s") as log:
         ids = [log.record(model=inferlog.Model("m", "1"), output=i) for i in range(40)]
+    (tmp_path / "offbox").mkdir()
     note = runner.invoke(cli, ["--db", url, "checkpoint", "--to", str(tmp_path / "offbox")])
     assert note.exit_code == 0, note.output
     assert note.output.startswith("cli.test/log\n40\n")

@@ -63,6 +63,7 @@ def signed_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Signe
     key_path = tmp_path / "keys" / "signer.key"
     signer = init_signer(key_path, origin="test.example/log")
     store = open_store(url)
+    (tmp_path / "offbox").mkdir()  # an off-box folder must exist: it is never created
     offbox = DirectoryPublisher(tmp_path / "offbox")
     checkpointer = Checkpointer(store, CheckpointSigner.beside_key(signer, key_path), [offbox])
     verifiers = load_verifiers([str(public_key_path(key_path))])

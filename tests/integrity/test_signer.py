@@ -72,6 +72,7 @@ def test_sdk_signs_checkpoints_on_cadence_and_close(tmp_path: Path, monkeypatch:
     key = tmp_path / "signer.key"
     init_signer(key, origin="sdk.example/log")
     monkeypatch.setenv("INFERLOG_CHECKPOINT_EVERY", "50")
+    (tmp_path / "offbox").mkdir()
     monkeypatch.setenv("INFERLOG_CHECKPOINT_DIR", str(tmp_path / "offbox"))
     url = f"sqlite:///{tmp_path / 'log.db'}"
     log = inferlog.open(url, system="s", signer_key=key)

@@ -263,3 +263,46 @@ def test_redirects_are_passed_back_not_followed(rig: Rig) -> None:
     done = httpx.get(rig.proxy.url + "/v2/moved")
     assert done.status_code == 307
     assert done.headers["location"] == "/v2/health/ready"
+
+
+def test_a_blocked_record_does_not_stall_other_proxied_calls(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one call's record() is blocked (a full spool waiting for room), other proxied calls are answered."""
+    release = threading.Event()
+    entered = threading.Event()
+    append = rig.log._spool.append
+
+    def full_for_one_call(payload: bytes) -> Any:
+        if b"blocked-call" in payload:  # this record waits, as record() does on a full spool
+            entered.set()
+            release.wait(60)
+        return append(payload)
+
+    monkeypatch.setattr(rig.log._spool, "append", full_for_one_call)
+    url = rig.proxy.url + "/v2/models/iris/infer"
+    answers: dict[str, httpx.Response] = {}
+
+    def blocked_call() -> None:
+        answers["blocked"] = httpx.post(
+            url,
+            json=_infer_body([[5.1, 3.5, 1.4, 0.2]]),
+            headers={"x-request-id": "blocked-call"},
+            timeout=120,
+        )
+
+    caller = threading.Thread(target=blocked_call)
+    caller.start()
+    try:
+        assert entered.wait(30), "the first call's record() never ran"
+        other = httpx.post(url, json=_infer_body([[6.7, 3.0, 5.2, 2.3]]), timeout=30)
+        answered_while_blocked = not release.is_set()
+    finally:
+        release.set()
+        caller.join(60)
+    assert other.status_code == 200
+    assert answered_while_blocked
+    assert answers["blocked"].status_code == 200
+    records = rig.records()
+    assert len(records) == 2
+    assert "blocked-call" in {rec.request_id for rec in records}

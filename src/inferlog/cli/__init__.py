@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from inferlog.cli._common import State
+from inferlog.cli._common import State, accept_db
 from inferlog.config import DEFAULT_DB, ENV_CONFIG, ENV_DB
 from inferlog.errors import InferlogError
 
@@ -67,7 +68,25 @@ class InferlogGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, db: str, config: str | None) -> None:
     """inferlog: the tamper-evident record of every inference an AI system makes."""
+    if config is not None and not Path(config).is_file():  # every command, not only those that read it
+        raise CliError(f"no policy file {config} (check --config or {ENV_CONFIG})")
     ctx.obj = State(ctx, db, config)
+
+
+# Commands that open no log, or name their own (`demo --db`, `proxy --db`): no group --db override.
+_OWN_DB = frozenset({"demo", "proxy", "keys init-signer", "policy show", "policy check"})
+
+
+def _accept_db_everywhere(command: click.Command, path: str = "") -> None:
+    """Give every command that opens a log its own ``--db`` (see ``accept_db``)."""
+    name = f"{path} {command.name}".strip()
+    if isinstance(command, click.Group):
+        if command.invoke_without_command:
+            accept_db(command)
+        for sub in command.commands.values():
+            _accept_db_everywhere(sub, name)
+    elif name not in _OWN_DB:
+        accept_db(command)
 
 
 def _register() -> None:
@@ -75,6 +94,7 @@ def _register() -> None:
 
     for module in (query, stats, export, importing, integrity, governance, serve, proxy, demo):
         for command in module.COMMANDS:
+            _accept_db_everywhere(command)
             cli.add_command(command)
 
 

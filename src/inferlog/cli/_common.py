@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -16,8 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from inferlog.config import Settings
-from inferlog.errors import StoreUnavailable
+from inferlog.errors import StoreUnavailable, UsageError
 from inferlog.export.jsonl import export_dict
+from inferlog.ingest import Ingestor
+from inferlog.ingest.audit import counts_by_system, os_user, record_read
 from inferlog.keystore.protection import load_protection
 from inferlog.keystore.reveal import reveal
 from inferlog.privacy.protect import Protection
@@ -32,11 +34,17 @@ from inferlog.record.model import (
 )
 from inferlog.sdk.spool import undelivered
 from inferlog.store import Store, open_store
+from inferlog.store.base import Query
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _encode = msgspec.json.encode
 _PIPE_WIDTH = 200
+
+
+def cli_actor() -> str:
+    """The actor the command line records: ``cli:<OS user>``."""
+    return f"cli:{os_user()}"
 
 
 class State:
@@ -70,6 +78,27 @@ class State:
         """Sealed entries opened, when the policy names a key store this user can read."""
         opener = self.protection().opener
         return reveal(self.store(), opener, entries) if opener is not None else entries
+
+    def audit(
+        self,
+        action: str,
+        purpose: str,
+        query: Query,
+        entries: Sequence[StoredEntry] | Mapping[str, int],
+        **details: Any,
+    ) -> set[str]:
+        """File this command's read in the log: access entries naming the OS user, the purpose, the query.
+
+        ``entries`` is what was read, or how many of each system; ``details`` add to the query. Raises (the command fails) if the
+        log cannot take them: a read that cannot be on record does not happen quietly. Returns their ids.
+        """
+        counts = entries if isinstance(entries, Mapping) else counts_by_system(entries)
+        scope = [query.system] if query.system is not None else None
+        trail = record_read(
+            Ingestor(self.store()), actor=cli_actor(), action=action, purpose=purpose, scope=scope,
+            query={**query.describe(), **details}, counts=counts,
+        )  # fmt: skip
+        return {entry.id for entry in trail}
 
     def store(self, *, must_exist: bool = True) -> Store:
         """The store ``--db`` names. Reading commands refuse to create an empty SQLite file."""
@@ -113,6 +142,46 @@ def _check_exists(url: str) -> None:
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+def _override_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    state = ctx.find_object(State)
+    if value is not None and state is not None:
+        state.db = value
+
+
+def accept_db(command: click.Command) -> click.Command:
+    """Let ``command`` take ``--db URL`` after its own name too (``inferlog serve --db URL``), as users
+    type it; it overrides the group's ``--db``. One mechanism, applied to every command that opens a log."""
+    if not any(param.name == "db_override" for param in command.params):
+        command.params.append(
+            click.Option(
+                ["--db", "db_override"],
+                metavar="URL",
+                expose_value=False,
+                is_eager=True,
+                callback=_override_db,
+                help="The log to use; same as `inferlog --db URL <command>`.",
+            )
+        )
+    return command
+
+
+def require_folder(path: Path, option: str) -> None:
+    """Refuse a file in a folder that is not there, naming the user's path (never a temp file's)."""
+    if not path.parent.is_dir():
+        raise UsageError(f"no folder {path.parent} for {option} {path}: create it first")
+
+
+DEFAULT_PURPOSE = "operator inspection (cli)"
+
+
+def purpose_option(func: F) -> F:
+    """``--purpose``: why an operator reads payloads; kept, with who and how many, in an access entry."""
+    return click.option(
+        "--purpose", default=DEFAULT_PURPOSE, show_default=True,
+        help="Why you read these entries; kept, with who read and how many, in an access entry.",
+    )(func)  # fmt: skip
 
 
 def filter_options(func: F) -> F:

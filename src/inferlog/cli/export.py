@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import getpass
 import itertools
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,8 @@ from inferlog.cli._common import State, console, filter_options, pass_state
 from inferlog.errors import UsageError
 from inferlog.export import exporters, get_exporter
 from inferlog.export.base import Destination
-from inferlog.ingest import Ingestor
 from inferlog.query import build_query, iter_entries
-from inferlog.record.ids import uuid7
-from inferlog.record.model import AccessEntry, StoredEntry
+from inferlog.record.model import StoredEntry
 from inferlog.store.base import MAX_PAGE
 
 _UNFILTERED = {"limit", "order", "after"}
@@ -40,7 +37,7 @@ _UNFILTERED = {"limit", "order", "after"}
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option(
     "--purpose", default="export", show_default=True,
-    help="Why the data leaves the log; kept, with who and how many, in an access entry (R10).",
+    help="Why the data leaves the log; kept, with who and how many, in an access entry.",
 )  # fmt: skip
 @click.option(
     "--sealed", is_flag=True,
@@ -65,6 +62,8 @@ def export_command(
     entries: Iterable[StoredEntry] = iter_entries(store, query)
     if limit is not None:
         entries = itertools.islice(entries, limit)
+    by_system: Counter[str] = Counter()
+    entries = _tallied(entries, by_system)
     if not sealed:
         entries = _revealed(state, entries)
     total = None
@@ -81,21 +80,15 @@ def export_command(
         task = progress.add_task("export", total=total)
         count = exporter.write(_counting(entries, progress, task), destination)
     where = "stdout" if output == "-" else output
-    Ingestor(store).append(
-        [
-            AccessEntry(
-                id=uuid7(),
-                system=query.system or "*",
-                ts=dt.datetime.now(dt.UTC),
-                actor=f"cli:{getpass.getuser()}",
-                action="export",
-                purpose=purpose,
-                query={**query.describe(), "format": exporter.name, "output": where, "sealed": sealed},
-                count=count,
-            )
-        ]
-    )
+    state.audit("export", purpose, query, by_system, format=exporter.name, output=where, sealed=sealed)
     click.echo(f"exported {count} entries to {where} ({exporter.name})", err=True)
+
+
+def _tallied(entries: Iterable[StoredEntry], by_system: Counter[str]) -> Iterator[StoredEntry]:
+    """The entries, counted per system as they pass (the export's access entries need the counts)."""
+    for stored in entries:
+        by_system[stored.entry.system] += 1
+        yield stored
 
 
 def _revealed(state: State, entries: Iterable[StoredEntry]) -> Iterator[StoredEntry]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 from pathlib import Path
 
 import click
 
-from inferlog.cli._common import State, console, pass_state
+from inferlog.cli._common import State, cli_actor, console, pass_state
 from inferlog.config import ENV_SIGNER_KEY_FILE
 from inferlog.errors import UsageError
 from inferlog.integrity.checkpointer import Checkpointer
@@ -24,7 +23,7 @@ def _governance(state: State) -> Governance:
         state.store(),
         protection.policy,
         keystore,  # type: ignore[arg-type]
-        actor=f"cli:{getpass.getuser()}",
+        actor=cli_actor(),
     )
 
 
@@ -137,7 +136,11 @@ def retention_apply(state: State, /) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 def erase_command(state: State, /, subject: str, key_file: Path | None, yes: bool) -> None:
-    """Erase one data subject: destroy their key and payloads; print a deletion certificate (JSON)."""
+    """Erase one data subject: purge their payloads, destroy their key; print a certificate (JSON).
+
+    Without a policy file (no key store) the payloads are purged and the erasure is recorded; there
+    is no key to destroy.
+    """
     if not yes:
         click.confirm(f"Erase every payload of subject {subject!r}? This cannot be undone", abort=True)
     gov = _governance(state)

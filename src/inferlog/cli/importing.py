@@ -29,6 +29,7 @@ from inferlog.cli._common import State, pass_state
 from inferlog.errors import RecordInvalid, UsageError
 from inferlog.ingest import Ingestor
 from inferlog.pipeline import Pipeline
+from inferlog.privacy.policy import Policy
 from inferlog.privacy.protect import Protection
 from inferlog.record.canonical import canonicalize
 from inferlog.record.model import Entry
@@ -114,9 +115,11 @@ def import_lines(
     With a ``protection`` (the policy file) lines are redacted, pseudonymized and sealed like any
     other record; the checks compare what redaction makes of them (sealing is never the same twice).
     """
-    active = protection is not None and protection.active
-    ingestor = Ingestor(store, Pipeline([protection]) if active else None)  # type: ignore[list-item]
-    check = Pipeline([protection.comparable]) if protection is not None and active else ingestor.pipeline
+    policy = protection or Protection(Policy.default())
+    ingestor = Ingestor(store, Pipeline([policy.admit]))  # a claimed seal is checked, never trusted
+    check = ingestor.pipeline
+    if policy.active:  # sealing is never the same twice: compare what the policy makes of a line
+        check = Pipeline([lambda entry: policy.comparable(policy.open_claim(entry))])
     lines = _Lines(system, dt.datetime.now(dt.UTC))
     report = ImportReport()
     bodies: dict[str, bytes] = {}

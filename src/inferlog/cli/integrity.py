@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from inferlog.cli._common import State, console, pass_state
+from inferlog.cli._common import State, console, pass_state, require_folder
 from inferlog.config import ENV_CHECKPOINT_DIR, ENV_SIGNER_KEY_FILE, ENV_VERIFIER_KEY
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.keys import (
@@ -160,6 +160,7 @@ def verify_record_command(state: State, /, entry_id: str, keys: tuple[str, ...])
 @pass_state
 def verify_checkpoint_command(state: State, /, trusted: Path, keys: tuple[str, ...]) -> None:
     """Check the newest checkpoint extends the trusted one (consistency proof); then trust it."""
+    require_folder(trusted, "--trusted")
     verifiers = load_verifiers(list(keys) or _parent_keys())
     report = verify_checkpoint(state.store(), verifiers, trusted)
     if not report.ok:

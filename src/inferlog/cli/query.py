@@ -14,12 +14,16 @@ from inferlog.cli._common import (
     json_line,
     pass_state,
     pretty_json,
+    purpose_option,
     summary_line,
 )
 from inferlog.errors import NotFound
 from inferlog.export.jsonl import export_dict
-from inferlog.query import build_query, follow, iter_entries, last_entries
+from inferlog.query import build_query, follow_pages, iter_entries, last_entries
+from inferlog.record.model import kind_of
 from inferlog.store.base import MAX_PAGE, Query
+
+PAYLOAD_KINDS = ("inference", "feedback")
 
 
 @click.command("query")
@@ -28,9 +32,24 @@ from inferlog.store.base import MAX_PAGE, Query
 @click.option("--cursor", type=int, help="Continue from a cursor a previous page printed.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.option(
+    "--ids",
+    "ids_only",
+    is_flag=True,
+    help="Print only the ids, one a line: inferlog show $(inferlog query --limit 1 --ids).",
+)
+@purpose_option
 @pass_state
 def query_command(
-    state: State, /, limit: int, cursor: int | None, order: str, as_json: bool, **options: Any
+    state: State,
+    /,
+    limit: int,
+    cursor: int | None,
+    order: str,
+    as_json: bool,
+    ids_only: bool,
+    purpose: str,
+    **options: Any,
 ) -> None:
     """Find entries, one page at a time.
 
@@ -40,8 +59,12 @@ def query_command(
     """
     query = build_query(limit=limit, cursor=cursor, order=order, **state.filters(options))
     page = state.store().query(query)
+    state.audit("query", purpose, query, page.entries)
     entries = state.reveal(page.entries)
-    if as_json:
+    if ids_only:
+        for stored in entries:
+            click.echo(stored.id)
+    elif as_json:
         for stored in entries:
             click.echo(json_line(stored))
     elif entries:
@@ -55,21 +78,22 @@ def query_command(
 
 @click.command("show")
 @click.argument("entry_id", metavar="ID")
+@purpose_option
 @pass_state
-def show_command(state: State, /, entry_id: str) -> None:
+def show_command(state: State, /, entry_id: str, purpose: str) -> None:
     """Show one entry whole, with its leaf hash and feedback."""
     store = state.store()
     stored = store.get(entry_id.strip().lower())
     if stored is None:
         raise NotFound(f"no entry with id {entry_id!r} in {state.db}")
+    about = Query(inference_id=stored.id, kind="feedback", limit=MAX_PAGE)
+    reviews = list(iter_entries(store, about)) if kind_of(stored.entry) == "inference" else []
+    state.audit("show", purpose, Query(system=stored.entry.system), [stored, *reviews])
     stored = state.reveal([stored])[0]
     data = export_dict(stored)
     data["leaf_hash"] = stored.leaf_hash.hex()
-    if data["kind"] == "inference":
-        about = Query(inference_id=stored.id, kind="feedback", limit=MAX_PAGE)
-        feedback = [export_dict(item) for item in state.reveal(list(iter_entries(store, about)))]
-        if feedback:
-            data["feedback"] = feedback
+    if reviews:
+        data["feedback"] = [export_dict(item) for item in state.reveal(reviews)]
     out = console()
     if out.is_terminal:
         out.print_json(pretty_json(data))
@@ -87,22 +111,29 @@ def show_command(state: State, /, entry_id: str) -> None:
 @click.option("--interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
               help="Seconds between polls with --follow.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@purpose_option
 @pass_state
 def tail_command(
-    state: State, /, count: int, keep_following: bool, interval: float, as_json: bool, **options: Any
-) -> None:
+    state: State, /, count: int, keep_following: bool, interval: float, as_json: bool, purpose: str,
+    **options: Any,
+) -> None:  # fmt: skip
     """Print the latest entries; -f keeps printing new ones."""
     query = build_query(limit=MAX_PAGE, **state.filters(options))
     store = state.store()
     latest, head = last_entries(store, query, count)
+    own = state.audit("tail", purpose, query, latest)  # this command's trail is not echoed back
     show = json_line if as_json else summary_line
     for stored in latest:
         click.echo(show(stored))
     if not keep_following:
         return
     try:
-        for stored in follow(store, query.next(head), interval=interval):
-            click.echo(show(stored))
+        for page in follow_pages(store, query.next(head), interval=interval):
+            fresh = [stored for stored in page if stored.id not in own]
+            if any(kind_of(stored.entry) in PAYLOAD_KINDS for stored in fresh):
+                own |= state.audit("tail", purpose, query, fresh)
+            for stored in fresh:
+                click.echo(show(stored))
     except KeyboardInterrupt:
         return
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import ipaddress
 import json
@@ -12,7 +11,7 @@ from urllib.parse import urlsplit
 import click
 from rich.table import Table
 
-from inferlog.cli._common import State, console, pass_state
+from inferlog.cli._common import State, cli_actor, console, pass_state
 from inferlog.cli.integrity import keys_group
 from inferlog.config import (
     DEFAULT_KSERVE_TIMEOUT,
@@ -21,7 +20,7 @@ from inferlog.config import (
     ENV_SIGNER_KEY_FILE,
     user_data_dir,
 )
-from inferlog.errors import NotFound, UsageError
+from inferlog.errors import UsageError
 from inferlog.store.base import ROLES, Store
 
 
@@ -151,9 +150,9 @@ def serve_command(
 @pass_state
 def create_key_command(state: State, /, role: str, systems: tuple[str, ...], name: str) -> None:
     """Create an API key. It is shown once; only its hash is kept."""
-    from inferlog.server.auth import create_key
+    from inferlog.server.auth import issue_key
 
-    token, stored = create_key(state.store(must_exist=False), role, list(systems), name)
+    token, stored = issue_key(state.store(must_exist=False), role, list(systems), name, actor=cli_actor())
     console(stderr=True).print(
         f"[green]created[/green] {stored.role} key {stored.kid} for {', '.join(stored.systems)}. "
         "Store it now: it cannot be shown again."
@@ -189,8 +188,9 @@ def list_keys_command(state: State, /, as_json: bool) -> None:
 @pass_state
 def revoke_key_command(state: State, /, kid: str) -> None:
     """Revoke an API key at once."""
-    if not state.store().revoke_api_key(kid, dt.datetime.now(dt.UTC)):
-        raise NotFound(f"no active key {kid}")
+    from inferlog.server.auth import revoke_key
+
+    revoke_key(state.store(), kid, actor=cli_actor())
     console().print(f"revoked {kid}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -90,11 +91,14 @@ def flat_row(stored: StoredEntry) -> dict[str, Any]:
 @contextlib.contextmanager
 def open_destination(destination: Destination) -> Iterator[IO[bytes]]:
     """A binary stream for ``destination``. A path is written to a temporary file beside it that
-    replaces it only when writing succeeded, so a failed export never leaves half a file."""
+    replaces it only when writing succeeded, so a failed export never leaves half a file. A missing
+    folder is named as the caller wrote it (not the temporary file's name) and is never created."""
     if not isinstance(destination, str | os.PathLike):
         yield destination
         return
     path = Path(destination)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "No such folder", str(path.parent))
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with temporary.open("wb") as stream:

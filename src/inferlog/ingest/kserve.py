@@ -1,7 +1,7 @@
 """KServe InferenceLogger CloudEvents: parse one delivery, and join a request and response into a record.
 
 Pure functions (no I/O): the HTTP sink in :mod:`inferlog.server.routes.kserve` keeps pending halves
-and calls these. See docs/capture.md and spec formats.md §2.
+and calls these. See docs/capture.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Open Inference Protocol (REST, v2) request/response JSON -> record fields. Pure (spec formats.md §4)."""
+"""Open Inference Protocol (REST, v2) request/response JSON -> record fields. Pure (the OIP REST v2 JSON, as docs/capture.md describes it)."""
 
 from __future__ import annotations
 

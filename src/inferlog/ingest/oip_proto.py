@@ -2,7 +2,7 @@
 
 Seldon Core 2 writes these to Kafka by default. The wire format is read by Google's ``protobuf``
 package (``pip install 'inferlog[seldon]'``); this module only declares the schema — the messages of
-the OIP spec's ``open_inference_grpc.proto`` (formats.md §4), built as descriptors in code so that no
+the OIP spec's ``open_inference_grpc.proto``, built as descriptors in code so that no
 ``protoc`` step or generated file is needed — and maps a parsed message to the REST JSON a record
 keeps: ``contents`` or ``raw_*_contents`` become ``data``, ``InferParameter`` values plain values.
 Seldon's and KServe's copies of the proto are subsets of this one (no ``double_param`` or

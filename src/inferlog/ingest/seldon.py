@@ -3,7 +3,7 @@
 Pure functions (no I/O), like :mod:`inferlog.ingest.kserve`: the HTTP endpoint in
 :mod:`inferlog.server.routes.seldon` takes one Kafka message per POST (a bridge maps the Kafka topic,
 key, partition, offset, timestamp and headers to HTTP headers), keeps the first half durably and
-calls :func:`join` when the other arrives. See docs/capture.md and spec formats.md §3.
+calls :func:`join` when the other arrives. See docs/capture.md.
 
 Topics are ``<prefix>.<namespace>.model|pipeline.<name>.inputs|outputs`` and
 ``<prefix>.<namespace>.errors.errors``. The two halves of one inference share the ``x-request-id``

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Protocol
 
+from inferlog.errors import UsageError
 from inferlog.integrity.files import write_atomic
 
 
@@ -18,13 +19,26 @@ class Publisher(Protocol):
 
 
 class DirectoryPublisher:
-    """Writes ``<size>.note`` and ``latest`` into a folder, each atomically."""
+    """Writes ``<size>.note`` and ``latest`` into a folder, each atomically.
+
+    The folder must exist: it is usually another disk or a mounted WORM share, and one that is not
+    mounted must not silently become a local folder on the database host. A missing folder is
+    refused when the publisher is made and named (never a temporary file) if it vanishes later.
+    """
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
+        self._require_folder()
+
+    def _require_folder(self) -> None:
+        if not self.directory.is_dir():
+            raise UsageError(
+                f"no checkpoint folder {self.directory}: create it (or mount it) first; "
+                "inferlog does not create it, so an unmounted share is noticed"
+            )
 
     def publish(self, size: int, note: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._require_folder()
         write_atomic(self.directory / f"{size:012d}.note", note)
         write_atomic(self.directory / "latest", note)
 

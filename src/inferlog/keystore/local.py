@@ -5,8 +5,8 @@ erase`` from a shell) make and destroy keys at once, and SQLite gives them atomi
 and a cheap way to notice another process's change (``PRAGMA data_version``). ``secure_delete`` and
 a WAL checkpoint after each destroy overwrite the destroyed key's bytes in the file itself.
 
-Put the file on a volume whose backups expire sooner than your erasure deadline (integrity.md
-§2.3): a backup of this file brings shredded entries back; a backup of the log database does not.
+Put the file on a volume whose backups expire sooner than your erasure deadline (see
+docs/privacy.md on erasure): a backup of this file brings shredded entries back; a backup of the log database does not.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Only the faces decide who may see plaintext (a reader or admin key on the server; whoever holds the
 key store on the command line); this module only opens what it is handed. An entry whose keys were
-destroyed (erasure, retention) stays as stored: ciphertext that nobody can open.
+destroyed (erasure, retention) stays as stored: ciphertext that nobody can open. One that does not
+open with keys that exist (a writer stored something broken) stays as stored too, marked
+``unreadable`` with the reason: a read never fails because of what one writer stored.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from inferlog.errors import KeyDestroyed
+from inferlog.errors import IntegrityError, KeyDestroyed, UsageError
 from inferlog.privacy.seal import Opener
 from inferlog.record.model import StoredEntry
 from inferlog.store.base import Store
@@ -32,6 +34,9 @@ def reveal(store: Store, opener: Opener | None, entries: Sequence[StoredEntry]) 
             entry = opener.open(stored.entry, keys.get(stored.id))
         except KeyDestroyed:
             opened.append(stored)
+            continue
+        except (IntegrityError, UsageError) as exc:  # UsageError: a key reference that is no reference
+            opened.append(msgspec.structs.replace(stored, unreadable=str(exc)))
             continue
         opened.append(msgspec.structs.replace(stored, entry=entry))
     return opened

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from inferlog.errors import RecordInvalid
+from inferlog.errors import IntegrityError, KeyDestroyed, RecordInvalid, UsageError
 from inferlog.privacy.policy import Policy
 from inferlog.privacy.pseudonym import Pseudonymizer
 from inferlog.privacy.redact import Redactor
@@ -62,6 +62,44 @@ class Protection:
     def __call__(self, entry: Entry) -> Entry:
         """Everything the policy asks for: the edge steps, then sealing."""
         return self.seal(self.edge(entry))
+
+    def admit(self, entry: Entry) -> Entry:
+        """The policy for an entry from a producer this process does not trust (HTTP, sinks, imports).
+
+        A ``sealed`` block is a claim, not a credential: anyone can write one beside plaintext. It is
+        accepted only if this log's own keys open it (known key references, the key commitment, every
+        sealed field decrypting); the entry is then protected again from its plaintext, so the whole
+        policy applies to every field, the ones the producer left in clear included. A claim that
+        cannot be checked is refused, naming the field.
+        """
+        if entry.sealed is not None:
+            entry = self.open_claim(entry)
+        elif not self.active:
+            return entry
+        return self.seal(self.edge(entry))
+
+    def open_claim(self, entry: Entry) -> Entry:
+        """A claimed seal opened with this log's keys (RecordInvalid if it cannot be); unsealed as is."""
+        sealed = entry.sealed
+        if sealed is None:
+            return entry
+        if self.opener is None:
+            raise RecordInvalid(
+                "this log has no key store, so it cannot check a seal made elsewhere; send the fields "
+                "in clear and the log applies its policy",
+                field="sealed",
+            )
+        if sealed.dek is None or not sealed.fields:
+            field = "sealed.dek" if sealed.dek is None else "sealed.fields"
+            raise RecordInvalid(
+                "a sealed entry must name its sealed fields and carry their wrapped data key", field=field
+            )
+        try:
+            return self.opener.open(entry, sealed.dek)
+        except (IntegrityError, KeyDestroyed, UsageError) as exc:
+            raise RecordInvalid(
+                f"the seal does not check out with this log's keys: {exc}", field="sealed"
+            ) from None
 
     def edge(self, entry: Entry) -> Entry:
         """Redact and pseudonymize only (the SDK's ``record()``; sealing follows on the shipper thread)."""

@@ -1,4 +1,4 @@
-"""Field encryption with crypto-shredding (integrity.md §2.2–§2.3, §3).
+"""Field encryption with crypto-shredding (docs/privacy.md tells the whole design).
 
 Every sealed entry gets a fresh 256-bit data key (DEK). From it come ``k_enc`` (AES-256-GCM over each
 chosen field) and ``kc``, a key commitment the leaf carries, so that whoever holds the keys cannot
@@ -248,13 +248,16 @@ class Opener:
         try:
             if wrapped.subject_ref is not None:
                 kek = self._key(wrapped.subject_ref, entry_id)
-                blob = AESGCM(kek).decrypt(blob[:NONCE], blob[NONCE:], aad)
+                blob = _decrypt(kek, blob, aad)
             kek = self._key(wrapped.epoch_ref, entry_id)
-            return AESGCM(kek).decrypt(blob[:NONCE], blob[NONCE:], aad)
-        except InvalidTag:
+            dek = _decrypt(kek, blob, aad)
+        except (InvalidTag, ValueError):  # a wrong key, or a blob too short to hold a nonce and a tag
             raise IntegrityError(
                 f"the data key of entry {entry_id} does not unwrap: wrong key, or a key moved from another entry"
             ) from None
+        if len(dek) != 32:
+            raise IntegrityError(f"the data key of entry {entry_id} is not a 256-bit key")
+        return dek
 
     def open(self, entry: Entry, wrapped: WrappedKey | None) -> Entry:
         """The entry with its sealed fields decrypted (and ``sealed`` removed)."""
@@ -276,16 +279,30 @@ class Opener:
             present, token = _get(entry, path)
             if not present or not isinstance(token, str) or not token.startswith(PREFIX):
                 raise IntegrityError(f"entry {entry.id}: sealed field {path} holds no ciphertext")
-            raw = base64.b64decode(token[len(PREFIX) :])
             aad = _field_aad(entry, path, sealed.epoch, sealed.subject)
             try:
-                plain = field_aead.decrypt(raw[:NONCE], raw[NONCE:], aad)
-            except InvalidTag:
+                plain = self._decode(field_aead.decrypt(*_nonce_and_text(token), aad))
+            except (InvalidTag, ValueError, msgspec.DecodeError):  # ValueError: bad base64 or nonce
                 raise IntegrityError(
                     f"entry {entry.id}: field {path} does not decrypt: wrong key, or ciphertext moved from another field or entry"
                 ) from None
-            _with(values, entry, path, self._decode(plain))
+            _with(values, entry, path, plain)
         return msgspec.structs.replace(entry, **values)
+
+
+def _decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    """``nonce || ciphertext`` decrypted; ``ValueError`` when it is too short to be one."""
+    if len(blob) < NONCE + 16:
+        raise ValueError("too short for a nonce and a tag")
+    return AESGCM(key).decrypt(blob[:NONCE], blob[NONCE:], aad)
+
+
+def _nonce_and_text(token: str) -> tuple[bytes, bytes]:
+    """The nonce and ciphertext of an ``ilenc1:`` token; ``ValueError`` when it cannot hold them."""
+    raw = base64.b64decode(token[len(PREFIX) :], validate=True)
+    if len(raw) < NONCE + 16:
+        raise ValueError("too short for a nonce and a tag")
+    return raw[:NONCE], raw[NONCE:]
 
 
 def rewrap(opener: Opener, sealer: Sealer, entry_id: str, wrapped: WrappedKey) -> WrappedKey:

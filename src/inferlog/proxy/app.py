@@ -3,8 +3,10 @@
 Bytes pass through as the upstream sent them (a gzip body stays gzip, with its ``Content-Encoding``);
 only infer calls are read whole, because their record needs the request and the decoded response.
 Other routes (health, metadata) are streamed straight through. Recording only spools
-(``Log.record``), so it adds no round trip. With a fail-closed Log, an inference that cannot be made
-durable is answered 503 instead of the model's result.
+(``Log.record``), so it adds no round trip. It runs in a worker thread, never on the event loop:
+``record()`` blocks while the spool is full (up to the Log's ``block_timeout``), and on the loop that
+would stall every request the proxy carries, not just the one being recorded. With a fail-closed Log,
+an inference that cannot be made durable is answered 503 instead of the model's result.
 
 The upstream client is aiohttp, not httpx: on the same loopback call httpx's async client cost about
 1 ms and aiohttp's about 0.4 ms (bench/proxy.py measures the whole proxy). The upstream's ``Date``
@@ -192,12 +194,13 @@ def create_proxy(
             if meta_task is not None:
                 meta_task.cancel()
             if isinstance(exc, TimeoutError):
-                return _failed(504, "upstream timed out", exc, parsed, path, body, started, rid, actor)
-            return _failed(502, "upstream unreachable", exc, parsed, path, body, started, rid, actor)
+                return await _failed(504, "upstream timed out", exc, parsed, path, body, started, rid, actor)
+            return await _failed(502, "upstream unreachable", exc, parsed, path, body, started, rid, actor)
         latency = (time.perf_counter() - started) * 1000
         meta = await meta_task if meta_task is not None else metadata.get(parsed[0], {})
         try:
-            record(
+            await asyncio.to_thread(
+                record,
                 path,
                 body,
                 _json(_decoded(raw, upstream_resp.headers.get("content-encoding"))),
@@ -215,7 +218,7 @@ def create_proxy(
             reply.raw_headers.append((b"content-length", str(len(raw)).encode()))
         return reply
 
-    def _failed(
+    async def _failed(
         code: int,
         message: str,
         exc: Exception,
@@ -229,7 +232,8 @@ def create_proxy(
         if parsed is not None:
             latency = (time.perf_counter() - started) * 1000
             try:
-                record(
+                await asyncio.to_thread(
+                    record,
                     path,
                     body,
                     None,

@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from inferlog.query.filters import build_query, parse_attribute, parse_since
-from inferlog.query.follow import follow
+from inferlog.query.follow import follow, follow_pages
 from inferlog.record.model import StoredEntry
 from inferlog.store.base import Query, Store
 
 __all__ = [
     "build_query",
     "follow",
+    "follow_pages",
     "iter_entries",
     "last_entries",
     "parse_attribute",

@@ -27,13 +27,26 @@ def follow(
     Reads every available page, then waits ``interval`` seconds before polling again. The query's
     ``order`` is ignored: new entries always come oldest first.
     """
+    for page in follow_pages(store, query, interval=interval, stop=stop, sleep=sleep):
+        yield from page
+
+
+def follow_pages(
+    store: Store,
+    query: Query,
+    *,
+    interval: float = 1.0,
+    stop: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[list[StoredEntry]]:
+    """Like :func:`follow`, a page at a time (never empty): for callers that act once per read."""
     if query.order != "asc":
         query = replace(query, order="asc")
     cursor = query.after
     while not stop():
         page = store.query(query.next(cursor))
         if page.entries:
-            yield from page.entries
+            yield list(page.entries)
             cursor = page.entries[-1].seq
         if page.next_cursor is None:
             if stop():

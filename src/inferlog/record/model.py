@@ -1,4 +1,4 @@
-"""The ledger's entries, schema version 1 (DESIGN.md "The ledger and its entries").
+"""The ledger's entries, schema version 1 (every field: docs/data-dictionary.md).
 
 Entries are msgspec Structs: constructing one does not validate (the SDK's hot path builds them
 directly), decoding or converting one does, with a message that names the field. Every way into the
@@ -38,12 +38,12 @@ class Model(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fiel
     name: Name
     version: Annotated[str, msgspec.Meta(max_length=256)]
     digest: str | None = None  # "sha256:<hex>" of the artifact
-    uri: str | None = None  # registry / run URI (lineage, R15)
+    uri: str | None = None  # registry / run URI (lineage: which training run made the model)
     provider: str | None = None
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
-    """What went wrong in a failed inference (R3)."""
+    """What went wrong in a failed inference: the exception's type and message."""
 
     type: Name
     message: str = ""
@@ -63,7 +63,7 @@ class WrappedKey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class Sealed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Which fields of an entry are encrypted, and under which keys (integrity.md §2.2, §3).
+    """Which fields of an entry are encrypted, and under which keys (see docs/privacy.md, "Sealed payloads").
 
     Each listed field holds ``"ilenc1:" + base64(nonce || ciphertext || tag)``, AES-256-GCM under a
     key derived from the entry's own data key; ``kc`` commits to that data key, and the leaf carries it.
@@ -108,7 +108,7 @@ class InferenceRecord(_Entry, tag="inference"):
 
 
 class FeedbackEntry(_Entry, tag="feedback"):
-    """Ground truth, an outcome, or a human review or override of one inference (Art. 14, R5)."""
+    """Ground truth, an outcome, or a human review or override of one inference (human oversight, AI Act Art. 14)."""
 
     inference_id: EntryId
     label: Any = None
@@ -118,7 +118,7 @@ class FeedbackEntry(_Entry, tag="feedback"):
 
 
 class AccessEntry(_Entry, tag="access"):
-    """Who read or exported which records, when, and for what stated purpose (R10)."""
+    """Who read or exported which records, when, and for what stated purpose: the audited read trail."""
 
     action: Name
     purpose: Name
@@ -161,6 +161,9 @@ class StoredEntry(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes | None  # None once the payload was purged or erased; the leaf stays
     leaf: bytes
     leaf_hash: bytes
+    unreadable: str | None = (
+        None  # why a sealed entry did not open with keys that exist (shown, never raised)
+    )
 
     @property
     def purged(self) -> bool:
@@ -181,4 +184,6 @@ class StoredEntry(msgspec.Struct, frozen=True, kw_only=True):
         data["logged_at"] = format_timestamp(self.logged_at)
         if self.purged:
             data["purged"] = True
+        if self.unreadable is not None:
+            data["unreadable"] = self.unreadable
         return data

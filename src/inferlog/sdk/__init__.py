@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,21 @@ def open(
             **common,
         )
     store = open_store(url)
+    try:
+        return _embedded(store, spool_dir or settings.spool_dir, signer_key, common)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the reason open failed matters more than a failed close
+            store.close()  # a failed open must not leave a connection pool behind
+        raise
+
+
+def _embedded(
+    store: Any,
+    spool_dir: str | os.PathLike[str] | None,
+    signer_key: str | os.PathLike[str] | None,
+    common: dict[str, Any],
+) -> Log:
+    """A Log writing straight into an open store (which the caller closes if this raises)."""
     protection = common["protection"]
     if protection is not None:  # every policy change is on record, whoever opens the log with it
         Governance(store, protection.policy, protection.keyring, actor="sdk").record_policy()
@@ -73,7 +89,7 @@ def open(
         StoreTransport(store),
         store=store,
         checkpointer=Checkpointer.from_settings(store, signer) if signer else None,
-        spool_dir=spool_dir or settings.spool_dir or _default_spool(store),
+        spool_dir=spool_dir or _default_spool(store),
         **common,
     )
 

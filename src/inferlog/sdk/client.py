@@ -23,6 +23,8 @@ import msgspec
 
 from inferlog.config import DURABILITY_LEVELS
 from inferlog.errors import NotDurable, NotFound, RecordInvalid, StoreUnavailable, UsageError
+from inferlog.ingest import Ingestor
+from inferlog.ingest.audit import counts_by_system, os_user, record_read
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.proofs import InclusionProof
 from inferlog.integrity.tree import inclusion
@@ -73,6 +75,7 @@ def _enc_hook(obj: Any) -> Any:
 
 
 _live_logs: weakref.WeakSet[Log] = weakref.WeakSet()
+DEFAULT_READ_PURPOSE = "application read (sdk)"
 
 
 def _after_fork_in_child() -> None:
@@ -281,7 +284,7 @@ class Log:
         attributes: Mapping[str, Any] | None = None,
         ts: dt.datetime | None = None,
     ) -> str:
-        """Record ground truth, an outcome, or a human review/override of one inference (R5, R14)."""
+        """Record ground truth, an outcome, or a human review/override of one inference."""
         if type(inference_id) is not str or not is_uuid(inference_id):
             raise RecordInvalid(f"must be an inference id, got {inference_id!r}", field="inference_id")
         check_depth({"label": label, "outcome": outcome, "override": override, "attributes": attributes})
@@ -376,27 +379,55 @@ class Log:
             raise UsageError("this Log has no store to read from")
         return self.store
 
-    def get(self, entry_id: str) -> StoredEntry | None:
-        """The entry with this id; waits briefly for it if it is still on its way from the spool."""
+    def get(self, entry_id: str, *, purpose: str = DEFAULT_READ_PURPOSE) -> StoredEntry | None:
+        """The entry with this id; waits briefly for it if it is still on its way from the spool.
+
+        The read is on record: an access entry with ``purpose`` and the OS user (see ``query``).
+        """
         found = self._reader().get(entry_id)
         if found is None and self.pending():
             self.flush(timeout=5.0)
             found = self._reader().get(entry_id)
-        return self._reveal([found])[0] if found is not None else None
+        if found is None:
+            return None
+        self._audit("get", purpose, [found.entry.system], {"id": entry_id}, [found])
+        return self._reveal([found])[0]
+
+    def _audit(
+        self,
+        action: str,
+        purpose: str,
+        scope: list[str] | None,
+        query: dict[str, Any],
+        read: list[StoredEntry],
+    ) -> None:
+        """File a read of payloads as access entries (one per system); the read fails if they cannot be."""
+        if not purpose:
+            raise UsageError("a read needs a purpose: say why you read these entries")
+        record_read(
+            Ingestor(self._reader()), actor=f"sdk:{os_user()}", action=action, purpose=purpose, scope=scope,
+            query=query, counts=counts_by_system(read),
+        )  # fmt: skip
 
     def _reveal(self, entries: list[StoredEntry]) -> list[StoredEntry]:
         """Sealed entries opened, when this process holds the key store (see the policy file)."""
         opener = self.protection.opener if self.protection is not None else None
         return reveal(self._reader(), opener, entries) if opener is not None else entries
 
-    def query(self, cursor: int = 0, limit: int = 100, **filters: Any) -> Page:
+    def query(
+        self, cursor: int = 0, limit: int = 100, *, purpose: str = DEFAULT_READ_PURPOSE, **filters: Any
+    ) -> Page:
         """A page of entries matching the filters (see :class:`inferlog.Query`), in seq order.
 
-        Reads what this Log wrote before the call (it flushes briefly first).
+        Reads what this Log wrote before the call (it flushes briefly first). The read is on record:
+        one access entry per system read, with ``purpose`` and the OS user as ``sdk:<user>``.
         """
         if self.pending():
             self.flush(timeout=5.0)
-        page = self._reader().query(Query(after=cursor, limit=limit, **filters))
+        query = Query(after=cursor, limit=limit, **filters)
+        page = self._reader().query(query)
+        scope = [query.system] if query.system is not None else None
+        self._audit("query", purpose, scope, query.describe(), list(page.entries))
         return Page(self._reveal(page.entries), page.next_cursor)
 
     def stats(self, **filters: Any) -> dict[str, Any]:

@@ -9,15 +9,18 @@ size limit (413) is split in halves.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import msgspec
 
-from inferlog.errors import NotFound, StoreUnavailable, UsageError
-from inferlog.record.model import Entry
-from inferlog.store.base import AppendResult
+from inferlog.errors import NotFound, RecordInvalid, StoreUnavailable, UsageError
+from inferlog.record.canonical import canonical_json
+from inferlog.record.model import Entry, StoredEntry
+from inferlog.record.validate import decode_entry
+from inferlog.store.base import AppendResult, Page
 
 _TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -86,17 +89,35 @@ class HttpReader:
         self.base_url = base_url
         self._http = _client(base_url, api_key)
 
-    def get(self, entry_id: str, purpose: str) -> dict[str, Any] | None:
+    def get(self, entry_id: str, purpose: str) -> StoredEntry | None:
+        """The entry with this id, as the same :class:`StoredEntry` ``log.get`` answers (``.output``)."""
         response = self._request("GET", f"/v1/records/{entry_id}", params={"purpose": purpose})
         if response.status_code == 404:
             return None
-        result: dict[str, Any] = response.json()
-        return result
+        return self._stored(response.json())
 
-    def query(self, purpose: str, **params: Any) -> dict[str, Any]:
+    def query(self, purpose: str, **params: Any) -> Page:
+        """A page of entries, as the same :class:`Page` ``log.query`` answers (``next_cursor`` continues)."""
         response = self._request("GET", "/v1/records", params={"purpose": purpose, **params})
-        result: dict[str, Any] = response.json()
-        return result
+        data = response.json()
+        return Page([self._stored(item) for item in data["entries"]], data.get("next_cursor"))
+
+    def _stored(self, data: dict[str, Any]) -> StoredEntry:
+        """An entry as the server showed it to this key, in the type a store read gives.
+
+        The server does not send the leaf: ``leaf`` and ``leaf_hash`` are empty here (ask for the
+        inclusion proof, ``GET /v1/records/{id}/proof``, to check an entry against a checkpoint).
+        """
+        fields = dict(data)
+        seq = fields.pop("seq")
+        logged_at = dt.datetime.fromisoformat(fields.pop("logged_at"))
+        purged = fields.pop("purged", False)
+        try:
+            entry = decode_entry(msgspec.json.encode(fields))
+        except RecordInvalid as exc:
+            raise StoreUnavailable(f"{self.base_url} answered an entry this SDK cannot read: {exc}") from None
+        body = None if purged else canonical_json(entry)
+        return StoredEntry(seq=seq, entry=entry, logged_at=logged_at, body=body, leaf=b"", leaf_hash=b"")
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

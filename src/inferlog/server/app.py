@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from inferlog import __version__
 from inferlog.errors import (
@@ -91,7 +94,10 @@ def create_app(
         title="inferlog",
         version=__version__,
         description="The tamper-evident record of every inference an AI system makes.",
+        docs_url=None,  # served below from the package's own copy of Swagger UI, not a CDN
+        redoc_url=None,
     )
+    _self_hosted_docs(app)
     app.state.inferlog = ServerState(
         store, auth=auth, max_body_bytes=max_body_bytes, checkpointer=checkpointer, protection=protection
     )
@@ -134,3 +140,24 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+STATIC = Path(__file__).parent / "static"
+"""Swagger UI's assets, copied unchanged from the swagger-ui-dist npm package (see SOURCES.json)."""
+
+
+def _self_hosted_docs(app: FastAPI) -> None:
+    """``/docs`` from files in the package (FastAPI's "self-hosting JavaScript and CSS for docs"):
+    it works offline and on an air-gapped host, and the page loads nothing from another host."""
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url="/static/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui.css",
+            swagger_favicon_url="/static/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+        )

@@ -1,4 +1,4 @@
-"""Prometheus metrics about the log itself (R16): accepted, rejected, written, write latency, backlog."""
+"""Prometheus metrics about the log itself (so the logger is monitored too): accepted, rejected, written, write latency, backlog."""
 
 from __future__ import annotations
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
+from inferlog.ingest.audit import record_read
 from inferlog.ingest.service import Ingestor
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.reveal import reveal
 from inferlog.pipeline import Pipeline
+from inferlog.privacy.policy import Policy
 from inferlog.privacy.protect import Protection
 from inferlog.privacy.seal import subject_ref
-from inferlog.record.ids import uuid7
-from inferlog.record.model import AccessEntry, AdminEntry, StoredEntry
+from inferlog.record.model import StoredEntry
 from inferlog.server.auth import Principal
 from inferlog.server.metrics import ServerMetrics
 from inferlog.store.base import Store
@@ -33,8 +31,10 @@ class ServerState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
     def __post_init__(self) -> None:
-        active = self.protection is not None and self.protection.active
-        self.ingestor = Ingestor(self.store, Pipeline([self.protection]) if active else None)  # type: ignore[list-item]
+        # Every entry that arrives (records, feedback, the sinks' records) passes the policy's admission,
+        # also on a server without a policy file: a claimed seal is checked, never trusted.
+        admission = (self.protection or Protection(Policy.default())).admit
+        self.ingestor = Ingestor(self.store, Pipeline([admission]))
 
     def stored_subject(self, subject: str | None) -> str | None:
         """A subject as the log stores it: its keyed pseudonym when the policy has a key store.
@@ -57,24 +57,22 @@ class ServerState:
         return reveal(self.store, opener, entries)
 
     def audit_read(
-        self, who: Principal, action: str, purpose: str, system: str, query: dict[str, Any], count: int
+        self,
+        who: Principal,
+        action: str,
+        purpose: str,
+        scope: Sequence[str] | None,
+        query: dict[str, Any],
+        counts: Mapping[str, int],
     ) -> None:
-        """Append the access entry for a read; raises (so the read fails) if it cannot be logged (R10)."""
-        entry = AccessEntry(
-            id=uuid7(),
-            system=system,
-            ts=dt.datetime.now(dt.UTC),
+        """Append the access entries for a read, one per system; raises (so the read fails) if it cannot be logged."""
+        record_read(
+            self.ingestor,
             actor=who.name,
             action=action,
             purpose=purpose,
-            query=msgspec.to_builtins(query),
-            count=count,
+            scope=scope,
+            query=query,
+            counts=counts,
         )
-        self.ingestor.append([entry])
         self.metrics.reads.labels(action).inc()
-
-    def audit_admin(self, who: Principal, action: str, details: dict[str, Any]) -> None:
-        entry = AdminEntry(
-            id=uuid7(), system="*", ts=dt.datetime.now(dt.UTC), actor=who.name, action=action, details=details
-        )
-        self.ingestor.append([entry])

@@ -34,6 +34,7 @@ def open_store(url: str, **options: Any) -> Store:
     target = schemes.get(scheme)
     if target is None:
         known = ", ".join(f"{name}://" for name in sorted(schemes))
-        raise UnknownStore(f"no store for {url!r}: the URL must start with one of {known}")
+        hint = f"; did you mean sqlite:///{url}?" if "://" not in url else ""  # a file name, not a URL
+        raise UnknownStore(f"no store for {url!r}: the URL must start with one of {known}{hint}")
     store: Store = plugins.load(target)(url, **options)
     return store

@@ -6,7 +6,7 @@ Every backend passes the same contract suite (``tests/store/contract.py``). A st
 - deduplicates by id: a repeat with the same body is a ``duplicate`` that keeps its first ``seq``, a
   repeat with a different body is a ``conflict`` and is not written;
 - answers queries in ``seq`` order with an opaque cursor, so an incremental reader sees every entry
-  exactly once even while others write (R7).
+  exactly once even while others write.
 """
 
 from __future__ import annotations

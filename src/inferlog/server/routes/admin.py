@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from inferlog.errors import NotFound
-from inferlog.server.auth import create_key
+from inferlog.server.auth import issue_key, revoke_key
 from inferlog.server.deps import State, Who
 
 router = APIRouter(prefix="/v1", tags=["admin"])
@@ -24,8 +22,7 @@ class KeyRequest(BaseModel):
 @router.post("/keys", status_code=201, summary="Create an API key (shown once)")
 def create_api_key(state: State, who: Who, body: KeyRequest) -> dict[str, Any]:
     who.require("admin")
-    token, stored = create_key(state.store, body.role, body.systems, body.name)
-    state.audit_admin(who, "key.created", {"kid": stored.kid, "role": stored.role, "systems": body.systems})
+    token, stored = issue_key(state.store, body.role, body.systems, body.name, actor=who.name)
     return {"key": token, **stored.public_view()}
 
 
@@ -38,7 +35,5 @@ def list_api_keys(state: State, who: Who) -> list[dict[str, Any]]:
 @router.delete("/keys/{kid}", summary="Revoke an API key")
 def revoke_api_key(state: State, who: Who, kid: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     who.require("admin")
-    if not state.store.revoke_api_key(kid, dt.datetime.now(dt.UTC)):
-        raise NotFound(f"no active key {kid}")
-    state.audit_admin(who, "key.revoked", {"kid": kid})
+    revoke_key(state.store, kid, actor=who.name)
     return {"kid": kid, "revoked": True}

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from inferlog.errors import NotFound, RecordInvalid
+from inferlog.ingest.audit import counts_by_system
 from inferlog.query.filters import build_query
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, StoredEntry, kind_of
@@ -24,7 +25,7 @@ from inferlog.server.state import ServerState
 router = APIRouter(prefix="/v1", tags=["records"])
 
 Purpose = Annotated[
-    str, Query(min_length=1, max_length=500, description="Why you read this; kept in the access trail (R10).")
+    str, Query(min_length=1, max_length=500, description="Why you read this; kept in the access trail.")
 ]
 READER_KINDS = ("inference", "feedback")
 WRITABLE_KINDS = ("inference", "feedback")
@@ -138,10 +139,18 @@ async def append_records(request: Request, state: State, who: Who) -> dict[str, 
     }
 
 
-def _readable(who: Principal, stored: StoredEntry) -> None:
-    who.require_system(stored.entry.system)
-    if who.role == "reader" and kind_of(stored.entry) not in READER_KINDS:
-        raise Forbidden("a reader key cannot read access or admin entries (an auditor key can)")
+def _readable(who: Principal, stored: StoredEntry | None, entry_id: str) -> StoredEntry:
+    """The entry, if ``who`` may read it; else the same 404 as for an id that does not exist.
+
+    A 403 would tell a caller which ids exist in systems (or kinds) it may not see.
+    """
+    if (
+        stored is None
+        or not who.covers(stored.entry.system)
+        or (who.role == "reader" and kind_of(stored.entry) not in READER_KINDS)
+    ):
+        raise NotFound(f"no entry with id {entry_id}")
+    return stored
 
 
 @router.get("/records/{entry_id}", summary="One entry, by id (audited)")
@@ -149,11 +158,9 @@ def get_record(
     state: State, who: Who, entry_id: Annotated[str, Path(max_length=64)], purpose: Purpose
 ) -> dict[str, Any]:
     who.require("reader", "auditor")
-    stored = state.store.get(entry_id)
-    if stored is None:
-        raise NotFound(f"no entry with id {entry_id}")
-    _readable(who, stored)
-    state.audit_read(who, "get", purpose, stored.entry.system, {"id": entry_id}, 1)
+    stored = _readable(who, state.store.get(entry_id), entry_id)
+    system = stored.entry.system
+    state.audit_read(who, "get", purpose, [system], {"id": entry_id}, {system: 1})
     return state.visible(who, [stored])[0].to_dict()
 
 
@@ -194,7 +201,8 @@ def query_records(
     if "*" not in who.systems:
         query = dataclasses.replace(query, systems=who.systems)
     page = state.store.query(query)
-    state.audit_read(who, "query", purpose, system or ",".join(who.systems), query.describe(), len(page))
+    scope = [system] if system else who.systems
+    state.audit_read(who, "query", purpose, scope, query.describe(), counts_by_system(page.entries))
     return {
         "entries": [e.to_dict() for e in state.visible(who, page.entries)],
         "next_cursor": page.next_cursor,
@@ -220,9 +228,8 @@ async def post_feedback(
 
 def _append_feedback(state: ServerState, who: Principal, entry_id: str, body: FeedbackBody) -> dict[str, Any]:
     inference = state.store.get(entry_id)
-    if inference is None or kind_of(inference.entry) != "inference":
-        raise NotFound(f"no inference with id {entry_id}")
-    who.require_system(inference.entry.system)
+    if inference is None or kind_of(inference.entry) != "inference" or not who.covers(inference.entry.system):
+        raise NotFound(f"no inference with id {entry_id}")  # the same for another system's id
     entry: Entry = FeedbackEntry(
         id=body.id or uuid7(),
         system=inference.entry.system,
