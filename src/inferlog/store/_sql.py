@@ -7,10 +7,12 @@ how timestamps are bound and read, how attributes are matched — and everything
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from inferlog.errors import UsageError
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import StoredEntry
 from inferlog.store.base import Page, Purge, Query
@@ -64,6 +66,9 @@ def where(query: Query, d: Dialect) -> tuple[list[str], list[Any]]:
         clauses.append(f"ts < {d.mark}")
         params.append(d.bind_ts(query.until))
     if query.attributes:
+        for key, wanted in query.attributes.items():  # no stored JSON value is NaN or infinite: refused alike
+            if isinstance(wanted, float) and not math.isfinite(wanted):
+                raise UsageError(f"attribute {key!r} must be a finite number, got {wanted!r}")
         attribute_clauses, attribute_params = d.attributes(query.attributes)
         clauses += attribute_clauses
         params += attribute_params
