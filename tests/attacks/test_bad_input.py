@@ -13,7 +13,10 @@ from click.testing import CliRunner, Result
 
 import inferlog
 from inferlog.cli import cli
-from tests.server.conftest import Server, server  # noqa: F401  (the fixture, on both backends)
+from tests.server import conftest as server_fixtures
+from tests.server.conftest import Server
+
+server = server_fixtures.server  # the API over SQLite and PostgreSQL, as tests/server uses it
 
 OUT_OF_RANGE_TIMES = [
     ("since", "999999999d"),
@@ -85,7 +88,8 @@ def _assert_one_line(result: Result, fragment: str) -> None:
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit), result.exception  # handled, not a crash
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), result.stderr
     assert fragment in lines[0], lines[0]
 
 
