@@ -72,7 +72,9 @@ _live_logs: weakref.WeakSet[Log] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    """Mark every Log for a restart on first use; a parent thread may have held its lifecycle lock."""
     for instance in list(_live_logs):
+        instance._lifecycle = threading.Lock()
         instance._forked = True
 
 

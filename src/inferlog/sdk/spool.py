@@ -145,10 +145,15 @@ class SpoolWriter:
         self.max_segments = max(2, max_bytes // segment_bytes)
         self.block_timeout = block_timeout
         root.mkdir(parents=True, exist_ok=True)
-        self.directory = root / f"w-{os.getpid()}-{secrets.token_hex(4)}"
-        self.directory.mkdir()
-        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # Made under a name orphan scans skip, locked, then renamed: another process's scan must never
+        # see this directory unlocked (it would adopt it as a dead process's and remove it).
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        staging = root / f".new-{name}"
+        staging.mkdir()
+        self._lock_fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.directory = root / f"w-{name}"
+        staging.rename(self.directory)
         _fsync_dir(root)
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)

@@ -46,6 +46,7 @@ from inferlog.store.base import (
     Query,
     StoredCheckpoint,
 )
+from inferlog.store.forksafe import gated
 from inferlog.store.migrations.sqlite import MIGRATIONS
 
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -79,6 +80,7 @@ def path_of(url: str) -> Path:
 class SQLiteStore:
     """The Store protocol on one SQLite file."""
 
+    @gated
     def __init__(self, url: str, *, synchronous: str | None = None, timeout: float = 30.0) -> None:
         self.url = url
         self.path = path_of(url)
@@ -101,6 +103,7 @@ class SQLiteStore:
 
     # -- connections --------------------------------------------------------------------------
 
+    @gated
     def _reset_after_fork(self) -> None:
         """In a forked child: SQLite connections must not cross a fork, so open fresh ones.
 
@@ -164,12 +167,14 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
                 raise
 
+    @gated
     def schema_version(self) -> int:
         row = self._reader().execute("SELECT max(version) FROM _migrations").fetchone()
         return int(row[0] or 0)
 
     # -- writing ------------------------------------------------------------------------------
 
+    @gated
     def append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
         if self._closed:
             raise UsageError("this store is closed")
@@ -298,22 +303,27 @@ class SQLiteStore:
 
     # -- the ledger ---------------------------------------------------------------------------
 
+    @gated
     def tree(self) -> CompactRange:
         row = self._reader().execute("SELECT size, frontier FROM ledger_state WHERE id = 1").fetchone()
         return CompactRange.from_bytes(row[1]) if row else CompactRange()
 
+    @gated
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
         return self._leaf_hashes(self._reader(), start, end)
 
+    @gated
     def tile_hashes(self, level: int, start: int, end: int) -> list[bytes]:
         return self._tile_hashes(self._reader(), level, start, end)
 
+    @gated
     def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
         rows = self._reader().execute(
             f"SELECT {_LEDGER_SELECT} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
         )
         return list(map(LedgerRow._make, rows))  # the verifier's hot loop: no per-row Python work here
 
+    @gated
     def add_checkpoint(self, size: int, root: bytes, note: bytes) -> None:
         with self._write_lock:
             self._writer.execute(
@@ -322,6 +332,7 @@ class SQLiteStore:
                 (size, root, note.decode("utf-8"), to_micros(dt.datetime.now(dt.UTC))),
             )
 
+    @gated
     def checkpoints(self) -> list[StoredCheckpoint]:
         rows = self._reader().execute("SELECT size, root, note, created_at FROM checkpoints ORDER BY size")
         return [
@@ -331,6 +342,7 @@ class SQLiteStore:
 
     # -- payloads: keys, purge ----------------------------------------------------------------
 
+    @gated
     def entry_keys(self, ids: Sequence[str]) -> dict[str, WrappedKey]:
         found: dict[str, WrappedKey] = {}
         conn = self._reader()
@@ -343,6 +355,7 @@ class SQLiteStore:
                 found[entry_id] = WrappedKey(epoch_ref=epoch_ref, subject_ref=subject_ref, blob=bytes(blob))
         return found
 
+    @gated
     def keys_wrapped_by(self, ref: str, after: str = "", limit: int = 1000) -> list[tuple[str, WrappedKey]]:
         rows = self._reader().execute(
             "SELECT id, epoch_ref, subject_ref, blob FROM entry_keys "
@@ -351,6 +364,7 @@ class SQLiteStore:
         )
         return [(i, WrappedKey(epoch_ref=e, subject_ref=s, blob=bytes(b))) for i, e, s, b in rows]
 
+    @gated
     def rewrap(self, keys: Sequence[tuple[str, WrappedKey]]) -> None:
         with self._write_lock:
             self._writer.execute("BEGIN IMMEDIATE")
@@ -364,6 +378,7 @@ class SQLiteStore:
                 self._writer.execute("ROLLBACK")
                 raise
 
+    @gated
     def purge(self, purge: Purge, *, dry_run: bool = False) -> PurgeResult:
         clause, params = _sql.purge_where(purge, DIALECT)
         conn = self._writer
@@ -389,6 +404,7 @@ class SQLiteStore:
 
     # -- API keys -----------------------------------------------------------------------------
 
+    @gated
     def put_api_key(self, key: ApiKey) -> None:
         with self._write_lock, _conflict_on_duplicate(f"an API key with kid {key.kid} exists"):
             self._writer.execute(
@@ -398,14 +414,17 @@ class SQLiteStore:
                  to_micros(key.created_at)),
             )  # fmt: skip
 
+    @gated
     def get_api_key(self, kid: str) -> ApiKey | None:
         row = self._reader().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE kid = ?", (kid,)).fetchone()
         return _api_key(row) if row else None
 
+    @gated
     def api_keys(self) -> list[ApiKey]:
         rows = self._reader().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, kid")
         return [_api_key(row) for row in rows]
 
+    @gated
     def revoke_api_key(self, kid: str, at: dt.datetime) -> bool:
         with self._write_lock:
             cursor = self._writer.execute(
@@ -429,6 +448,7 @@ class SQLiteStore:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @gated
     def get(self, entry_id: str) -> StoredEntry | None:
         row = (
             self._reader()
@@ -440,10 +460,12 @@ class SQLiteStore:
         )
         return stored_of(*row) if row else None
 
+    @gated
     def size(self) -> int:
         row = self._reader().execute("SELECT max(seq) FROM entries").fetchone()
         return int(row[0] or 0)
 
+    @gated
     def scan(self, after: int = 0, limit: int = 1000) -> list[StoredEntry]:
         rows = self._reader().execute(
             f"SELECT {READ_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -451,14 +473,17 @@ class SQLiteStore:
         )
         return [stored_of(*row) for row in rows]
 
+    @gated
     def query(self, query: Query) -> Page:
         sql, params = _sql.page_sql(query, DIALECT, READ_COLUMNS)
         return _sql.page([stored_of(*row) for row in self._reader().execute(sql, params)], query.limit)
 
+    @gated
     def stats(self, query: Query | None = None) -> dict[str, Any]:
         conn = self._reader()
         return _sql.stats(conn.execute, query or Query(), DIALECT, self.size())
 
+    @gated
     def close(self) -> None:
         if self._closed:
             return
