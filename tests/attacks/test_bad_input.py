@@ -6,6 +6,7 @@ timestamps far outside the accepted window, over HTTP on both backends and throu
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,13 @@ from click.testing import CliRunner, Result
 
 import inferlog
 from inferlog.cli import cli
+from inferlog.record.canonical import format_timestamp
+from inferlog.record.ids import uuid7
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
 server = server_fixtures.server  # the API over SQLite and PostgreSQL, as tests/server uses it
+sqlite_server = server_fixtures.sqlite_server
 
 OUT_OF_RANGE_TIMES = [
     ("since", "999999999d"),
@@ -118,3 +122,42 @@ def test_cli_huge_cursor_is_one_line(log_url: str, tmp_path: Path, command: str,
     """query/export --cursor past 2^63 end with one line naming --cursor, exit 1, no traceback."""
     extra = ["-o", str(tmp_path / "out.jsonl")] if command == "export" else []
     _assert_one_line(_run("--db", log_url, command, *extra, "--cursor", cursor), "--cursor")
+
+
+# -- a full disk --------------------------------------------------------------------------------
+
+
+def _record(**fields: object) -> dict[str, object]:
+    return {
+        "id": uuid7(),
+        "ts": format_timestamp(dt.datetime.now(dt.UTC)),
+        "model": {"name": "credit-risk", "version": "1"},
+        "input": {"x": "y" * 1000},
+        "output": 1,
+    } | fields
+
+
+def test_full_sqlite_database_is_503_naming_the_cause_and_keeps_what_was_accepted(
+    sqlite_server: Server,
+) -> None:
+    """A SQLite file that cannot grow (SQLITE_FULL) answers 503 'database or disk is full'; accepted records stay, and writes resume once there is room."""
+    accepted = [_record() for _ in range(5)]
+    response = sqlite_server.client.post("/v1/records", json=accepted, headers=sqlite_server.as_("ingest"))
+    assert response.status_code == 200, response.text
+    store = sqlite_server.store
+    writer = store._writer  # type: ignore[attr-defined]  # the one write connection
+    (pages,) = writer.execute("PRAGMA page_count").fetchone()
+    writer.execute(f"PRAGMA max_page_count = {pages}")  # the file may not grow by one page
+    too_much = [_record() for _ in range(40)]
+    response = sqlite_server.client.post("/v1/records", json=too_much, headers=sqlite_server.as_("ingest"))
+    assert response.status_code == 503, response.text
+    assert "database or disk is full" in response.json()["message"]
+    for record in accepted:
+        stored = store.get(str(record["id"]))
+        assert stored is not None
+        assert stored.entry.input == record["input"]
+    assert all(store.get(str(record["id"])) is None for record in too_much)  # all or nothing
+    writer.execute("PRAGMA max_page_count = 1073741823")
+    response = sqlite_server.client.post("/v1/records", json=too_much, headers=sqlite_server.as_("ingest"))
+    assert response.status_code == 200, response.text
+    assert store.size() == len(accepted) + len(too_much)
