@@ -9,13 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner, Result
 
 import inferlog
 from inferlog.cli import cli
+from inferlog.errors import RecordInvalid, UsageError
+from inferlog.ingest.window import AcceptedWindow
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import uuid7
+from inferlog.store import open_store
+from inferlog.store.postgres import PostgresStore
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
@@ -161,3 +166,87 @@ def test_full_sqlite_database_is_503_naming_the_cause_and_keeps_what_was_accepte
     response = sqlite_server.client.post("/v1/records", json=too_much, headers=sqlite_server.as_("ingest"))
     assert response.status_code == 200, response.text
     assert store.size() == len(accepted) + len(too_much)
+
+
+# -- times outside the accepted window ----------------------------------------------------------
+
+
+def _partitions(store: object) -> int:
+    """How many monthly partitions the PostgreSQL entries table has (0 on SQLite)."""
+    if not isinstance(store, PostgresStore):
+        return 0
+    sql = "SELECT count(*) FROM pg_inherits WHERE inhparent = 'inferlog.entries'::regclass"
+    return int(store._run("read from", lambda conn: conn.execute(sql).fetchone()[0]))
+
+
+FAR_TIMES = [
+    "0001-01-01T00:00:00Z",
+    "1999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59Z",
+    format_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(days=31)),
+    format_timestamp(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)),
+]
+
+
+def test_record_times_outside_the_window_are_422_and_make_no_partition(server: Server) -> None:
+    """Records dated years away (or a month old, or an hour ahead) answer 422 naming `ts`, and PostgreSQL makes no partition for them."""
+    before = _partitions(server.store)
+    for ts in FAR_TIMES:
+        batch = [_record(), _record(ts=ts)]
+        response = server.client.post("/v1/records", json=batch, headers=server.as_("ingest"))
+        assert response.status_code == 422, (ts, response.text)
+        assert (response.json()["field"], response.json()["index"]) == ("ts", 1)
+        ndjson = b"\n".join(msgspec.json.encode(r | {"system": "credit"}) for r in batch)
+        response = server.client.post(
+            "/v1/records",
+            content=ndjson,
+            headers={**server.as_("ingest"), "Content-Type": "application/x-ndjson"},
+        )
+        assert response.status_code == 422, (ts, response.text)
+    assert server.store.size() == 0
+    assert _partitions(server.store) == before
+    inside = _record(ts=format_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(days=29)))
+    response = server.client.post("/v1/records", json=[inside], headers=server.as_("ingest"))
+    assert response.status_code == 200, response.text
+
+
+def test_feedback_times_outside_the_window_are_422(server: Server) -> None:
+    """Feedback dated outside the window answers 422 naming `ts`."""
+    response = server.client.post("/v1/records", json=[_record()], headers=server.as_("ingest"))
+    rid = response.json()["results"][0]["id"]
+    for ts in FAR_TIMES:
+        response = server.client.post(
+            f"/v1/records/{rid}/feedback", json={"label": 1, "ts": ts}, headers=server.as_("ingest")
+        )
+        assert response.status_code == 422, (ts, response.text)
+        assert response.json()["field"] == "ts"
+
+
+def test_the_window_is_configurable() -> None:
+    """INFERLOG_MAX_RECORD_AGE and INFERLOG_MAX_CLOCK_SKEW set the window; nonsense in them is a UsageError."""
+    now = dt.datetime.now(dt.UTC)
+    wide = AcceptedWindow.from_env({"INFERLOG_MAX_RECORD_AGE": "400d", "INFERLOG_MAX_CLOCK_SKEW": "2h"})
+    wide.check_time(now - dt.timedelta(days=399), now=now)
+    wide.check_time(now + dt.timedelta(minutes=119), now=now)
+    with pytest.raises(RecordInvalid, match="INFERLOG_MAX_RECORD_AGE"):
+        AcceptedWindow.from_env({}).check_time(now - dt.timedelta(days=31), now=now)
+    for bad in ("forever", "-1d", "1e400d", "nan"):
+        with pytest.raises(UsageError, match="INFERLOG_MAX_RECORD_AGE"):
+            AcceptedWindow.from_env({"INFERLOG_MAX_RECORD_AGE": bad})
+
+
+def test_inferlog_import_keeps_accepting_old_records(tmp_path: Path) -> None:
+    """`inferlog import` is the way old records come in: a record from 1999 is imported."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = _record(ts="1999-12-31T23:59:59Z", system="archive")
+    dump = tmp_path / "old.jsonl"
+    dump.write_bytes(msgspec.json.encode(old) + b"\n")
+    result = _run("--db", url, "import", str(dump))
+    assert result.exit_code == 0, result.output
+    store = open_store(url)
+    try:
+        stored = store.get(str(old["id"]))
+        assert stored is not None
+        assert stored.entry.ts == dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    finally:
+        store.close()

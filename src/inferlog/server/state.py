@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from inferlog.ingest.service import Ingestor
+from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.reveal import reveal
 from inferlog.pipeline import Pipeline
@@ -29,6 +30,7 @@ class ServerState:
     max_body_bytes: int = 16 * 1024 * 1024
     checkpointer: Checkpointer | None = None
     protection: Protection | None = None
+    window: AcceptedWindow = field(default_factory=AcceptedWindow.from_env)  # writers' ts, see ingest.window
     ingestor: Ingestor = field(init=False)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
 

@@ -112,6 +112,7 @@ async def append_records(request: Request, state: State, who: Who) -> dict[str, 
             except RecordInvalid:
                 state.metrics.rejected.labels("invalid").inc(len(objects))
                 raise
+        state.window.check(entries)
         for entry in entries:
             if kind_of(entry) not in WRITABLE_KINDS:
                 raise Forbidden(
@@ -222,6 +223,8 @@ def post_feedback(
         actor=body.actor,
         attributes=body.attributes or {},
     )
+    if body.ts is not None:
+        state.window.check_time(entry.ts)
     (result,) = state.ingestor.append([entry])
     return dataclasses.asdict(result)
 
