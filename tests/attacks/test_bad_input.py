@@ -250,3 +250,24 @@ def test_inferlog_import_keeps_accepting_old_records(tmp_path: Path) -> None:
         assert stored.entry.ts == dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
     finally:
         store.close()
+
+
+def test_sink_times_outside_the_window_are_422(server: Server) -> None:
+    """KServe's ce-time and Seldon's x-kafka-timestamp outside the window answer 422 naming the header; nothing is kept."""
+    auth = server.as_("ingest")
+    for when in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"):
+        kserve_headers = {
+            "Ce-Specversion": "1.0", "Ce-Id": uuid7(), "Ce-Type": "org.kubeflow.serving.inference.request",
+            "Ce-Source": "iris-predictor", "Ce-Time": when, "Content-Type": "application/json", **auth,
+        }  # fmt: skip
+        response = server.client.post("/v1/ingest/kserve", headers=kserve_headers, content=b'{"inputs": []}')
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "ce-time"
+    for ms in ("1000000000000000000", "-62135596800000", "1"):
+        seldon_headers = {
+            "x-request-id": uuid7(), "x-kafka-topic": "seldon.default.model.iris.inputs",
+            "x-kafka-timestamp": ms, "seldon-infer-type": "json/inferModelRequest", **auth,
+        }  # fmt: skip
+        response = server.client.post("/v1/ingest/seldon", headers=seldon_headers, content=b'{"inputs": []}')
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "x-kafka-timestamp"

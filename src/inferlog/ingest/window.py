@@ -61,6 +61,33 @@ class AcceptedWindow:
                 index=index,
             )
 
+    def check_header_time(self, text: str | None, *, field: str) -> None:
+        """A sink's ISO-8601 time header (CloudEvents ``ce-time``), if it is one, within the window."""
+        if not text:
+            return
+        try:
+            ts = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return  # not a time: the sink records the arrival time instead
+        if ts.tzinfo is not None:
+            self.check_time(ts, field=field)
+
+    def check_epoch_ms(self, ms: int | None, *, field: str) -> None:
+        """A sink's epoch-milliseconds header (Kafka's timestamp) within the window, compared as numbers
+        (a value past the year 9999 is refused like any other, not turned into a date first)."""
+        if ms is None:
+            return
+        now_ms = dt.datetime.now(dt.UTC).timestamp() * 1000
+        earliest = now_ms - self.max_age.total_seconds() * 1000
+        latest = now_ms + self.max_skew.total_seconds() * 1000
+        if not earliest <= ms <= latest:
+            raise RecordInvalid(
+                f"{ms} ms since 1970 is outside the times this server accepts (at most "
+                f"{_days(self.max_age)} old, {ENV_MAX_RECORD_AGE}; at most {_days(self.max_skew)} ahead, "
+                f"{ENV_MAX_CLOCK_SKEW})",
+                field=field,
+            )
+
     def check(self, entries: Sequence[Entry], now: dt.datetime | None = None) -> None:
         """Every entry's ``ts`` within the window, else :class:`RecordInvalid` naming the first one out."""
         now = now or dt.datetime.now(dt.UTC)
