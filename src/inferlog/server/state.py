@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from inferlog.errors import RecordInvalid
 from inferlog.ingest.service import Ingestor
 from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import Checkpointer
@@ -17,7 +18,7 @@ from inferlog.pipeline import Pipeline
 from inferlog.privacy.protect import Protection
 from inferlog.privacy.seal import subject_ref
 from inferlog.record.ids import uuid7
-from inferlog.record.model import AccessEntry, AdminEntry, StoredEntry
+from inferlog.record.model import AccessEntry, AdminEntry, Entry, StoredEntry
 from inferlog.server.auth import Principal
 from inferlog.server.metrics import ServerMetrics
 from inferlog.store.base import Store
@@ -72,11 +73,26 @@ class ServerState:
             query=msgspec.to_builtins(query),
             count=count,
         )
-        self.ingestor.append([entry])
+        self.ingestor.append([_checked(entry)])
         self.metrics.reads.labels(action).inc()
 
     def audit_admin(self, who: Principal, action: str, details: dict[str, Any]) -> None:
         entry = AdminEntry(
             id=uuid7(), system="*", ts=dt.datetime.now(dt.UTC), actor=who.name, action=action, details=details
         )
-        self.ingestor.append([entry])
+        self.ingestor.append([_checked(entry)])
+
+
+def _checked(entry: Entry) -> Entry:
+    """An entry the server made from request values, validated as any read will decode it.
+
+    Structs are not validated when built; an over-long system or purpose stored in an access entry
+    would make every later read of the trail fail. Refused here, it fails this request (422) alone.
+    """
+    try:
+        return _entry_decoder.decode(msgspec.json.encode(entry))
+    except msgspec.ValidationError as exc:
+        raise RecordInvalid(f"the access trail cannot keep this request: {exc}") from None
+
+
+_entry_decoder = msgspec.json.Decoder(Entry)

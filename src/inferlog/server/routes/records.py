@@ -24,8 +24,12 @@ from inferlog.store.base import MAX_SEQ
 router = APIRouter(prefix="/v1", tags=["records"])
 
 Purpose = Annotated[
-    str, Query(min_length=1, max_length=500, description="Why you read this; kept in the access trail (R10).")
+    # At most what an access entry holds (256): a longer purpose would be stored, and every later read
+    # of the trail would fail to decode it.
+    str,
+    Query(min_length=1, max_length=256, description="Why you read this; kept in the access trail."),
 ]
+SystemParam = Annotated[str | None, Query(max_length=256, description="Only this AI system.")]
 READER_KINDS = ("inference", "feedback")
 WRITABLE_KINDS = ("inference", "feedback")
 
@@ -163,7 +167,7 @@ def query_records(
     state: State,
     who: Who,
     purpose: Purpose,
-    system: str | None = None,
+    system: SystemParam = None,
     kind: Literal["inference", "feedback", "access", "admin"] | None = None,
     model: str | None = None,
     version: str | None = None,
@@ -230,7 +234,7 @@ def post_feedback(
 
 
 @router.get("/stats", summary="Counts, models, latency percentiles (within the key's systems)")
-def stats(state: State, who: Who, system: str | None = None, since: str | None = None) -> dict[str, Any]:
+def stats(state: State, who: Who, system: SystemParam = None, since: str | None = None) -> dict[str, Any]:
     who.require("reader", "auditor", "admin")
     if system is not None:
         who.require_system(system)
