@@ -271,3 +271,42 @@ def test_sink_times_outside_the_window_are_422(server: Server) -> None:
         response = server.client.post("/v1/ingest/seldon", headers=seldon_headers, content=b'{"inputs": []}')
         assert response.status_code == 422, response.text
         assert response.json()["field"] == "x-kafka-timestamp"
+
+
+# -- values that were stored, then broke every later read -----------------------------------------
+
+
+def test_an_over_long_purpose_or_system_is_refused_and_reads_keep_working(server: Server) -> None:
+    """A purpose or system longer than an access entry holds answers 422 and stores nothing that breaks later reads."""
+    auditor = server.as_("auditor")
+    for params in ({"purpose": "p" * 300}, {"purpose": "test", "system": "s" * 300}):
+        response = server.client.get("/v1/records", params=params, headers=auditor)
+        assert response.status_code == 422, response.text
+    response = server.client.get("/v1/stats", params={"system": "s" * 300}, headers=auditor)
+    assert response.status_code == 422, response.text
+    response = server.client.get("/v1/records", params={"purpose": "test", "kind": "access"}, headers=auditor)
+    assert response.status_code == 200, response.text
+
+
+def test_cli_export_refuses_an_over_long_purpose(log_url: str, tmp_path: Path) -> None:
+    """export --purpose over 256 characters is refused before anything is written, and the log stays readable."""
+    result = _run("--db", log_url, "export", "-o", str(tmp_path / "x.jsonl"), "--purpose", "p" * 300)
+    assert result.exit_code == 2, result.output
+    assert "--purpose" in result.output
+    assert _run("--db", log_url, "query", "--kind", "access").exit_code == 0
+
+
+def test_indexed_ids_over_512_characters_are_refused_at_the_edge(server: Server, tmp_path: Path) -> None:
+    """A subject or request id PostgreSQL could not index answers 422 over HTTP and RecordInvalid in record(), never 503."""
+    for field in ("subject", "request_id", "trace_id", "session_id"):
+        response = server.client.post(
+            "/v1/records", json=[_record(**{field: "x" * 20_000})], headers=server.as_("ingest")
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == field
+    url = f"sqlite:///{tmp_path / 'ids.db'}"
+    with (
+        inferlog.open(url, system="s", spool_dir=tmp_path / "spool") as log,
+        pytest.raises(RecordInvalid, match="subject"),
+    ):
+        log.record(model=inferlog.Model("m", "1"), subject="x" * 513)

@@ -24,7 +24,8 @@ EntryId = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN, description="UUID, l
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 # An identifier the log indexes (request, trace, session, subject): PostgreSQL refuses an index row
 # over ~2.7 kB, so it is bounded where it enters (512 characters are at most 2 kB of UTF-8).
-Ref = Annotated[str, msgspec.Meta(max_length=512)]
+REF_MAX_LENGTH = 512
+Ref = Annotated[str, msgspec.Meta(max_length=REF_MAX_LENGTH)]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True, description="UTC, timezone-aware")]
 Status = Literal["ok", "error"]
 Source = Literal["sdk", "http", "oip", "kserve", "seldon", "otlp", "broker", "import"]
