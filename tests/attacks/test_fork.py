@@ -212,3 +212,34 @@ def test_a_thousand_forks_while_recording_on_postgresql(
 ) -> None:
     """1,000 children forked while the parent records and ships on PostgreSQL all finish, and every record is stored once."""
     _fork_while_recording(pg_url, tmp_path, forks=1000, batch=20)
+
+
+def test_a_child_that_never_records_does_not_hold_its_dead_parents_spool(
+    tmp_path: Path, no_fork_warnings: None
+) -> None:
+    """A worker forked from a process that then dies does not keep the dead process's spool locked: its records are replayed."""
+    spool = tmp_path / "spool"
+    read_end, write_end = os.pipe()
+    producer = os.fork()
+    if producer == 0:  # a server process whose log cannot deliver (nothing listens on port 9)
+        code = 3
+        try:
+            log = inferlog.open("http://127.0.0.1:9", system="fork", spool_dir=spool, api_key="k")
+            for _ in range(3):
+                log.record(model=MODEL, input={"who": "dead parent"}, output=1)
+            if os.fork() == 0:  # the idle worker: waits for the test to let it go
+                os.close(write_end)
+                os.read(read_end, 1)
+                os._exit(0)
+            code = 0
+        finally:
+            os._exit(code)  # dies without close(): its records stay in its spool folder
+    os.close(read_end)
+    _, status = os.waitpid(producer, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    try:
+        with inferlog.open(f"sqlite:///{tmp_path / 'replay.db'}", system="fork", spool_dir=spool) as log:
+            assert log.flush(timeout=30), "the dead process's spool was not replayed"
+            assert log.counters.replayed == 3
+    finally:
+        os.close(write_end)  # the idle worker reads EOF and leaves

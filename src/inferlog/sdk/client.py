@@ -76,6 +76,7 @@ def _after_fork_in_child() -> None:
     """Mark every Log for a restart on first use; a parent thread may have held its lifecycle lock."""
     for instance in list(_live_logs):
         instance._lifecycle = threading.Lock()
+        instance._spool.abandon_after_fork()
         instance._forked = True
 
 

@@ -354,10 +354,16 @@ class SpoolWriter:
         os.close(self._lock_fd)
 
     def abandon_after_fork(self) -> None:
-        """In a forked child: let go of the parent's directory without touching its files."""
+        """In a forked child: let go of the parent's directory without touching its files.
+
+        Once only (the descriptor's number may be reused after), and at the fork itself: a child that
+        never records must not keep the parent's folder looking alive after the parent is gone.
+        """
         self._closed = True
-        with contextlib.suppress(OSError):
-            os.close(self._lock_fd)
+        fd, self._lock_fd = self._lock_fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class OrphanSpool:
