@@ -31,6 +31,7 @@ from inferlog.ingest import kserve, seldon
 from inferlog.ingest.service import Ingestor
 from inferlog.record.model import InferenceRecord
 from inferlog.server.auth import Principal
+from inferlog.store.forksafe import GATE, gated
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ JOINERS = {
 class PendingHalves:
     """Halves waiting for their partner, kept durably in SQLite; joins and appends through the Ingestor."""
 
+    @gated
     def __init__(self, path: str | Path, ingestor: Ingestor, timeout: float = DEFAULT_KSERVE_TIMEOUT) -> None:
         self.path = str(path)
         self.ingestor = ingestor
@@ -88,9 +90,10 @@ class PendingHalves:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        with self.lock:
+        with GATE.inside(), self.lock:
             self.db.close()
 
+    @gated
     def add(self, source: str, rid: str, half: str, event: Any, system: str) -> str:
         """Keep one half (durably), then append the joined record if its partner is there.
 
@@ -115,6 +118,7 @@ class PendingHalves:
                 return "joined"
         return "pending"
 
+    @gated
     def sweep(self, now: float | None = None) -> int:
         """Record every half older than the timeout on its own; returns how many."""
         cutoff = (time.time() if now is None else now) - self.timeout
