@@ -5,7 +5,9 @@ Explicit arguments win over the environment, which wins over the defaults here.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +45,17 @@ ENV_KSERVE_PENDING = "INFERLOG_KSERVE_PENDING"
 """The file where the KServe sink keeps a half (request or response) until its partner arrives."""
 ENV_KSERVE_TIMEOUT = "INFERLOG_KSERVE_TIMEOUT"
 """Seconds a lone KServe half waits for its partner before it is recorded alone (default 60)."""
+ENV_MAX_RECORD_AGE = "INFERLOG_MAX_RECORD_AGE"
+"""How old a record's ``ts`` may be when a server receives it (default 30d); ``inferlog import`` takes older."""
+ENV_MAX_CLOCK_SKEW = "INFERLOG_MAX_CLOCK_SKEW"
+"""How far ahead of the server's clock a record's ``ts`` may be (default 10m)."""
 
 DEFAULT_DB = "sqlite:///inferlog.db"
 DEFAULT_SIGNER_KEY_FILE = "inferlog-signer.key"
 DEFAULT_SYSTEM = "default"
 DEFAULT_KSERVE_TIMEOUT = 60.0
+DEFAULT_MAX_RECORD_AGE = "30d"
+DEFAULT_MAX_CLOCK_SKEW = "10m"
 
 SETTINGS = {
     ENV_DB: "the log's URL (default sqlite:///inferlog.db)",
@@ -65,6 +73,9 @@ SETTINGS = {
     ENV_CHECKPOINT_SECONDS: "checkpoint when new entries wait this long (default 10)",
     ENV_KSERVE_PENDING: "the KServe sink's pending-halves file (default: <db file>-kserve-pending.db, or under the user's data dir)",
     ENV_KSERVE_TIMEOUT: "seconds a lone KServe half waits for its partner (default 60)",
+    ENV_MAX_RECORD_AGE: "how old a record's ts may be when the server receives it: 90s, 30m, 12h, 30d, 2w "
+    "(default 30d; `inferlog import` takes older records)",
+    ENV_MAX_CLOCK_SKEW: "how far ahead of the server's clock a record's ts may be (default 10m)",
 }
 
 DURABILITY_LEVELS = ("process", "machine")
@@ -99,6 +110,25 @@ class Settings:
             fail_closed=_flag(env.get(ENV_FAIL_CLOSED, ""), ENV_FAIL_CLOSED),
             config=env.get(ENV_CONFIG) or None,
         )
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration_setting(name: str, default: str, environ: Mapping[str, str] | None = None) -> dt.timedelta:
+    """A duration from the environment variable ``name`` (``90s``, ``30m``, ``12h``, ``30d``, ``2w``, or
+    seconds), else from ``default``; anything else, or a negative or absurd one, is a UsageError."""
+    env = os.environ if environ is None else environ
+    text = (env.get(name) or default).strip().lower()
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _DURATION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+        value = dt.timedelta(seconds=seconds)
+    except (ValueError, OverflowError):
+        raise UsageError(f"{name} must be a duration like 30m, 12h or 30d, got {text!r}") from None
+    if not dt.timedelta(0) <= value <= dt.timedelta(days=365_000):
+        raise UsageError(f"{name} must be between 0 and 1000 years, got {text!r}")
+    return value
 
 
 def _flag(value: str, name: str) -> bool:

@@ -10,6 +10,7 @@
     │   └── Conflict           an id was appended twice with different content
     ├── NotFound               no entry has that id
     ├── UsageError             a caller asked for something that makes no sense (bad filter, closed log)
+    │   └── BadParameter       one named parameter (a filter, a cursor, a time) is malformed or out of range
     ├── IntegrityError         the ledger does not verify (see inferlog.verify)
     └── KeyDestroyed           an entry's payload was shredded: a key it needs was destroyed
 
@@ -73,6 +74,19 @@ class NotFound(InferlogError, KeyError):
 
 class UsageError(InferlogError, ValueError):
     """A caller asked for something that makes no sense (a bad filter, a closed log)."""
+
+
+class BadParameter(UsageError):
+    """One named parameter is malformed or out of range (HTTP 422 naming it; CLI: one line).
+
+    ``field`` is the parameter's HTTP name (``since``, ``cursor``, ``attr``); the CLI shows it as
+    its option (``--since``).
+    """
+
+    def __init__(self, reason: str, *, field: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
 
 
 class IntegrityError(InferlogError):

@@ -112,11 +112,13 @@ class _Salts:
         return salt
 
     def reset(self) -> None:
+        """In a forked child: fresh salts, and a fresh lock (a parent thread may have held the old one)."""
+        self.lock = threading.Lock()
         self.pool, self.offset = b"", 0
 
 
 _salt = _Salts()
-os.register_at_fork(after_in_child=_salt.reset)  # a child must not reuse its parent's salts
+os.register_at_fork(after_in_child=_salt.reset)  # a child must not reuse its parent's salts nor hang
 
 
 def body_of(entry: Entry) -> bytes:

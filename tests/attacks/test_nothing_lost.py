@@ -35,7 +35,7 @@ from inferlog.store.base import Query, Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
-from tests.attacks.test_poison import SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
+from tests.attacks.test_poison import AN_HOUR_AGO, SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
@@ -53,7 +53,7 @@ def inferences(log: Log) -> list[InferenceRecord]:
 def rec(**fields: object) -> dict[str, object]:
     return {
         "id": uuid7(),
-        "ts": "2026-05-01T10:00:00Z",
+        "ts": AN_HOUR_AGO,
         "model": {"name": "m", "version": "1"},
         "input": {"x": 1},
     } | fields

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import itertools
 import json
 import time
@@ -50,8 +51,10 @@ def headers(ce_id: str, half: str, when: str) -> dict[str, str]:
     }
 
 
-REQ_TIME = "2026-11-27T01:00:00.000Z"
-RESP_TIME = "2026-11-27T01:00:00.250Z"
+# An hour ago: a server accepts times within INFERLOG_MAX_RECORD_AGE (a fixed date would age out).
+_HOUR_AGO = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+REQ_TIME = _HOUR_AGO.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+RESP_TIME = _HOUR_AGO.strftime("%Y-%m-%dT%H:%M:%S.250Z")
 
 
 def test_binary_parse_is_case_insensitive() -> None:

@@ -23,6 +23,9 @@ from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 
+# An hour ago (a server accepts times within INFERLOG_MAX_RECORD_AGE), fixed for the whole module.
+KAFKA_MS = (int(time.time()) - 3600) * 1000
+
 XID = "carjjolvqj3j2pfbut10"  # Seldon's request ids are XIDs (formats.md §3)
 INPUTS = "seldon.seldon-mesh.model.iris.inputs"
 OUTPUTS = "seldon.seldon-mesh.model.iris.outputs"
@@ -151,7 +154,7 @@ class Sink:
             "x-kafka-topic": topic,
             "x-kafka-partition": "0",
             "x-kafka-offset": "17" if stream == "inputs" else "18",
-            "x-kafka-timestamp": "1790000000000" if stream == "inputs" else "1790000000250",
+            "x-kafka-timestamp": str(KAFKA_MS if stream == "inputs" else KAFKA_MS + 250),
             "x-kafka-key": f"0.iris.{rid}",
             "Authorization": f"Bearer {self.key}",
         }

@@ -90,7 +90,7 @@ def test_build_query_copies_filters_and_paging() -> None:
         ({"attr": ["a=1", "a=2"]}, "filtered twice"),
         ({"since": "1h", "until": "2h"}, "before --until"),
         ({"colour": "red"}, "unknown query option"),
-        ({"limit": 0}, "limit must be"),
+        ({"limit": 0}, "limit: must be"),
     ],
 )
 def test_build_query_refuses_nonsense(options: dict, message: str) -> None:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from inferlog.keystore.protection import load_protection
 from inferlog.record import uuid7
+from inferlog.record.canonical import format_timestamp
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
 from inferlog.store.base import Query, Store
@@ -32,6 +33,9 @@ pseudonymize = ["subject"]
 [[defaults.redact]]
 detectors = ["card"]
 """
+
+# Within the window a server accepts (INFERLOG_MAX_RECORD_AGE): a fixed date would age out of it.
+RECENT = format_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -58,7 +62,7 @@ def test_readers_see_plaintext_auditors_see_ciphertext(guarded: Server) -> None:
     record = {
         "id": record_id,
         "system": "credit",
-        "ts": "2026-05-01T10:00:00Z",
+        "ts": RECENT,
         "model": {"name": "credit-risk", "version": "3"},
         "input": {"name": PLANTED, "card": "4111 1111 1111 1111"},
         "output": {"decision": "declined"},
@@ -109,7 +113,7 @@ def test_the_server_records_its_policy_and_applies_retention_on_schedule(tmp_pat
 
 def _record(subject: str, **fields: object) -> dict[str, object]:
     return {
-        "id": uuid7(), "system": "credit", "ts": "2026-05-01T10:00:00Z",
+        "id": uuid7(), "system": "credit", "ts": RECENT,
         "model": {"name": "credit-risk", "version": "3"}, "input": {"name": PLANTED}, "subject": subject,
     } | fields  # fmt: skip
 

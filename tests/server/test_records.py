@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from typing import Any
 
 import msgspec
 
 from inferlog.record import uuid7
+from inferlog.record.canonical import format_timestamp
 from inferlog.store.base import Query
 from tests.server.conftest import Server
+
+# Within the window a server accepts (INFERLOG_MAX_RECORD_AGE), and fixed: a retry is byte-identical.
+RECENT = format_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
 
 
 def rec(**fields: object) -> dict[str, object]:
     """A record as a producer sends it: with its own id and time, so a retry is byte-identical."""
     return {
         "id": uuid7(),
-        "ts": "2026-05-01T10:00:00.000001Z",
+        "ts": RECENT,
         "model": {"name": "credit-risk", "version": "3.2.1"},
         "input": {"x": 1},
         "output": 0.7,

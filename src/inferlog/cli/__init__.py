@@ -15,7 +15,7 @@ import click
 
 from inferlog.cli._common import State, accept_db
 from inferlog.config import DEFAULT_DB, ENV_CONFIG, ENV_DB
-from inferlog.errors import InferlogError
+from inferlog.errors import BadParameter, InferlogError
 
 __all__ = ["CliError", "cli", "main"]
 
@@ -31,6 +31,8 @@ def one_line(exc: BaseException) -> str:
     """An exception's message on one line (an OSError's with its file name)."""
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    elif isinstance(exc, BadParameter):  # named as the user typed it: --since, --cursor
+        text = f"--{exc.field.replace('_', '-')}: {exc.reason}"
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())

@@ -36,7 +36,7 @@ _UNFILTERED = {"limit", "order", "after"}
 @click.option("--limit", type=click.IntRange(min=1), help="Write at most this many entries.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option(
-    "--purpose", default="export", show_default=True,
+    "--purpose", default="export", show_default=True, callback=lambda ctx, param, value: _purpose(value),
     help="Why the data leaves the log; kept, with who and how many, in an access entry.",
 )  # fmt: skip
 @click.option(
@@ -113,6 +113,14 @@ def _counting(entries: Iterable[StoredEntry], progress: Progress, task: Any) -> 
         if number % 1000 == 0:
             progress.update(task, completed=number)
     progress.update(task, completed=number)
+
+
+def _purpose(value: str) -> str:
+    """The purpose as an access entry can keep it (1 to 256 characters): a longer one stored would make
+    every later read of the access trail fail."""
+    if not 1 <= len(value) <= 256:
+        raise click.BadParameter(f"must be 1 to 256 characters, got {len(value)}")
+    return value
 
 
 def _format_of(output: str) -> str:

@@ -19,6 +19,7 @@ import msgspec
 from inferlog.ingest.service import Ingestor
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AccessEntry, StoredEntry
+from inferlog.record.validate import checked
 
 ALL_SYSTEMS = "*"
 
@@ -85,5 +86,5 @@ def record_read(
     entries = access_entries(
         actor=actor, action=action, purpose=purpose, scope=scope, query=query, counts=counts
     )
-    ingestor.append(entries)
+    ingestor.append([checked(entry) for entry in entries])
     return entries

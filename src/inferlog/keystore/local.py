@@ -21,6 +21,7 @@ from pathlib import Path
 
 from inferlog.errors import StoreUnavailable, UsageError
 from inferlog.keystore.base import KeyInfo
+from inferlog.store.forksafe import gated
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -66,6 +67,7 @@ def _split(ref: str) -> tuple[str, int]:
 class LocalKeyStore:
     """Keys in a local SQLite file (mode 0600), cached in memory until another process changes it."""
 
+    @gated
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(str(path).removeprefix("file:"))
         self._lock = threading.RLock()
@@ -115,6 +117,7 @@ class LocalKeyStore:
             self._seen_version = version
         return self._conn
 
+    @gated
     def current(self, name: str) -> tuple[str, bytes]:
         try:
             return self._current_key(name)
@@ -163,6 +166,7 @@ class LocalKeyStore:
         found = self._current[name] = (f"{name}#{version}", material)
         return found
 
+    @gated
     def get(self, ref: str) -> bytes | None:
         try:
             return self._get(ref)
@@ -182,6 +186,7 @@ class LocalKeyStore:
             self._cache[ref] = material
             return material
 
+    @gated
     def rotate(self, name: str) -> str:
         with self._lock:
             conn = self._fresh()
@@ -200,6 +205,7 @@ class LocalKeyStore:
             self._current.pop(name, None)
             return f"{name}#{version}"
 
+    @gated
     def destroy(self, name: str, version: int | None = None) -> int:
         with self._lock:
             conn = self._fresh()
@@ -215,6 +221,7 @@ class LocalKeyStore:
             self._checked = -FRESHNESS
             return cursor.rowcount
 
+    @gated
     def list_keys(self, prefix: str = "") -> list[KeyInfo]:
         with self._lock:
             rows = (
@@ -231,6 +238,7 @@ class LocalKeyStore:
             for name, version, created, destroyed in rows
         ]
 
+    @gated
     def close(self) -> None:
         with self._lock:
             self._conn.close()

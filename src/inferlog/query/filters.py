@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from inferlog.errors import UsageError
+from inferlog.errors import BadParameter, UsageError
 from inferlog.store.base import Query
 
 _AGO = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h|d|w)\s*$")
@@ -21,26 +21,34 @@ _PLAIN = (
 )  # fmt: skip
 
 
-def parse_since(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
+def parse_since(text: str, *, now: dt.datetime | None = None, name: str = "since") -> dt.datetime:
     """A point in time from ``"90s"``, ``"30m"``, ``"1h"``, ``"7d"``, ``"2w"`` (that long ago) or ISO-8601.
 
     ISO times without a zone are taken as UTC, the only zone inferlog keeps; a bare date is its
-    midnight. Anything else is a :class:`UsageError` that shows the accepted forms.
+    midnight. Anything else, and any time that is not between 0001-01-01 and 9999-12-31 in UTC, is a
+    :class:`BadParameter` naming ``name`` that shows the accepted forms.
     """
     ago = _AGO.match(text)
     if ago:
-        delta = dt.timedelta(**{_UNITS[ago.group("unit")]: float(ago.group("amount"))})
-        return (now or dt.datetime.now(dt.UTC)) - delta
+        try:
+            delta = dt.timedelta(**{_UNITS[ago.group("unit")]: float(ago.group("amount"))})
+            return (now or dt.datetime.now(dt.UTC)) - delta
+        except OverflowError:
+            raise BadParameter(f"{text!r} reaches back before the year 1", field=name) from None
     try:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(
+        raise BadParameter(
             f"cannot read {text!r} as a time: write a duration ago like 30m, 1h, 7d "
-            "or an ISO-8601 time like 2026-01-31T12:00:00Z"
+            "or an ISO-8601 time like 2026-01-31T12:00:00Z",
+            field=name,
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise BadParameter(f"{text!r} is outside the years 1 to 9999 in UTC", field=name) from None
 
 
 def parse_attribute(text: str) -> tuple[str, str | int | float | bool]:
@@ -49,7 +57,7 @@ def parse_attribute(text: str) -> tuple[str, str | int | float | bool]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise UsageError(f"attribute filter {text!r} must look like key=value")
+        raise BadParameter(f"attribute filter {text!r} must look like key=value", field="attr")
     try:
         value = json.loads(raw)
     except ValueError:
@@ -60,12 +68,12 @@ def parse_attribute(text: str) -> tuple[str, str | int | float | bool]:
 
 
 def parse_attributes(items: Iterable[str]) -> dict[str, str | int | float | bool]:
-    """Several ``key=value`` filters; a key given twice is a :class:`UsageError`."""
+    """Several ``key=value`` filters; a key given twice is a :class:`BadParameter`."""
     out: dict[str, str | int | float | bool] = {}
     for item in items:
         key, value = parse_attribute(item)
         if key in out:
-            raise UsageError(f"attribute {key!r} is filtered twice")
+            raise BadParameter(f"attribute {key!r} is filtered twice", field="attr")
         out[key] = value
     return out
 
@@ -92,7 +100,7 @@ def build_query(
     fields: dict[str, Any] = {name: options[name] for name in _PLAIN if options.get(name) is not None}
     for name, value in (("since", since), ("until", until)):
         if isinstance(value, str):
-            fields[name] = parse_since(value, now=now)
+            fields[name] = parse_since(value, now=now, name=name)
         elif value is not None:
             fields[name] = value
     if "since" in fields and "until" in fields and fields["since"] >= fields["until"]:

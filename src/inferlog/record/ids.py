@@ -21,10 +21,12 @@ class _Generator:
     """Formats the 13 time characters once per millisecond; random hex comes from a pooled urandom."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
+        """A fresh state and a fresh lock: after a fork, the inherited lock may be held by a parent
+        thread that does not exist in the child, and it would never be released."""
+        self.lock = threading.Lock()
         self.ms = -1
         self.prefix = ""
         self.pool = ""
@@ -50,7 +52,7 @@ class _Generator:
 _BATCH = 4096
 _generate = _Generator()
 
-# A forked child must not hand out the same random bytes as its parent.
+# A forked child must not hand out the same random bytes as its parent, nor wait on its lock.
 os.register_at_fork(after_in_child=_generate.reset)
 
 

@@ -22,6 +22,10 @@ UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 EntryId = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN, description="UUID, lowercase, hyphenated")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+# An identifier the log indexes (request, trace, session, subject): PostgreSQL refuses an index row
+# over ~2.7 kB, so it is bounded where it enters (512 characters are at most 2 kB of UTF-8).
+REF_MAX_LENGTH = 512
+Ref = Annotated[str, msgspec.Meta(max_length=REF_MAX_LENGTH)]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True, description="UTC, timezone-aware")]
 Status = Literal["ok", "error"]
 Source = Literal["sdk", "http", "oip", "kserve", "seldon", "otlp", "broker", "import"]
@@ -98,12 +102,12 @@ class InferenceRecord(_Entry, tag="inference"):
     parameters: dict[str, Any] = {}
     status: Status = "ok"
     error: ErrorInfo | None = None
-    request_id: str | None = None
-    trace_id: str | None = None
-    span_id: str | None = None
-    parent_id: str | None = None
-    session_id: str | None = None
-    subject: str | None = None
+    request_id: Ref | None = None
+    trace_id: Ref | None = None
+    span_id: Ref | None = None
+    parent_id: Ref | None = None
+    session_id: Ref | None = None
+    subject: Ref | None = None
     source: Source = "sdk"
 
 

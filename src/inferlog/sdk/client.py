@@ -33,6 +33,7 @@ from inferlog.privacy.frames import FrameCipher
 from inferlog.privacy.protect import Protection
 from inferlog.record.ids import is_uuid, uuid7
 from inferlog.record.model import (
+    REF_MAX_LENGTH,
     SOURCES,
     Entry,
     ErrorInfo,
@@ -79,7 +80,10 @@ DEFAULT_READ_PURPOSE = "application read (sdk)"
 
 
 def _after_fork_in_child() -> None:
+    """Mark every Log for a restart on first use; a parent thread may have held its lifecycle lock."""
     for instance in list(_live_logs):
+        instance._lifecycle = threading.Lock()
+        instance._spool.abandon_after_fork()
         instance._forked = True
 
 
@@ -522,10 +526,16 @@ def _unchanged(entry: Entry) -> Entry:
     return entry
 
 
+_REF_FIELDS = ("subject", "request_id", "trace_id", "span_id", "parent_id", "session_id")
+
+
 def _check_strings(**fields: Any) -> None:
+    """Strings, and the indexed ones within REF_MAX_LENGTH: refused here, not dead-lettered later."""
     for name, value in fields.items():
         if value is not None and type(value) is not str:
             raise RecordInvalid(f"must be a string, got {type(value).__name__}", field=name)
+        if value is not None and name in _REF_FIELDS and len(value) > REF_MAX_LENGTH:
+            raise RecordInvalid(f"must be at most {REF_MAX_LENGTH} characters, got {len(value)}", field=name)
 
 
 def _as_model(value: Any) -> Model:

@@ -10,6 +10,7 @@ size limit (413) is split in halves.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,12 +33,36 @@ def _client(base_url: str, api_key: str | None) -> httpx.Client:
     return httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=_TIMEOUT)
 
 
-class HttpTransport:
+_inherited: list[httpx.Client] = []  # clients a forked child inherited: their sockets are the parent's
+
+
+class _PerProcess:
+    """Holds an httpx client for this process: a forked child makes its own instead of sharing the
+    parent's keep-alive sockets (and the pool lock a parent thread may have held at the fork)."""
+
+    def __init__(self, base_url: str, api_key: str | None) -> None:
+        self._args = (base_url, api_key)
+        self._pid = os.getpid()
+        self._http = _client(base_url, api_key)
+
+    def _client(self) -> httpx.Client:
+        if self._pid != os.getpid():
+            _inherited.append(self._http)  # set aside, not closed: closing would touch the parent's
+            self._http = _client(*self._args)
+            self._pid = os.getpid()
+        return self._http
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            self._http.close()
+
+
+class HttpTransport(_PerProcess):
     """Delivers batches to an inferlog server."""
 
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        super().__init__(base_url, api_key)
         self.base_url = base_url
-        self._http = _client(base_url, api_key)
 
     def send(self, batch: Sequence[Entry]) -> list[AppendResult]:
         results: dict[int, AppendResult] = {}
@@ -48,7 +73,7 @@ class HttpTransport:
         while items:
             body = b"\n".join(msgspec.json.encode(entry) for _, entry in items)
             try:
-                response = self._http.post(
+                response = self._client().post(
                     "/v1/records", content=body, headers={"Content-Type": "application/x-ndjson"}
                 )
             except httpx.HTTPError as exc:
@@ -78,16 +103,13 @@ class HttpTransport:
                 f"{self.base_url} answered {response.status_code}: {detail.get('message', response.text[:200])}"
             )
 
-    def close(self) -> None:
-        self._http.close()
 
-
-class HttpReader:
+class HttpReader(_PerProcess):
     """Reads through the server's API; every read states a purpose and is audited there."""
 
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        super().__init__(base_url, api_key)
         self.base_url = base_url
-        self._http = _client(base_url, api_key)
 
     def get(self, entry_id: str, purpose: str) -> StoredEntry | None:
         """The entry with this id, as the same :class:`StoredEntry` ``log.get`` answers (``.output``)."""
@@ -121,7 +143,7 @@ class HttpReader:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._client().request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise StoreUnavailable(f"cannot reach {self.base_url}: {exc}") from exc
         if response.status_code in (200, 404):
@@ -132,9 +154,6 @@ class HttpReader:
         if response.status_code in (400, 401, 403, 422):
             raise UsageError(f"{self.base_url} refused the read ({response.status_code}): {message}")
         raise StoreUnavailable(f"{self.base_url} answered {response.status_code}: {message}")
-
-    def close(self) -> None:
-        self._http.close()
 
 
 def _detail(response: httpx.Response) -> dict[str, Any]:

@@ -305,8 +305,15 @@ class Shipper:
         self._committer.join()
 
     def forget_after_fork(self) -> None:
-        """In a forked child the threads do not exist; just make stop() a no-op."""
+        """In a forked child the threads do not exist; make stop() a no-op.
+
+        Fresh events, not ``set()`` on the inherited ones: a parent thread may have held their
+        internal lock at the fork, and nobody in the child would ever release it.
+        """
+        self._stop = threading.Event()
         self._stop.set()
+        self._wake = threading.Event()
+        self._progress = threading.Condition()
 
 
 @dataclass

@@ -145,10 +145,15 @@ class SpoolWriter:
         self.max_segments = max(2, max_bytes // segment_bytes)
         self.block_timeout = block_timeout
         root.mkdir(parents=True, exist_ok=True)
-        self.directory = root / f"w-{os.getpid()}-{secrets.token_hex(4)}"
-        self.directory.mkdir()
-        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # Made under a name orphan scans skip, locked, then renamed: another process's scan must never
+        # see this directory unlocked (it would adopt it as a dead process's and remove it).
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        staging = root / f".new-{name}"
+        staging.mkdir()
+        self._lock_fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.directory = root / f"w-{name}"
+        staging.rename(self.directory)
         _fsync_dir(root)
         self._lock = threading.Lock()
         self._dir_lock = threading.Lock()  # recreating a deleted writer directory
@@ -381,10 +386,16 @@ class SpoolWriter:
         os.close(self._lock_fd)
 
     def abandon_after_fork(self) -> None:
-        """In a forked child: let go of the parent's directory without touching its files."""
+        """In a forked child: let go of the parent's directory without touching its files.
+
+        Once only (the descriptor's number may be reused after), and at the fork itself: a child that
+        never records must not keep the parent's folder looking alive after the parent is gone.
+        """
         self._closed = True
-        with contextlib.suppress(OSError):
-            os.close(self._lock_fd)
+        fd, self._lock_fd = self._lock_fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class OrphanSpool:

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from inferlog import __version__
 from inferlog.errors import (
+    BadParameter,
     Conflict,
     InferlogError,
     IntegrityError,
@@ -25,6 +26,7 @@ from inferlog.errors import (
     StoreUnavailable,
     UsageError,
 )
+from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.privacy.protect import Protection
 from inferlog.server import pending
@@ -44,6 +46,7 @@ _STATUS: list[tuple[type[InferlogError], int]] = [
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
     (RecordInvalid, 422),
+    (BadParameter, 422),
     (UsageError, 400),
     (StoreUnavailable, 503),
     (IntegrityError, 500),
@@ -66,13 +69,15 @@ def create_app(
     checkpointer: Checkpointer | None = None,
     protection: Protection | None = None,
     retention_every: float = 0.0,
+    window: AcceptedWindow | None = None,
 ) -> FastAPI:
     """An app serving ``store``. ``auth=False`` makes every request an all-powerful anonymous one.
 
     ``protection`` (from the policy file) redacts, pseudonymizes and seals what arrives, and opens
     sealed entries for reader keys (auditors see ciphertext). The policy is recorded in the log at
     start (if it changed), and with ``retention_every`` seconds > 0 its retention is applied at start
-    and then on that schedule.
+    and then on that schedule. ``window`` bounds the times writers may give their records (default:
+    from ``INFERLOG_MAX_RECORD_AGE`` and ``INFERLOG_MAX_CLOCK_SKEW``).
     """
     schedule = RetentionSchedule(store, protection, retention_every) if protection is not None else None
 
@@ -99,8 +104,9 @@ def create_app(
     )
     _self_hosted_docs(app)
     app.state.inferlog = ServerState(
-        store, auth=auth, max_body_bytes=max_body_bytes, checkpointer=checkpointer, protection=protection
-    )
+        store, auth=auth, max_body_bytes=max_body_bytes, checkpointer=checkpointer, protection=protection,
+        window=window or AcceptedWindow.from_env(),
+    )  # fmt: skip
 
     @app.exception_handler(InferlogError)
     async def inferlog_error(request: Request, exc: InferlogError) -> JSONResponse:
@@ -110,6 +116,8 @@ def create_app(
         body: dict[str, object] = {"error": type(exc).__name__, "message": str(exc)}
         if isinstance(exc, RecordInvalid):
             body.update(field=exc.field, index=exc.index)
+        elif isinstance(exc, BadParameter):
+            body.update(field=exc.field)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(body, status_code=status, headers=headers)
 

@@ -26,6 +26,7 @@ from inferlog.errors import InferlogError, NotFound, UsageError
 from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AdminEntry
+from inferlog.record.validate import checked
 from inferlog.store.base import ROLES, ApiKey, Store
 
 PREFIX = "ilog"
@@ -110,7 +111,7 @@ def _admin(store: Store, actor: str, action: str, details: dict[str, Any]) -> No
     entry = AdminEntry(
         id=uuid7(), system="*", ts=dt.datetime.now(dt.UTC), actor=actor, action=action, details=details
     )
-    store.append(Pipeline().prepare_all([entry]))
+    store.append(Pipeline().prepare_all([checked(entry)]))
 
 
 def parse_key(token: str) -> tuple[str, str]:

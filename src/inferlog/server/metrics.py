@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import weakref
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_live: weakref.WeakSet[ServerMetrics] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker counts its own requests, with fresh locks (a parent thread may have held one)."""
+    for metrics in list(_live):
+        metrics.__init__()  # type: ignore[misc]
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class ServerMetrics:
@@ -42,6 +56,7 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.ledger_size = Gauge("inferlog_ledger_size", "Entries in the ledger", registry=self.registry)
+        _live.add(self)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

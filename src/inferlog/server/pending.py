@@ -36,6 +36,7 @@ from inferlog.pipeline import body_of
 from inferlog.record.model import InferenceRecord, StoredEntry
 from inferlog.record.validate import check_entry
 from inferlog.server.auth import Principal
+from inferlog.store.forksafe import GATE, gated
 
 log = logging.getLogger("inferlog.server.pending")
 
@@ -65,6 +66,7 @@ class PendingHalves:
     docs/capture.md).
     """
 
+    @gated
     def __init__(self, path: str | Path, ingestor: Ingestor, timeout: float = DEFAULT_KSERVE_TIMEOUT) -> None:
         self.path = str(path)
         self.ingestor = ingestor
@@ -109,9 +111,10 @@ class PendingHalves:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        with self.lock:
+        with GATE.inside(), self.lock:
             self.db.close()
 
+    @gated
     def add(self, source: str, rid: str, half: str, event: Any, system: str) -> str:
         """Keep one half (durably), then append the joined record if its partner is there.
 
@@ -157,6 +160,7 @@ class PendingHalves:
         (result,) = self.ingestor.append([continuation(alone, rid, half)])
         return "continued" if result.status == "new" else "duplicate"
 
+    @gated
     def sweep(self, now: float | None = None) -> int:
         """Record every half older than the timeout on its own; returns how many.
 

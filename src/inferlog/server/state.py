@@ -8,6 +8,7 @@ from typing import Any
 
 from inferlog.ingest.audit import record_read
 from inferlog.ingest.service import Ingestor
+from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.reveal import reveal
 from inferlog.pipeline import Pipeline
@@ -27,6 +28,7 @@ class ServerState:
     max_body_bytes: int = 16 * 1024 * 1024
     checkpointer: Checkpointer | None = None
     protection: Protection | None = None
+    window: AcceptedWindow = field(default_factory=AcceptedWindow.from_env)  # writers' ts, see ingest.window
     ingestor: Ingestor = field(init=False)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
 

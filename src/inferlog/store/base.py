@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
-from inferlog.errors import UsageError
+from inferlog.errors import BadParameter, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.pipeline import Prepared
 from inferlog.record.model import KINDS, STATUSES, StoredEntry, WrappedKey
@@ -25,6 +25,14 @@ AppendStatus = Literal["new", "duplicate", "conflict", "invalid"]
 Order = Literal["asc", "desc"]
 
 MAX_PAGE = 10_000
+MAX_SEQ = 2**63 - 1  # the largest seq (and cursor) a BIGINT / SQLite INTEGER column holds
+
+# Query fields that hold text from a caller, by the name the faces give them (HTTP parameter, CLI option).
+_TEXT_FILTERS = {
+    "system": "system", "kind": "kind", "model": "model", "version": "version", "status": "status",
+    "request_id": "request_id", "trace_id": "trace_id", "session_id": "session_id",
+    "subject": "subject", "inference_id": "inference_id",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +70,7 @@ class Query:
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PAGE:
-            raise UsageError(f"limit must be between 1 and {MAX_PAGE}, got {self.limit}")
+            raise BadParameter(f"must be between 1 and {MAX_PAGE}, got {self.limit}", field="limit")
         if self.order not in ("asc", "desc"):
             raise UsageError(f"order must be 'asc' or 'desc', got {self.order!r}")
         for kind in (self.kind, *(self.kinds or ())):
@@ -78,11 +86,24 @@ class Query:
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise UsageError(f"{name} must be timezone-aware (UTC)")
-        if self.after < 0:
-            raise UsageError("cursor must not be negative")
+        if not 0 <= self.after <= MAX_SEQ:
+            raise BadParameter(f"must be between 0 and {MAX_SEQ}, got {self.after}", field="cursor")
+        self._refuse_nul()
         for key in self.attributes:
             if not key.replace("_", "").replace("-", "").replace(".", "").isalnum():
-                raise UsageError(f"attribute name {key!r} may hold letters, digits, '_', '-', '.'")
+                raise BadParameter(
+                    f"attribute name {key!r} may hold letters, digits, '_', '-', '.'", field="attr"
+                )
+
+    def _refuse_nul(self) -> None:
+        """U+0000 matches nothing either backend stores (PostgreSQL text cannot even hold it): refuse it."""
+        for name, field_name in _TEXT_FILTERS.items():
+            value = getattr(self, name)
+            if isinstance(value, str) and "\x00" in value:
+                raise BadParameter("must not contain U+0000 (NUL)", field=field_name)
+        for key, value in self.attributes.items():
+            if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+                raise BadParameter(f"attribute {key!r} must not contain U+0000 (NUL)", field="attr")
 
     def next(self, cursor: int) -> Query:
         """The same query, continued after ``cursor``."""

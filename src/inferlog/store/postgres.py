@@ -37,6 +37,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -118,6 +121,18 @@ def migrate(url: str, *, app_role: str | None = None, migrations: Sequence[Migra
         return _migrate(conn, _redact(url), migrations, role)
 
 
+_live_stores: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+_inherited_pools: list[object] = []  # pools a forked child inherited: never used, closed or collected
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_live_stores):
+        store._forget_pool_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class PostgresStore:
     """The Store protocol on PostgreSQL (``postgresql://user@host:port/db``).
 
@@ -139,6 +154,7 @@ class PostgresStore:
         conninfo, options = _split_url(url)
         self._where = _redact(url)
         self._timeout = timeout
+        self._pool_size = pool_size
         self._closed = False
         self._months: set[dt.date] = set()  # months known to have a partition (after a commit)
         role = app_role or options.get("app_role")
@@ -158,21 +174,48 @@ class PostgresStore:
                     "(inferlog.store.postgres.migrate(owner_url, app_role=...))"
                 )
             _make_months_ahead(conn)
-        self._pool: ConnectionPool[Conn] = ConnectionPool(
-            conninfo,
+        self._conninfo = conninfo
+        self._pool: ConnectionPool[Conn] | None = self._open_pool()
+        self._pool_lock = threading.Lock()
+        _live_stores.add(self)
+
+    def _open_pool(self) -> ConnectionPool[Conn]:
+        pool: ConnectionPool[Conn] = ConnectionPool(
+            self._conninfo,
             min_size=1,
-            max_size=max(1, pool_size),
+            max_size=max(1, self._pool_size),
             open=False,
-            timeout=timeout,
-            kwargs=_connect_kwargs(conninfo, timeout),
+            timeout=self._timeout,
+            kwargs=_connect_kwargs(self._conninfo, self._timeout),
             configure=_configure,
             name="inferlog",
         )
         try:
-            self._pool.open(wait=True, timeout=timeout)
+            pool.open(wait=True, timeout=self._timeout)
         except PoolTimeout as exc:
-            self._pool.close()
+            pool.close()
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {self._where}: {exc}") from exc
+        return pool
+
+    def _forget_pool_after_fork(self) -> None:
+        """In a forked child: the pool's connections are the parent's sessions, its threads are gone.
+
+        It is set aside untouched (closing it would end the parent's sessions; collecting it would run
+        its finalizer) and a fresh pool is opened on first use.
+        """
+        if self._pool is not None:
+            _inherited_pools.append(self._pool)
+        self._pool = None
+        self._pool_lock = threading.Lock()
+
+    def _pool_here(self) -> ConnectionPool[Conn]:
+        pool = self._pool
+        if pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = self._open_pool()
+                pool = self._pool
+        return pool
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -183,7 +226,7 @@ class PostgresStore:
         for attempt in (1, 2):
             used: Conn | None = None
             try:
-                with self._pool.connection() as conn:
+                with self._pool_here().connection() as conn:
                     used = conn
                     return work(conn)
             except PoolTimeout as exc:
@@ -193,7 +236,7 @@ class PostgresStore:
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 lost = used is None or used.closed  # a broken connection is closed too
                 if attempt == 1 and (lost or isinstance(exc, _RETRYABLE)):
-                    self._pool.check()  # drop the other connections the same outage killed
+                    self._pool_here().check()  # drop the other connections the same outage killed
                     continue
                 raise StoreUnavailable(
                     f"cannot {action} PostgreSQL at {self._where}: {_reason(exc)}"
@@ -515,7 +558,8 @@ class PostgresStore:
         if self._closed:
             return
         self._closed = True
-        self._pool.close()
+        if self._pool is not None:
+            self._pool.close()
 
 
 # -- SQL building --------------------------------------------------------------------------------

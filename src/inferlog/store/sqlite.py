@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageError
@@ -46,6 +47,7 @@ from inferlog.store.base import (
     Query,
     StoredCheckpoint,
 )
+from inferlog.store.forksafe import GATE
 from inferlog.store.migrations.sqlite import MIGRATIONS
 
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -54,6 +56,8 @@ _CONFLICT = "an entry with this id is already in the log with different content"
 _INSERT = f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
 _live_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
 
 
@@ -63,6 +67,22 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _sqlite_call(method: Callable[P, T]) -> Callable[P, T]:
+    """A store method: inside the fork gate, and SQLite's operational errors (a full disk, an I/O
+    error, a lock held too long) raised as :class:`StoreUnavailable` naming the cause (HTTP 503)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with GATE.inside():
+            try:
+                return method(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                store = args[0]
+                raise StoreUnavailable(f"SQLite database {getattr(store, 'path', '')}: {exc}") from exc
+
+    return wrapper
 
 
 def path_of(url: str) -> Path:
@@ -79,6 +99,7 @@ def path_of(url: str) -> Path:
 class SQLiteStore:
     """The Store protocol on one SQLite file."""
 
+    @_sqlite_call
     def __init__(self, url: str, *, synchronous: str | None = None, timeout: float = 30.0) -> None:
         self.url = url
         self.path = path_of(url)
@@ -101,6 +122,7 @@ class SQLiteStore:
 
     # -- connections --------------------------------------------------------------------------
 
+    @_sqlite_call
     def _reset_after_fork(self) -> None:
         """In a forked child: SQLite connections must not cross a fork, so open fresh ones.
 
@@ -161,15 +183,17 @@ class SQLiteStore:
                     )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
+    @_sqlite_call
     def schema_version(self) -> int:
         row = self._reader().execute("SELECT max(version) FROM _migrations").fetchone()
         return int(row[0] or 0)
 
     # -- writing ------------------------------------------------------------------------------
 
+    @_sqlite_call
     def append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
         if self._closed:
             raise UsageError("this store is closed")
@@ -215,10 +239,10 @@ class SQLiteStore:
                     self._extend_tree(conn, next_seq - len(rows) - 1, [row[-1] for row in rows])
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise StoreUnavailable(f"cannot write to {self.path}: {exc}") from exc
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         return results
 
@@ -298,22 +322,27 @@ class SQLiteStore:
 
     # -- the ledger ---------------------------------------------------------------------------
 
+    @_sqlite_call
     def tree(self) -> CompactRange:
         row = self._reader().execute("SELECT size, frontier FROM ledger_state WHERE id = 1").fetchone()
         return CompactRange.from_bytes(row[1]) if row else CompactRange()
 
+    @_sqlite_call
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
         return self._leaf_hashes(self._reader(), start, end)
 
+    @_sqlite_call
     def tile_hashes(self, level: int, start: int, end: int) -> list[bytes]:
         return self._tile_hashes(self._reader(), level, start, end)
 
+    @_sqlite_call
     def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
         rows = self._reader().execute(
             f"SELECT {_LEDGER_SELECT} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
         )
         return list(map(LedgerRow._make, rows))  # the verifier's hot loop: no per-row Python work here
 
+    @_sqlite_call
     def add_checkpoint(self, size: int, root: bytes, note: bytes) -> None:
         with self._write_lock:
             self._writer.execute(
@@ -322,6 +351,7 @@ class SQLiteStore:
                 (size, root, note.decode("utf-8"), to_micros(dt.datetime.now(dt.UTC))),
             )
 
+    @_sqlite_call
     def checkpoints(self) -> list[StoredCheckpoint]:
         rows = self._reader().execute("SELECT size, root, note, created_at FROM checkpoints ORDER BY size")
         return [
@@ -331,6 +361,7 @@ class SQLiteStore:
 
     # -- payloads: keys, purge ----------------------------------------------------------------
 
+    @_sqlite_call
     def entry_keys(self, ids: Sequence[str]) -> dict[str, WrappedKey]:
         found: dict[str, WrappedKey] = {}
         conn = self._reader()
@@ -343,6 +374,7 @@ class SQLiteStore:
                 found[entry_id] = WrappedKey(epoch_ref=epoch_ref, subject_ref=subject_ref, blob=bytes(blob))
         return found
 
+    @_sqlite_call
     def keys_wrapped_by(self, ref: str, after: str = "", limit: int = 1000) -> list[tuple[str, WrappedKey]]:
         rows = self._reader().execute(
             "SELECT id, epoch_ref, subject_ref, blob FROM entry_keys "
@@ -351,6 +383,7 @@ class SQLiteStore:
         )
         return [(i, WrappedKey(epoch_ref=e, subject_ref=s, blob=bytes(b))) for i, e, s, b in rows]
 
+    @_sqlite_call
     def rewrap(self, keys: Sequence[tuple[str, WrappedKey]]) -> None:
         with self._write_lock:
             self._writer.execute("BEGIN IMMEDIATE")
@@ -361,9 +394,10 @@ class SQLiteStore:
                 )
                 self._writer.execute("COMMIT")
             except BaseException:
-                self._writer.execute("ROLLBACK")
+                _rollback(self._writer)
                 raise
 
+    @_sqlite_call
     def purge(self, purge: Purge, *, dry_run: bool = False) -> PurgeResult:
         clause, params = _sql.purge_where(purge, DIALECT)
         conn = self._writer
@@ -380,7 +414,7 @@ class SQLiteStore:
                     conn.execute(f"UPDATE entries SET body = NULL, salt = NULL WHERE {clause}", params)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             if count and not dry_run:
                 # The old pages also sit in the WAL until a checkpoint copies and truncates it.
@@ -389,6 +423,7 @@ class SQLiteStore:
 
     # -- API keys -----------------------------------------------------------------------------
 
+    @_sqlite_call
     def put_api_key(self, key: ApiKey) -> None:
         with self._write_lock, _conflict_on_duplicate(f"an API key with kid {key.kid} exists"):
             self._writer.execute(
@@ -398,14 +433,17 @@ class SQLiteStore:
                  to_micros(key.created_at)),
             )  # fmt: skip
 
+    @_sqlite_call
     def get_api_key(self, kid: str) -> ApiKey | None:
         row = self._reader().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE kid = ?", (kid,)).fetchone()
         return _api_key(row) if row else None
 
+    @_sqlite_call
     def api_keys(self) -> list[ApiKey]:
         rows = self._reader().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, kid")
         return [_api_key(row) for row in rows]
 
+    @_sqlite_call
     def revoke_api_key(self, kid: str, at: dt.datetime) -> bool:
         with self._write_lock:
             cursor = self._writer.execute(
@@ -429,6 +467,7 @@ class SQLiteStore:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @_sqlite_call
     def get(self, entry_id: str) -> StoredEntry | None:
         row = (
             self._reader()
@@ -440,10 +479,12 @@ class SQLiteStore:
         )
         return stored_of(*row) if row else None
 
+    @_sqlite_call
     def size(self) -> int:
         row = self._reader().execute("SELECT max(seq) FROM entries").fetchone()
         return int(row[0] or 0)
 
+    @_sqlite_call
     def scan(self, after: int = 0, limit: int = 1000) -> list[StoredEntry]:
         rows = self._reader().execute(
             f"SELECT {READ_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -451,14 +492,17 @@ class SQLiteStore:
         )
         return [stored_of(*row) for row in rows]
 
+    @_sqlite_call
     def query(self, query: Query) -> Page:
         sql, params = _sql.page_sql(query, DIALECT, READ_COLUMNS)
         return _sql.page([stored_of(*row) for row in self._reader().execute(sql, params)], query.limit)
 
+    @_sqlite_call
     def stats(self, query: Query | None = None) -> dict[str, Any]:
         conn = self._reader()
         return _sql.stats(conn.execute, query or Query(), DIALECT, self.size())
 
+    @_sqlite_call
     def close(self) -> None:
         if self._closed:
             return
@@ -469,6 +513,18 @@ class SQLiteStore:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already done so.
+
+    On some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM) SQLite rolls the transaction back
+    itself; a ROLLBACK then fails with "no transaction is active", and that error would replace the
+    one that says what went wrong (the disk is full).
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 # The body as BLOB: the verifier hashes bytes, and SQLite hands them over without a decode/encode.

@@ -13,10 +13,16 @@ from inferlog.server.deps import State, Who
 router = APIRouter(prefix="/v1", tags=["admin"])
 
 
+_NO_NUL = r"^[^\x00]*$"
+
+
 class KeyRequest(BaseModel):
     role: Literal["ingest", "reader", "auditor", "admin"]
-    systems: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(min_length=1, max_length=100)
-    name: str = Field(min_length=1, max_length=256)
+    # No U+0000: PostgreSQL text cannot hold it (422 here, not a 503 from the store).
+    systems: list[Annotated[str, Field(min_length=1, max_length=256, pattern=_NO_NUL)]] = Field(
+        min_length=1, max_length=100
+    )
+    name: str = Field(min_length=1, max_length=256, pattern=_NO_NUL)
 
 
 @router.post("/keys", status_code=201, summary="Create an API key (shown once)")
@@ -33,7 +39,9 @@ def list_api_keys(state: State, who: Who) -> list[dict[str, Any]]:
 
 
 @router.delete("/keys/{kid}", summary="Revoke an API key")
-def revoke_api_key(state: State, who: Who, kid: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+def revoke_api_key(
+    state: State, who: Who, kid: Annotated[str, Path(max_length=64, pattern=_NO_NUL)]
+) -> dict[str, Any]:
     who.require("admin")
     revoke_key(state.store, kid, actor=who.name)
     return {"kid": kid, "revoked": True}

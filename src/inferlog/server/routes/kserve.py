@@ -38,6 +38,7 @@ async def ingest_kserve(
         event = kserve.parse_structured(body)
     else:
         event = kserve.parse_binary(dict(request.headers), body)
+    state.window.check_header_time(event.time, field="ce-time")
     system = sink_system(who, system)
     keeper = pending_of(request)
     status = await run_in_threadpool(_add_and_sweep, keeper, event, system)

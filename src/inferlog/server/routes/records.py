@@ -21,12 +21,17 @@ from inferlog.server.body import read_body
 from inferlog.server.deps import State, Who
 from inferlog.server.schemas import FEEDBACK_BODY, RECORDS_BODY, FeedbackBody, feedback_body
 from inferlog.server.state import ServerState
+from inferlog.store.base import MAX_SEQ
 
 router = APIRouter(prefix="/v1", tags=["records"])
 
 Purpose = Annotated[
-    str, Query(min_length=1, max_length=500, description="Why you read this; kept in the access trail.")
+    # At most what an access entry holds (256): a longer purpose would be stored, and every later read
+    # of the trail would fail to decode it.
+    str,
+    Query(min_length=1, max_length=256, description="Why you read this; kept in the access trail."),
 ]
+SystemParam = Annotated[str | None, Query(max_length=256, description="Only this AI system.")]
 READER_KINDS = ("inference", "feedback")
 WRITABLE_KINDS = ("inference", "feedback")
 
@@ -113,6 +118,7 @@ async def append_records(request: Request, state: State, who: Who) -> dict[str, 
             except RecordInvalid:
                 state.metrics.rejected.labels("invalid").inc(len(objects))
                 raise
+        state.window.check(entries)
         for entry in entries:
             if kind_of(entry) not in WRITABLE_KINDS:
                 raise Forbidden(
@@ -169,7 +175,7 @@ def query_records(
     state: State,
     who: Who,
     purpose: Purpose,
-    system: str | None = None,
+    system: SystemParam = None,
     kind: Literal["inference", "feedback", "access", "admin"] | None = None,
     model: str | None = None,
     version: str | None = None,
@@ -182,7 +188,7 @@ def query_records(
     since: Annotated[str | None, Query(description="ISO-8601 time, or a duration ago: 30m, 1h, 7d")] = None,
     until: str | None = None,
     attr: Annotated[list[str] | None, Query(description="key=value attribute equality, repeatable")] = None,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     order: Literal["asc", "desc"] = "asc",
 ) -> dict[str, Any]:
@@ -242,12 +248,14 @@ def _append_feedback(state: ServerState, who: Principal, entry_id: str, body: Fe
         actor=body.actor,
         attributes=body.attributes or {},
     )
+    if body.ts is not None:
+        state.window.check_time(entry.ts)
     (result,) = state.ingestor.append([entry])
     return dataclasses.asdict(result)
 
 
 @router.get("/stats", summary="Counts, models, latency percentiles (within the key's systems)")
-def stats(state: State, who: Who, system: str | None = None, since: str | None = None) -> dict[str, Any]:
+def stats(state: State, who: Who, system: SystemParam = None, since: str | None = None) -> dict[str, Any]:
     who.require("reader", "auditor", "admin")
     if system is not None:
         who.require_system(system)

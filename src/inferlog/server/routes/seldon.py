@@ -76,6 +76,7 @@ async def ingest_seldon(
         offset=_int(request, "x-kafka-offset"),
         timestamp_ms=_int(request, "x-kafka-timestamp"),
     )
+    state.window.check_epoch_ms(message.timestamp_ms, field="x-kafka-timestamp")
     system = sink_system(who, system)
     half = _half(message)
     keeper = pending_of(request)
