@@ -58,17 +58,22 @@ class Checkpointer:
         return self.checkpoint()
 
     def checkpoint(self) -> StoredCheckpoint:
-        """Sign, keep and publish a checkpoint of the tree as it is now."""
-        tree = self.store.tree()
-        root = tree.root()
-        note = self.signer.sign(tree.size, root, lambda a, b: consistency(self.store, a, b))
-        self.store.add_checkpoint(tree.size, root, note)
-        for publisher in self.publishers:
-            try:
-                publisher.publish(tree.size, note)
-            except Exception as exc:  # noqa: BLE001 - a down mirror must not stop the log; it is counted
-                self.publish_failures += 1
-                log.error("could not publish checkpoint %d to %r: %s", tree.size, publisher, exc)
+        """Sign, keep and publish a checkpoint of the tree as it is now.
+
+        The tree is read under the signer's lock, so a checkpoint made meanwhile by another thread or
+        process (sharing the key) is never larger than the head read here: concurrent calls all succeed.
+        """
+        with self.signer.locked():
+            tree = self.store.tree()
+            root = tree.root()
+            note = self.signer.sign(tree.size, root, lambda a, b: consistency(self.store, a, b))
+            self.store.add_checkpoint(tree.size, root, note)
+            for publisher in self.publishers:
+                try:
+                    publisher.publish(tree.size, note)
+                except Exception as exc:  # noqa: BLE001 - a down mirror must not stop the log; it is counted
+                    self.publish_failures += 1
+                    log.error("could not publish checkpoint %d to %r: %s", tree.size, publisher, exc)
         self._last_size = tree.size
         self._last_time = time.monotonic()
         kept = [c for c in self.store.checkpoints() if c.size == tree.size]
