@@ -8,13 +8,22 @@ moved backwards would sign a fork; the assertions say it never does.
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from inferlog.errors import IntegrityError
 from inferlog.integrity.checkpointer import Checkpointer
@@ -23,8 +32,11 @@ from inferlog.integrity.signer import CheckpointSigner
 from inferlog.ledger.checkpoint import NoteVerifier, open_checkpoint
 from inferlog.ledger.hashing import leaf_hash
 from inferlog.ledger.merkle import LeafList, consistency_proof, root_of
+from inferlog.record import uuid7
+from inferlog.server import create_app
 from inferlog.store import open_store
 from inferlog.testing import make_record, prepare
+from tests.fix_server import free_port
 
 SHARED = 5  # both histories agree on this many entries
 LONGEST = 40
@@ -202,3 +214,104 @@ def test_the_two_histories_fork_after_the_shared_prefix() -> None:
     a, b = HISTORIES["a"], HISTORIES["b"]
     assert root_of(a[:SHARED]) == root_of(b[:SHARED])
     assert root_of(a[: SHARED + 1]) != root_of(b[: SHARED + 1])
+
+
+# -- the server's cadence ------------------------------------------------------------------------
+
+
+def _records(n: int) -> list[dict[str, object]]:
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    model = {"name": "m", "version": "1"}
+    return [{"id": uuid7(), "system": "s", "ts": now, "model": model, "output": i} for i in range(n)]
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up after {seconds:g}s waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_server_signs_every_n_entries_unasked(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A server with a signing key signs after every N entries although nobody POSTs /v1/checkpoint."""
+    url = f"sqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    store = open_store(url)
+    key_path = tmp_path / "signer.key"
+    init_signer(key_path, origin="cadence.test/log")
+    checkpointer = Checkpointer(
+        store,
+        CheckpointSigner.beside_key(load_signer(key_path), key_path),
+        every_entries=50,
+        every_seconds=3600,
+    )
+    try:
+        with TestClient(create_app(store, auth=False, checkpointer=checkpointer)) as client:
+            for _ in range(3):
+                assert client.post("/v1/records", json=_records(40)).status_code == 200
+            _wait_for(lambda: any(c.size >= 100 for c in store.checkpoints()), "a checkpoint of 100+ entries")
+            note = client.get("/v1/checkpoint").text.encode()
+        verifiers = load_verifiers([str(public_key_path(key_path))])
+        assert open_checkpoint(note, verifiers).size >= 100
+        assert store.checkpoints()[-1].size == 120  # and one more at shutdown, covering everything
+    finally:
+        store.close()
+
+
+def test_server_signs_lone_entries_after_t_seconds(tmp_path: Path) -> None:
+    """A few entries, far fewer than N, are signed once they have waited T seconds."""
+    store = open_store(f"sqlite:///{tmp_path / 'log.db'}")
+    key_path = tmp_path / "signer.key"
+    init_signer(key_path, origin="cadence.test/log")
+    checkpointer = Checkpointer(
+        store,
+        CheckpointSigner.beside_key(load_signer(key_path), key_path),
+        every_entries=10**6,
+        every_seconds=0.2,
+    )
+    try:
+        with TestClient(create_app(store, auth=False, checkpointer=checkpointer)) as client:
+            assert client.post("/v1/records", json=_records(3)).status_code == 200
+            _wait_for(lambda: [c.size for c in store.checkpoints()] == [3], "a checkpoint of the 3 entries")
+    finally:
+        store.close()
+
+
+def test_inferlog_serve_signs_on_its_cadence(tmp_path: Path) -> None:
+    """`inferlog serve --signer-key` (a real process) signs every INFERLOG_CHECKPOINT_EVERY entries unasked."""
+    db = f"sqlite:///{tmp_path / 'served.db'}"
+    key_path = tmp_path / "signer.key"
+    init_signer(key_path, origin="cadence.test/log")
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env.update(INFERLOG_CHECKPOINT_EVERY="25", INFERLOG_CHECKPOINT_SECONDS="3600")
+    command = [sys.executable, "-m", "inferlog", "--db", db, "serve", "--no-auth", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--signer-key", str(key_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "serve exited"
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait_for(up, "inferlog serve to come up")
+        for _ in range(3):
+            assert httpx.post(f"{base}/v1/records", json=_records(20), timeout=30).status_code == 200
+
+        def signed_50() -> bool:
+            answer = httpx.get(f"{base}/v1/checkpoint", timeout=5)
+            return answer.status_code == 200 and int(answer.text.split("\n")[1]) >= 50
+
+        _wait_for(signed_50, "a checkpoint of 50+ entries")
+        note = httpx.get(f"{base}/v1/checkpoint", timeout=5).text.encode()
+        assert open_checkpoint(note, load_verifiers([str(public_key_path(key_path))])).size >= 50
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from inferlog.config import (
     ENV_CHECKPOINT_SECONDS,
     ENV_CHECKPOINT_WEBHOOK,
 )
-from inferlog.errors import UsageError
+from inferlog.errors import InferlogError, UsageError
 from inferlog.integrity.keys import load_signer, signer_key_path
 from inferlog.integrity.publish import DirectoryPublisher, Publisher, WebhookPublisher
 from inferlog.integrity.signer import CheckpointSigner
@@ -45,6 +46,11 @@ class Checkpointer:
         last = signer.last()
         self._last_size = last[0] if last else 0
         self._last_time = time.monotonic()
+
+    @property
+    def last_size(self) -> int:
+        """The size this checkpointer last signed (or its signer had signed when it started)."""
+        return self._last_size
 
     def maybe_checkpoint(self) -> StoredCheckpoint | None:
         """Checkpoint if N new entries arrived, or new entries have waited T seconds."""
@@ -108,6 +114,62 @@ class Checkpointer:
             every_entries=_int_env(ENV_CHECKPOINT_EVERY, 1000),
             every_seconds=float(_int_env(ENV_CHECKPOINT_SECONDS, 10)),
         )
+
+
+class CheckpointCadence:
+    """A named thread that owns a checkpointer's cadence: it signs every N entries or T seconds.
+
+    It looks at the tree every ``poll`` seconds (at most 1 s, at most T), so a checkpoint follows the
+    N-th new entry within a second and a lone entry within about T seconds. A failure (the store is
+    down, the signer refuses a head) is counted and logged when its message changes, and the thread
+    tries again at the next tick: it never stops until closed.
+    """
+
+    def __init__(self, checkpointer: Checkpointer, poll: float | None = None) -> None:
+        self.checkpointer = checkpointer
+        self.poll = poll if poll is not None else min(1.0, checkpointer.every_seconds)
+        self.signed = 0
+        self.failures = 0
+        self._last_error = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="inferlog-checkpoints", daemon=True)
+            self._thread.start()
+
+    def tick(self, *, final: bool = False) -> StoredCheckpoint | None:
+        """One look at the tree: checkpoint if the cadence says so (``final``: if anything is new)."""
+        try:
+            if final:
+                fresh = self.checkpointer.store.tree().size > self.checkpointer.last_size
+                kept = self.checkpointer.checkpoint() if fresh else None
+            else:
+                kept = self.checkpointer.maybe_checkpoint()
+        except Exception as exc:  # the cadence must outlive any one failure; counted and logged
+            self.failures += 1
+            if str(exc) != self._last_error:
+                known = isinstance(exc, InferlogError)
+                log.error("could not sign a checkpoint on the cadence: %s", exc, exc_info=not known)
+                self._last_error = str(exc)
+            return None
+        if kept is not None:
+            self.signed += 1
+            self._last_error = ""
+        return kept
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll):
+            self.tick()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread (it finishes a checkpoint it is making), then sign what arrived since."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+            self.tick(final=True)
 
 
 def _int_env(name: str, default: int) -> int:
