@@ -10,13 +10,16 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
+import json
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -31,6 +34,8 @@ from inferlog.ledger.checkpoint import (
     open_checkpoint,
 )
 from inferlog.ledger.merkle import CompactRange, ProofError, verify_consistency, verify_inclusion
+from inferlog.privacy.seal import name_of
+from inferlog.store._rows import attributes_copy
 from inferlog.store.base import LedgerRow, Store
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -54,6 +59,38 @@ class _Leaf(msgspec.Struct):
 
 
 _leaf_decoder = msgspec.json.Decoder(_Leaf)
+
+
+class _SealedNames(msgspec.Struct):
+    epoch: str
+    subject: str | None = None
+
+
+class _BodyColumns(msgspec.Struct):
+    """The fields of a body that the store also keeps in columns (the rest is skipped unread).
+
+    The first seven are in LedgerRow's order (``_BODY_COLUMNS``), so one tuple slice compares them.
+    """
+
+    latency_ms: float | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+    session_id: str | None = None
+    subject: str | None = None
+    inference_id: str | None = None
+    actor: str | None = None
+    sealed: _SealedNames | None = None
+
+
+class _BodyColumnsAndAttributes(_BodyColumns):
+    """The same, with the attributes, for a store that keeps a searchable copy of them."""
+
+    attributes: dict[str, Any] = {}
+
+
+_body_decoder = msgspec.json.Decoder(_BodyColumns)
+_body_attributes_decoder = msgspec.json.Decoder(_BodyColumnsAndAttributes)
+_astuple = msgspec.structs.astuple
 
 
 @dataclass(frozen=True)
@@ -238,10 +275,11 @@ class _Checked:
 
 
 def _check_range(store: Store, after: int, until: int) -> _Checked:
-    """Check rows with after < seq <= until: leaf hash, columns against the leaf, payload commitment."""
+    """Check rows with after < seq <= until: leaf hash, columns against leaf and body, commitment, keys."""
     report = AuditReport()
     digests = bytearray()
     sha256, check, problems = hashlib.sha256, _check_row, report.problems
+    copies = bool(getattr(store, "copies_attributes", False))
     first = last = 0
     count = 0
     cursor = after
@@ -249,6 +287,7 @@ def _check_range(store: Store, after: int, until: int) -> _Checked:
         rows = [row for row in store.ledger_rows(cursor, _CHUNK) if row.seq <= until]
         if not rows:
             break
+        sealed: dict[str, tuple[int, _SealedNames]] = {}
         for row in rows:
             seq = row.seq
             if count and seq != last + 1:
@@ -259,9 +298,13 @@ def _check_range(store: Store, after: int, until: int) -> _Checked:
             count += 1
             digest = sha256(b"\x00" + row.leaf).digest()
             if digest != row.leaf_hash:
-                problems.append(Problem(seq, "the stored leaf hash does not match the leaf bytes"))
+                problems.append(Problem(seq, _LEAF_HASH_EDITED))
             digests += digest
-            check(row, report)
+            names = check(row, report, copies)
+            if names is not None:
+                sealed[row.id] = (seq, names)
+        if sealed:
+            _check_keys(store, sealed, report)
         cursor = rows[-1].seq
     return _Checked(bytes(digests), report.problems, report.purged, count, first, last)
 
@@ -302,12 +345,16 @@ def _checked_ranges(store: Store, workers: int) -> Iterator[_Checked]:
             yield pending.popleft().result()
 
 
-def _check_row(row: LedgerRow, report: AuditReport) -> None:
+def _check_row(row: LedgerRow, report: AuditReport, copies_attributes: bool) -> _SealedNames | None:
+    """Check one row's columns against its leaf and body, and the body against its commitment.
+
+    Returns the key names a sealed body says wrap its data key (checked against entry_keys per chunk).
+    """
     try:
         leaf = _leaf_decoder.decode(row.leaf)
     except msgspec.DecodeError as exc:
         report.problems.append(Problem(row.seq, f"the leaf is not a valid leaf body ({exc})"))
-        return
+        return None
     model = leaf.model
     signed = (
         leaf.id,
@@ -320,21 +367,123 @@ def _check_row(row: LedgerRow, report: AuditReport) -> None:
     )
     stored = (row.id, row.kind, row.system, row.ts, row.model_name, row.model_version, row.status)
     if signed != stored:  # the slow, precise report only when something differs
-        for name, mine, theirs in zip(_COLUMN_NAMES, stored, signed, strict=True):
-            if mine != theirs:
-                report.problems.append(
-                    Problem(row.seq, f"column {name} is {mine!r} but the leaf says {theirs!r}")
-                )
+        _name_columns(row.seq, _LEAF_COLUMNS, stored, signed, "the leaf", report)
+    if row.indexed != row.id and row.indexed != leaf.id:  # (an edited id column is named above)
+        report.problems.append(Problem(row.seq, _index_problem(row.indexed, leaf.id)))
     if row.body is None:
         report.purged += 1
-        return
+        if copies_attributes and row.attributes is not None:
+            report.problems.append(Problem(row.seq, "column attributes holds a copy of a purged payload"))
+        return None
     if row.salt is None or _sha256(row.salt + row.body).digest() != _b64decode(leaf.commit):
         report.problems.append(
-            Problem(row.seq, "the payload does not match its commitment in the leaf (edited?)")
+            Problem(
+                row.seq, "the payload does not match its commitment in the leaf (column body or salt edited)"
+            )
         )
+        return None  # columns are checked against a body only once the body itself is known good
+    try:
+        body = (_body_attributes_decoder if copies_attributes else _body_decoder).decode(row.body)
+    except msgspec.DecodeError as exc:
+        report.problems.append(Problem(row.seq, f"the committed body does not decode ({exc})"))
+        return None
+    committed = _astuple(body)[:7]
+    if committed != row[12:19]:
+        _name_columns(row.seq, _BODY_COLUMNS, row[12:19], committed, "the committed body", report)
+    if copies_attributes and not _same_copy(row.attributes, body, row.body):
+        report.problems.append(
+            Problem(
+                row.seq,
+                f"column attributes is {row.attributes!r} but the committed body says {attributes_copy(row.body)!r}",
+            )
+        )
+    return body.sealed
 
 
-_COLUMN_NAMES = ("id", "kind", "system", "ts", "model_name", "model_version", "status")
+def _same_copy(stored: str | None, body: _BodyColumns, raw: bytes) -> bool:
+    """Whether a store's attributes copy holds what the body's attributes say (as JSON values)."""
+    attributes = body.attributes if isinstance(body, _BodyColumnsAndAttributes) else {}
+    try:  # the common case, cheaply: the same values, spelled alike once keys are sorted
+        copy = msgspec.json.decode(stored) if stored is not None else {}
+        if _encode_sorted(copy) == _encode_sorted(attributes):
+            return True
+    except msgspec.MsgspecError:
+        pass
+    # jsonb spells some values its own way (1e30 as 1000...0, 1.50 as 1.5); U+0000 is never copied.
+    return _json_value(stored) == _json_value(attributes_copy(raw))
+
+
+def _encode_sorted(value: object) -> bytes:
+    return msgspec.json.encode(value, order="sorted")
+
+
+def _name_columns(
+    seq: int, names: tuple[str, ...], stored: tuple[object, ...], signed: tuple[object, ...], where: str,
+    report: AuditReport,
+) -> None:  # fmt: skip
+    for name, mine, theirs in zip(names, stored, signed, strict=True):
+        if mine != theirs:
+            report.problems.append(Problem(seq, f"column {name} is {mine!r} but {where} says {theirs!r}"))
+
+
+def _index_problem(indexed: str | None, entry_id: str) -> str:
+    """What is wrong with the id index (entry_ids) that get(id), `show` and proofs go through."""
+    if indexed is None:
+        return f"the id index (entry_ids) has no row for this entry ({entry_id})"
+    return f"the id index (entry_ids) gives this row to {indexed!r}, not to its id {entry_id}"
+
+
+def _json_value(text: str | None) -> object:
+    """A JSON text as a value that compares numbers exactly and never a boolean equal to a number."""
+    return None if text is None else _tagged(json.loads(text, parse_float=Decimal, parse_int=Decimal))
+
+
+def _tagged(value: object) -> object:
+    if isinstance(value, bool):
+        return ("bool", value)  # True == 1 in Python, but not in JSON (nor in a jsonb filter)
+    if isinstance(value, Decimal):
+        return ("number", value)
+    if isinstance(value, dict):
+        return tuple(sorted((key, _tagged(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(_tagged(item) for item in value))
+    return value
+
+
+def _check_keys(store: Store, sealed: dict[str, tuple[int, _SealedNames]], report: AuditReport) -> None:
+    """Each sealed entry's wrapped data key exists and is wrapped by the keys its body names.
+
+    The wrapped blob itself needs the key store to open; a forged one fails every read (AES-GCM bound
+    to the entry's id, and the body commits to the data key), so it can deny a read but never show
+    another entry's payload.
+    """
+    keys = store.entry_keys(list(sealed))
+    for entry_id, (seq, names) in sealed.items():
+        key = keys.get(entry_id)
+        if key is None:
+            report.problems.append(
+                Problem(seq, "the sealed payload has no wrapped data key in entry_keys (deleted or moved?)")
+            )
+            continue
+        if name_of(key.epoch_ref) != names.epoch:
+            report.problems.append(
+                Problem(seq, f"entry_keys epoch_ref is {key.epoch_ref!r} but the body names {names.epoch!r}")
+            )
+        if (name_of(key.subject_ref) if key.subject_ref else None) != names.subject:
+            report.problems.append(
+                Problem(
+                    seq, f"entry_keys subject_ref is {key.subject_ref!r} but the body names {names.subject!r}"
+                )
+            )
+
+
+_LEAF_COLUMNS = ("id", "kind", "system", "ts", "model_name", "model_version", "status")
+_BODY_COLUMNS = ("latency_ms", "request_id", "trace_id", "session_id", "subject", "inference_id", "actor")
+if LedgerRow._fields[12:19] != _BODY_COLUMNS or _BodyColumns.__struct_fields__[:7] != _BODY_COLUMNS:
+    raise ImportError(
+        "LedgerRow and _BodyColumns must list the body's columns in one order"
+    )  # pragma: no cover
+_LEAF_HASH_EDITED = "column leaf_hash does not match the hash of column leaf (one of them was edited)"
 _sha256 = hashlib.sha256
 _b64decode = binascii.a2b_base64
 
@@ -369,7 +518,11 @@ def verify_record(store: Store, entry_id: str, verifiers: Sequence[NoteVerifier]
     row = rows[0]
     leaf_hash = hashlib.sha256(b"\x00" + row.leaf).digest()
     audit_row = AuditReport()
-    _check_row(row, audit_row)
+    if leaf_hash != row.leaf_hash:
+        audit_row.problems.append(Problem(row.seq, _LEAF_HASH_EDITED))
+    names = _check_row(row, audit_row, bool(getattr(store, "copies_attributes", False)))
+    if names is not None:
+        _check_keys(store, {row.id: (row.seq, names)}, audit_row)
     report.problems += audit_row.problems
     checkpoint = None
     for kept in reversed(store.checkpoints()):

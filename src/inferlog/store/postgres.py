@@ -41,8 +41,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import msgspec
-
 from inferlog.errors import Conflict, IntegrityError, StoreError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
@@ -54,6 +52,7 @@ from inferlog.store._rows import (
     COLUMNS,
     LEDGER_COLUMNS,
     READ_COLUMNS,
+    attributes_copy,
     row_of,
     same_content,
     stored_of,
@@ -121,10 +120,15 @@ def migrate(url: str, *, app_role: str | None = None, migrations: Sequence[Migra
 class PostgresStore:
     """The Store protocol on PostgreSQL (``postgresql://user@host:port/db``).
 
+    Besides each body it keeps a jsonb copy of the body's attributes (``copies_attributes``), which
+    attribute filters use and the verifier checks against the body.
+
     ``app_role`` (or ``?app_role=`` in the URL) migrates as the URL's role and grants that role;
     ``migrations`` is the schema to reach (tests inject longer lists); ``pool_size`` caps the
     connections; ``timeout`` bounds connecting and waiting for a pooled connection, in seconds.
     """
+
+    copies_attributes = True
 
     def __init__(
         self,
@@ -404,18 +408,29 @@ class PostgresStore:
         return self._run("read from", lambda conn: _tile_hashes(conn, level, start, end))
 
     def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
-        rows = self._run(
-            "read from",
-            lambda conn: conn.execute(
-                f"SELECT {_LEDGER} FROM inferlog.entries WHERE seq > %s ORDER BY seq LIMIT %s",
+        def read(conn: Conn) -> tuple[list[tuple[Any, ...]], dict[int, tuple[str, dt.datetime]]]:
+            rows = conn.execute(
+                f"SELECT {_LEDGER}, attributes::text FROM inferlog.entries WHERE seq > %s ORDER BY seq LIMIT %s",
                 (after, limit),
-            ).fetchall(),
-        )
+            ).fetchall()
+            if not rows:
+                return rows, {}
+            # What get(id) goes through: the id index over the same seqs (a range scan of its seq key).
+            index = conn.execute(
+                "SELECT seq, id::text, ts FROM inferlog.entry_ids WHERE seq > %s AND seq <= %s",
+                (after, rows[-1][0]),
+            ).fetchall()
+            return rows, {seq: (id_, ts) for seq, id_, ts in index}
+
+        rows, index = self._run("read from", read)
         return [
             LedgerRow(seq, id_, kind, system, to_micros(ts), name, version, status,
                       body.encode("utf-8") if body is not None else None,
-                      bytes(salt) if salt is not None else None, bytes(leaf), bytes(leaf_hash))
-            for seq, id_, kind, system, ts, name, version, status, body, salt, leaf, leaf_hash in rows
+                      bytes(salt) if salt is not None else None, bytes(leaf), bytes(leaf_hash),
+                      latency, request, trace, session, subject, inference, actor, attributes,
+                      _indexed(index.get(seq), ts))
+            for (seq, id_, kind, system, ts, name, version, status, body, salt, leaf, leaf_hash,
+                 latency, request, trace, session, subject, inference, actor, attributes) in rows
         ]  # fmt: skip
 
     def checkpoints(self) -> list[StoredCheckpoint]:
@@ -563,25 +578,12 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
 # -- rows ----------------------------------------------------------------------------------------
 
 
-class _Attributes(msgspec.Struct):
-    attributes: dict[str, Any] = {}
-
-
-_attributes_of = msgspec.json.Decoder(_Attributes)  # reads one field of a body, skipping the rest
-
-
 def _row(prepared: Prepared, seq: int, logged_at: dt.datetime) -> list[Any]:
     """COLUMNS plus the attributes copy, with timestamps as datetimes (timestamptz columns)."""
     row = list(row_of(prepared, seq, 0))
     row[_LOGGED_AT] = logged_at
     row[_TS] = prepared.entry.ts
-    # From the canonical body, not the entry, so queries see what SQLite's json_extract sees there
-    # (e.g. a NaN attribute is null in the body).
-    attributes = _attributes_of.decode(prepared.body).attributes
-    copy = msgspec.json.encode(attributes).decode("utf-8") if attributes else None
-    if copy is not None and "\\u0000" in copy:
-        copy = None  # jsonb cannot hold U+0000; the body keeps it, attribute queries cannot see it
-    row.append(copy)
+    row.append(attributes_copy(prepared.body))  # what SQLite's json_extract sees in the body
     return row
 
 
@@ -619,6 +621,14 @@ def _existing(conn: Conn, ids: list[str]) -> dict[str, tuple[int, bytes | None]]
         entry_id: (seq, bodies[seq].encode("utf-8") if bodies.get(seq) is not None else None)
         for entry_id, seq, _ in found
     }
+
+
+def _indexed(index: tuple[str, dt.datetime] | None, ts: dt.datetime) -> str | None:
+    """What entry_ids says about one entries row: its id, noted when the index holds another ts."""
+    if index is None:
+        return None
+    entry_id, indexed_ts = index
+    return entry_id if indexed_ts == ts else f"{entry_id} at ts {indexed_ts.isoformat()}"
 
 
 def _stored(row: tuple[Any, ...]) -> StoredEntry:
