@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from inferlog.errors import UsageError
 from inferlog.integrity.tree import root_at
 from inferlog.integrity.verify import AuditReport, audit, verify_checkpoint, verify_record
 from inferlog.ledger.checkpoint import Checkpoint, sign_checkpoint
@@ -271,3 +272,23 @@ def test_parallel_audit_finds_exactly_what_the_sequential_one_finds(
     )
     assert one.first_bad_seq == 127
     assert "entries 127..129 are missing" in str(one.problems[0])
+
+
+def test_a_checkpoint_for_another_origin_fails_verification(signed_log: SignedLog, tmp_path: Path) -> None:
+    """A note the same key signed for another log (same size and root) is refused by every verification."""
+    store = signed_log.store
+    root = root_at(store, 300)
+    other = sign_checkpoint(Checkpoint("other.example/log", 300, root), signed_log.checkpointer.signer.signer)
+    report = audit(store, signed_log.verifiers, [other])
+    assert not report.ok
+    assert any("expected 'test.example/log'" in str(p) for p in report.problems)
+    assert audit(
+        store, signed_log.verifiers, [other], origin="other.example/log"
+    ).problems  # the store's own fail
+    trusted = tmp_path / "trusted.note"
+    trusted.write_bytes(other)
+    with pytest.raises(UsageError, match=r"expected 'test\.example/log'"):
+        verify_checkpoint(store, signed_log.verifiers, trusted)
+    wrong = verify_record(store, signed_log.ids[5], signed_log.verifiers, origin="other.example/log")
+    assert not wrong.ok
+    assert "expected 'other.example/log'" in str(wrong.problems[0])

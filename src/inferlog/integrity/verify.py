@@ -126,11 +126,24 @@ class AuditReport:
         return min(seqs) if seqs else None
 
 
-def _open(note: bytes, verifiers: Sequence[NoteVerifier]) -> Checkpoint:
+def expected_origin(verifiers: Sequence[NoteVerifier], origin: str | None = None) -> str | None:
+    """The log every checkpoint must name: ``origin`` if given, else the first verifier key's name.
+
+    inferlog names a log's signing key after its origin (``keys init-signer --origin``), so the key
+    an auditor holds says which log it is for; pass ``origin`` for a log whose key is named otherwise.
+    """
+    if origin is not None:
+        return origin
+    return verifiers[0].name if verifiers else None
+
+
+def _open(note: bytes, verifiers: Sequence[NoteVerifier], origin: str | None) -> Checkpoint:
     if verifiers:
-        return open_checkpoint(note, verifiers)
-    text = note.split(b"\n\n", 1)[0] + b"\n"
-    return Checkpoint.parse(text)
+        return open_checkpoint(note, verifiers, origin=origin)
+    checkpoint = Checkpoint.parse(note.split(b"\n\n", 1)[0] + b"\n")
+    if origin is not None and checkpoint.origin != origin:
+        raise CheckpointError(f"checkpoint is for {checkpoint.origin!r}, expected {origin!r}")
+    return checkpoint
 
 
 def audit(
@@ -139,6 +152,7 @@ def audit(
     offbox: Sequence[bytes] = (),
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
+    origin: str | None = None,
 ) -> AuditReport:
     """Recompute every leaf and the root at each checkpoint; check seq continuity and commitments.
 
@@ -146,15 +160,17 @@ def audit(
     a log that was truncated, rolled back to a backup, or rewritten together with its checkpoint table.
     ``workers`` > 1 checks rows in that many worker processes (see :func:`default_workers`; they are
     spawned, so call this from code under ``if __name__ == "__main__":``); the tree itself is always
-    built in this process, in seq order.
+    built in this process, in seq order. Every checkpoint must name the expected origin (see
+    :func:`expected_origin`): a note the same key signed for another log proves nothing about this one.
     """
     report = AuditReport()
+    origin = expected_origin(verifiers, origin)
     if not verifiers:
         report.warnings.append("no verifier key: checkpoint signatures were NOT checked (pass --key)")
     expected: dict[int, tuple[bytes, str]] = {}  # size -> (root, where it comes from)
     for stored in store.checkpoints():
         try:
-            cp = _open(stored.note, verifiers)
+            cp = _open(stored.note, verifiers, origin)
         except (NoteError, CheckpointError) as exc:
             report.problems.append(
                 Problem(None, f"checkpoint {stored.size} in the store does not verify: {exc}")
@@ -167,7 +183,7 @@ def audit(
         expected[cp.size] = (cp.root, "the store's signed checkpoint")
     for note in offbox:
         try:
-            cp = _open(note, verifiers)
+            cp = _open(note, verifiers, origin)
         except (NoteError, CheckpointError) as exc:
             report.problems.append(Problem(None, f"an off-box checkpoint does not verify: {exc}"))
             continue
@@ -503,7 +519,9 @@ class RecordReport:
         return not self.problems
 
 
-def verify_record(store: Store, entry_id: str, verifiers: Sequence[NoteVerifier]) -> RecordReport:
+def verify_record(
+    store: Store, entry_id: str, verifiers: Sequence[NoteVerifier], origin: str | None = None
+) -> RecordReport:
     """Prove one entry is in the log: its leaf, its payload commitment, its inclusion under a signed checkpoint."""
     if not verifiers:
         raise UsageError("verifying a record needs a verifier key (--key or INFERLOG_VERIFIER_KEY)")
@@ -529,7 +547,7 @@ def verify_record(store: Store, entry_id: str, verifiers: Sequence[NoteVerifier]
         if kept.size < stored.seq:
             break
         try:
-            checkpoint = open_checkpoint(kept.note, verifiers)
+            checkpoint = open_checkpoint(kept.note, verifiers, origin=expected_origin(verifiers, origin))
             break
         except (NoteError, CheckpointError) as exc:
             report.problems.append(Problem(None, f"checkpoint {kept.size} does not verify: {exc}"))
@@ -565,7 +583,7 @@ class CheckpointReport:
 
 
 def verify_checkpoint(
-    store: Store, verifiers: Sequence[NoteVerifier], trusted_path: Path
+    store: Store, verifiers: Sequence[NoteVerifier], trusted_path: Path, origin: str | None = None
 ) -> CheckpointReport:
     """Check the store's newest checkpoint extends the trusted one; on success it becomes trusted."""
     if not verifiers:
@@ -577,7 +595,9 @@ def verify_checkpoint(
         return report
     latest_note = kept[-1].note
     try:
-        report.latest = latest = open_checkpoint(latest_note, verifiers)
+        report.latest = latest = open_checkpoint(
+            latest_note, verifiers, origin=expected_origin(verifiers, origin)
+        )
     except (NoteError, CheckpointError) as exc:
         report.problems.append(Problem(None, f"the newest checkpoint does not verify: {exc}"))
         return report
@@ -587,7 +607,9 @@ def verify_checkpoint(
         return report
     trusted_note = trusted_path.read_bytes()
     try:
-        report.trusted = trusted = open_checkpoint(trusted_note, verifiers)
+        report.trusted = trusted = open_checkpoint(
+            trusted_note, verifiers, origin=expected_origin(verifiers, origin)
+        )
     except (NoteError, CheckpointError) as exc:
         raise UsageError(f"the trusted checkpoint {trusted_path} does not verify: {exc}") from exc
     problem = None
