@@ -317,3 +317,41 @@ def test_attributes_copy_with_a_number_for_a_boolean_is_named(rich_log: RichLog)
     forged = """'{"channel": "web", "n": 3, "big": 1e30, "ok": 1}'"""
     rich_log.tamper(_set("attributes", forged, FULL))
     _assert_named(rich_log.audit(), FULL, ("column attributes",))
+
+
+# -- tiles: the perfect-subtree hashes that proofs read -------------------------------------------------
+
+
+def _forge_tile(log: RichLog) -> None:
+    log.tamperer.execute(
+        f"UPDATE {log.table('tiles')} SET hash = %s WHERE level = 8 AND idx = 1", [b"\x09" * 32]
+    )
+
+
+def _delete_tile(log: RichLog) -> None:
+    log.tamperer.execute(f"DELETE FROM {log.table('tiles')} WHERE level = 8 AND idx = 2")
+
+
+def _add_tile(log: RichLog) -> None:
+    log.tamperer.execute(
+        f"INSERT INTO {log.table('tiles')} (level, idx, hash) VALUES (8, 3, %s)", [b"\x09" * 32]
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (_forge_tile, "level-8 tiles 0..1 do not hash"),
+        (_delete_tile, "level-8 tiles 2..2 do not hash"),
+        (_add_tile, "level-8 tile covers entries beyond"),
+    ],
+    ids=["forged", "deleted", "beyond-the-log"],
+)
+def test_forging_a_tile_is_named(rich_log: RichLog, change: Callable[[RichLog], None], says: str) -> None:
+    """A stored tile (what inclusion and consistency proofs read) forged, deleted or added is reported."""
+    rich_log.store.append(prepare(*[make_record() for _ in range(768 - rich_log.store.size())]))
+    assert rich_log.audit().ok
+    rich_log.tamper(change)
+    report = rich_log.audit()
+    assert not report.ok
+    assert any(says in p.what for p in report.problems), [str(p) for p in report.problems]

@@ -33,6 +33,7 @@ from inferlog.ledger.checkpoint import (
     NoteVerifier,
     open_checkpoint,
 )
+from inferlog.ledger.hashing import node_hash
 from inferlog.ledger.merkle import CompactRange, ProofError, verify_consistency, verify_inclusion
 from inferlog.privacy.seal import name_of
 from inferlog.store._rows import attributes_copy
@@ -201,6 +202,7 @@ def audit(
         )
 
     tree = CompactRange()
+    tiles = _TileCheck(store, report.problems)
     targets = sorted(expected)
     target_index = 0
     last_good = 0
@@ -240,9 +242,12 @@ def audit(
         append = tree.append
         for offset in range(0, len(digests), 32):
             append(digests[offset : offset + 32])
-            if tree.size == next_target:
+            size = tree.size
+            if size == next_target:
                 check_targets()
                 next_target = targets[target_index] if target_index < len(targets) else -1
+            if not size & _TILE_MASK:
+                tiles.check(tree)
         if checked.count:
             next_seq = checked.last_seq + 1
         report.entries += checked.count
@@ -263,6 +268,7 @@ def audit(
                 "entries were removed or an older backup was restored",
             )
         )
+    tiles.finish(tree.size)
     state = store.tree()
     if (state.size, state.root()) != (tree.size, tree.root()):
         report.problems.append(Problem(None, "the stored tree state does not match the recomputed tree"))
@@ -272,6 +278,71 @@ def audit(
         )
     report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return report
+
+
+_TILE_MASK = (1 << 8) - 1  # tiles are perfect subtrees of 256**k leaves (levels 8, 16, ...)
+
+
+class _TileCheck:
+    """The stored tiles, which proofs read, against the tree the audit rebuilds from the leaves.
+
+    Whenever the rebuilt tree's size is a multiple of 256, its newest frontier hash covers its last
+    complete blocks of 256 leaves (as many as the size's lowest set bit says); the stored level-8
+    tiles of those blocks must fold to it, and likewise the level-16 tiles at multiples of 65536.
+    Every tile is so checked without re-hashing leaves, at about one node hash per tile.
+    """
+
+    def __init__(self, store: Store, problems: list[Problem]) -> None:
+        self.store = store
+        self.problems = problems
+        self._read: dict[int, list[bytes]] = {}
+        self._broken: set[int] = set()  # levels already reported: the first bad tile is enough
+
+    def _tiles(self, level: int, start: int, end: int) -> list[bytes]:
+        have = self._read.setdefault(level, [])
+        while len(have) < end:
+            more = self.store.tile_hashes(level, len(have), max(end, len(have) + 4096))
+            if not more:
+                break
+            have.extend(more)
+        return have[start:end]
+
+    def check(self, tree: CompactRange) -> None:
+        size = tree.size
+        lowest = size & -size
+        newest = tree.hashes[-1]
+        level = 8
+        while 1 << level <= lowest and level not in self._broken:
+            span = 1 << level
+            first, end = (size - lowest) // span, size // span
+            tiles = self._tiles(level, first, end)
+            if len(tiles) != end - first or _fold(tiles) != newest:
+                self._broken.add(level)
+                self.problems.append(
+                    Problem(
+                        None,
+                        f"the stored level-{level} tiles {first}..{end - 1} do not hash to the entries "
+                        f"{first * span + 1}..{end * span} (tiles edited or missing? proofs read them)",
+                    )
+                )
+            level += 8
+
+    def finish(self, size: int) -> None:
+        """No tile may claim leaves the log does not hold."""
+        level = 8
+        while level <= 64 and level not in self._broken:
+            if self.store.tile_hashes(level, size >> level, (size >> level) + 1):
+                self.problems.append(
+                    Problem(None, f"a stored level-{level} tile covers entries beyond the log's {size}")
+                )
+            level += 8
+
+
+def _fold(hashes: list[bytes]) -> bytes:
+    row = hashes
+    while len(row) > 1:
+        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
+    return row[0]
 
 
 _RANGE = 50_000  # rows per unit of work
@@ -384,7 +455,7 @@ def _check_row(row: LedgerRow, report: AuditReport, copies_attributes: bool) -> 
     stored = (row.id, row.kind, row.system, row.ts, row.model_name, row.model_version, row.status)
     if signed != stored:  # the slow, precise report only when something differs
         _name_columns(row.seq, _LEAF_COLUMNS, stored, signed, "the leaf", report)
-    if row.indexed != row.id and row.indexed != leaf.id:  # (an edited id column is named above)
+    if row.indexed != "" and row.indexed != leaf.id:  # "": the id index agrees with this row
         report.problems.append(Problem(row.seq, _index_problem(row.indexed, leaf.id)))
     if row.body is None:
         report.purged += 1
@@ -419,9 +490,11 @@ def _check_row(row: LedgerRow, report: AuditReport, copies_attributes: bool) -> 
 def _same_copy(stored: str | None, body: _BodyColumns, raw: bytes) -> bool:
     """Whether a store's attributes copy holds what the body's attributes say (as JSON values)."""
     attributes = body.attributes if isinstance(body, _BodyColumnsAndAttributes) else {}
-    try:  # the common case, cheaply: the same values, spelled alike once keys are sorted
+    try:  # the common case, cheaply: equal values (a boolean would equal 1 here, so none may appear)
         copy = msgspec.json.decode(stored) if stored is not None else {}
-        if _encode_sorted(copy) == _encode_sorted(attributes):
+        if copy == attributes and (stored is None or ("true" not in stored and "false" not in stored)):
+            return True
+        if _encode_sorted(copy) == _encode_sorted(attributes):  # the same values, spelled alike
             return True
     except msgspec.MsgspecError:
         pass

@@ -147,7 +147,9 @@ class LedgerRow(NamedTuple):
     inference_id: str | None
     actor: str | None
     attributes: str | None  # the store's searchable copy of the body's attributes (JSON), if it keeps one
-    indexed: str | None  # the id the store's id index gives this row (None: the index has no row for it)
+    # What a separate id index says of this row: "" if it agrees (or the store has none: SQLite's is
+    # the id column's own UNIQUE index), else the id it gives this row, None if it has no row for it.
+    indexed: str | None
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,15 @@ _READ = ", ".join(f"e.{column.strip()}" for column in READ_COLUMNS.split(","))
 _LEDGER = ", ".join(
     "id::text" if column.strip() == "id" else column.strip() for column in LEDGER_COLUMNS.split(",")
 )
+# The verifier's read: every column a read uses, the attributes copy, and what the id index (which
+# get(id) goes through) says of each row: '' when it maps this row's id to this seq and ts, else its
+# id (noting another ts), NULL when it has no row. One index probe per row, by the unique seq key.
+_LEDGER_SQL = (
+    f"SELECT {', '.join('e.' + c for c in _LEDGER.split(', '))}, e.attributes::text, "
+    "(SELECT CASE WHEN i.id = e.id AND i.ts = e.ts THEN '' WHEN i.ts = e.ts THEN i.id::text "
+    "ELSE i.id::text || ' at ts ' || i.ts::text END FROM inferlog.entry_ids i WHERE i.seq = e.seq) "
+    "FROM inferlog.entries e WHERE e.seq > %s ORDER BY e.seq LIMIT %s"
+)
 # Where _row() puts what the append needs again (COLUMNS order, then the attributes copy).
 _LOGGED_AT, _TS, _LEAF_HASH = (COLUMNS.index(name) for name in ("logged_at", "ts", "leaf_hash"))
 # The statements behind get() and a model query, kept here so tests can EXPLAIN exactly them.
@@ -408,29 +417,18 @@ class PostgresStore:
         return self._run("read from", lambda conn: _tile_hashes(conn, level, start, end))
 
     def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
-        def read(conn: Conn) -> tuple[list[tuple[Any, ...]], dict[int, tuple[str, dt.datetime]]]:
-            rows = conn.execute(
-                f"SELECT {_LEDGER}, attributes::text FROM inferlog.entries WHERE seq > %s ORDER BY seq LIMIT %s",
-                (after, limit),
-            ).fetchall()
-            if not rows:
-                return rows, {}
-            # What get(id) goes through: the id index over the same seqs (a range scan of its seq key).
-            index = conn.execute(
-                "SELECT seq, id::text, ts FROM inferlog.entry_ids WHERE seq > %s AND seq <= %s",
-                (after, rows[-1][0]),
-            ).fetchall()
-            return rows, {seq: (id_, ts) for seq, id_, ts in index}
+        def read(conn: Conn) -> list[tuple[Any, ...]]:
+            conn.execute("SET LOCAL jit = off")  # compiling the per-row index probe costs more than it saves
+            return conn.execute(_LEDGER_SQL, (after, limit)).fetchall()
 
-        rows, index = self._run("read from", read)
+        rows = self._run("read from", read)
         return [
             LedgerRow(seq, id_, kind, system, to_micros(ts), name, version, status,
                       body.encode("utf-8") if body is not None else None,
                       bytes(salt) if salt is not None else None, bytes(leaf), bytes(leaf_hash),
-                      latency, request, trace, session, subject, inference, actor, attributes,
-                      _indexed(index.get(seq), ts))
+                      latency, request, trace, session, subject, inference, actor, attributes, indexed)
             for (seq, id_, kind, system, ts, name, version, status, body, salt, leaf, leaf_hash,
-                 latency, request, trace, session, subject, inference, actor, attributes) in rows
+                 latency, request, trace, session, subject, inference, actor, attributes, indexed) in rows
         ]  # fmt: skip
 
     def checkpoints(self) -> list[StoredCheckpoint]:
@@ -621,14 +619,6 @@ def _existing(conn: Conn, ids: list[str]) -> dict[str, tuple[int, bytes | None]]
         entry_id: (seq, bodies[seq].encode("utf-8") if bodies.get(seq) is not None else None)
         for entry_id, seq, _ in found
     }
-
-
-def _indexed(index: tuple[str, dt.datetime] | None, ts: dt.datetime) -> str | None:
-    """What entry_ids says about one entries row: its id, noted when the index holds another ts."""
-    if index is None:
-        return None
-    entry_id, indexed_ts = index
-    return entry_id if indexed_ts == ts else f"{entry_id} at ts {indexed_ts.isoformat()}"
 
 
 def _stored(row: tuple[Any, ...]) -> StoredEntry:

@@ -472,8 +472,8 @@ class SQLiteStore:
 
 
 # The body as BLOB: the verifier hashes bytes, and SQLite hands them over without a decode/encode.
-# No attributes copy (filters read the body); the id index is the id column's own UNIQUE index.
-_LEDGER_SELECT = LEDGER_COLUMNS.replace("body", "CAST(body AS BLOB)") + ", NULL, id"
+# No attributes copy (filters read the body); no separate id index ('': the id column's own UNIQUE index).
+_LEDGER_SELECT = LEDGER_COLUMNS.replace("body", "CAST(body AS BLOB)") + ", NULL, ''"
 
 
 @contextlib.contextmanager
