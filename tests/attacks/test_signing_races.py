@@ -288,14 +288,16 @@ def test_inferlog_serve_signs_on_its_cadence(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     env.update(INFERLOG_CHECKPOINT_EVERY="25", INFERLOG_CHECKPOINT_SECONDS="3600")
     command = [sys.executable, "-m", "inferlog", "--db", db, "serve", "--no-auth", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--signer-key", str(key_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    errors = tmp_path / "serve.stderr"
+    with errors.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*command, "--signer-key", str(key_path)], env=env, stdout=subprocess.DEVNULL, stderr=stderr
+        )
     base = f"http://127.0.0.1:{port}"
     try:
 
         def up() -> bool:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "serve exited"
+            assert proc.poll() is None, errors.read_text()
             try:
                 return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
