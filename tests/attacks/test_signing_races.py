@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -31,7 +32,7 @@ from inferlog.integrity.keys import init_signer, load_signer, load_verifiers, pu
 from inferlog.integrity.signer import CheckpointSigner
 from inferlog.ledger.checkpoint import NoteVerifier, open_checkpoint
 from inferlog.ledger.hashing import leaf_hash
-from inferlog.ledger.merkle import LeafList, consistency_proof, root_of
+from inferlog.ledger.merkle import CompactRange, LeafList, consistency_proof, root_of
 from inferlog.record import uuid7
 from inferlog.server import create_app
 from inferlog.store import open_store
@@ -317,3 +318,47 @@ def test_inferlog_serve_signs_on_its_cadence(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+# -- a signer state restored from a backup -------------------------------------------------------------
+
+
+def test_a_rolled_back_signer_state_cannot_sign_a_fork(tmp_path: Path) -> None:
+    """With its state restored to size 5, the signer still refuses a rewritten size 10: the store's own signed checkpoint 10 says no."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    key_path = tmp_path / "signer.key"
+    store = open_store(url)
+    checkpointer = Checkpointer(
+        store, CheckpointSigner.beside_key(init_signer(key_path, origin="race.test/log"), key_path)
+    )
+    store.append(prepare(*[make_record(output=i) for i in range(5)]))
+    checkpointer.checkpoint()
+    state = checkpointer.signer.state_path
+    backup = state.read_bytes()  # the signer's state at size 5
+    store.append(prepare(*[make_record(output=i) for i in range(5, 10)]))
+    signed = checkpointer.checkpoint()
+    store.close()
+    state.write_bytes(backup)  # ...restored from a backup: the signer forgot it signed size 10
+
+    # Someone rewrites entries 6..10 (triggers dropped) and the tree state to match the first 5.
+    first_five = CompactRange()
+    conn = sqlite3.connect(tmp_path / "log.db", isolation_level=None)
+    first_five.extend(
+        bytes(h) for (h,) in conn.execute("SELECT leaf_hash FROM entries WHERE seq <= 5 ORDER BY seq")
+    )
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute("DELETE FROM entries WHERE seq > 5")
+    conn.execute("UPDATE ledger_state SET size = 5, frontier = ?", (first_five.to_bytes(),))
+    conn.close()
+    store = open_store(url)
+    try:
+        store.append(prepare(*[make_record(output=f"forged {i}") for i in range(5)]))
+        assert store.tree().size == 10
+        assert store.tree().root() != signed.root
+        checkpointer = Checkpointer(store, CheckpointSigner.beside_key(load_signer(key_path), key_path))
+        with pytest.raises(IntegrityError, match="checkpoint 10"):
+            checkpointer.checkpoint()
+        assert [c.root for c in store.checkpoints() if c.size == 10] == [signed.root]
+    finally:
+        store.close()

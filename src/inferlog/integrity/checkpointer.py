@@ -15,11 +15,13 @@ from inferlog.config import (
     ENV_CHECKPOINT_SECONDS,
     ENV_CHECKPOINT_WEBHOOK,
 )
-from inferlog.errors import InferlogError, UsageError
+from inferlog.errors import InferlogError, IntegrityError, UsageError
 from inferlog.integrity.keys import load_signer, signer_key_path
 from inferlog.integrity.publish import DirectoryPublisher, Publisher, WebhookPublisher
 from inferlog.integrity.signer import CheckpointSigner
 from inferlog.integrity.tree import consistency
+from inferlog.ledger.checkpoint import CheckpointError, NoteError, open_checkpoint
+from inferlog.ledger.merkle import ProofError, verify_consistency
 from inferlog.store.base import Store, StoredCheckpoint
 
 log = logging.getLogger("inferlog.checkpoints")
@@ -72,6 +74,7 @@ class Checkpointer:
         with self.signer.locked():
             tree = self.store.tree()
             root = tree.root()
+            self._check_against_kept(tree.size, root)
             note = self.signer.sign(tree.size, root, lambda a, b: consistency(self.store, a, b))
             self.store.add_checkpoint(tree.size, root, note)
             for publisher in self.publishers:
@@ -84,6 +87,38 @@ class Checkpointer:
         self._last_time = time.monotonic()
         kept = [c for c in self.store.checkpoints() if c.size == tree.size]
         return kept[0]
+
+    def _check_against_kept(self, size: int, root: bytes) -> None:
+        """Refuse a head inconsistent with the newest checkpoint this key signed that the store keeps.
+
+        The signer's state is the real guard; this one catches a state file restored from a backup
+        (or lost), which would otherwise let the key sign a second root for a size it already signed.
+        The store can only make it refuse more, never sign more: the note must carry our signature.
+        """
+        kept = self.store.checkpoints()
+        if not kept:
+            return
+        newest = kept[-1]
+        try:
+            signed = open_checkpoint(newest.note, [self.signer.signer.verifier()], origin=self.signer.origin)
+        except (NoteError, CheckpointError):
+            return  # not ours (another key, or a forgery): nothing this signer promised
+        last = self.signer.last()
+        if last is not None and last[0] >= signed.size:
+            return  # the state already covers it: sign() checks against the state
+        if size < signed.size:
+            raise IntegrityError(
+                f"refusing to sign size {size}: the store keeps checkpoint {signed.size} signed by this key, "
+                "but the signer's state does not know it (restored from a backup?)"
+            )
+        try:
+            proof = consistency(self.store, signed.size, size) if size > signed.size else []
+            verify_consistency(signed.size, size, signed.root, root, proof)
+        except ProofError as exc:
+            raise IntegrityError(
+                f"refusing to sign size {size}: it is not consistent with checkpoint {signed.size}, which this "
+                f"key signed and the store keeps ({exc}); the signer's state does not know it (restored from a backup?)"
+            ) from exc
 
     @classmethod
     def from_settings(
