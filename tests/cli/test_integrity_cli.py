@@ -105,3 +105,27 @@ def test_serve_refuses_public_address_without_auth(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "refusing to serve 0.0.0.0 without auth" in result.output
+
+
+def test_verify_without_a_key_does_not_look_verified(signed: tuple[str, list[str]], tmp_path: Path) -> None:
+    """With checkpoints but no verifier key, verify says signatures were NOT checked and exits 1 unless told to skip them."""
+    url, _ = signed
+    (tmp_path / "inferlog-signer.pub").rename(tmp_path / "elsewhere.pub")  # the default key is gone
+    runner = CliRunner()
+    unsigned = runner.invoke(cli, ["--db", url, "verify"])
+    assert unsigned.exit_code == 1
+    assert "signatures NOT checked" in unsigned.output
+    assert "--key" in unsigned.output
+    assert "OK" not in unsigned.output
+    skipped = runner.invoke(cli, ["--db", url, "verify", "--skip-signatures"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "UNSIGNED 40 entries" in skipped.output
+    assert "signatures NOT checked" in skipped.output
+    keyed = runner.invoke(cli, ["--db", url, "verify", "--key", str(tmp_path / "elsewhere.pub")])
+    assert keyed.exit_code == 0, keyed.output
+    assert "1 signed checkpoint(s) verified: signature, origin and root" in keyed.output
+    other = runner.invoke(
+        cli, ["--db", url, "verify", "--key", "elsewhere.pub", "--origin", "other.test/log"]
+    )
+    assert other.exit_code == 1
+    assert "expected 'other.test/log'" in other.output

@@ -32,6 +32,11 @@ _KEY_OPTION = click.option(
     metavar="KEY|FILE",
     help=f"Verifier key string or .pub file (or {ENV_VERIFIER_KEY}; default: the signer key's .pub).",
 )
+_ORIGIN_OPTION = click.option(
+    "--origin",
+    metavar="ORIGIN",
+    help="The log every checkpoint must name (default: the first verifier key's name).",
+)
 
 
 @click.group("keys")
@@ -83,6 +88,12 @@ def checkpoint_command(state: State, /, key_file: Path | None, directory: str | 
 
 @click.group("verify", invoke_without_command=True)
 @_KEY_OPTION
+@_ORIGIN_OPTION
+@click.option(
+    "--skip-signatures",
+    is_flag=True,
+    help="Without a verifier key, accept a check whose checkpoint signatures were NOT verified.",
+)
 @click.option(
     "--checkpoints",
     "offbox",
@@ -91,11 +102,15 @@ def checkpoint_command(state: State, /, key_file: Path | None, directory: str | 
     help="A folder of off-box checkpoints to hold the log to (or INFERLOG_CHECKPOINT_DIR).",
 )
 @click.pass_context
-def verify_group(ctx: click.Context, keys: tuple[str, ...], offbox: Path | None) -> None:
+def verify_group(
+    ctx: click.Context, keys: tuple[str, ...], origin: str | None, skip_signatures: bool, offbox: Path | None
+) -> None:
     """Full audit: recompute every leaf and the root at each signed checkpoint.
 
-    Also checks seq continuity, every payload's commitment, and that the log is not shorter than any
-    checkpoint. Exit code 0 only when all of it holds.
+    Also checks seq continuity, every payload's commitment, every stored column against the leaf or
+    the committed body, and that the log is not shorter than any checkpoint. Exit code 0 only when
+    all of it holds. Checkpoint signatures need a verifier key: without one, checkpoints that exist
+    make the exit code 1 unless --skip-signatures says an unsigned check is what you want.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -119,28 +134,42 @@ def verify_group(ctx: click.Context, keys: tuple[str, ...], offbox: Path | None)
             notes,
             progress=lambda n: progress.advance(task, n),
             workers=default_workers(store),
+            origin=origin,
         )
     out = console()
     for warning in report.warnings:
         out.print(f"[yellow]warning:[/yellow] {warning}")
-    if report.ok:
+    if not report.ok:
+        _fail(report.problems, f"first bad seq: {report.first_bad_seq}" if report.first_bad_seq else None)
+    root = f"root at {report.size}: {base64.b64encode(report.root).decode()}"
+    if verifiers:
         out.print(
             f"[green]OK[/green] {report.entries} entries ({report.purged} purged), "
-            f"{report.checkpoints} signed checkpoint(s) recomputed; "
-            f"root at {report.size}: {base64.b64encode(report.root).decode()}"
+            f"{report.checkpoints} signed checkpoint(s) verified: signature, origin and root; {root}"
         )
         return
-    _fail(report.problems, f"first bad seq: {report.first_bad_seq}" if report.first_bad_seq else None)
+    unsigned = f"{report.checkpoints} checkpoint root(s) recomputed, signatures NOT checked"
+    if skip_signatures or not (notes or store.checkpoints()):
+        out.print(
+            f"[yellow]UNSIGNED[/yellow] {report.entries} entries ({report.purged} purged), {unsigned}; {root}"
+        )
+        return
+    console(stderr=True).print(
+        f"[red]NOT VERIFIED[/red] {report.entries} entries ({report.purged} purged), {unsigned}: "
+        f"pass --key FILE (or set {ENV_VERIFIER_KEY}), or --skip-signatures to accept an unsigned check"
+    )
+    raise SystemExit(1)
 
 
 @verify_group.command("record")
 @click.argument("entry_id", metavar="ID")
 @_KEY_OPTION
+@_ORIGIN_OPTION
 @pass_state
-def verify_record_command(state: State, /, entry_id: str, keys: tuple[str, ...]) -> None:
+def verify_record_command(state: State, /, entry_id: str, keys: tuple[str, ...], origin: str | None) -> None:
     """Prove one entry is in the log under a signed checkpoint (inclusion proof)."""
     verifiers = load_verifiers(list(keys) or _parent_keys())
-    report = verify_record(state.store(), entry_id, verifiers)
+    report = verify_record(state.store(), entry_id, verifiers, origin or _parent_origin())
     if not report.ok:
         _fail(report.problems, None)
     console().print(
@@ -157,12 +186,15 @@ def verify_record_command(state: State, /, entry_id: str, keys: tuple[str, ...])
     help="File holding the last checkpoint you verified (created on first use).",
 )
 @_KEY_OPTION
+@_ORIGIN_OPTION
 @pass_state
-def verify_checkpoint_command(state: State, /, trusted: Path, keys: tuple[str, ...]) -> None:
+def verify_checkpoint_command(
+    state: State, /, trusted: Path, keys: tuple[str, ...], origin: str | None
+) -> None:
     """Check the newest checkpoint extends the trusted one (consistency proof); then trust it."""
     require_folder(trusted, "--trusted")
     verifiers = load_verifiers(list(keys) or _parent_keys())
-    report = verify_checkpoint(state.store(), verifiers, trusted)
+    report = verify_checkpoint(state.store(), verifiers, trusted, origin or _parent_origin())
     if not report.ok:
         for note in report.evidence:
             click.echo(note.decode(), err=True)
@@ -188,6 +220,12 @@ def _parent_keys() -> list[str]:
     ctx = click.get_current_context()
     parent = ctx.parent.params.get("keys") if ctx.parent is not None else None
     return list(parent or [])
+
+
+def _parent_origin() -> str | None:
+    ctx = click.get_current_context()
+    parent = ctx.parent.params.get("origin") if ctx.parent is not None else None
+    return str(parent) if parent else None
 
 
 def _fail(problems: list[Problem], footer: str | None) -> None:

@@ -65,7 +65,8 @@ def default_kserve_pending(store: Store, db_url: str) -> Path | None:
     "--signer-key",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     envvar=ENV_SIGNER_KEY_FILE,
-    help="Sign checkpoints with this key (POST /v1/checkpoint, and on a cadence while serving).",
+    help="Sign checkpoints with this key: every INFERLOG_CHECKPOINT_EVERY entries (1000) or "
+    "INFERLOG_CHECKPOINT_SECONDS (10) while serving, at shutdown, and on POST /v1/checkpoint.",
 )
 @click.option(
     "--kserve-pending",

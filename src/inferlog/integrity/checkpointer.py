@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,11 +15,13 @@ from inferlog.config import (
     ENV_CHECKPOINT_SECONDS,
     ENV_CHECKPOINT_WEBHOOK,
 )
-from inferlog.errors import UsageError
+from inferlog.errors import InferlogError, IntegrityError, UsageError
 from inferlog.integrity.keys import load_signer, signer_key_path
 from inferlog.integrity.publish import DirectoryPublisher, Publisher, WebhookPublisher
 from inferlog.integrity.signer import CheckpointSigner
 from inferlog.integrity.tree import consistency
+from inferlog.ledger.checkpoint import CheckpointError, NoteError, open_checkpoint
+from inferlog.ledger.merkle import ProofError, verify_consistency
 from inferlog.store.base import Store, StoredCheckpoint
 
 log = logging.getLogger("inferlog.checkpoints")
@@ -46,6 +49,11 @@ class Checkpointer:
         self._last_size = last[0] if last else 0
         self._last_time = time.monotonic()
 
+    @property
+    def last_size(self) -> int:
+        """The size this checkpointer last signed (or its signer had signed when it started)."""
+        return self._last_size
+
     def maybe_checkpoint(self) -> StoredCheckpoint | None:
         """Checkpoint if N new entries arrived, or new entries have waited T seconds."""
         size = self.store.tree().size
@@ -58,21 +66,59 @@ class Checkpointer:
         return self.checkpoint()
 
     def checkpoint(self) -> StoredCheckpoint:
-        """Sign, keep and publish a checkpoint of the tree as it is now."""
-        tree = self.store.tree()
-        root = tree.root()
-        note = self.signer.sign(tree.size, root, lambda a, b: consistency(self.store, a, b))
-        self.store.add_checkpoint(tree.size, root, note)
-        for publisher in self.publishers:
-            try:
-                publisher.publish(tree.size, note)
-            except Exception as exc:  # noqa: BLE001 - a down mirror must not stop the log; it is counted
-                self.publish_failures += 1
-                log.error("could not publish checkpoint %d to %r: %s", tree.size, publisher, exc)
+        """Sign, keep and publish a checkpoint of the tree as it is now.
+
+        The tree is read under the signer's lock, so a checkpoint made meanwhile by another thread or
+        process (sharing the key) is never larger than the head read here: concurrent calls all succeed.
+        """
+        with self.signer.locked():
+            tree = self.store.tree()
+            root = tree.root()
+            self._check_against_kept(tree.size, root)
+            note = self.signer.sign(tree.size, root, lambda a, b: consistency(self.store, a, b))
+            self.store.add_checkpoint(tree.size, root, note)
+            for publisher in self.publishers:
+                try:
+                    publisher.publish(tree.size, note)
+                except Exception as exc:  # noqa: BLE001 - a down mirror must not stop the log; it is counted
+                    self.publish_failures += 1
+                    log.error("could not publish checkpoint %d to %r: %s", tree.size, publisher, exc)
         self._last_size = tree.size
         self._last_time = time.monotonic()
         kept = [c for c in self.store.checkpoints() if c.size == tree.size]
         return kept[0]
+
+    def _check_against_kept(self, size: int, root: bytes) -> None:
+        """Refuse a head inconsistent with the newest checkpoint this key signed that the store keeps.
+
+        The signer's state is the real guard; this one catches a state file restored from a backup
+        (or lost), which would otherwise let the key sign a second root for a size it already signed.
+        The store can only make it refuse more, never sign more: the note must carry our signature.
+        """
+        kept = self.store.checkpoints()
+        if not kept:
+            return
+        newest = kept[-1]
+        try:
+            signed = open_checkpoint(newest.note, [self.signer.signer.verifier()], origin=self.signer.origin)
+        except (NoteError, CheckpointError):
+            return  # not ours (another key, or a forgery): nothing this signer promised
+        last = self.signer.last()
+        if last is not None and last[0] >= signed.size:
+            return  # the state already covers it: sign() checks against the state
+        if size < signed.size:
+            raise IntegrityError(
+                f"refusing to sign size {size}: the store keeps checkpoint {signed.size} signed by this key, "
+                "but the signer's state does not know it (restored from a backup?)"
+            )
+        try:
+            proof = consistency(self.store, signed.size, size) if size > signed.size else []
+            verify_consistency(signed.size, size, signed.root, root, proof)
+        except ProofError as exc:
+            raise IntegrityError(
+                f"refusing to sign size {size}: it is not consistent with checkpoint {signed.size}, which this "
+                f"key signed and the store keeps ({exc}); the signer's state does not know it (restored from a backup?)"
+            ) from exc
 
     @classmethod
     def from_settings(
@@ -103,6 +149,62 @@ class Checkpointer:
             every_entries=_int_env(ENV_CHECKPOINT_EVERY, 1000),
             every_seconds=float(_int_env(ENV_CHECKPOINT_SECONDS, 10)),
         )
+
+
+class CheckpointCadence:
+    """A named thread that owns a checkpointer's cadence: it signs every N entries or T seconds.
+
+    It looks at the tree every ``poll`` seconds (at most 1 s, at most T), so a checkpoint follows the
+    N-th new entry within a second and a lone entry within about T seconds. A failure (the store is
+    down, the signer refuses a head) is counted and logged when its message changes, and the thread
+    tries again at the next tick: it never stops until closed.
+    """
+
+    def __init__(self, checkpointer: Checkpointer, poll: float | None = None) -> None:
+        self.checkpointer = checkpointer
+        self.poll = poll if poll is not None else min(1.0, checkpointer.every_seconds)
+        self.signed = 0
+        self.failures = 0
+        self._last_error = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="inferlog-checkpoints", daemon=True)
+            self._thread.start()
+
+    def tick(self, *, final: bool = False) -> StoredCheckpoint | None:
+        """One look at the tree: checkpoint if the cadence says so (``final``: if anything is new)."""
+        try:
+            if final:
+                fresh = self.checkpointer.store.tree().size > self.checkpointer.last_size
+                kept = self.checkpointer.checkpoint() if fresh else None
+            else:
+                kept = self.checkpointer.maybe_checkpoint()
+        except Exception as exc:  # the cadence must outlive any one failure; counted and logged
+            self.failures += 1
+            if str(exc) != self._last_error:
+                known = isinstance(exc, InferlogError)
+                log.error("could not sign a checkpoint on the cadence: %s", exc, exc_info=not known)
+                self._last_error = str(exc)
+            return None
+        if kept is not None:
+            self.signed += 1
+            self._last_error = ""
+        return kept
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll):
+            self.tick()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread (it finishes a checkpoint it is making), then sign what arrived since."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+            self.tick(final=True)
 
 
 def _int_env(name: str, default: int) -> int:

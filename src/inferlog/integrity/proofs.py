@@ -21,9 +21,16 @@ class InclusionProof:
     hashes: list[bytes]
     checkpoint: bytes  # the signed note
 
-    def verify(self, verifiers: Sequence[NoteVerifier]) -> Checkpoint:
-        """Check the checkpoint's signature, then the proof against its root; raises if either fails."""
-        signed = open_checkpoint(self.checkpoint, verifiers)
+    def verify(self, verifiers: Sequence[NoteVerifier], origin: str | None = None) -> Checkpoint:
+        """Check the checkpoint's signature and origin, then the proof against its root; raises if either fails.
+
+        The origin must be ``origin``, by default the first verifier key's name (the log's key).
+        """
+        signed = open_checkpoint(
+            self.checkpoint,
+            verifiers,
+            origin=origin if origin is not None else verifiers[0].name if verifiers else None,
+        )
         if signed.size != self.tree_size:
             raise ValueError(f"the proof is for size {self.tree_size} but the checkpoint signs {signed.size}")
         verify_inclusion(self.seq - 1, signed.size, leaf_hash(self.leaf), self.hashes, signed.root)

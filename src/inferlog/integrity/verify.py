@@ -10,13 +10,16 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import hashlib
+import json
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -30,7 +33,10 @@ from inferlog.ledger.checkpoint import (
     NoteVerifier,
     open_checkpoint,
 )
+from inferlog.ledger.hashing import node_hash
 from inferlog.ledger.merkle import CompactRange, ProofError, verify_consistency, verify_inclusion
+from inferlog.privacy.seal import name_of
+from inferlog.store._rows import attributes_copy
 from inferlog.store.base import LedgerRow, Store
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -54,6 +60,38 @@ class _Leaf(msgspec.Struct):
 
 
 _leaf_decoder = msgspec.json.Decoder(_Leaf)
+
+
+class _SealedNames(msgspec.Struct):
+    epoch: str
+    subject: str | None = None
+
+
+class _BodyColumns(msgspec.Struct):
+    """The fields of a body that the store also keeps in columns (the rest is skipped unread).
+
+    The first seven are in LedgerRow's order (``_BODY_COLUMNS``), so one tuple slice compares them.
+    """
+
+    latency_ms: float | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+    session_id: str | None = None
+    subject: str | None = None
+    inference_id: str | None = None
+    actor: str | None = None
+    sealed: _SealedNames | None = None
+
+
+class _BodyColumnsAndAttributes(_BodyColumns):
+    """The same, with the attributes, for a store that keeps a searchable copy of them."""
+
+    attributes: dict[str, Any] = {}
+
+
+_body_decoder = msgspec.json.Decoder(_BodyColumns)
+_body_attributes_decoder = msgspec.json.Decoder(_BodyColumnsAndAttributes)
+_astuple = msgspec.structs.astuple
 
 
 @dataclass(frozen=True)
@@ -89,11 +127,24 @@ class AuditReport:
         return min(seqs) if seqs else None
 
 
-def _open(note: bytes, verifiers: Sequence[NoteVerifier]) -> Checkpoint:
+def expected_origin(verifiers: Sequence[NoteVerifier], origin: str | None = None) -> str | None:
+    """The log every checkpoint must name: ``origin`` if given, else the first verifier key's name.
+
+    inferlog names a log's signing key after its origin (``keys init-signer --origin``), so the key
+    an auditor holds says which log it is for; pass ``origin`` for a log whose key is named otherwise.
+    """
+    if origin is not None:
+        return origin
+    return verifiers[0].name if verifiers else None
+
+
+def _open(note: bytes, verifiers: Sequence[NoteVerifier], origin: str | None) -> Checkpoint:
     if verifiers:
-        return open_checkpoint(note, verifiers)
-    text = note.split(b"\n\n", 1)[0] + b"\n"
-    return Checkpoint.parse(text)
+        return open_checkpoint(note, verifiers, origin=origin)
+    checkpoint = Checkpoint.parse(note.split(b"\n\n", 1)[0] + b"\n")
+    if origin is not None and checkpoint.origin != origin:
+        raise CheckpointError(f"checkpoint is for {checkpoint.origin!r}, expected {origin!r}")
+    return checkpoint
 
 
 def audit(
@@ -102,6 +153,7 @@ def audit(
     offbox: Sequence[bytes] = (),
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
+    origin: str | None = None,
 ) -> AuditReport:
     """Recompute every leaf and the root at each checkpoint; check seq continuity and commitments.
 
@@ -109,15 +161,17 @@ def audit(
     a log that was truncated, rolled back to a backup, or rewritten together with its checkpoint table.
     ``workers`` > 1 checks rows in that many worker processes (see :func:`default_workers`; they are
     spawned, so call this from code under ``if __name__ == "__main__":``); the tree itself is always
-    built in this process, in seq order.
+    built in this process, in seq order. Every checkpoint must name the expected origin (see
+    :func:`expected_origin`): a note the same key signed for another log proves nothing about this one.
     """
     report = AuditReport()
+    origin = expected_origin(verifiers, origin)
     if not verifiers:
         report.warnings.append("no verifier key: checkpoint signatures were NOT checked (pass --key)")
     expected: dict[int, tuple[bytes, str]] = {}  # size -> (root, where it comes from)
     for stored in store.checkpoints():
         try:
-            cp = _open(stored.note, verifiers)
+            cp = _open(stored.note, verifiers, origin)
         except (NoteError, CheckpointError) as exc:
             report.problems.append(
                 Problem(None, f"checkpoint {stored.size} in the store does not verify: {exc}")
@@ -130,7 +184,7 @@ def audit(
         expected[cp.size] = (cp.root, "the store's signed checkpoint")
     for note in offbox:
         try:
-            cp = _open(note, verifiers)
+            cp = _open(note, verifiers, origin)
         except (NoteError, CheckpointError) as exc:
             report.problems.append(Problem(None, f"an off-box checkpoint does not verify: {exc}"))
             continue
@@ -148,6 +202,7 @@ def audit(
         )
 
     tree = CompactRange()
+    tiles = _TileCheck(store, report.problems)
     targets = sorted(expected)
     target_index = 0
     last_good = 0
@@ -187,9 +242,12 @@ def audit(
         append = tree.append
         for offset in range(0, len(digests), 32):
             append(digests[offset : offset + 32])
-            if tree.size == next_target:
+            size = tree.size
+            if size == next_target:
                 check_targets()
                 next_target = targets[target_index] if target_index < len(targets) else -1
+            if not size & _TILE_MASK:
+                tiles.check(tree)
         if checked.count:
             next_seq = checked.last_seq + 1
         report.entries += checked.count
@@ -210,6 +268,7 @@ def audit(
                 "entries were removed or an older backup was restored",
             )
         )
+    tiles.finish(tree.size)
     state = store.tree()
     if (state.size, state.root()) != (tree.size, tree.root()):
         report.problems.append(Problem(None, "the stored tree state does not match the recomputed tree"))
@@ -219,6 +278,71 @@ def audit(
         )
     report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return report
+
+
+_TILE_MASK = (1 << 8) - 1  # tiles are perfect subtrees of 256**k leaves (levels 8, 16, ...)
+
+
+class _TileCheck:
+    """The stored tiles, which proofs read, against the tree the audit rebuilds from the leaves.
+
+    Whenever the rebuilt tree's size is a multiple of 256, its newest frontier hash covers its last
+    complete blocks of 256 leaves (as many as the size's lowest set bit says); the stored level-8
+    tiles of those blocks must fold to it, and likewise the level-16 tiles at multiples of 65536.
+    Every tile is so checked without re-hashing leaves, at about one node hash per tile.
+    """
+
+    def __init__(self, store: Store, problems: list[Problem]) -> None:
+        self.store = store
+        self.problems = problems
+        self._read: dict[int, list[bytes]] = {}
+        self._broken: set[int] = set()  # levels already reported: the first bad tile is enough
+
+    def _tiles(self, level: int, start: int, end: int) -> list[bytes]:
+        have = self._read.setdefault(level, [])
+        while len(have) < end:
+            more = self.store.tile_hashes(level, len(have), max(end, len(have) + 4096))
+            if not more:
+                break
+            have.extend(more)
+        return have[start:end]
+
+    def check(self, tree: CompactRange) -> None:
+        size = tree.size
+        lowest = size & -size
+        newest = tree.hashes[-1]
+        level = 8
+        while 1 << level <= lowest and level not in self._broken:
+            span = 1 << level
+            first, end = (size - lowest) // span, size // span
+            tiles = self._tiles(level, first, end)
+            if len(tiles) != end - first or _fold(tiles) != newest:
+                self._broken.add(level)
+                self.problems.append(
+                    Problem(
+                        None,
+                        f"the stored level-{level} tiles {first}..{end - 1} do not hash to the entries "
+                        f"{first * span + 1}..{end * span} (tiles edited or missing? proofs read them)",
+                    )
+                )
+            level += 8
+
+    def finish(self, size: int) -> None:
+        """No tile may claim leaves the log does not hold."""
+        level = 8
+        while level <= 64 and level not in self._broken:
+            if self.store.tile_hashes(level, size >> level, (size >> level) + 1):
+                self.problems.append(
+                    Problem(None, f"a stored level-{level} tile covers entries beyond the log's {size}")
+                )
+            level += 8
+
+
+def _fold(hashes: list[bytes]) -> bytes:
+    row = hashes
+    while len(row) > 1:
+        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
+    return row[0]
 
 
 _RANGE = 50_000  # rows per unit of work
@@ -238,10 +362,11 @@ class _Checked:
 
 
 def _check_range(store: Store, after: int, until: int) -> _Checked:
-    """Check rows with after < seq <= until: leaf hash, columns against the leaf, payload commitment."""
+    """Check rows with after < seq <= until: leaf hash, columns against leaf and body, commitment, keys."""
     report = AuditReport()
     digests = bytearray()
     sha256, check, problems = hashlib.sha256, _check_row, report.problems
+    copies = bool(getattr(store, "copies_attributes", False))
     first = last = 0
     count = 0
     cursor = after
@@ -249,6 +374,7 @@ def _check_range(store: Store, after: int, until: int) -> _Checked:
         rows = [row for row in store.ledger_rows(cursor, _CHUNK) if row.seq <= until]
         if not rows:
             break
+        sealed: dict[str, tuple[int, _SealedNames]] = {}
         for row in rows:
             seq = row.seq
             if count and seq != last + 1:
@@ -259,9 +385,13 @@ def _check_range(store: Store, after: int, until: int) -> _Checked:
             count += 1
             digest = sha256(b"\x00" + row.leaf).digest()
             if digest != row.leaf_hash:
-                problems.append(Problem(seq, "the stored leaf hash does not match the leaf bytes"))
+                problems.append(Problem(seq, _LEAF_HASH_EDITED))
             digests += digest
-            check(row, report)
+            names = check(row, report, copies)
+            if names is not None:
+                sealed[row.id] = (seq, names)
+        if sealed:
+            _check_keys(store, sealed, report)
         cursor = rows[-1].seq
     return _Checked(bytes(digests), report.problems, report.purged, count, first, last)
 
@@ -302,12 +432,16 @@ def _checked_ranges(store: Store, workers: int) -> Iterator[_Checked]:
             yield pending.popleft().result()
 
 
-def _check_row(row: LedgerRow, report: AuditReport) -> None:
+def _check_row(row: LedgerRow, report: AuditReport, copies_attributes: bool) -> _SealedNames | None:
+    """Check one row's columns against its leaf and body, and the body against its commitment.
+
+    Returns the key names a sealed body says wrap its data key (checked against entry_keys per chunk).
+    """
     try:
         leaf = _leaf_decoder.decode(row.leaf)
     except msgspec.DecodeError as exc:
         report.problems.append(Problem(row.seq, f"the leaf is not a valid leaf body ({exc})"))
-        return
+        return None
     model = leaf.model
     signed = (
         leaf.id,
@@ -320,21 +454,125 @@ def _check_row(row: LedgerRow, report: AuditReport) -> None:
     )
     stored = (row.id, row.kind, row.system, row.ts, row.model_name, row.model_version, row.status)
     if signed != stored:  # the slow, precise report only when something differs
-        for name, mine, theirs in zip(_COLUMN_NAMES, stored, signed, strict=True):
-            if mine != theirs:
-                report.problems.append(
-                    Problem(row.seq, f"column {name} is {mine!r} but the leaf says {theirs!r}")
-                )
+        _name_columns(row.seq, _LEAF_COLUMNS, stored, signed, "the leaf", report)
+    if row.indexed != "" and row.indexed != leaf.id:  # "": the id index agrees with this row
+        report.problems.append(Problem(row.seq, _index_problem(row.indexed, leaf.id)))
     if row.body is None:
         report.purged += 1
-        return
+        if copies_attributes and row.attributes is not None:
+            report.problems.append(Problem(row.seq, "column attributes holds a copy of a purged payload"))
+        return None
     if row.salt is None or _sha256(row.salt + row.body).digest() != _b64decode(leaf.commit):
         report.problems.append(
-            Problem(row.seq, "the payload does not match its commitment in the leaf (edited?)")
+            Problem(
+                row.seq, "the payload does not match its commitment in the leaf (column body or salt edited)"
+            )
         )
+        return None  # columns are checked against a body only once the body itself is known good
+    try:
+        body = (_body_attributes_decoder if copies_attributes else _body_decoder).decode(row.body)
+    except msgspec.DecodeError as exc:
+        report.problems.append(Problem(row.seq, f"the committed body does not decode ({exc})"))
+        return None
+    committed = _astuple(body)[:7]
+    if committed != row[12:19]:
+        _name_columns(row.seq, _BODY_COLUMNS, row[12:19], committed, "the committed body", report)
+    if copies_attributes and not _same_copy(row.attributes, body, row.body):
+        report.problems.append(
+            Problem(
+                row.seq,
+                f"column attributes is {row.attributes!r} but the committed body says {attributes_copy(row.body)!r}",
+            )
+        )
+    return body.sealed
 
 
-_COLUMN_NAMES = ("id", "kind", "system", "ts", "model_name", "model_version", "status")
+def _same_copy(stored: str | None, body: _BodyColumns, raw: bytes) -> bool:
+    """Whether a store's attributes copy holds what the body's attributes say (as JSON values)."""
+    attributes = body.attributes if isinstance(body, _BodyColumnsAndAttributes) else {}
+    try:  # the common case, cheaply: equal values (a boolean would equal 1 here, so none may appear)
+        copy = msgspec.json.decode(stored) if stored is not None else {}
+        if copy == attributes and (stored is None or ("true" not in stored and "false" not in stored)):
+            return True
+        if _encode_sorted(copy) == _encode_sorted(attributes):  # the same values, spelled alike
+            return True
+    except msgspec.MsgspecError:
+        pass
+    # jsonb spells some values its own way (1e30 as 1000...0, 1.50 as 1.5); U+0000 is never copied.
+    return _json_value(stored) == _json_value(attributes_copy(raw))
+
+
+def _encode_sorted(value: object) -> bytes:
+    return msgspec.json.encode(value, order="sorted")
+
+
+def _name_columns(
+    seq: int, names: tuple[str, ...], stored: tuple[object, ...], signed: tuple[object, ...], where: str,
+    report: AuditReport,
+) -> None:  # fmt: skip
+    for name, mine, theirs in zip(names, stored, signed, strict=True):
+        if mine != theirs:
+            report.problems.append(Problem(seq, f"column {name} is {mine!r} but {where} says {theirs!r}"))
+
+
+def _index_problem(indexed: str | None, entry_id: str) -> str:
+    """What is wrong with the id index (entry_ids) that get(id), `show` and proofs go through."""
+    if indexed is None:
+        return f"the id index (entry_ids) has no row for this entry ({entry_id})"
+    return f"the id index (entry_ids) gives this row to {indexed!r}, not to its id {entry_id}"
+
+
+def _json_value(text: str | None) -> object:
+    """A JSON text as a value that compares numbers exactly and never a boolean equal to a number."""
+    return None if text is None else _tagged(json.loads(text, parse_float=Decimal, parse_int=Decimal))
+
+
+def _tagged(value: object) -> object:
+    if isinstance(value, bool):
+        return ("bool", value)  # True == 1 in Python, but not in JSON (nor in a jsonb filter)
+    if isinstance(value, Decimal):
+        return ("number", value)
+    if isinstance(value, dict):
+        return tuple(sorted((key, _tagged(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(_tagged(item) for item in value))
+    return value
+
+
+def _check_keys(store: Store, sealed: dict[str, tuple[int, _SealedNames]], report: AuditReport) -> None:
+    """Each sealed entry's wrapped data key exists and is wrapped by the keys its body names.
+
+    The wrapped blob itself needs the key store to open; a forged one fails every read (AES-GCM bound
+    to the entry's id, and the body commits to the data key), so it can deny a read but never show
+    another entry's payload.
+    """
+    keys = store.entry_keys(list(sealed))
+    for entry_id, (seq, names) in sealed.items():
+        key = keys.get(entry_id)
+        if key is None:
+            report.problems.append(
+                Problem(seq, "the sealed payload has no wrapped data key in entry_keys (deleted or moved?)")
+            )
+            continue
+        if name_of(key.epoch_ref) != names.epoch:
+            report.problems.append(
+                Problem(seq, f"entry_keys epoch_ref is {key.epoch_ref!r} but the body names {names.epoch!r}")
+            )
+        if (name_of(key.subject_ref) if key.subject_ref else None) != names.subject:
+            report.problems.append(
+                Problem(
+                    seq, f"entry_keys subject_ref is {key.subject_ref!r} but the body names {names.subject!r}"
+                )
+            )
+
+
+_LEAF_COLUMNS = ("id", "kind", "system", "ts", "model_name", "model_version", "status")
+_BODY_COLUMNS = ("latency_ms", "request_id", "trace_id", "session_id", "subject", "inference_id", "actor")
+if LedgerRow._fields[12:19] != _BODY_COLUMNS or _BodyColumns.__struct_fields__[:7] != _BODY_COLUMNS:
+    raise ImportError(
+        "LedgerRow and _BodyColumns must list the body's columns in one order"
+    )  # pragma: no cover
+_LEAF_HASH_EDITED = "column leaf_hash does not match the hash of column leaf (one of them was edited)"
 _sha256 = hashlib.sha256
 _b64decode = binascii.a2b_base64
 
@@ -354,7 +592,9 @@ class RecordReport:
         return not self.problems
 
 
-def verify_record(store: Store, entry_id: str, verifiers: Sequence[NoteVerifier]) -> RecordReport:
+def verify_record(
+    store: Store, entry_id: str, verifiers: Sequence[NoteVerifier], origin: str | None = None
+) -> RecordReport:
     """Prove one entry is in the log: its leaf, its payload commitment, its inclusion under a signed checkpoint."""
     if not verifiers:
         raise UsageError("verifying a record needs a verifier key (--key or INFERLOG_VERIFIER_KEY)")
@@ -369,14 +609,18 @@ def verify_record(store: Store, entry_id: str, verifiers: Sequence[NoteVerifier]
     row = rows[0]
     leaf_hash = hashlib.sha256(b"\x00" + row.leaf).digest()
     audit_row = AuditReport()
-    _check_row(row, audit_row)
+    if leaf_hash != row.leaf_hash:
+        audit_row.problems.append(Problem(row.seq, _LEAF_HASH_EDITED))
+    names = _check_row(row, audit_row, bool(getattr(store, "copies_attributes", False)))
+    if names is not None:
+        _check_keys(store, {row.id: (row.seq, names)}, audit_row)
     report.problems += audit_row.problems
     checkpoint = None
     for kept in reversed(store.checkpoints()):
         if kept.size < stored.seq:
             break
         try:
-            checkpoint = open_checkpoint(kept.note, verifiers)
+            checkpoint = open_checkpoint(kept.note, verifiers, origin=expected_origin(verifiers, origin))
             break
         except (NoteError, CheckpointError) as exc:
             report.problems.append(Problem(None, f"checkpoint {kept.size} does not verify: {exc}"))
@@ -412,7 +656,7 @@ class CheckpointReport:
 
 
 def verify_checkpoint(
-    store: Store, verifiers: Sequence[NoteVerifier], trusted_path: Path
+    store: Store, verifiers: Sequence[NoteVerifier], trusted_path: Path, origin: str | None = None
 ) -> CheckpointReport:
     """Check the store's newest checkpoint extends the trusted one; on success it becomes trusted."""
     if not verifiers:
@@ -424,7 +668,9 @@ def verify_checkpoint(
         return report
     latest_note = kept[-1].note
     try:
-        report.latest = latest = open_checkpoint(latest_note, verifiers)
+        report.latest = latest = open_checkpoint(
+            latest_note, verifiers, origin=expected_origin(verifiers, origin)
+        )
     except (NoteError, CheckpointError) as exc:
         report.problems.append(Problem(None, f"the newest checkpoint does not verify: {exc}"))
         return report
@@ -434,7 +680,9 @@ def verify_checkpoint(
         return report
     trusted_note = trusted_path.read_bytes()
     try:
-        report.trusted = trusted = open_checkpoint(trusted_note, verifiers)
+        report.trusted = trusted = open_checkpoint(
+            trusted_note, verifiers, origin=expected_origin(verifiers, origin)
+        )
     except (NoteError, CheckpointError) as exc:
         raise UsageError(f"the trusted checkpoint {trusted_path} does not verify: {exc}") from exc
     problem = None

@@ -12,7 +12,7 @@ A signed note is::
     <blank line>
     — <key name> <base64(4-byte key ID || 64-byte Ed25519 signature)>\\n   (one or more)
 
-and a checkpoint's text is ``origin\\nsize\\nbase64(root)\\n``.
+and a checkpoint's text is ``origin\\nsize\\nbase64(root)\\n``, optionally followed by extension lines.
 """
 
 from __future__ import annotations
@@ -321,32 +321,48 @@ def open_note(note: bytes, verifiers: Sequence[NoteVerifier]) -> tuple[bytes, li
 # ------------------------------------------------------------------ checkpoints
 
 
+def _valid_origin(origin: str) -> bool:
+    """C2SP tlog-checkpoint: any non-empty line (a note's text holds no control character)."""
+    return bool(origin) and not _CONTROL.search(origin) and "\n" not in origin
+
+
 @dataclass(frozen=True)
 class Checkpoint:
-    """A tree head: which log (``origin``), how many leaves, and their RFC 6962 root."""
+    """A tree head: which log (``origin``), how many leaves, their RFC 6962 root, and any extension lines.
+
+    As C2SP tlog-checkpoint allows, the origin is any non-empty line (by convention a schema-less
+    URL) and optional, non-empty extension lines may follow the root; they are parsed, kept and
+    signed over, and carry no meaning here. What a checkpoint proves is checked against the origin
+    the verifier expects (see :func:`open_checkpoint`).
+    """
 
     origin: str
     size: int
     root: bytes
+    extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not _valid_name(self.origin):
+        if not _valid_origin(self.origin):
             raise CheckpointError(
-                f"invalid origin {self.origin!r}: it must be non-empty, without spaces, newlines or '+'"
+                f"invalid origin {self.origin!r}: it must be one non-empty line without control characters"
             )
         if isinstance(self.size, bool) or not 0 <= self.size <= _MAX_SIZE:
             raise CheckpointError(f"checkpoint size {self.size!r} is outside 0..2**64-1")
         if len(self.root) != HASH_SIZE:
             raise CheckpointError(f"checkpoint root must be {HASH_SIZE} bytes")
+        for line in self.extensions:
+            if not _valid_origin(line):  # the same rule: one non-empty line
+                raise CheckpointError(f"invalid extension line {line!r}: it must be one non-empty line")
 
     def body(self) -> bytes:
-        """The checkpoint note text: ``origin\\nsize\\nbase64(root)\\n``."""
+        """The checkpoint note text: ``origin\nsize\nbase64(root)\n``, then any extension lines."""
         root64 = base64.b64encode(self.root).decode()
-        return f"{self.origin}\n{self.size}\n{root64}\n".encode()
+        extensions = "".join(f"{line}\n" for line in self.extensions)
+        return f"{self.origin}\n{self.size}\n{root64}\n{extensions}".encode()
 
     @classmethod
     def parse(cls, text: bytes) -> Checkpoint:
-        """Parse a checkpoint body; extension lines are refused (monitors cannot audit them)."""
+        """Parse a checkpoint body (C2SP tlog-checkpoint), extension lines included."""
         try:
             decoded = text.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -354,9 +370,11 @@ class Checkpoint:
         if not decoded.endswith("\n"):
             raise CheckpointError("checkpoint must end with a newline")
         lines = decoded[:-1].split("\n")
-        if len(lines) != 3:
-            raise CheckpointError(f"checkpoint must have 3 lines (origin, size, root), got {len(lines)}")
-        origin, size_text, root64 = lines
+        if len(lines) < 3:
+            raise CheckpointError(
+                f"checkpoint must have at least 3 lines (origin, size, root), got {len(lines)}"
+            )
+        origin, size_text, root64, *extensions = lines
         if not _DECIMAL.fullmatch(size_text):
             raise CheckpointError(f"checkpoint size {size_text!r} is not a canonical decimal")
         try:
@@ -367,7 +385,7 @@ class Checkpoint:
             raise CheckpointError(f"checkpoint root is {len(root)} bytes, not {HASH_SIZE}")
         if base64.b64encode(root).decode() != root64:
             raise CheckpointError(f"checkpoint root {root64!r} is not canonical base64")
-        return cls(origin, int(size_text), root)
+        return cls(origin, int(size_text), root, tuple(extensions))
 
 
 def sign_checkpoint(checkpoint: Checkpoint, signer: NoteSigner) -> bytes:

@@ -27,7 +27,7 @@ from inferlog.errors import (
     UsageError,
 )
 from inferlog.ingest.window import AcceptedWindow
-from inferlog.integrity.checkpointer import Checkpointer
+from inferlog.integrity.checkpointer import CheckpointCadence, Checkpointer
 from inferlog.privacy.protect import Protection
 from inferlog.server import pending
 from inferlog.server.auth import AuthError, Forbidden
@@ -70,6 +70,7 @@ def create_app(
     protection: Protection | None = None,
     retention_every: float = 0.0,
     window: AcceptedWindow | None = None,
+    checkpoint_cadence: bool = True,
 ) -> FastAPI:
     """An app serving ``store``. ``auth=False`` makes every request an all-powerful anonymous one.
 
@@ -78,8 +79,12 @@ def create_app(
     start (if it changed), and with ``retention_every`` seconds > 0 its retention is applied at start
     and then on that schedule. ``window`` bounds the times writers may give their records (default:
     from ``INFERLOG_MAX_RECORD_AGE`` and ``INFERLOG_MAX_CLOCK_SKEW``).
+    With a ``checkpointer``, a background thread signs on its cadence (every
+    N entries or T seconds) while the app runs, and once more at shutdown; ``checkpoint_cadence=False``
+    leaves only ``POST /v1/checkpoint``.
     """
     schedule = RetentionSchedule(store, protection, retention_every) if protection is not None else None
+    cadence = CheckpointCadence(checkpointer) if checkpointer is not None and checkpoint_cadence else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,9 +92,13 @@ def create_app(
         if schedule is not None:
             schedule.record_policy()
             schedule.start()
+        if cadence is not None:
+            cadence.start()
         try:
             yield
         finally:
+            if cadence is not None:
+                cadence.close()
             if schedule is not None:
                 schedule.close()
             pending.close_pending(app.state)

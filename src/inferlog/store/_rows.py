@@ -22,14 +22,24 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICRO = dt.timedelta(microseconds=1)
 _entry_decoder = msgspec.json.Decoder(Entry)
 
+
+class _Attributes(msgspec.Struct):
+    attributes: dict[str, Any] = {}
+
+
+_attributes_of = msgspec.json.Decoder(_Attributes)  # reads one field of a body, skipping the rest
+
 # Columns written on append, in order (seq and logged_at come first, filled by the store).
 COLUMNS = (
     "seq", "logged_at", "id", "kind", "system", "ts", "model_name", "model_version", "status",
     "latency_ms", "request_id", "trace_id", "session_id", "subject", "inference_id", "actor",
     "body", "salt", "leaf", "leaf_hash",
 )  # fmt: skip
-# Columns the verifier reads (see LedgerRow).
-LEDGER_COLUMNS = "seq, id, kind, system, ts, model_name, model_version, status, body, salt, leaf, leaf_hash"
+# Columns the verifier reads (see LedgerRow); each store adds its attributes copy and id index.
+LEDGER_COLUMNS = (
+    "seq, id, kind, system, ts, model_name, model_version, status, body, salt, leaf, leaf_hash, "
+    "latency_ms, request_id, trace_id, session_id, subject, inference_id, actor"
+)
 # Columns read back to rebuild a StoredEntry.
 READ_COLUMNS = "seq, logged_at, body, leaf, leaf_hash"
 
@@ -92,6 +102,19 @@ def _entry_from_leaf(leaf: bytes) -> Entry:
         common["action"] = "purged"
     entry: Entry = msgspec.convert(common, Entry)
     return entry
+
+
+def attributes_copy(body: bytes) -> str | None:
+    """The searchable copy of a body's attributes a store may keep beside it (JSON text), or None.
+
+    From the canonical body, not the entry, so queries see what the body says (e.g. a NaN attribute
+    is null there). The verifier recomputes it the same way to check a stored copy.
+    """
+    attributes = _attributes_of.decode(body).attributes
+    copy = msgspec.json.encode(attributes).decode("utf-8") if attributes else None
+    if copy is not None and "\\u0000" in copy:
+        return None  # jsonb cannot hold U+0000; the body keeps it, attribute queries cannot see it
+    return copy
 
 
 def same_content(stored_body: bytes | None, prepared: Prepared) -> bool:

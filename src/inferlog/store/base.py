@@ -142,7 +142,11 @@ class Page:
 
 
 class LedgerRow(NamedTuple):
-    """One entry's row as the verifier reads it: the indexed columns, the body, the leaf."""
+    """One entry's row as the verifier reads it: every stored column that a read uses.
+
+    The verifier checks each against the leaf or the committed body, so a column edited behind the
+    store's back (queries, stats and erasure select by them) is found.
+    """
 
     seq: int
     id: str
@@ -156,6 +160,17 @@ class LedgerRow(NamedTuple):
     salt: bytes | None
     leaf: bytes
     leaf_hash: bytes
+    latency_ms: float | None
+    request_id: str | None
+    trace_id: str | None
+    session_id: str | None
+    subject: str | None
+    inference_id: str | None
+    actor: str | None
+    attributes: str | None  # the store's searchable copy of the body's attributes (JSON), if it keeps one
+    # What a separate id index says of this row: "" if it agrees (or the store has none: SQLite's is
+    # the id column's own UNIQUE index), else the id it gives this row, None if it has no row for it.
+    indexed: str | None
 
 
 @dataclass(frozen=True)

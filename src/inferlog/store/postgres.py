@@ -44,8 +44,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import msgspec
-
 from inferlog.errors import Conflict, IntegrityError, StoreError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
@@ -57,6 +55,7 @@ from inferlog.store._rows import (
     COLUMNS,
     LEDGER_COLUMNS,
     READ_COLUMNS,
+    attributes_copy,
     row_of,
     same_content,
     stored_of,
@@ -100,6 +99,15 @@ _READ = ", ".join(f"e.{column.strip()}" for column in READ_COLUMNS.split(","))
 _LEDGER = ", ".join(
     "id::text" if column.strip() == "id" else column.strip() for column in LEDGER_COLUMNS.split(",")
 )
+# The verifier's read: every column a read uses, the attributes copy, and what the id index (which
+# get(id) goes through) says of each row: '' when it maps this row's id to this seq and ts, else its
+# id (noting another ts), NULL when it has no row. One index probe per row, by the unique seq key.
+_LEDGER_SQL = (
+    f"SELECT {', '.join('e.' + c for c in _LEDGER.split(', '))}, e.attributes::text, "
+    "(SELECT CASE WHEN i.id = e.id AND i.ts = e.ts THEN '' WHEN i.ts = e.ts THEN i.id::text "
+    "ELSE i.id::text || ' at ts ' || i.ts::text END FROM inferlog.entry_ids i WHERE i.seq = e.seq) "
+    "FROM inferlog.entries e WHERE e.seq > %s ORDER BY e.seq LIMIT %s"
+)
 # Where _row() puts what the append needs again (COLUMNS order, then the attributes copy).
 _LOGGED_AT, _TS, _LEAF_HASH = (COLUMNS.index(name) for name in ("logged_at", "ts", "leaf_hash"))
 # The statements behind get() and a model query, kept here so tests can EXPLAIN exactly them.
@@ -136,10 +144,15 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class PostgresStore:
     """The Store protocol on PostgreSQL (``postgresql://user@host:port/db``).
 
+    Besides each body it keeps a jsonb copy of the body's attributes (``copies_attributes``), which
+    attribute filters use and the verifier checks against the body.
+
     ``app_role`` (or ``?app_role=`` in the URL) migrates as the URL's role and grants that role;
     ``migrations`` is the schema to reach (tests inject longer lists); ``pool_size`` caps the
     connections; ``timeout`` bounds connecting and waiting for a pooled connection, in seconds.
     """
+
+    copies_attributes = True
 
     def __init__(
         self,
@@ -447,18 +460,18 @@ class PostgresStore:
         return self._run("read from", lambda conn: _tile_hashes(conn, level, start, end))
 
     def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
-        rows = self._run(
-            "read from",
-            lambda conn: conn.execute(
-                f"SELECT {_LEDGER} FROM inferlog.entries WHERE seq > %s ORDER BY seq LIMIT %s",
-                (after, limit),
-            ).fetchall(),
-        )
+        def read(conn: Conn) -> list[tuple[Any, ...]]:
+            conn.execute("SET LOCAL jit = off")  # compiling the per-row index probe costs more than it saves
+            return conn.execute(_LEDGER_SQL, (after, limit)).fetchall()
+
+        rows = self._run("read from", read)
         return [
             LedgerRow(seq, id_, kind, system, to_micros(ts), name, version, status,
                       body.encode("utf-8") if body is not None else None,
-                      bytes(salt) if salt is not None else None, bytes(leaf), bytes(leaf_hash))
-            for seq, id_, kind, system, ts, name, version, status, body, salt, leaf, leaf_hash in rows
+                      bytes(salt) if salt is not None else None, bytes(leaf), bytes(leaf_hash),
+                      latency, request, trace, session, subject, inference, actor, attributes, indexed)
+            for (seq, id_, kind, system, ts, name, version, status, body, salt, leaf, leaf_hash,
+                 latency, request, trace, session, subject, inference, actor, attributes, indexed) in rows
         ]  # fmt: skip
 
     def checkpoints(self) -> list[StoredCheckpoint]:
@@ -607,25 +620,12 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
 # -- rows ----------------------------------------------------------------------------------------
 
 
-class _Attributes(msgspec.Struct):
-    attributes: dict[str, Any] = {}
-
-
-_attributes_of = msgspec.json.Decoder(_Attributes)  # reads one field of a body, skipping the rest
-
-
 def _row(prepared: Prepared, seq: int, logged_at: dt.datetime) -> list[Any]:
     """COLUMNS plus the attributes copy, with timestamps as datetimes (timestamptz columns)."""
     row = list(row_of(prepared, seq, 0))
     row[_LOGGED_AT] = logged_at
     row[_TS] = prepared.entry.ts
-    # From the canonical body, not the entry, so queries see what SQLite's json_extract sees there
-    # (e.g. a NaN attribute is null in the body).
-    attributes = _attributes_of.decode(prepared.body).attributes
-    copy = msgspec.json.encode(attributes).decode("utf-8") if attributes else None
-    if copy is not None and "\\u0000" in copy:
-        copy = None  # jsonb cannot hold U+0000; the body keeps it, attribute queries cannot see it
-    row.append(copy)
+    row.append(attributes_copy(prepared.body))  # what SQLite's json_extract sees in the body
     return row
 
 

@@ -528,7 +528,8 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 # The body as BLOB: the verifier hashes bytes, and SQLite hands them over without a decode/encode.
-_LEDGER_SELECT = LEDGER_COLUMNS.replace("body", "CAST(body AS BLOB)")
+# No attributes copy (filters read the body); no separate id index ('': the id column's own UNIQUE index).
+_LEDGER_SELECT = LEDGER_COLUMNS.replace("body", "CAST(body AS BLOB)") + ", NULL, ''"
 
 
 @contextlib.contextmanager
