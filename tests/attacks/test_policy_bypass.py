@@ -28,6 +28,7 @@ from inferlog.keystore.protection import load_protection
 from inferlog.privacy.protect import Protection
 from inferlog.privacy.seal import Sealer
 from inferlog.record import uuid7
+from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import InferenceRecord, Model
 from inferlog.sdk.http import HttpTransport
 from inferlog.server import create_app
@@ -51,13 +52,16 @@ pseudonymize = ["subject"]
 detectors = ["email"]
 """
 
+# Inside the window a server accepts (INFERLOG_MAX_RECORD_AGE): a fixed date would age out of it.
+RECENT = format_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+
 
 def _forged(**overrides: Any) -> dict[str, Any]:
     """A record whose ``sealed`` block is made up by the client, with every payload in clear."""
     record: dict[str, Any] = {
         "id": uuid7(),
         "system": "credit",
-        "ts": "2026-05-01T10:00:00Z",
+        "ts": RECENT,
         "model": {"name": "credit-risk", "version": "3"},
         "input": {"email": EMAIL, "secret": SECRET},
         "output": {"decision": "declined", "contact": EMAIL},
@@ -271,7 +275,7 @@ def _entry() -> InferenceRecord:
     return InferenceRecord(
         id=uuid7(),
         system="credit",
-        ts=dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC),
+        ts=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
         model=Model("credit-risk", "3"),
         input={"email": EMAIL, "secret": SECRET},
         output={"decision": "declined", "contact": EMAIL},

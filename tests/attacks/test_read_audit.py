@@ -5,6 +5,7 @@ changes and erasures are on record whichever face made them.
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from click.testing import CliRunner, Result
 
 import inferlog
 from inferlog.cli import cli
+from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import AccessEntry, AdminEntry
 from inferlog.server.auth import create_key
 from inferlog.store import open_store
@@ -26,6 +28,9 @@ from tests.server.conftest import Server, _serve
 
 CLI_ACTOR = f"cli:{getpass.getuser()}"
 PLANTED = "Ottoline Vexworth-55"
+
+# Inside the window a server accepts (INFERLOG_MAX_RECORD_AGE): a fixed date would age out of it.
+RECENT = format_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
 
 
 def run(*args: str) -> Result:
@@ -212,7 +217,7 @@ def test_erase_works_on_the_default_install(logged: tuple[str, list[str]], tmp_p
 def _rec(system: str) -> dict[str, Any]:
     return {
         "system": system,
-        "ts": "2026-05-01T10:00:00Z",
+        "ts": RECENT,
         "model": {"name": "m", "version": "1"},
         "input": {"x": 1},
         "output": {"y": 2},
