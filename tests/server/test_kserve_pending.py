@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from inferlog.cli.serve import default_kserve_pending
 from inferlog.ingest import kserve
+from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import InferenceRecord
 from inferlog.server import create_app
 from inferlog.server.pending import PendingHalves
@@ -24,6 +26,8 @@ from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from tests.fix_server import free_port
 
+# Inside the window a server accepts (INFERLOG_MAX_RECORD_AGE): a fixed date would age out of it.
+RECENT = format_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
 SOURCE = "iris-predictor-00001"
 BODY = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
@@ -34,7 +38,7 @@ def _half(ce_id: str, half: str = "request") -> dict[str, str]:
         "Ce-Id": ce_id,
         "Ce-Type": f"org.kubeflow.serving.inference.{half}",
         "Ce-Source": SOURCE,
-        "Ce-Time": "2026-11-27T01:00:00Z",
+        "Ce-Time": RECENT,
         "Ce-Inferenceservicename": "iris",
         "Ce-Namespace": "models",
         "Ce-Component": "predictor",
