@@ -311,3 +311,24 @@ def test_the_sdk_sealing_with_the_servers_key_store_still_delivers(
     )
     assert got.json()["input"] == {"email": "[REDACTED:email]", "secret": SECRET}
     _absent(deployed.raw(), EMAIL, SECRET, SUBJECT)
+
+
+@pytest.mark.parametrize("version", ["99999999999999999999", "9" * 5000, "²", "-1"])
+def test_a_claimed_seal_naming_an_impossible_key_version_is_a_422(
+    guarded: tuple[Deployed, Protection], version: str
+) -> None:
+    """A key reference whose version no key store can hold (past 64 bits, not ASCII digits) is refused as a bad seal, not a 500."""
+    deployed, _ = guarded
+    for where in ("epoch_ref", "subject_ref"):
+        dek = {
+            "epoch_ref": "epoch:credit:2026-05#1",
+            "blob": "AAAA",
+            where: f"epoch:credit:2026-05#{version}",
+        }
+        record = _forged(
+            sealed={"fields": ["input"], "kc": "AAAA", "epoch": "epoch:credit:2026-05", "dek": dek}
+        )
+        answer = deployed.client.post("/v1/records", json=[record], headers=deployed.as_("ingest"))
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"].startswith("sealed")
+    _absent(deployed.raw(), EMAIL, SECRET, SUBJECT)

@@ -57,10 +57,15 @@ def _when(micros: int | None) -> dt.datetime | None:
     return None if micros is None else dt.datetime.fromtimestamp(micros / 1_000_000, dt.UTC)
 
 
+_MAX_CACHED = 65_536
+_MAX_VERSION_DIGITS = 18  # below 2**63: a version SQLite can compare
+
+
 def _split(ref: str) -> tuple[str, int]:
     name, sep, version = ref.rpartition("#")
-    if not sep or not version.isdigit():
-        raise UsageError(f"{ref!r} is not a key reference (name#version)")
+    # ASCII digits that fit SQLite's 64-bit integer: anything else names no key this store could hold.
+    if not sep or not (version.isascii() and version.isdigit()) or len(version) > _MAX_VERSION_DIGITS:
+        raise UsageError(f"{ref[:300]!r} is not a key reference (name#version)")
     return name, int(version)
 
 
@@ -183,6 +188,8 @@ class LocalKeyStore:
                 "SELECT material FROM keys WHERE name = ? AND version = ?", (name, version)
             ).fetchone()
             material = bytes(row[0]) if row is not None and row[0] is not None else None
+            if len(self._cache) > _MAX_CACHED:  # writers' claimed seals name any reference they like
+                self._cache.clear()
             self._cache[ref] = material
             return material
 
