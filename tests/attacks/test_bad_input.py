@@ -86,6 +86,15 @@ def test_nul_in_a_filter_is_422_on_both_backends(server: Server, name: str, valu
     assert "inferlog_store_errors_total 0.0" in metrics
 
 
+@pytest.mark.parametrize("value", ["100000000000000000000000000000", str(2**63), str(-(2**63) - 1)])
+def test_an_attribute_filter_past_64_bits_is_422_on_both_backends(server: Server, value: str) -> None:
+    """A whole-number attribute filter no 64-bit integer holds answers 422 naming `attr` on both backends (SQLite answered 500)."""
+    response = server.client.get(
+        "/v1/records", params={"attr": f"score={value}", "purpose": "test"}, headers=server.as_("auditor")
+    )
+    _assert_names(response, 422, "attr")
+
+
 # -- the CLI ------------------------------------------------------------------------------------
 
 

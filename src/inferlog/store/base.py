@@ -104,6 +104,13 @@ class Query:
         for key, value in self.attributes.items():
             if "\x00" in key or (isinstance(value, str) and "\x00" in value):
                 raise BadParameter(f"attribute {key!r} must not contain U+0000 (NUL)", field="attr")
+            if (
+                type(value) is int and not -(2**63) <= value < 2**63
+            ):  # SQLite binds 64 bits; one answer on both
+                raise BadParameter(
+                    f"attribute {key!r}: a whole number must fit in 64 bits (write it as a float, e.g. 1e29)",
+                    field="attr",
+                )
 
     def next(self, cursor: int) -> Query:
         """The same query, continued after ``cursor``."""
