@@ -40,6 +40,7 @@ from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
 server = server_fixtures.server  # the API fixture, on SQLite and PostgreSQL
+sqlite_server = server_fixtures.sqlite_server
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 MODEL = inferlog.Model("m", "1")
@@ -375,3 +376,59 @@ def test_attribute_filters_match_json_values_the_same_on_every_backend(any_store
     for bad in (math.nan, math.inf):
         with pytest.raises(UsageError, match="finite"):
             any_store.query(Query(attributes={"v": bad}))
+
+
+def test_dead_letters_of_records_a_server_refused_import_with_inferlog_import(
+    sqlite_server: Server, tmp_path: Path
+) -> None:
+    """Records a server refused (older than its accepted window) land in dead-letter/ and `inferlog import` of that file brings them in."""
+    import datetime as dt
+
+    from inferlog.sdk.http import HttpTransport
+
+    transport = HttpTransport("http://testserver", sqlite_server.keys["ingest"])
+    transport._http = TestClient(
+        sqlite_server.client.app,
+        headers={**sqlite_server.as_("ingest"), "User-Agent": "inferlog-sdk"},
+    )
+    spool = tmp_path / "sdk-spool"
+    log = Log(transport, system="credit", spool_dir=spool)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)  # outside the server's 30-day window
+    try:
+        refused = [log.record(model=MODEL, input={"i": i}, ts=old) for i in range(3)]
+        fresh = log.record(model=MODEL, input={"i": "fresh"})
+        assert log.flush(timeout=30)
+        assert log.counters.failed == 3
+    finally:
+        log.close()
+    (letters,) = spool.rglob("dead-letter/*.jsonl")
+    db = tmp_path / "server.db"
+    result = CliRunner().invoke(cli, ["--db", f"sqlite:///{db}", "import", str(letters)])
+    assert result.exit_code == 0, result.output
+    assert "3 new" in result.output
+    for entry_id in [*refused, fresh]:
+        assert sqlite_server.store.get(entry_id) is not None
+    again = CliRunner().invoke(cli, ["--db", f"sqlite:///{db}", "import", str(letters)])
+    assert again.exit_code == 0, again.output
+    assert "0 new, 3 duplicate" in again.output
+
+
+def test_a_dead_letter_that_kept_its_spool_frame_imports_or_names_its_problem(tmp_path: Path) -> None:
+    """A dead letter holding the raw spool frame imports as its record; an unreadable frame is one line naming `record.frame`."""
+    import base64
+
+    entry = make_record(system="credit", input={"kept": "as a frame"})
+    letter = {"reason": "cannot be sealed: key store down", "record": {"frame": base64.b64encode(
+        msgspec.msgpack.encode(entry)).decode()}}  # fmt: skip
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(msgspec.json.encode(letter) + b"\n")
+    db = f"sqlite:///{tmp_path / 'log.db'}"
+    result = CliRunner().invoke(cli, ["--db", db, "import", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "1 new" in result.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"reason": "undecodable", "record": {"frame": "bm90IG1zZ3BhY2s="}}\n')
+    refused = CliRunner().invoke(cli, ["--db", db, "import", str(bad)])
+    assert refused.exit_code == 1
+    assert "record.frame" in refused.stderr
+    assert "Traceback" not in refused.output

@@ -11,13 +11,14 @@ derived from its content (and from how many identical lines came before it), and
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -29,6 +30,8 @@ from inferlog.cli._common import State, pass_state
 from inferlog.errors import RecordInvalid, UsageError
 from inferlog.ingest import Ingestor
 from inferlog.pipeline import Pipeline
+from inferlog.privacy.frames import MAGIC as SEALED_FRAME
+from inferlog.privacy.frames import FrameCipher
 from inferlog.privacy.policy import Policy
 from inferlog.privacy.protect import Protection
 from inferlog.record.canonical import canonicalize
@@ -38,6 +41,7 @@ from inferlog.store.base import Store
 
 _MAX_SHOWN = 10
 _decode = msgspec.json.decode
+_frame_decoder = msgspec.msgpack.Decoder(Entry)  # a spool frame, as a dead letter keeps it
 
 
 @dataclass
@@ -53,11 +57,18 @@ class ImportReport:
 
 
 class _Lines:
-    """Turns the lines of one file into entries, the same way on every pass."""
+    """Turns the lines of one file into entries, the same way on every pass.
 
-    def __init__(self, system: str | None, started: dt.datetime) -> None:
+    A line of an SDK's ``dead-letter/`` file (``{"reason": …, "record": …}``) stands for its record, so
+    what a server refused (older than its accepted window, say) comes in by importing that file.
+    """
+
+    def __init__(
+        self, system: str | None, started: dt.datetime, open_frame: Callable[[bytes], bytes] | None = None
+    ) -> None:
         self.system = system
         self.started = started
+        self.open_frame = open_frame  # spool frames sealed whole (a policy with a key store)
 
     def read(self, stream: IO[bytes]) -> Iterator[tuple[int, Entry | RecordInvalid, bool]]:
         """(line number, entry or why not, whether the id was derived) for each non-blank line."""
@@ -74,6 +85,11 @@ class _Lines:
             if not isinstance(data, dict):
                 yield number, RecordInvalid(f"expected a JSON object, got {type(data).__name__}"), False
                 continue
+            try:
+                data = self._letter_record(data)
+            except RecordInvalid as exc:
+                yield number, exc, False
+                continue
             derived = "id" not in data
             try:
                 if derived:
@@ -84,6 +100,29 @@ class _Lines:
                 yield number, exc, derived
                 continue
             yield number, entry, derived
+
+    def _letter_record(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A dead letter's record (its entry, or the spool frame it kept), else the line as it is."""
+        record = data.get("record")
+        if data.keys() != {"reason", "record"} or not isinstance(record, dict):
+            return data
+        if record.keys() != {"frame"}:
+            return record
+        try:
+            frame = base64.b64decode(record["frame"], validate=True)
+            if self.open_frame is not None:
+                frame = self.open_frame(frame)
+            elif frame.startswith(SEALED_FRAME):
+                raise RecordInvalid("is sealed under a key store: import with the --config that names it")
+            found: dict[str, Any] = msgspec.to_builtins(_frame_decoder.decode(frame))
+        except RecordInvalid as exc:
+            raise RecordInvalid(exc.reason, field="record.frame") from None
+        except Exception as exc:  # noqa: BLE001 - whatever the kept frame holds, it is this line's problem
+            raise RecordInvalid(
+                f"the dead letter's frame cannot be read: {type(exc).__name__}: {str(exc)[:200]}",
+                field="record.frame",
+            ) from None
+        return found
 
     def _derived_id(self, data: dict[str, Any], occurrences: dict[bytes, int]) -> str:
         content = hashlib.sha256(
@@ -120,7 +159,8 @@ def import_lines(
     check = ingestor.pipeline
     if policy.active:  # sealing is never the same twice: compare what the policy makes of a line
         check = Pipeline([lambda entry: policy.comparable(policy.open_claim(entry))])
-    lines = _Lines(system, dt.datetime.now(dt.UTC))
+    keyring = policy.keyring
+    lines = _Lines(system, dt.datetime.now(dt.UTC), FrameCipher(keyring).open if keyring else None)
     report = ImportReport()
     bodies: dict[str, bytes] = {}
     present: set[str] = set()
