@@ -432,3 +432,79 @@ def test_a_dead_letter_that_kept_its_spool_frame_imports_or_names_its_problem(tm
     assert refused.exit_code == 1
     assert "record.frame" in refused.stderr
     assert "Traceback" not in refused.output
+
+
+class BrokenStr(Exception):
+    """An exception whose message cannot be made: ``str()`` of it raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"input": "caf\udce9"}, "input"),  # what os.fsdecode makes of a Latin-1 file name
+        ({"output": {0: 0.1, 1: 0.9}}, "output"),  # a classifier's probabilities by class index
+        ({"attributes": {"deep": [{"x": {2: "y"}}]}}, "attributes"),
+        ({"parameters": {None: 1}}, "parameters"),
+        ({"error": inferlog.ErrorInfo("E", 42)}, "error"),  # type: ignore[arg-type]
+        ({"latency_ms": math.nan}, "latency_ms"),
+        ({"latency_ms": math.inf}, "latency_ms"),
+    ],
+)
+def test_record_refuses_what_no_store_keeps_before_acknowledging(
+    log: Log, fields: dict[str, Any], field: str
+) -> None:
+    """Lone surrogates, non-string object keys, a non-str error message and a NaN latency raise RecordInvalid naming the field in record(), instead of being acknowledged and dead-lettered."""
+    with pytest.raises(RecordInvalid) as refused:
+        log.record(model=MODEL, **fields)
+    assert refused.value.field == field
+    log.record(model=MODEL, input="after")
+    inferences(log)
+    assert log.counters.failed == 0
+
+
+def test_feedback_refuses_non_string_keys_and_lone_surrogates(log: Log) -> None:
+    """``log.feedback`` refuses a label with a non-string key or a lone surrogate naming the field; nothing is dead-lettered."""
+    inference = log.record(model=MODEL)
+    for label in ({1: "fraud"}, "\ud800"):
+        with pytest.raises(RecordInvalid) as refused:
+            log.feedback(inference, label=label)
+        assert refused.value.field == "label"
+    inferences(log)
+    assert log.counters.failed == 0
+
+
+def test_capture_records_values_with_int_keys_or_surrogates_and_never_breaks_the_function(log: Log) -> None:
+    """``@log.inference`` returning int-keyed probabilities or a lone surrogate returns them; each is recorded (as repr) and none dead-lettered."""
+
+    @log.inference(MODEL)
+    def classify(x: int) -> dict[int, float]:
+        return {0: 0.25, 1: 0.75}
+
+    @log.inference(MODEL)
+    def name_of(x: int) -> str:
+        return "caf\udce9"
+
+    assert classify(1) == {0: 0.25, 1: 0.75}
+    assert name_of(2) == "caf\udce9"
+    records = inferences(log)
+    assert [r.output for r in records] == ["{0: 0.25, 1: 0.75}", "'caf\\udce9'"]
+    assert all(r.attributes["inferlog_not_json"]["field"] == "output" for r in records)
+    assert log.counters.failed == 0
+
+
+def test_an_exception_whose_str_raises_reaches_the_caller_unchanged_and_is_recorded(log: Log) -> None:
+    """A decorated function raising an exception whose ``str()`` fails: the caller gets that exception, and an error record is kept."""
+
+    @log.inference(MODEL)
+    def predict(x: int) -> int:
+        raise BrokenStr
+
+    with pytest.raises(BrokenStr):
+        predict(1)
+    (record,) = inferences(log)
+    assert record.status == "error"
+    assert record.error is not None
+    assert record.error.type == "BrokenStr"

@@ -10,10 +10,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import inferlog
 from inferlog.errors import NotDurable
+from inferlog.testing import make_record
 
 POLICY = '[keystore]\npath = "keys.db"\n'
 PLANTED = "Quillon Ashgrove-4471"
@@ -101,12 +103,17 @@ def test_a_subjects_record_is_sealed_before_the_spool_or_refused(tmp_path: Path)
 
 
 def test_a_record_that_cannot_be_sealed_is_set_aside_without_blocking_the_rest(tmp_path: Path) -> None:
-    """A value JSON cannot hold (a bool key) is dead-lettered as its sealed frame; later records ship."""
+    """A value JSON cannot hold (a bool key) is dead-lettered as its sealed frame; later records ship.
+
+    record() refuses such a value; the frame is spooled as an older SDK (or a bug) would have written it.
+    """
     config = tmp_path / "inferlog.toml"
     config.write_text(POLICY)
     url = f"sqlite:///{tmp_path / 'log.db'}"
     with inferlog.open(url, system="s", config=config) as log:
-        log.record(model=inferlog.Model("m", "1"), input={True: PLANTED})
+        assert log._frames is not None
+        poison = make_record(system="s", input={True: PLANTED})
+        log._spool.append(log._frames.seal(msgspec.msgpack.encode(poison)))
         good = [log.record(model=inferlog.Model("m", "1"), input={"i": i}) for i in range(3)]
         assert log.flush(timeout=30)
         assert all(log.get(i) is not None for i in good)

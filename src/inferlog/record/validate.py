@@ -96,18 +96,54 @@ def too_deep(value: Any, budget: int = MAX_DEPTH) -> bool:
 
 
 def shallow(*values: Any) -> bool:
-    """Whether every value is a scalar, or a dict or list of scalars only: the common case, checked in
-    one C-level pass over the types of all their items (``record()``'s fast path before :func:`too_deep`)."""
+    """Whether every value is a scalar, or a dict (with string keys) or list of scalars only: the common
+    case, checked in one C-level pass over the types of all their items and keys (``record()``'s fast
+    path before :func:`too_deep` and :func:`non_string_key`)."""
     items: list[Iterable[Any]] = []
+    keys: list[Iterable[Any]] = []
     for value in values:
         kind = type(value)
         if kind is dict:
             items.append(value.values())
+            keys.append(value.keys())
         elif kind is list:
             items.append(value)
         elif kind not in _SCALARS:
             return False
-    return _SCALARS.issuperset(map(type, _chain(items)))
+    return _SCALARS.issuperset(map(type, _chain(items))) and _STRINGS.issuperset(map(type, _chain(keys)))
+
+
+_STRINGS = frozenset({str})
+
+
+def non_string_key(value: Any) -> RecordInvalid | None:
+    """The refusal of the first object key in ``value`` that is not a string (JSON keys are strings).
+
+    An encoder for the spool takes ``{0: 0.1, 1: 0.9}``; no store can keep it as JSON, so it is refused
+    where it enters rather than acknowledged and dead-lettered later. Call after :func:`too_deep`
+    (the walk is not bounded by itself).
+    """
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            if type(key) is not str:
+                return RecordInvalid(
+                    f"has an object key of type {type(key).__name__}; JSON object keys are strings"
+                )
+            if type(child) not in _SCALARS and (found := non_string_key(child)) is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for child in value:
+            if type(child) not in _SCALARS and (found := non_string_key(child)) is not None:
+                return found
+    return None
+
+
+def check_storable(values: Mapping[str, Any], index: int | None = None) -> None:
+    """Refuse the first of ``values`` (field name -> value) nested past the limit or with a non-string key."""
+    check_depth(values, index)
+    for field, value in values.items():
+        if type(value) not in _SCALARS and (found := non_string_key(value)) is not None:
+            raise RecordInvalid(found.reason, field=field, index=index)
 
 
 def deeper_than_allowed(field: str, index: int | None = None) -> RecordInvalid:

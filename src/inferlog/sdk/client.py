@@ -43,7 +43,7 @@ from inferlog.record.model import (
     Source,
     StoredEntry,
 )
-from inferlog.record.validate import check_depth, deeper_than_allowed, shallow, too_deep
+from inferlog.record.validate import check_storable, shallow
 from inferlog.sdk.http import HttpReader
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
@@ -56,6 +56,7 @@ Durability = Literal["process", "machine"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UTC = dt.UTC
+_INF = float("inf")
 _now = dt.datetime.now
 _DROP_LOG_EVERY = 10.0  # seconds between two "records were NOT logged" lines while drops go on
 _OPTIONAL_STR = ("request_id", "trace_id", "span_id", "parent_id", "session_id", "subject", "actor")
@@ -228,14 +229,13 @@ class Log:
         if type(model) is not Model:
             model = _as_model(model)
         if error is not None:
-            if isinstance(error, BaseException):
-                error = ErrorInfo(type(error).__name__, str(error))
+            error = _error_info(error)
             status = "error"
         if source != "sdk" and source not in SOURCES:
             raise RecordInvalid(f"must be one of {', '.join(SOURCES)}, got {source!r}", field="source")
         if status != "ok" and status != "error":
             raise RecordInvalid(f"must be 'ok' or 'error', got {status!r}", field="status")
-        if latency_ms is not None and (type(latency_ms) not in (float, int) or latency_ms < 0):
+        if latency_ms is not None and (type(latency_ms) not in (float, int) or not 0 <= latency_ms < _INF):
             raise RecordInvalid(f"must be a non-negative number, got {latency_ms!r}", field="latency_ms")
         if id is not None and not (type(id) is str and is_uuid(id)):
             raise RecordInvalid(f"must be a lowercase hyphenated UUID, got {id!r}", field="id")
@@ -249,9 +249,9 @@ class Log:
         if not shallow(
             input, output, parameters, attributes
         ):  # nested: refused now, not by the shipper later
-            for name, value in (("input", input), ("output", output), ("parameters", parameters), ("attributes", attributes)):  # fmt: skip
-                if too_deep(value):
-                    raise deeper_than_allowed(name)
+            check_storable(
+                {"input": input, "output": output, "parameters": parameters, "attributes": attributes}
+            )
         entry = InferenceRecord(
             id=id or uuid7(),
             system=self.system,
@@ -291,7 +291,7 @@ class Log:
         """Record ground truth, an outcome, or a human review/override of one inference."""
         if type(inference_id) is not str or not is_uuid(inference_id):
             raise RecordInvalid(f"must be an inference id, got {inference_id!r}", field="inference_id")
-        check_depth({"label": label, "outcome": outcome, "override": override, "attributes": attributes})
+        check_storable({"label": label, "outcome": outcome, "override": override, "attributes": attributes})
         entry = FeedbackEntry(
             id=uuid7(),
             system=self.system,
@@ -324,7 +324,7 @@ class Log:
                 return
         try:
             payload = self._encoder.encode(entry)
-        except (TypeError, OverflowError) as exc:
+        except (TypeError, OverflowError, ValueError) as exc:  # ValueError: a lone surrogate in a str
             raise _unencodable(entry, self._encoder, exc) from None
         if self._frames is not None:  # every frame, sealed fields or not: attributes, errors, ...
             payload = self._frames.seal(payload)
@@ -538,6 +538,19 @@ def _check_strings(**fields: Any) -> None:
             raise RecordInvalid(f"must be at most {REF_MAX_LENGTH} characters, got {len(value)}", field=name)
 
 
+def _error_info(error: Any) -> ErrorInfo:
+    """An exception as the record keeps it; an ErrorInfo checked now, not dead-lettered later."""
+    if isinstance(error, BaseException):
+        try:
+            message = str(error)
+        except Exception as exc:  # noqa: BLE001 - a broken __str__ must not hide the inference
+            message = f"<str() failed: {type(exc).__name__}>"
+        return ErrorInfo(type(error).__name__, message)
+    if type(error) is not ErrorInfo or type(error.type) is not str or type(error.message) is not str:
+        raise RecordInvalid("must be an exception or an ErrorInfo(type: str, message: str)", field="error")
+    return error
+
+
 def _as_model(value: Any) -> Model:
     if isinstance(value, Mapping):
         try:
@@ -556,6 +569,6 @@ def _unencodable(entry: Entry, encoder: msgspec.msgpack.Encoder, exc: Exception)
     for name in entry.__struct_fields__:
         try:
             encoder.encode(getattr(entry, name))
-        except (TypeError, OverflowError) as inner:
+        except (TypeError, OverflowError, ValueError) as inner:
             return RecordInvalid(f"{inner}; convert it to JSON-compatible values", field=name)
     return RecordInvalid(str(exc))
