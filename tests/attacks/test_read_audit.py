@@ -222,3 +222,58 @@ def _rec(system: str) -> dict[str, Any]:
         "input": {"x": 1},
         "output": {"y": 2},
     }
+
+
+def test_erase_on_the_default_install_leaves_no_raw_identifier_behind(
+    logged: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """After `erase --subject` without a policy file the subject cannot be searched for: no purged row keeps the raw identifier, and verify passes."""
+    url, _ = logged
+    assert run("--db", url, "erase", "--subject", "subj-1", "--yes").exit_code == 0
+    for path in tmp_path.glob("log.db*"):
+        raw = path.read_bytes()
+        at = raw.find(b"subj-1")
+        assert at < 0, (path.name, raw[max(0, at - 200) : at + 50])
+    found = run("--db", url, "query", "--subject", "subj-1", "--json")  # (this lookup is on record itself)
+    assert found.exit_code == 0, found.output
+    assert found.stdout.strip() in ("", "[]"), found.stdout
+    verified = run("--db", url, "verify")
+    assert verified.exit_code == 0, verified.output
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def purgeable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of each backend, opened with a role that may purge."""
+    store: Store = (
+        SQLiteStore(f"sqlite:///{tmp_path / 'purge.db'}")
+        if request.param == "sqlite"
+        else PostgresStore(request.getfixturevalue("pg_url"))
+    )
+    yield store
+    store.close()
+
+
+def test_a_purge_clears_the_identifier_columns_copied_from_the_body(purgeable: Store) -> None:
+    """A purged entry keeps its leaf but not the subject, request, trace, session ids or actor copied from its body, on both backends."""
+    from inferlog.ingest import Ingestor
+    from inferlog.store.base import Purge
+    from inferlog.testing import make_record
+
+    entry = make_record(
+        system="credit",
+        subject="subj-9",
+        request_id="req-9",
+        trace_id="tr-9",
+        session_id="se-9",
+        actor="clerk-9",
+    )
+    kept = make_record(system="credit", subject="subj-8", request_id="req-8")
+    Ingestor(purgeable).append([entry, kept])
+    assert purgeable.purge(Purge(subjects=("subj-9",))).count == 1
+    for name in ("subject", "request_id", "trace_id", "session_id"):
+        assert purgeable.query(Query(**{name: getattr(entry, name)})).entries == [], name
+    assert [s.id for s in purgeable.query(Query(request_id="req-8")).entries] == [kept.id]
+    stored = purgeable.get(entry.id)
+    assert stored is not None
+    assert stored.purged
+    assert stored.leaf_hash

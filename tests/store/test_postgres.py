@@ -190,6 +190,7 @@ def test_triggers_stop_even_the_superuser(
         "UPDATE inferlog.entries SET body = '{}'",
         "UPDATE inferlog.entries SET body = NULL",  # a purge clears body and salt together
         "UPDATE inferlog.entries SET body = NULL, salt = NULL, actor = 'x'",
+        "UPDATE inferlog.entries SET body = NULL, salt = NULL, subject = 'someone-else'",
         "DELETE FROM inferlog.entries",
         "DELETE FROM inferlog.entries_2026_03",
         "TRUNCATE inferlog.entries",

@@ -58,6 +58,11 @@ def test_rows_cannot_be_updated_or_deleted(sqlite_url: str) -> None:
         conn.execute("UPDATE entries SET model_version = 'forged'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE entries SET body = '{}'")
+    for forged in ("subject = 'someone-else'", "body = NULL, salt = NULL, actor = 'x'", "request_id = NULL"):
+        with pytest.raises(
+            sqlite3.IntegrityError, match="append-only"
+        ):  # identifiers: only cleared by a purge
+            conn.execute(f"UPDATE entries SET {forged}")
     conn.execute("UPDATE entries SET body = NULL, salt = NULL")
     conn.commit()
     conn.close()

@@ -416,6 +416,7 @@ class PostgresStore:
                 return PurgeResult(count, first, last)
             # One statement decides what goes (RETURNING), so a concurrent append cannot skew it.
             rows = conn.execute(
+                # The trigger also clears the attributes copy and the identifiers copied from the body.
                 f"UPDATE inferlog.entries SET body = NULL, salt = NULL WHERE {clause} RETURNING id, seq",
                 params,
             ).fetchall()

@@ -411,7 +411,7 @@ class SQLiteStore:
                     conn.execute(
                         f"DELETE FROM entry_keys WHERE id IN (SELECT id FROM entries WHERE {clause})", params
                     )
-                    conn.execute(f"UPDATE entries SET body = NULL, salt = NULL WHERE {clause}", params)
+                    conn.execute(f"UPDATE entries SET {_PURGED} WHERE {clause}", params)
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -554,6 +554,10 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
         created_at=from_micros(created),
         revoked_at=from_micros(revoked) if revoked is not None else None,
     )
+
+
+# A purge clears the payload and every identifier copied from it (the leaf's metadata stays).
+_PURGED = "body = NULL, salt = NULL, request_id = NULL, trace_id = NULL, session_id = NULL, subject = NULL, actor = NULL"
 
 
 def _attributes(attributes: Mapping[str, Any]) -> tuple[list[str], list[Any]]:

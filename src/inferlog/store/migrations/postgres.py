@@ -261,6 +261,54 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        3,
+        "a purge also clears the identifiers copied from the body",
+        """
+        -- A purge clears body and salt, and with them every column copied from the body that can name
+        -- or trace a person (subject, request, trace and session ids, actor) besides the attributes
+        -- copy: an erased subject must not stay searchable. Nothing else may change.
+        CREATE OR REPLACE FUNCTION inferlog.entries_append_only() RETURNS trigger
+        LANGUAGE plpgsql SET search_path = pg_catalog, inferlog AS $$
+        DECLARE
+            was record;
+            becomes record;
+        BEGIN
+            IF TG_OP = 'UPDATE' AND NEW.body IS NULL AND NEW.salt IS NULL THEN
+                was := OLD;
+                becomes := NEW;
+                was.body := NULL;
+                was.salt := NULL;
+                was.attributes := NULL;
+                becomes.attributes := NULL;
+                -- An identifier may be left as it was (the trigger clears it) or cleared, never changed.
+                IF NEW.subject IS NULL THEN was.subject := NULL; END IF;
+                IF NEW.request_id IS NULL THEN was.request_id := NULL; END IF;
+                IF NEW.trace_id IS NULL THEN was.trace_id := NULL; END IF;
+                IF NEW.session_id IS NULL THEN was.session_id := NULL; END IF;
+                IF NEW.actor IS NULL THEN was.actor := NULL; END IF;
+                IF becomes IS NOT DISTINCT FROM was THEN
+                    NEW.attributes := NULL;
+                    NEW.subject := NULL;
+                    NEW.request_id := NULL;
+                    NEW.trace_id := NULL;
+                    NEW.session_id := NULL;
+                    NEW.actor := NULL;
+                    RETURN NEW;
+                END IF;
+            END IF;
+            RAISE EXCEPTION 'inferlog entries are append-only: % refused (only a purge may clear body and salt)', TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+        END $$;
+        -- Entries purged before this version lose those copies now.
+        UPDATE inferlog.entries SET body = NULL, salt = NULL
+        WHERE body IS NULL AND (subject IS NOT NULL OR request_id IS NOT NULL OR trace_id IS NOT NULL
+                                OR session_id IS NOT NULL OR actor IS NOT NULL);
+        """,
+    )
+)
+
 # What the application role may do, and nothing more (re-applied on every migrate with an app role).
 APP_GRANTS = (
     "GRANT USAGE ON SCHEMA inferlog TO {role}",

@@ -112,3 +112,29 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        4,
+        "a purge also clears the identifiers copied from the body",
+        """
+        -- A purge clears body and salt, and with them every column copied from the body that can name
+        -- or trace a person (subject, request, trace and session ids, actor): an erased subject must not
+        -- stay searchable. Those columns may only be cleared, and only on a purged entry.
+        DROP TRIGGER entries_no_rewrite;
+        CREATE TRIGGER entries_no_rewrite
+        BEFORE UPDATE OF seq, id, kind, system, ts, logged_at, model_name, model_version, status,
+                         latency_ms, inference_id, leaf, leaf_hash ON entries
+        BEGIN SELECT RAISE(ABORT, 'inferlog entries are append-only'); END;
+        CREATE TRIGGER entries_purge_identifiers
+        BEFORE UPDATE OF request_id, trace_id, session_id, subject, actor ON entries
+        WHEN NEW.body IS NOT NULL OR NEW.salt IS NOT NULL OR NEW.request_id IS NOT NULL
+             OR NEW.trace_id IS NOT NULL OR NEW.session_id IS NOT NULL OR NEW.subject IS NOT NULL
+             OR NEW.actor IS NOT NULL
+        BEGIN SELECT RAISE(ABORT, 'inferlog entries are append-only (a purge may only clear identifiers)'); END;
+        -- Entries purged before this version lose those copies now.
+        UPDATE entries SET request_id = NULL, trace_id = NULL, session_id = NULL, subject = NULL, actor = NULL
+        WHERE body IS NULL;
+        """,
+    )
+)
