@@ -332,3 +332,18 @@ def test_a_claimed_seal_naming_an_impossible_key_version_is_a_422(
         assert answer.status_code == 422, answer.text
         assert answer.json()["field"].startswith("sealed")
     _absent(deployed.raw(), EMAIL, SECRET, SUBJECT)
+
+
+@pytest.mark.parametrize("where", ["sealed", "sealed.dek"])
+def test_an_unknown_field_inside_a_seal_is_refused_naming_it(
+    guarded: tuple[Deployed, Protection], where: str
+) -> None:
+    """A genuine seal with an extra field (in ``sealed`` or its ``dek``) is refused with 422 naming it, not silently dropped."""
+    deployed, protection = guarded
+    wire = _wire(protection(_entry()))
+    block = wire["sealed"] if where == "sealed" else wire["sealed"]["dek"]
+    block["note"] = EMAIL
+    answer = deployed.client.post("/v1/records", json=[wire], headers=deployed.as_("ingest"))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == f"{where}.note"
+    _absent(deployed.raw(), EMAIL, SECRET, SUBJECT)

@@ -53,7 +53,7 @@ class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_
     message: str = ""
 
 
-class WrappedKey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class WrappedKey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     """An entry's data key, wrapped by its retention epoch's key and then by its subject's key.
 
     It travels with a sealed entry from the SDK to the store, which keeps it *outside* the entry's
@@ -66,7 +66,7 @@ class WrappedKey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     blob: bytes
 
 
-class Sealed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Sealed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     """Which fields of an entry are encrypted, and under which keys (see docs/privacy.md, "Sealed payloads").
 
     Each listed field holds ``"ilenc1:" + base64(nonce || ciphertext || tag)``, AES-256-GCM under a
