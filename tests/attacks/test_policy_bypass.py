@@ -33,7 +33,7 @@ from inferlog.record.model import InferenceRecord, Model
 from inferlog.sdk.http import HttpTransport
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
-from inferlog.store.base import Store
+from inferlog.store.base import Query, Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 
@@ -347,3 +347,55 @@ def test_an_unknown_field_inside_a_seal_is_refused_naming_it(
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == f"{where}.note"
     _absent(deployed.raw(), EMAIL, SECRET, SUBJECT)
+
+
+def test_a_kserve_half_waiting_for_its_partner_is_not_kept_in_clear(
+    guarded: tuple[Deployed, Protection], tmp_path: Path
+) -> None:
+    """Under a policy with a key store a KServe half waits in the pending file sealed (no payload in clear), and still joins."""
+    deployed, _ = guarded
+    app = deployed.client.app
+    app.state.kserve_pending_path = tmp_path / "pending.db"  # type: ignore[attr-defined]
+    app.state.kserve_timeout = 3600.0  # type: ignore[attr-defined]
+    when = format_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+
+    def half(kind: str, body: dict[str, Any]) -> Any:
+        headers = {
+            **deployed.as_("ingest"),
+            "Ce-Specversion": "1.0",
+            "Ce-Id": "ev-1",
+            "Ce-Type": f"org.kubeflow.serving.inference.{kind}",
+            "Ce-Source": "credit-predictor",
+            "Ce-Time": when,
+            "Content-Type": "application/json",
+        }
+        return deployed.client.post("/v1/ingest/kserve?system=credit", headers=headers, json=body)
+
+    request = {"inputs": [{"name": "applicant", "shape": [1], "datatype": "BYTES", "data": [EMAIL, SECRET]}]}
+    assert half("request", request).status_code == 202
+    keeper = app.state.kserve_pending  # type: ignore[attr-defined]
+    _absent(_pending_contents(keeper.path), EMAIL, SECRET)
+    response = {"outputs": [{"name": "decision", "shape": [1], "datatype": "BYTES", "data": [SECRET]}]}
+    assert half("response", response).status_code == 202
+    (stored,) = [s for s in deployed.store.query(Query(kind="inference")).entries]
+    assert stored.entry.sealed is not None
+    _absent(_pending_contents(keeper.path), EMAIL, SECRET)
+    _absent(deployed.raw(), EMAIL, SECRET)
+
+
+def _pending_contents(path: str) -> bytes:
+    """The pending file's bytes, plus every kept half's body decoded from the base64 its JSON form holds."""
+    import sqlite3
+
+    raw = b"".join(
+        Path(path + suffix).read_bytes() for suffix in ("", "-wal") if Path(path + suffix).exists()
+    )
+    with sqlite3.connect(path) as conn:
+        events = [
+            bytes(row[0])
+            for row in conn.execute("SELECT event FROM pending UNION ALL SELECT event FROM refused")
+        ]
+    for event in events:
+        if event.startswith(b"{"):
+            raw += base64.b64decode(json.loads(event).get("data") or "")
+    return raw

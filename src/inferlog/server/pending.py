@@ -33,6 +33,7 @@ from inferlog.errors import RecordInvalid, StoreError, StoreUnavailable, UsageEr
 from inferlog.ingest import kserve, seldon
 from inferlog.ingest.service import Ingestor
 from inferlog.pipeline import body_of
+from inferlog.privacy.frames import FrameCipher
 from inferlog.record.model import InferenceRecord, StoredEntry
 from inferlog.record.validate import check_entry
 from inferlog.server.auth import Principal
@@ -67,14 +68,24 @@ class PendingHalves:
     """
 
     @gated
-    def __init__(self, path: str | Path, ingestor: Ingestor, timeout: float = DEFAULT_KSERVE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        ingestor: Ingestor,
+        timeout: float = DEFAULT_KSERVE_TIMEOUT,
+        cipher: FrameCipher | None = None,
+    ) -> None:
         self.path = str(path)
         self.ingestor = ingestor
         self.timeout = timeout
+        # Under a policy with a key store a half is kept sealed, as the SDK's spool keeps frames: the
+        # payload it holds must not sit on disk in clear while it waits for its partner.
+        self.cipher = cipher
         self.lock = threading.Lock()
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA secure_delete=ON")  # a joined half's pages are overwritten, not just freed
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS pending (rid TEXT, half TEXT, system TEXT, event BLOB,"
             " received REAL, PRIMARY KEY (rid, half))"
@@ -133,13 +144,17 @@ class PendingHalves:
             self.db.execute(
                 "INSERT OR REPLACE INTO pending (rid, half, system, event, received, source)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (rid, half, system, joiner.encode(event), time.time(), source),
+                (rid, half, system, self._kept(joiner.encode(event)), time.time(), source),
             )
             rows = dict(self.db.execute("SELECT half, event FROM pending WHERE rid = ?", (rid,)).fetchall())
             if "request" in rows and "response" in rows:
                 try:
                     record = _checked(
-                        joiner.join(joiner.decode(rows["request"]), joiner.decode(rows["response"]), system)
+                        joiner.join(
+                            joiner.decode(self._opened(rows["request"])),
+                            joiner.decode(self._opened(rows["response"])),
+                            system,
+                        )
                     )
                 except RecordInvalid as exc:  # each half is fine alone: the sweeper records them so
                     log.error(
@@ -150,6 +165,14 @@ class PendingHalves:
                 self.db.execute("DELETE FROM pending WHERE rid = ?", (rid,))
                 return "joined"
         return "pending"
+
+    def _kept(self, data: bytes) -> bytes:
+        """A half's bytes as the file keeps them: sealed when there is a key store."""
+        return self.cipher.seal(data) if self.cipher is not None else data
+
+    def _opened(self, data: bytes) -> bytes:
+        """A kept half's bytes in clear (a half kept unsealed, by an earlier run, passes as it is)."""
+        return self.cipher.open(data) if self.cipher is not None else data
 
     def _late(self, rid: str, half: str, alone: InferenceRecord) -> str:
         """A half for an inference already in the log: its partner's late arrival, or a redelivery."""
@@ -207,7 +230,7 @@ class PendingHalves:
         joiner = JOINERS[source]
         if self.ingestor.store.get(rid) is not None:
             return 0
-        self.ingestor.append([_alone(joiner, half, joiner.decode(data), system)])
+        self.ingestor.append([_alone(joiner, half, joiner.decode(self._opened(data)), system)])
         self.db.execute(
             "INSERT OR REPLACE INTO alone (rid, half, recorded) VALUES (?, ?, ?)", (rid, half, time.time())
         )
@@ -285,7 +308,9 @@ def pending_path(app_state: Any) -> Path:
 def _open(app_state: Any, path: Path) -> PendingHalves:
     path.parent.mkdir(parents=True, exist_ok=True)
     timeout = float(getattr(app_state, "kserve_timeout", DEFAULT_KSERVE_TIMEOUT))
-    keeper = PendingHalves(path, app_state.inferlog.ingestor, timeout)
+    protection = app_state.inferlog.protection
+    cipher = FrameCipher(protection.keyring) if protection is not None and protection.keyring else None
+    keeper = PendingHalves(path, app_state.inferlog.ingestor, timeout, cipher)
     keeper.start()
     app_state.kserve_pending = keeper
     return keeper
