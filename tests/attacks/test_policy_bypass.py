@@ -377,7 +377,7 @@ def test_a_kserve_half_waiting_for_its_partner_is_not_kept_in_clear(
     _absent(_pending_contents(keeper.path), EMAIL, SECRET)
     response = {"outputs": [{"name": "decision", "shape": [1], "datatype": "BYTES", "data": [SECRET]}]}
     assert half("response", response).status_code == 202
-    (stored,) = [s for s in deployed.store.query(Query(kind="inference")).entries]
+    (stored,) = deployed.store.query(Query(kind="inference")).entries
     assert stored.entry.sealed is not None
     _absent(_pending_contents(keeper.path), EMAIL, SECRET)
     _absent(deployed.raw(), EMAIL, SECRET)
