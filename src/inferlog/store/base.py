@@ -108,7 +108,7 @@ class Query:
                 type(value) is int and not -(2**63) <= value < 2**63
             ):  # SQLite binds 64 bits; one answer on both
                 raise BadParameter(
-                    f"attribute {key!r}: a whole number must fit in 64 bits (write it as a float, e.g. 1e29)",
+                    f"attribute {key!r}: a whole number must fit in 64 bits",
                     field="attr",
                 )
 
