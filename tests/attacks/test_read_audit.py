@@ -277,3 +277,20 @@ def test_a_purge_clears_the_identifier_columns_copied_from_the_body(purgeable: S
     assert stored is not None
     assert stored.purged
     assert stored.leaf_hash
+
+
+def test_feedback_filed_under_another_system_is_not_shown_as_a_review(
+    logged: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """An override that a fraud writer files about a credit inference (through /v1/records) does not appear in `show` of that inference."""
+    url, ids = logged
+    credit_id = ids[0]
+    with inferlog.open(url, system="fraud", spool_dir=tmp_path / "spool") as log:
+        log.feedback(credit_id, override={"decision": "approved"}, comment="forged by another system")
+        genuine = inferlog.open(url, system="credit", spool_dir=tmp_path / "spool2")
+    with genuine:
+        genuine.feedback(credit_id, label="declined", comment="genuine review")
+    shown = run("--db", url, "show", credit_id)
+    assert shown.exit_code == 0, shown.output
+    assert "genuine review" in shown.stdout
+    assert "forged by another system" not in shown.stdout

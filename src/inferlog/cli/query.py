@@ -86,7 +86,8 @@ def show_command(state: State, /, entry_id: str, purpose: str) -> None:
     stored = store.get(entry_id.strip().lower())
     if stored is None:
         raise NotFound(f"no entry with id {entry_id!r} in {state.db}")
-    about = Query(inference_id=stored.id, kind="feedback", limit=MAX_PAGE)
+    # Reviews of an inference are filed under its system: any writer can name any id in inference_id.
+    about = Query(inference_id=stored.id, kind="feedback", system=stored.entry.system, limit=MAX_PAGE)
     reviews = list(iter_entries(store, about)) if kind_of(stored.entry) == "inference" else []
     state.audit("show", purpose, Query(system=stored.entry.system), [stored, *reviews])
     stored = state.reveal([stored])[0]
