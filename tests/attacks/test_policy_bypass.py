@@ -399,3 +399,25 @@ def _pending_contents(path: str) -> bytes:
         if event.startswith(b"{"):
             raw += base64.b64decode(json.loads(event).get("data") or "")
     return raw
+
+
+def test_the_sdk_reader_gets_an_unreadable_entry_as_unreadable_not_an_error(
+    guarded: tuple[Deployed, Protection],
+) -> None:
+    """``log.reader`` reads a page holding an entry that does not open: that entry is marked unreadable, the others are read."""
+    from inferlog.sdk.http import HttpReader
+
+    deployed, protection = guarded
+    genuine = protection(_entry())
+    garbled = msgspec.structs.replace(
+        protection(_entry()), input="ilenc1:" + base64.b64encode(os.urandom(40)).decode()
+    )
+    Ingestor(deployed.store).append([genuine, garbled])  # straight into the store, as an unchecked writer did
+    reader = HttpReader("http://testserver", deployed.keys["reader"])
+    reader._http = TestClient(deployed.client.app, headers=deployed.as_("reader"))
+    page = reader.query("review")
+    assert [bool(s.unreadable) for s in page.entries] == [False, True]
+    assert page.entries[0].entry.input == {"email": "[REDACTED:email]", "secret": SECRET}  # type: ignore[union-attr]
+    one = reader.get(garbled.id, "review")
+    assert one is not None
+    assert one.unreadable

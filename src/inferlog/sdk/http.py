@@ -134,12 +134,21 @@ class HttpReader(_PerProcess):
         seq = fields.pop("seq")
         logged_at = dt.datetime.fromisoformat(fields.pop("logged_at"))
         purged = fields.pop("purged", False)
+        unreadable = fields.pop("unreadable", None)  # a sealed entry the server could not open
         try:
             entry = decode_entry(msgspec.json.encode(fields))
         except RecordInvalid as exc:
             raise StoreUnavailable(f"{self.base_url} answered an entry this SDK cannot read: {exc}") from None
         body = None if purged else canonical_json(entry)
-        return StoredEntry(seq=seq, entry=entry, logged_at=logged_at, body=body, leaf=b"", leaf_hash=b"")
+        return StoredEntry(
+            seq=seq,
+            entry=entry,
+            logged_at=logged_at,
+            body=body,
+            leaf=b"",
+            leaf_hash=b"",
+            unreadable=unreadable,
+        )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
