@@ -319,3 +319,16 @@ def test_indexed_ids_over_512_characters_are_refused_at_the_edge(server: Server,
         pytest.raises(RecordInvalid, match="subject"),
     ):
         log.record(model=inferlog.Model("m", "1"), subject="x" * 513)
+
+
+def test_names_a_writer_chose_never_break_or_steer_the_operators_terminal(tmp_path: Path) -> None:
+    """A system or model named with Rich markup or terminal escapes: `stats`, `query` and `tail` print them inert, never crash."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with inferlog.open(url, system="[/s]", spool_dir=tmp_path / "spool") as log:
+        log.record(model=inferlog.Model("[/x]", "1\x1b[2J\x1b]0;owned\x07"), input="x")
+    for command in ("stats", "query", "tail"):
+        result = _run("--db", url, command)
+        assert result.exit_code == 0, (command, result.output)
+        assert "[/x]" in result.stdout, (command, result.stdout)
+        assert "\x1b" not in result.stdout, (command, result.stdout)
+        assert "\x07" not in result.stdout, (command, result.stdout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -280,6 +281,19 @@ _GAP = 2
 _STATUS_WIDTH = 28  # a feedback's label/override is cut short here; `show` has it whole
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text a writer chose, safe for a terminal: control characters (escape sequences) shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def inert(text: str) -> str:
+    """Text a writer chose, for a Rich cell: printable, and its ``[`` not read as markup."""
+    return printable(text).replace("[", r"\[")
+
+
 def entries_table(entries: list[StoredEntry], width: int) -> Table:
     """Entries as a table that fits ``width`` columns, dropping the least useful columns if needed."""
     rows = []
@@ -310,7 +324,7 @@ def entries_table(entries: list[StoredEntry], width: int) -> Table:
             min_width=natural[name] if name == "id" else None,
         )  # fmt: skip
     for row in rows:
-        cells = [row[name].replace("[", r"\[") for name in columns]
+        cells = [inert(row[name]) for name in columns]
         if row["status"] == "error" and "status" in columns:
             cells[columns.index("status")] = "[red]error[/red]"
         table.add_row(*cells)
@@ -330,4 +344,4 @@ def summary_line(stored: StoredEntry) -> str:
         f"{latency:.2f}ms" if latency is not None else "",
         stored.id,
     ]
-    return "  ".join(part for part in parts if part)
+    return printable("  ".join(part for part in parts if part))

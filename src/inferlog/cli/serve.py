@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import click
 from rich.table import Table
 
-from inferlog.cli._common import State, cli_actor, console, pass_state
+from inferlog.cli._common import State, cli_actor, console, inert, pass_state
 from inferlog.cli.integrity import keys_group
 from inferlog.config import (
     DEFAULT_KSERVE_TIMEOUT,
@@ -176,8 +176,8 @@ def list_keys_command(state: State, /, as_json: bool) -> None:
         table.add_row(
             key.kid,
             key.role,
-            ", ".join(key.systems),
-            key.name,
+            inert(", ".join(key.systems)),
+            inert(key.name),
             f"{key.created_at:%Y-%m-%d %H:%M}",
             f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
         )

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from inferlog.cli._common import State, console, filter_options, pass_state
+from inferlog.cli._common import State, console, filter_options, inert, pass_state
 from inferlog.query import build_query
 
 
@@ -52,7 +52,7 @@ def _counts(title: str, counts: dict[str, int]) -> Table:
     table.add_column(title.removeprefix("by "))
     table.add_column("entries", justify="right")
     for name, count in sorted(counts.items(), key=lambda item: -item[1]):
-        table.add_row(name, str(count))
+        table.add_row(inert(name), str(count))
     return table
 
 
@@ -64,7 +64,9 @@ def _models(models: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right")
     for row in models:
         rate = row["errors"] / row["count"] if row["count"] else 0.0
-        table.add_row(row["model"], row["version"], str(row["count"]), str(row["errors"]), f"{rate:.1%}")
+        table.add_row(
+            inert(row["model"]), inert(row["version"]), str(row["count"]), str(row["errors"]), f"{rate:.1%}"
+        )
     return table
 
 
