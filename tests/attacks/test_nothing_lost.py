@@ -508,3 +508,31 @@ def test_an_exception_whose_str_raises_reaches_the_caller_unchanged_and_is_recor
     assert record.status == "error"
     assert record.error is not None
     assert record.error.type == "BrokenStr"
+
+
+def test_a_dead_letter_sealed_under_a_key_store_imports_with_its_config(tmp_path: Path) -> None:
+    """A dead letter whose kept frame is sealed (a policy with a key store) imports with --config, sealed again; without it, one line says so."""
+    import base64
+
+    from inferlog.keystore.protection import load_protection
+    from inferlog.privacy.frames import FrameCipher
+
+    config = tmp_path / "inferlog.toml"
+    config.write_text('[keystore]\npath = "keys.db"\n[defaults]\nencrypt = ["input"]\n')
+    keyring = load_protection(config).keyring
+    assert keyring is not None
+    entry = make_record(system="credit", input={"secret": "planted-7781"})
+    frame = FrameCipher(keyring).seal(msgspec.msgpack.encode(entry))
+    letters = tmp_path / "letters.jsonl"
+    letters.write_bytes(
+        msgspec.json.encode({"reason": "x", "record": {"frame": base64.b64encode(frame).decode()}}) + b"\n"
+    )
+    plain = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 'a.db'}", "import", str(letters)])
+    assert plain.exit_code == 1
+    assert "--config" in plain.stderr
+    sealed = CliRunner().invoke(
+        cli, ["--config", str(config), "--db", f"sqlite:///{tmp_path / 'b.db'}", "import", str(letters)]
+    )
+    assert sealed.exit_code == 0, sealed.output
+    assert "1 new" in sealed.output
+    assert b"planted-7781" not in (tmp_path / "b.db").read_bytes()
