@@ -294,3 +294,53 @@ def test_feedback_filed_under_another_system_is_not_shown_as_a_review(
     assert shown.exit_code == 0, shown.output
     assert "genuine review" in shown.stdout
     assert "forged by another system" not in shown.stdout
+
+
+def test_entries_purged_before_the_upgrade_lose_their_identifiers_when_it_runs(tmp_path: Path) -> None:
+    """A SQLite log purged under an older schema keeps the subject in its purged rows until the next open migrates it away."""
+    import sqlite3
+
+    from inferlog.ingest import Ingestor
+    from inferlog.store import sqlite as backend
+    from inferlog.testing import make_record
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    full = list(backend.MIGRATIONS)
+    backend.MIGRATIONS[:] = full[:3]
+    try:
+        old = SQLiteStore(url)
+        entry = make_record(system="credit", subject="subj-old-5", actor="clerk-5")
+        Ingestor(old).append([entry])
+        old.close()
+    finally:
+        backend.MIGRATIONS[:] = full
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # the purge as the older version made it
+        conn.execute("UPDATE entries SET body = NULL, salt = NULL")
+        assert conn.execute("SELECT subject FROM entries").fetchone() == ("subj-old-5",)
+    SQLiteStore(url).close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        assert conn.execute("SELECT subject, actor FROM entries").fetchone() == (None, None)
+
+
+def test_postgres_entries_purged_before_the_upgrade_lose_their_identifiers(pg_url: str) -> None:
+    """A PostgreSQL log purged under an older schema loses the subject of its purged rows when migrated."""
+    import psycopg
+
+    from inferlog.ingest import Ingestor
+    from inferlog.store.migrations import postgres as backend
+    from inferlog.testing import make_record
+
+    full = list(backend.MIGRATIONS)
+    backend.MIGRATIONS[:] = full[:2]
+    try:
+        old = PostgresStore(pg_url)
+        Ingestor(old).append([make_record(system="credit", subject="subj-old-6", session_id="se-6")])
+        old.close()
+    finally:
+        backend.MIGRATIONS[:] = full
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the purge as the older version made it
+        conn.execute("UPDATE inferlog.entries SET body = NULL, salt = NULL")
+        assert conn.execute("SELECT subject FROM inferlog.entries").fetchone() == ("subj-old-6",)
+    PostgresStore(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT subject, session_id FROM inferlog.entries").fetchone() == (None, None)
