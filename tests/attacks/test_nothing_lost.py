@@ -465,6 +465,18 @@ def test_record_refuses_what_no_store_keeps_before_acknowledging(
     assert log.counters.failed == 0
 
 
+def test_string_subclass_keys_are_still_recorded(log: Log) -> None:
+    """Keys that are str subclasses (numpy's ``str_``) are strings to JSON: recorded, not refused."""
+    import numpy as np
+
+    entry_id = log.record(model=MODEL, input={np.str_("a"): 1, "b": {np.str_("c"): [1]}})
+    inferences(log)
+    stored = log.get(entry_id)
+    assert stored is not None
+    assert stored.entry.input == {"a": 1, "b": {"c": [1]}}  # type: ignore[union-attr]
+    assert log.counters.failed == 0
+
+
 def test_feedback_refuses_non_string_keys_and_lone_surrogates(log: Log) -> None:
     """``log.feedback`` refuses a label with a non-string key or a lone surrogate naming the field; nothing is dead-lettered."""
     inference = log.record(model=MODEL)

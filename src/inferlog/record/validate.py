@@ -125,7 +125,7 @@ def non_string_key(value: Any) -> RecordInvalid | None:
     """
     if isinstance(value, Mapping):
         for key, child in value.items():
-            if type(key) is not str:
+            if not isinstance(key, str):  # a str subclass (numpy's str_) encodes as a string
                 return RecordInvalid(
                     f"has an object key of type {type(key).__name__}; JSON object keys are strings"
                 )
