@@ -8,6 +8,7 @@ left in a spool nobody delivers, a prediction lost because its value was not JSO
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import shutil
@@ -548,3 +549,37 @@ def test_a_dead_letter_sealed_under_a_key_store_imports_with_its_config(tmp_path
     assert sealed.exit_code == 0, sealed.output
     assert "1 new" in sealed.output
     assert b"planted-7781" not in (tmp_path / "b.db").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("model", "fragment"),
+    [
+        (inferlog.Model("m" * 300, "1"), "model.name"),
+        (inferlog.Model("", "1"), "model.name"),
+        (inferlog.Model("m", 5), "model.version"),  # type: ignore[arg-type]
+        (inferlog.Model("m", ["1"]), "model.version"),  # type: ignore[arg-type]
+    ],
+)
+def test_record_refuses_a_model_no_store_keeps_before_acknowledging(
+    log: Log, model: inferlog.Model, fragment: str
+) -> None:
+    """A Model built in code with an empty, over-long or non-string field is refused by record() naming it, not dead-lettered later."""
+    with pytest.raises(RecordInvalid, match=fragment) as refused:
+        log.record(model=model)
+    assert refused.value.field == "model"
+    inferences(log)
+    assert log.counters.failed == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"comment": 5}, {"actor": 7}, {"ts": dt.datetime(2026, 1, 1)}],  # noqa: DTZ001 - the naive time is the point
+)
+def test_feedback_refuses_mistyped_fields_before_acknowledging(log: Log, fields: dict[str, Any]) -> None:
+    """``log.feedback`` refuses a non-string comment or actor and a naive ts naming the field, instead of dead-lettering it."""
+    inference = log.record(model=MODEL)
+    with pytest.raises(RecordInvalid) as refused:
+        log.feedback(inference, label=1, **fields)
+    assert refused.value.field == next(iter(fields))
+    inferences(log)
+    assert log.counters.failed == 0

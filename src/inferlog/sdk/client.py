@@ -147,6 +147,7 @@ class Log:
         self.fail_closed = fail_closed
         self.exit_timeout = exit_timeout  # how long interpreter exit waits to deliver what is pending
         self.transport = transport
+        self._valid_models: set[Model] = set()  # models record() has checked (a handful per process)
         self.store = store
         self.reader = reader  # reads through a server: each states a purpose (see HttpReader)
         self.checkpointer = checkpointer
@@ -228,6 +229,7 @@ class Log:
         """
         if type(model) is not Model:
             model = _as_model(model)
+        self._check_model(model)
         if error is not None:
             error = _error_info(error)
             status = "error"
@@ -276,6 +278,18 @@ class Log:
         self._write(entry)
         return entry.id
 
+    def _check_model(self, model: Model) -> None:
+        """A Model built in code is not validated: checked here, once per distinct model (cached)."""
+        try:
+            if model in self._valid_models:
+                return
+        except TypeError:  # a field holds something unhashable (a list): not a model the store keeps
+            pass
+        _checked_model(model)
+        if len(self._valid_models) >= _MAX_CHECKED_MODELS:
+            self._valid_models.clear()
+        self._valid_models.add(model)
+
     def feedback(
         self,
         inference_id: str,
@@ -292,6 +306,9 @@ class Log:
         if type(inference_id) is not str or not is_uuid(inference_id):
             raise RecordInvalid(f"must be an inference id, got {inference_id!r}", field="inference_id")
         check_storable({"label": label, "outcome": outcome, "override": override, "attributes": attributes})
+        _check_strings(comment=comment, actor=actor)
+        if ts is not None and (not isinstance(ts, dt.datetime) or ts.tzinfo is None):
+            raise RecordInvalid("must be a timezone-aware datetime", field="ts")
         entry = FeedbackEntry(
             id=uuid7(),
             system=self.system,
@@ -549,6 +566,21 @@ def _error_info(error: Any) -> ErrorInfo:
     if type(error) is not ErrorInfo or type(error.type) is not str or type(error.message) is not str:
         raise RecordInvalid("must be an exception or an ErrorInfo(type: str, message: str)", field="error")
     return error
+
+
+_model_decoder = msgspec.json.Decoder(Model)
+_MAX_CHECKED_MODELS = 1024
+
+
+def _checked_model(model: Model) -> Model:
+    """The model, if the store can keep it (name 1-256 characters, strings where strings go)."""
+    try:
+        _model_decoder.decode(msgspec.json.encode(model))
+    except msgspec.ValidationError as exc:
+        raise RecordInvalid(str(exc).replace("`$.", "`model."), field="model") from None
+    except (TypeError, ValueError) as exc:  # not encodable at all (a lone surrogate, an object)
+        raise RecordInvalid(str(exc), field="model") from None
+    return model
 
 
 def _as_model(value: Any) -> Model:
