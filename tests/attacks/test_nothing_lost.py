@@ -583,3 +583,23 @@ def test_feedback_refuses_mistyped_fields_before_acknowledging(log: Log, fields:
     assert refused.value.field == next(iter(fields))
     inferences(log)
     assert log.counters.failed == 0
+
+
+def test_attributes_that_are_no_mapping_are_refused_naming_them_and_capture_goes_on(log: Log) -> None:
+    """``attributes=[...]`` or ``parameters="..."`` raise RecordInvalid naming the field (not a TypeError), so a decorated function still returns."""
+    with pytest.raises(RecordInvalid) as refused:
+        log.record(model=MODEL, attributes=[1, 2])  # type: ignore[arg-type]
+    assert refused.value.field == "attributes"
+    with pytest.raises(RecordInvalid) as refused:
+        log.record(model=MODEL, parameters="abc")  # type: ignore[arg-type]
+    assert refused.value.field == "parameters"
+    with pytest.raises(RecordInvalid) as refused:
+        log.feedback(log.record(model=MODEL), attributes=[1])  # type: ignore[arg-type]
+    assert refused.value.field == "attributes"
+
+    @log.inference(MODEL, parameters="temperature=0.2")
+    def predict(x: int) -> int:
+        return x + 1
+
+    assert predict(1) == 2
+    assert any(r.attributes.get("inferlog_not_json") for r in inferences(log))

@@ -262,7 +262,7 @@ class Log:
             input=input,
             output=output,
             latency_ms=latency_ms,
-            parameters=parameters if type(parameters) is dict else dict(parameters or {}),
+            parameters=parameters if type(parameters) is dict else _mapping("parameters", parameters),
             status=status,
             error=error,
             request_id=request_id,
@@ -272,7 +272,7 @@ class Log:
             session_id=session_id,
             subject=subject,
             actor=actor,
-            attributes=attributes if type(attributes) is dict else dict(attributes or {}),
+            attributes=attributes if type(attributes) is dict else _mapping("attributes", attributes),
             source=source,
         )
         self._write(entry)
@@ -319,7 +319,7 @@ class Log:
             override=override,
             comment=comment,
             actor=actor,
-            attributes=dict(attributes) if attributes else {},
+            attributes=_mapping("attributes", attributes),
         )
         self._write(entry)
         return entry.id
@@ -570,6 +570,15 @@ def _error_info(error: Any) -> ErrorInfo:
 
 _model_decoder = msgspec.json.Decoder(Model)
 _MAX_CHECKED_MODELS = 1024
+
+
+def _mapping(field: str, value: Any) -> dict[str, Any]:
+    """``parameters`` or ``attributes`` as a dict; anything but a mapping is refused naming the field."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RecordInvalid(f"must be a mapping (a dict), got {type(value).__name__}", field=field)
+    return dict(value)
 
 
 def _checked_model(model: Model) -> Model:
