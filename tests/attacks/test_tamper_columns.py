@@ -355,3 +355,36 @@ def test_forging_a_tile_is_named(rich_log: RichLog, change: Callable[[RichLog], 
     report = rich_log.audit()
     assert not report.ok
     assert any(says in p.what for p in report.problems), [str(p) for p in report.problems]
+
+
+# -- rows outside what the log's state counts ---------------------------------------------------------
+
+
+def test_a_row_past_the_logs_size_is_named(rich_log: RichLog) -> None:
+    """A row added after the last entry (the log's state left alone), which queries show, is named by verify."""
+    table, after = rich_log.table("entries"), len(rich_log.ids) + 1
+    copied = sorted(_columns(rich_log, "entries") - {"seq", "id"})
+
+    def add_row(log: RichLog) -> None:
+        log.tamperer.execute(
+            f"INSERT INTO {table} (seq, id, {', '.join(copied)}) "
+            f"SELECT {after}, '{OTHER_ID}', {', '.join(copied)} FROM {table} WHERE seq = {PLAIN}"
+        )
+
+    rich_log.tamper(add_row)
+    _assert_named(rich_log.audit(), after, ("column id",))
+
+
+@pytest.mark.parametrize("seq", [-5, 999_999])
+def test_an_id_index_row_pointing_nowhere_is_named(rich_log: RichLog, seq: int) -> None:
+    """On PostgreSQL, an entry_ids row for no entry (which would make an append drop that id) is named."""
+    if rich_log.backend == "sqlite":  # SQLite has no id index: get(id) reads the entries table itself
+        return
+    rich_log.tamper(
+        lambda log: log.tamperer.execute(
+            f"INSERT INTO {log.table('entry_ids')} (id, seq, ts) VALUES (%s, %s, now())", [OTHER_ID, seq]
+        )
+    )
+    report = rich_log.audit()
+    assert not report.ok
+    assert any(OTHER_ID in p.what and f"seq {seq}" in p.what for p in report.problems), report.problems
