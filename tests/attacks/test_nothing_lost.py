@@ -228,6 +228,48 @@ def test_trace_and_wrap_record_non_json_values_without_raising(log: Log) -> None
     assert wrapped.output == "Opaque(42)"
 
 
+POLICY_SEALING_SUBJECTS = """
+[keystore]
+path = "keys.db"
+
+[defaults]
+encrypt = ["input", "output"]
+pseudonymize = ["subject"]
+"""
+
+
+@pytest.mark.parametrize("with_policy", [False, True])
+def test_a_lone_surrogate_is_refused_naming_the_field_and_never_breaks_a_decorated_function(
+    tmp_path: Path, with_policy: bool
+) -> None:
+    """Text with a lone surrogate (bytes that were not UTF-8) is RecordInvalid naming the field, and a decorated function returning it still returns, recorded as its repr."""
+    config = None
+    if with_policy:  # the policy seals a subject's record before spooling: that encodes it first
+        config = tmp_path / "inferlog.toml"
+        config.write_text(POLICY_SEALING_SUBJECTS)
+    log = inferlog.open(
+        f"sqlite:///{tmp_path / 'log.db'}", system="s", spool_dir=tmp_path / "spool", config=config
+    )
+    try:
+        for field, value in [("input", "\ud800"), ("output", {"a": ["\udc80"]}), ("subject", "\udcff"),
+                             ("actor", "a\udfffb"), ("attributes", {"\ud800": 1})]:  # fmt: skip
+            fields = {"subject": "customer-1"} | {field: value}
+            with pytest.raises(RecordInvalid, match="lone surrogate") as refused:
+                log.record(model=MODEL, **fields)
+            assert refused.value.field == field
+
+        @log.inference(MODEL)
+        def predict(x: str, subject: str | None = None) -> str:
+            return "\udcff" + x
+
+        assert predict("a", subject="customer-1") == "\udcffa"
+        (recorded,) = inferences(log)
+        assert recorded.output == repr("\udcffa")
+        assert recorded.attributes["inferlog_not_json"]["field"] == "output"
+    finally:
+        log.close()
+
+
 def test_fail_closed_still_refuses_what_cannot_be_recorded(tmp_path: Path) -> None:
     """With ``fail_closed=True`` the refusal reaches the caller: no prediction goes out unlogged."""
     log = inferlog.open(

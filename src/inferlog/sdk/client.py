@@ -43,7 +43,14 @@ from inferlog.record.model import (
     Source,
     StoredEntry,
 )
-from inferlog.record.validate import check_depth, deeper_than_allowed, shallow, too_deep
+from inferlog.record.validate import (
+    LONE_SURROGATE,
+    check_depth,
+    deeper_than_allowed,
+    encodable,
+    shallow,
+    too_deep,
+)
 from inferlog.sdk.http import HttpReader
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
@@ -311,6 +318,7 @@ class Log:
         if self._forked:
             self._restart_after_fork()
         if self._protect is not None:
+            given = entry
             try:
                 entry = self._protect(entry)
                 if self._frames is not None and getattr(entry, "subject", None) is not None:
@@ -322,9 +330,11 @@ class Log:
                     raise NotDurable(f"inference {entry.id} was not logged: {exc}") from exc
                 self._drop(entry.id, str(exc))
                 return
+            except UnicodeEncodeError as exc:  # sealing encodes the payload first: a lone surrogate
+                raise _unencodable(given, self._encoder, exc) from None
         try:
             payload = self._encoder.encode(entry)
-        except (TypeError, OverflowError) as exc:
+        except (TypeError, OverflowError, UnicodeEncodeError) as exc:
             raise _unencodable(entry, self._encoder, exc) from None
         if self._frames is not None:  # every frame, sealed fields or not: attributes, errors, ...
             payload = self._frames.seal(payload)
@@ -536,6 +546,8 @@ def _check_strings(**fields: Any) -> None:
             raise RecordInvalid(f"must be a string, got {type(value).__name__}", field=name)
         if value is not None and name in _REF_FIELDS and len(value) > REF_MAX_LENGTH:
             raise RecordInvalid(f"must be at most {REF_MAX_LENGTH} characters, got {len(value)}", field=name)
+        if value is not None and not value.isascii() and not encodable(value):  # before the policy hashes it
+            raise RecordInvalid(LONE_SURROGATE, field=name)
 
 
 def _as_model(value: Any) -> Model:
@@ -558,4 +570,6 @@ def _unencodable(entry: Entry, encoder: msgspec.msgpack.Encoder, exc: Exception)
             encoder.encode(getattr(entry, name))
         except (TypeError, OverflowError) as inner:
             return RecordInvalid(f"{inner}; convert it to JSON-compatible values", field=name)
-    return RecordInvalid(str(exc))
+        except UnicodeEncodeError:
+            return RecordInvalid(LONE_SURROGATE, field=name)
+    return RecordInvalid(LONE_SURROGATE if isinstance(exc, UnicodeEncodeError) else str(exc))
