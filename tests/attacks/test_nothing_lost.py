@@ -417,3 +417,19 @@ def test_attribute_filters_match_json_values_the_same_on_every_backend(any_store
     for bad in (math.nan, math.inf):
         with pytest.raises(UsageError, match="finite"):
             any_store.query(Query(attributes={"v": bad}))
+
+
+def test_attribute_filters_with_integers_past_64_bits_answer_on_every_backend(any_store: Store) -> None:
+    """A filter on an integer past 64 bits (2**63, 10**30, 400 digits) answers on both backends (SQLite raised OverflowError: a 500)."""
+    values: list[Any] = [10**30, 1, 2**63]
+    records = [make_record(system="s", attributes={"v": v}) for v in values]
+    Ingestor(any_store).append(records)
+
+    def matching(wanted: Any) -> list[Any]:
+        page = any_store.query(Query(attributes={"v": wanted}))
+        return sorted(values[[r.id for r in records].index(s.id)] for s in page.entries)
+
+    assert matching(10**30) == [10**30]
+    assert matching(2**63) == [2**63]
+    assert matching(-(2**63) - 1) == []
+    assert matching(10**400) == []

@@ -556,6 +556,17 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
     )
 
 
+def _sqlite_number(wanted: int | float) -> int | float | None:
+    """A filter's number as SQLite can bind it: an integer past 64 bits as the REAL that SQLite's JSON
+    functions read such a stored integer as (None if it is past every REAL too)."""
+    if isinstance(wanted, float) or -(2**63) <= wanted < 2**63:
+        return wanted
+    try:
+        return float(wanted)
+    except OverflowError:
+        return None
+
+
 def _attributes(attributes: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
     """Equality of JSON values, as PostgreSQL's jsonb containment has it: the JSON type must match too.
 
@@ -570,10 +581,14 @@ def _attributes(attributes: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
             clauses.append(f"json_type(body, {path}) = ?")
             params.append("true" if wanted else "false")
         elif isinstance(wanted, int | float):
+            number = _sqlite_number(wanted)
+            if number is None:  # no stored JSON number reads back as this one here
+                clauses.append("0")
+                continue
             clauses.append(
                 f"json_type(body, {path}) IN ('integer', 'real') AND json_extract(body, {path}) = ?"
             )
-            params.append(wanted)
+            params.append(number)
         else:
             clauses.append(f"json_type(body, {path}) = 'text' AND json_extract(body, {path}) = ?")
             params.append(wanted)
