@@ -544,7 +544,7 @@ def _check_id_index(store: Store, report: AuditReport) -> None:
             Problem(
                 None,
                 f"the id index (entry_ids) maps {entry_id} to seq {seq}, which holds no such entry "
-                "(a row added outside inferlog)",
+                "(an index row added, or its entry removed, outside inferlog)",
             )
         )
 
