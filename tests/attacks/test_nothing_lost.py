@@ -433,3 +433,45 @@ def test_attribute_filters_with_integers_past_64_bits_answer_on_every_backend(an
     assert matching(2**63) == [2**63]
     assert matching(-(2**63) - 1) == []
     assert matching(10**400) == []
+
+
+def test_inferlog_proxy_stopped_by_sigterm_delivers_and_releases_its_spool(tmp_path: Path) -> None:
+    """`inferlog proxy` stopped by SIGTERM (how Kubernetes stops a pod) closes its log first: its record is in the store and its spool folder is released.
+
+    uvicorn re-raises the signal once it has shut down, so the CLI's ``finally: log.close()`` never ran:
+    the records stayed in the spool (lost with the pod's disk) and every CLI command warned about them.
+    """
+    import signal
+    import time
+
+    import httpx
+
+    from tests.fix_server import _env, free_port
+
+    url, spool, port = f"sqlite:///{tmp_path / 'proxy.db'}", tmp_path / "spool", free_port()
+    env = _env() | {"INFERLOG_SPOOL_DIR": str(spool)}
+    command = [sys.executable, "-m", "inferlog", "proxy", "--upstream", f"http://127.0.0.1:{free_port()}",
+               "--port", str(port), "--db", url, "--system", "iris"]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, answer = time.monotonic() + 30, None
+        while answer is None and time.monotonic() < deadline:
+            try:  # the upstream is down: the proxy answers 502 and records the failed call
+                answer = httpx.post(f"http://127.0.0.1:{port}/v2/models/iris/infer", json={"inputs": []})
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None, "the proxy did not come up within 30 s"
+        assert answer.status_code == 502, answer.text
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [p.name for p in spool.iterdir()] == [], "the proxy left its spool folder behind"
+    store = SQLiteStore(url)
+    try:
+        (stored,) = [s.entry for s in store.query(Query(kind="inference")).entries]
+        assert stored.status == "error"
+    finally:
+        store.close()
