@@ -15,11 +15,12 @@ from click.testing import CliRunner, Result
 
 import inferlog
 from inferlog.cli import cli
-from inferlog.errors import RecordInvalid, UsageError
+from inferlog.errors import BadParameter, RecordInvalid, UsageError
 from inferlog.ingest.window import AcceptedWindow
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import uuid7
 from inferlog.store import open_store
+from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
@@ -136,6 +137,43 @@ def test_cli_huge_cursor_is_one_line(log_url: str, tmp_path: Path, command: str,
     """query/export --cursor past 2^63 end with one line naming --cursor, exit 1, no traceback."""
     extra = ["-o", str(tmp_path / "out.jsonl")] if command == "export" else []
     _assert_one_line(_run("--db", log_url, command, *extra, "--cursor", cursor), "--cursor")
+
+
+NOT_UTF8 = "\udcff"  # how Python hands over a command-line byte that is not UTF-8 (surrogateescape)
+
+
+@pytest.mark.parametrize("command", ["query", "export"])
+@pytest.mark.parametrize(
+    "option",
+    ["--system", "--model", "--version", "--subject", "--request-id", "--trace-id", "--session-id",
+     "--inference-id", "--attr=k", "--attr", "--purpose"],
+)  # fmt: skip
+def test_cli_text_that_is_not_utf8_is_one_line(
+    log_url: str, tmp_path: Path, command: str, option: str
+) -> None:
+    """A filter or purpose typed with bytes that are not UTF-8 ends with one line naming it, exit 1, no traceback."""
+    extra = ["-o", str(tmp_path / "out.jsonl")] if command == "export" else []
+    name, _, prefix = option.partition("=")
+    value = f"{prefix}={NOT_UTF8}" if prefix else (f"{NOT_UTF8}=1" if name == "--attr" else f"x{NOT_UTF8}")
+    named = "purpose" if name == "--purpose" else name
+    _assert_one_line(_run("--db", log_url, command, *extra, name, value), named)
+
+
+def test_a_query_filter_with_a_lone_surrogate_is_refused_on_every_backend(server: Server) -> None:
+    """Query() itself refuses a lone surrogate in any text filter or attribute (PostgreSQL could not be sent it)."""
+    with pytest.raises(BadParameter, match="lone surrogate"):
+        server.store.query(Query(subject=NOT_UTF8))
+    with pytest.raises(BadParameter, match="lone surrogate"):
+        server.store.query(Query(attributes={"k": NOT_UTF8}))
+
+
+def test_cli_export_limit_past_int64_is_refused(log_url: str, tmp_path: Path) -> None:
+    """export --limit past 2^63-1 is a usage error naming --limit, not a traceback from islice."""
+    result = _run("--db", log_url, "export", "-o", str(tmp_path / "out.jsonl"), "--limit", str(2**63))
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "--limit" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # -- a full disk --------------------------------------------------------------------------------

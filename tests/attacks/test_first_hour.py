@@ -105,6 +105,34 @@ def test_a_missing_config_file_fails_every_command(
 
 
 @pytest.mark.parametrize(
+    "command", [["stats"], ["query"], ["export", "--output", "x.jsonl"], ["verify"], ["tail", "-n", "1"]]
+)
+def test_a_config_file_that_does_not_parse_fails_every_command(
+    small_log: str, tmp_path: Path, command: list[str]
+) -> None:
+    """`--config` naming a file that is not a valid policy fails every command alike (stats exited 0), naming it."""
+    broken = tmp_path / "broken.toml"
+    broken.write_text("garbage [[[\n")
+    line = _one_error_line(_run("--db", small_log, "--config", str(broken), *command))
+    assert "broken.toml" in line
+    assert "TOML" in line
+
+
+def test_a_key_store_in_a_missing_folder_is_refused_and_creates_nothing(
+    small_log: str, tmp_path: Path
+) -> None:
+    """A policy whose key store lies in a folder that is not there (an unmounted volume) refuses, creating nothing, from the CLI and the SDK."""
+    volume = tmp_path / "mnt" / "secrets"
+    config = tmp_path / "inferlog.toml"
+    config.write_text(f'[keystore]\npath = "{volume / "keys.db"}"\n')
+    line = _one_error_line(_run("--db", small_log, "--config", str(config), "query"))
+    assert str(volume) in line
+    with pytest.raises(InferlogError, match="create it"):
+        inferlog.open(small_log, system="s", config=config, spool_dir=tmp_path / "spool")
+    assert not (tmp_path / "mnt").exists()
+
+
+@pytest.mark.parametrize(
     "command",
     [
         ["stats"],

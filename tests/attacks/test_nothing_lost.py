@@ -230,6 +230,48 @@ def test_trace_and_wrap_record_non_json_values_without_raising(log: Log) -> None
     assert wrapped.output == "Opaque(42)"
 
 
+POLICY_SEALING_SUBJECTS = """
+[keystore]
+path = "keys.db"
+
+[defaults]
+encrypt = ["input", "output"]
+pseudonymize = ["subject"]
+"""
+
+
+@pytest.mark.parametrize("with_policy", [False, True])
+def test_a_lone_surrogate_is_refused_naming_the_field_and_never_breaks_a_decorated_function(
+    tmp_path: Path, with_policy: bool
+) -> None:
+    """Text with a lone surrogate (bytes that were not UTF-8) is RecordInvalid naming the field, and a decorated function returning it still returns, recorded as its repr."""
+    config = None
+    if with_policy:  # the policy seals a subject's record before spooling: that encodes it first
+        config = tmp_path / "inferlog.toml"
+        config.write_text(POLICY_SEALING_SUBJECTS)
+    log = inferlog.open(
+        f"sqlite:///{tmp_path / 'log.db'}", system="s", spool_dir=tmp_path / "spool", config=config
+    )
+    try:
+        for field, value in [("input", "\ud800"), ("output", {"a": ["\udc80"]}), ("subject", "\udcff"),
+                             ("actor", "a\udfffb"), ("attributes", {"\ud800": 1})]:  # fmt: skip
+            fields = {"subject": "customer-1"} | {field: value}
+            with pytest.raises(RecordInvalid, match="lone surrogate") as refused:
+                log.record(model=MODEL, **fields)
+            assert refused.value.field == field
+
+        @log.inference(MODEL)
+        def predict(x: str, subject: str | None = None) -> str:
+            return "\udcff" + x
+
+        assert predict("a", subject="customer-1") == "\udcffa"
+        (recorded,) = inferences(log)
+        assert recorded.output == repr("\udcffa")
+        assert recorded.attributes["inferlog_not_json"]["field"] == "output"
+    finally:
+        log.close()
+
+
 def test_fail_closed_still_refuses_what_cannot_be_recorded(tmp_path: Path) -> None:
     """With ``fail_closed=True`` the refusal reaches the caller: no prediction goes out unlogged."""
     log = inferlog.open(
@@ -603,3 +645,45 @@ def test_attributes_that_are_no_mapping_are_refused_naming_them_and_capture_goes
 
     assert predict(1) == 2
     assert any(r.attributes.get("inferlog_not_json") for r in inferences(log))
+
+
+def test_inferlog_proxy_stopped_by_sigterm_delivers_and_releases_its_spool(tmp_path: Path) -> None:
+    """`inferlog proxy` stopped by SIGTERM (how Kubernetes stops a pod) closes its log first: its record is in the store and its spool folder is released.
+
+    uvicorn re-raises the signal once it has shut down, so the CLI's ``finally: log.close()`` never ran:
+    the records stayed in the spool (lost with the pod's disk) and every CLI command warned about them.
+    """
+    import signal
+    import time
+
+    import httpx
+
+    from tests.fix_server import _env, free_port
+
+    url, spool, port = f"sqlite:///{tmp_path / 'proxy.db'}", tmp_path / "spool", free_port()
+    env = _env() | {"INFERLOG_SPOOL_DIR": str(spool)}
+    command = [sys.executable, "-m", "inferlog", "proxy", "--upstream", f"http://127.0.0.1:{free_port()}",
+               "--port", str(port), "--db", url, "--system", "iris"]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, answer = time.monotonic() + 30, None
+        while answer is None and time.monotonic() < deadline:
+            try:  # the upstream is down: the proxy answers 502 and records the failed call
+                answer = httpx.post(f"http://127.0.0.1:{port}/v2/models/iris/infer", json={"inputs": []})
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None, "the proxy did not come up within 30 s"
+        assert answer.status_code == 502, answer.text
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [p.name for p in spool.iterdir()] == [], "the proxy left its spool folder behind"
+    store = SQLiteStore(url)
+    try:
+        (stored,) = [s.entry for s in store.query(Query(kind="inference")).entries]
+        assert stored.status == "error"
+    finally:
+        store.close()

@@ -362,3 +362,62 @@ def test_a_rolled_back_signer_state_cannot_sign_a_fork(tmp_path: Path) -> None:
         assert [c.root for c in store.checkpoints() if c.size == 10] == [signed.root]
     finally:
         store.close()
+
+
+def test_the_cadence_reports_a_log_smaller_than_its_key_already_signed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server whose log was rolled back below what its key signed says so on the cadence (it stayed silent, signing nothing, forever)."""
+    from inferlog.integrity.checkpointer import CheckpointCadence
+
+    store = open_store(f"sqlite:///{tmp_path / 'log.db'}")
+    key_path = tmp_path / "signer.key"
+    init_signer(key_path, origin="cadence.test/log")
+    try:
+        store.append(prepare(*(make_record() for _ in range(10))))
+        Checkpointer(store, CheckpointSigner.beside_key(load_signer(key_path), key_path)).checkpoint()
+        store.close()
+        (tmp_path / "log.db").unlink()  # an older backup, here an empty one, restored under the server
+        store = open_store(f"sqlite:///{tmp_path / 'log.db'}")
+        store.append(prepare(*(make_record() for _ in range(3))))
+        checkpointer = Checkpointer(
+            store, CheckpointSigner.beside_key(load_signer(key_path), key_path), every_seconds=0
+        )
+        cadence = CheckpointCadence(checkpointer)
+        with caplog.at_level("ERROR", logger="inferlog"):
+            assert cadence.tick() is None
+            assert cadence.tick() is None
+        assert cadence.failures == 2
+        said = [r.getMessage() for r in caplog.records if "rolled back" in r.getMessage()]
+        assert len(said) == 1, caplog.text  # once, not once a second
+        assert store.checkpoints() == []
+    finally:
+        store.close()
+
+
+def test_an_sdk_log_rolled_back_below_its_signed_size_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An SDK log with a signing key whose log is smaller than what the key signed counts each refusal and logs it once, not a traceback per delivery."""
+    import inferlog
+
+    key_path, url = tmp_path / "signer.key", f"sqlite:///{tmp_path / 'log.db'}"
+    init_signer(key_path, origin="cadence.test/log")
+    store = open_store(url)
+    store.append(prepare(*(make_record() for _ in range(50))))
+    Checkpointer(store, CheckpointSigner.beside_key(load_signer(key_path), key_path)).checkpoint()
+    store.close()
+    (tmp_path / "log.db").unlink()  # an older (empty) backup restored
+    with caplog.at_level("ERROR", logger="inferlog"):
+        log = inferlog.open(url, system="s", signer_key=key_path, spool_dir=tmp_path / "spool")
+        try:
+            for batch in range(5):
+                log.record(model=inferlog.Model("m", "1"), input=batch)
+                assert log.flush(timeout=30)
+        finally:
+            with pytest.raises(IntegrityError, match="rolled back"):  # close's last checkpoint: loud
+                log.close()
+    assert log.counters.checkpoint_failures >= 5
+    said = [r for r in caplog.records if "rolled back" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert not said[0].exc_info  # one line, not a traceback

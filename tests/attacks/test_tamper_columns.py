@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import inferlog.integrity.verify as verify_module
 from inferlog.errors import IntegrityError
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.keys import init_signer, load_verifiers, public_key_path
@@ -355,3 +356,55 @@ def test_forging_a_tile_is_named(rich_log: RichLog, change: Callable[[RichLog], 
     report = rich_log.audit()
     assert not report.ok
     assert any(says in p.what for p in report.problems), [str(p) for p in report.problems]
+
+
+# -- rows outside what the log's state counts ---------------------------------------------------------
+
+
+def test_a_row_past_the_logs_size_is_named(rich_log: RichLog) -> None:
+    """A row added after the last entry (the log's state left alone), which queries show, is named by verify."""
+    table, after = rich_log.table("entries"), len(rich_log.ids) + 1
+    copied = sorted(_columns(rich_log, "entries") - {"seq", "id"})
+
+    def add_row(log: RichLog) -> None:
+        log.tamperer.execute(
+            f"INSERT INTO {table} (seq, id, {', '.join(copied)}) "
+            f"SELECT {after}, '{OTHER_ID}', {', '.join(copied)} FROM {table} WHERE seq = {PLAIN}"
+        )
+
+    rich_log.tamper(add_row)
+    _assert_named(rich_log.audit(), after, ("column id",))
+
+
+@pytest.mark.parametrize("seq", [-5, 999_999])
+def test_an_id_index_row_pointing_nowhere_is_named(rich_log: RichLog, seq: int) -> None:
+    """On PostgreSQL, an entry_ids row for no entry (which would make an append drop that id) is named."""
+    if rich_log.backend == "sqlite":  # SQLite has no id index: get(id) reads the entries table itself
+        return
+    rich_log.tamper(
+        lambda log: log.tamperer.execute(
+            f"INSERT INTO {log.table('entry_ids')} (id, seq, ts) VALUES (%s, %s, now())", [OTHER_ID, seq]
+        )
+    )
+    report = rich_log.audit()
+    assert not report.ok
+    assert any(OTHER_ID in p.what and f"seq {seq}" in p.what for p in report.problems), report.problems
+
+
+@pytest.mark.parametrize("chunk", [4, 5, 6])  # the forged row's seq before, at and after a chunk's end
+def test_a_second_row_at_one_seq_is_named_wherever_the_chunks_end(
+    rich_log: RichLog, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """On PostgreSQL (key (seq, ts)), a forged second row at a seq, in another partition, is named even at the end of a read chunk."""
+    if rich_log.backend == "sqlite":  # seq is SQLite's primary key alone: a second row cannot exist
+        return
+    monkeypatch.setattr(verify_module, "_CHUNK", chunk)  # chunks of 20,000 rows, made small
+    table = rich_log.table("entries")
+    copied = sorted(_columns(rich_log, "entries") - {"ts", "model_name"})
+    rich_log.tamper(
+        lambda log: log.tamperer.execute(
+            f"INSERT INTO {table} (ts, model_name, {', '.join(copied)}) "
+            f"SELECT ts - interval '400 days', 'forged', {', '.join(copied)} FROM {table} WHERE seq = 5"
+        )
+    )
+    _assert_named(rich_log.audit(), 5, ("two rows hold seq 5",))

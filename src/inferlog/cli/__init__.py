@@ -16,6 +16,7 @@ import click
 from inferlog.cli._common import State, accept_db
 from inferlog.config import DEFAULT_DB, ENV_CONFIG, ENV_DB
 from inferlog.errors import BadParameter, InferlogError
+from inferlog.privacy.policy import load_policy
 
 __all__ = ["CliError", "cli", "main"]
 
@@ -72,6 +73,11 @@ def cli(ctx: click.Context, db: str, config: str | None) -> None:
     """inferlog: the tamper-evident record of every inference an AI system makes."""
     if config is not None and not Path(config).is_file():  # every command, not only those that read it
         raise CliError(f"no policy file {config} (check --config or {ENV_CONFIG})")
+    if config is not None and ctx.invoked_subcommand != "policy":  # `policy check` reports it itself
+        try:  # a policy file that does not parse fails every command alike, not only those that read it
+            load_policy(config)
+        except InferlogError as exc:
+            raise CliError(one_line(exc)) from None
     ctx.obj = State(ctx, db, config)
 
 

@@ -18,7 +18,7 @@ from inferlog.export import exporters, get_exporter
 from inferlog.export.base import Destination
 from inferlog.query import build_query, iter_entries
 from inferlog.record.model import StoredEntry
-from inferlog.store.base import MAX_PAGE
+from inferlog.store.base import MAX_PAGE, MAX_SEQ
 
 _UNFILTERED = {"limit", "order", "after"}
 
@@ -33,7 +33,7 @@ _UNFILTERED = {"limit", "order", "after"}
 )
 @filter_options
 @click.option("--cursor", type=int, help="Start after this seq.")
-@click.option("--limit", type=click.IntRange(min=1), help="Write at most this many entries.")
+@click.option("--limit", type=click.IntRange(1, MAX_SEQ), help="Write at most this many entries.")
 @click.option("--order", type=click.Choice(["asc", "desc"]), default="asc", show_default=True)
 @click.option(
     "--purpose", default="export", show_default=True, callback=lambda ctx, param, value: _purpose(value),

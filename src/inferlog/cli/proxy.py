@@ -71,7 +71,7 @@ def proxy_command(
         config=state.config,
     )
     try:
-        app = create_proxy(upstream, log, identity_header=identity_header, timeout=timeout)
+        app = create_proxy(upstream, log, identity_header=identity_header, timeout=timeout, close_log=True)
         # The upstream's Date and Server headers are passed on: uvicorn must not add its own.
         uvicorn.run(
             app,

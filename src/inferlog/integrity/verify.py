@@ -255,6 +255,16 @@ def audit(
             progress(checked.count)
 
     report.size, report.root = tree.size, tree.root()
+    stated = store.size()  # read after the rows: appends while this ran only make it larger
+    if next_seq - 1 > stated:
+        report.problems.append(
+            Problem(
+                stated + 1,
+                f"entries {stated + 1}..{next_seq - 1} lie past the log's size {stated} "
+                "(rows added outside inferlog)",
+            )
+        )
+    _check_id_index(store, report)
     located = [p.seq for p in report.problems if p.seq is not None]
     for first, last, what in ranges:
         # A root mismatch only bounds where the change is; a row-level finding inside it is more exact.
@@ -346,6 +356,7 @@ def _fold(hashes: list[bytes]) -> bytes:
 
 
 _RANGE = 50_000  # rows per unit of work
+_NO_END = 2**63 - 1  # the largest seq a store can hold
 _PARALLEL_FROM = 100_000  # below this, starting processes costs more than it saves
 
 
@@ -371,13 +382,16 @@ def _check_range(store: Store, after: int, until: int) -> _Checked:
     count = 0
     cursor = after
     while cursor < until:
-        rows = [row for row in store.ledger_rows(cursor, _CHUNK) if row.seq <= until]
+        rows = _whole_seqs(store.ledger_rows(cursor, _CHUNK))
+        rows = [row for row in rows if row.seq <= until]
         if not rows:
             break
         sealed: dict[str, tuple[int, _SealedNames]] = {}
         for row in rows:
             seq = row.seq
-            if count and seq != last + 1:
+            if count and seq == last:
+                problems.append(Problem(seq, f"two rows hold seq {seq}: one was added outside inferlog"))
+            elif count and seq != last + 1:
                 problems.append(Problem(last + 1, f"entries {last + 1}..{seq - 1} are missing (deleted?)"))
             if not count:
                 first = seq
@@ -394,6 +408,18 @@ def _check_range(store: Store, after: int, until: int) -> _Checked:
             _check_keys(store, sealed, report)
         cursor = rows[-1].seq
     return _Checked(bytes(digests), report.problems, report.purged, count, first, last)
+
+
+def _whole_seqs(rows: list[LedgerRow]) -> list[LedgerRow]:
+    """A full chunk without the rows of its last seq, which the next chunk then reads whole.
+
+    Only a forgery puts two rows at one seq (PostgreSQL's key is (seq, ts), one row per partition);
+    cut at a chunk's end, the second would never be read, and a forged row would go unseen.
+    """
+    if len(rows) < _CHUNK or rows[0].seq == rows[-1].seq:
+        return rows
+    last = rows[-1].seq
+    return [row for row in rows if row.seq != last]
 
 
 def _check_range_at(url: str, after: int, until: int) -> _Checked:
@@ -416,6 +442,9 @@ def _checked_ranges(store: Store, workers: int) -> Iterator[_Checked]:
     """Checked ranges in seq order: in this process, or in worker processes for a large log."""
     size = store.size()
     bounds = [(start, min(start + _RANGE, size)) for start in range(0, size, _RANGE)]
+    # The last range has no end: a row added past the size the store reports (its ledger state, on
+    # PostgreSQL) is read by queries, so it is read, hashed and checked here too.
+    bounds[-1:] = [(bounds[-1][0] if bounds else 0, _NO_END)]
     url = getattr(store, "url", "")
     if workers <= 1 or len(bounds) < 2 or not url.startswith(("sqlite:", "postgresql:", "postgres:")):
         for after, until in bounds:
@@ -513,6 +542,26 @@ def _name_columns(
     for name, mine, theirs in zip(names, stored, signed, strict=True):
         if mine != theirs:
             report.problems.append(Problem(seq, f"column {name} is {mine!r} but {where} says {theirs!r}"))
+
+
+def _check_id_index(store: Store, report: AuditReport) -> None:
+    """The id index holds no row beyond the entries' own (PostgreSQL's entry_ids).
+
+    Each entry's index row is checked with the entry (one by seq, which is unique there), so an index
+    with exactly as many rows as entries read holds nothing else. A stray row would make get(id) miss,
+    or make an append take a new record with that id for one already in the log and drop it.
+    """
+    count_index = getattr(store, "id_index_size", None)
+    if count_index is None or count_index() == report.entries:
+        return
+    for entry_id, seq in store.id_index_strays():  # type: ignore[attr-defined]
+        report.problems.append(
+            Problem(
+                None,
+                f"the id index (entry_ids) maps {entry_id} to seq {seq}, which holds no such entry "
+                "(an index row added, or its entry removed, outside inferlog)",
+            )
+        )
 
 
 def _index_problem(indexed: str | None, entry_id: str) -> str:

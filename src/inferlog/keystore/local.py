@@ -85,8 +85,12 @@ class LocalKeyStore:
         _live.add(self)
 
     def _connect(self) -> sqlite3.Connection:
+        if not self.path.parent.is_dir():  # like a checkpoint folder: an unmounted volume must be noticed
+            raise UsageError(
+                f"no folder {self.path.parent} for the key store {self.path}: create it (or mount it) "
+                "first; inferlog does not create it, so keys never land on the wrong disk"
+            )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             fresh = not self.path.exists()
             # A short busy timeout: record() waits on this when it makes a key; better a clear error soon.
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)

@@ -112,8 +112,14 @@ def create_proxy(
     *,
     identity_header: str | None = None,
     timeout: float = 60.0,
+    close_log: bool = False,
 ) -> Starlette:
-    """An app forwarding to ``upstream`` and recording infer calls through ``log`` (source "oip")."""
+    """An app forwarding to ``upstream`` and recording infer calls through ``log`` (source "oip").
+
+    ``close_log``: the app owns ``log`` and closes it (flushing what it recorded) when it shuts down.
+    A server stopped by SIGTERM (uvicorn re-raises the signal once shut down, so code after
+    ``uvicorn.run`` never runs) still delivers its last records before the process ends.
+    """
     base = upstream.rstrip("/")
     metadata: dict[str, dict[str, Any]] = {}
     holder: dict[str, aiohttp.ClientSession] = {}
@@ -253,6 +259,8 @@ def create_proxy(
         yield
         if "c" in holder:
             await holder.pop("c").close()
+        if close_log:
+            await asyncio.to_thread(log.close)
 
     return Starlette(
         routes=[Route("/{path:path}", forward, methods=METHODS)],

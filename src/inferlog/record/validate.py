@@ -257,6 +257,21 @@ def decode_entry(data: bytes) -> Entry:
     return check_entry(entry)
 
 
+LONE_SURROGATE = (
+    "holds a lone surrogate (U+D800..U+DFFF), which is not valid Unicode and JSON cannot carry; "
+    "decode bytes with errors='replace'"
+)
+
+
+def encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogate), i.e. can be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def checked(entry: Entry) -> Entry:
     """An entry built in code from request values, validated exactly as any later read will decode it.
 
@@ -267,7 +282,18 @@ def checked(entry: Entry) -> Entry:
         checked_entry: Entry = _json_decoder.decode(msgspec.json.encode(entry))
     except msgspec.ValidationError as exc:
         raise _invalid(exc) from None
+    except UnicodeEncodeError:  # e.g. a purpose typed on a terminal whose bytes are not UTF-8
+        raise RecordInvalid(LONE_SURROGATE, field=_first_unencodable(entry)) from None
     return checked_entry
+
+
+def _first_unencodable(entry: Entry) -> str | None:
+    for name in entry.__struct_fields__:
+        try:
+            msgspec.json.encode(getattr(entry, name))
+        except UnicodeEncodeError:
+            return name
+    return None
 
 
 def to_entry(

@@ -43,7 +43,12 @@ from inferlog.record.model import (
     Source,
     StoredEntry,
 )
-from inferlog.record.validate import check_storable, shallow
+from inferlog.record.validate import (
+    LONE_SURROGATE,
+    check_storable,
+    encodable,
+    shallow,
+)
 from inferlog.sdk.http import HttpReader
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
@@ -328,6 +333,7 @@ class Log:
         if self._forked:
             self._restart_after_fork()
         if self._protect is not None:
+            given = entry
             try:
                 entry = self._protect(entry)
                 if self._frames is not None and getattr(entry, "subject", None) is not None:
@@ -339,6 +345,8 @@ class Log:
                     raise NotDurable(f"inference {entry.id} was not logged: {exc}") from exc
                 self._drop(entry.id, str(exc))
                 return
+            except UnicodeEncodeError as exc:  # sealing encodes the payload first: a lone surrogate
+                raise _unencodable(given, self._encoder, exc) from None
         try:
             payload = self._encoder.encode(entry)
         except (TypeError, OverflowError, ValueError) as exc:  # ValueError: a lone surrogate in a str
@@ -553,6 +561,8 @@ def _check_strings(**fields: Any) -> None:
             raise RecordInvalid(f"must be a string, got {type(value).__name__}", field=name)
         if value is not None and name in _REF_FIELDS and len(value) > REF_MAX_LENGTH:
             raise RecordInvalid(f"must be at most {REF_MAX_LENGTH} characters, got {len(value)}", field=name)
+        if value is not None and not value.isascii() and not encodable(value):  # before the policy hashes it
+            raise RecordInvalid(LONE_SURROGATE, field=name)
 
 
 def _error_info(error: Any) -> ErrorInfo:
@@ -610,6 +620,8 @@ def _unencodable(entry: Entry, encoder: msgspec.msgpack.Encoder, exc: Exception)
     for name in entry.__struct_fields__:
         try:
             encoder.encode(getattr(entry, name))
+        except UnicodeEncodeError:  # before ValueError, of which it is one
+            return RecordInvalid(LONE_SURROGATE, field=name)
         except (TypeError, OverflowError, ValueError) as inner:
             return RecordInvalid(f"{inner}; convert it to JSON-compatible values", field=name)
-    return RecordInvalid(str(exc))
+    return RecordInvalid(LONE_SURROGATE if isinstance(exc, UnicodeEncodeError) else str(exc))

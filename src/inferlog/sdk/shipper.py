@@ -77,6 +77,7 @@ class Shipper:
         self.batch_size = batch_size
         self.max_backoff = max_backoff
         self.after_delivery = after_delivery
+        self._checkpoint_error = ""  # the last checkpoint failure logged (each distinct one once)
         self.cursor = Cursor(1, DATA_START)
         self.delivered = 0  # own frames delivered (or dead-lettered)
         self._stop = threading.Event()
@@ -145,9 +146,13 @@ class Shipper:
             return
         try:
             self.after_delivery()
-        except Exception:
+        except Exception as exc:  # counted each time; logged when the reason changes, not per batch
             self.counters.checkpoint_failures += 1
-            log.exception("making a checkpoint failed")
+            if str(exc) != self._checkpoint_error:
+                self._checkpoint_error = str(exc)
+                log.error("making a checkpoint failed: %s", exc, exc_info=not isinstance(exc, InferlogError))
+        else:
+            self._checkpoint_error = ""
 
     def _deliver(self, payloads: Sequence[bytes], origin: Path, replay: bool = False) -> bool:
         """Send until delivered; False only if asked to stop first.

@@ -96,21 +96,23 @@ class Query:
                 )
 
     def _refuse_nul(self) -> None:
-        """U+0000 matches nothing either backend stores (PostgreSQL text cannot even hold it): refuse it."""
+        """Text no entry can hold matches nothing: refuse it (PostgreSQL text cannot even be sent it).
+
+        That is U+0000, and a lone surrogate (U+D800..U+DFFF, e.g. a command-line argument whose bytes
+        are not UTF-8), which no UTF-8 database can be sent.
+        """
         for name, field_name in _TEXT_FILTERS.items():
             value = getattr(self, name)
-            if isinstance(value, str) and "\x00" in value:
-                raise BadParameter("must not contain U+0000 (NUL)", field=field_name)
+            if isinstance(value, str) and (problem := _unstorable_text(value)):
+                raise BadParameter(problem, field=field_name)
         for key, value in self.attributes.items():
-            if "\x00" in key or (isinstance(value, str) and "\x00" in value):
-                raise BadParameter(f"attribute {key!r} must not contain U+0000 (NUL)", field="attr")
+            problem = _unstorable_text(key) or (_unstorable_text(value) if isinstance(value, str) else None)
+            if problem:
+                raise BadParameter(f"attribute {key!r} {problem}", field="attr")
             if (
                 type(value) is int and not -(2**63) <= value < 2**63
             ):  # SQLite binds 64 bits; one answer on both
-                raise BadParameter(
-                    f"attribute {key!r}: a whole number must fit in 64 bits",
-                    field="attr",
-                )
+                raise BadParameter(f"attribute {key!r}: a whole number must fit in 64 bits", field="attr")
 
     def next(self, cursor: int) -> Query:
         """The same query, continued after ``cursor``."""
@@ -129,6 +131,18 @@ class Query:
         if isinstance(out.get("attributes"), Mapping):
             out["attributes"] = dict(out["attributes"])
         return out
+
+
+def _unstorable_text(value: str) -> str | None:
+    """Why a filter's text can match no stored text (None when it can)."""
+    if "\x00" in value:
+        return "must not contain U+0000 (NUL)"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode: it holds a lone surrogate (were its bytes UTF-8?)"
+    return None
 
 
 @dataclass(frozen=True)

@@ -475,6 +475,24 @@ class PostgresStore:
                  latency, request, trace, session, subject, inference, actor, attributes, indexed) in rows
         ]  # fmt: skip
 
+    def id_index_size(self) -> int:
+        """How many rows the id index holds (the verifier compares it with the entries it read)."""
+        (count,) = self._run("read from", lambda conn: _one(conn, "SELECT count(*) FROM inferlog.entry_ids"))
+        return int(count)
+
+    def id_index_strays(self, limit: int = 20) -> list[tuple[str, int]]:
+        """Id index rows (id, seq) that no entry matches by id, seq and ts: for the verifier to name."""
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT i.id::text, i.seq FROM inferlog.entry_ids i WHERE NOT EXISTS ("
+                "SELECT 1 FROM inferlog.entries e WHERE e.seq = i.seq AND e.ts = i.ts AND e.id = i.id"
+                ") ORDER BY i.seq LIMIT %s",
+                (limit,),
+            ).fetchall(),
+        )
+        return [(entry_id, int(seq)) for entry_id, seq in rows]
+
     def checkpoints(self) -> list[StoredCheckpoint]:
         rows = self._run(
             "read from",
