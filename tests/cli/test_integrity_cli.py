@@ -129,3 +129,26 @@ def test_verify_without_a_key_does_not_look_verified(signed: tuple[str, list[str
     )
     assert other.exit_code == 1
     assert "expected 'other.test/log'" in other.output
+
+
+def test_verify_with_a_key_fails_when_every_checkpoint_was_deleted(
+    signed: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    """Deleting the store's checkpoints (as whoever rewrites the log would) leaves `verify --key` NOT VERIFIED, exit 1; the off-box copies still verify."""
+    url, _ = signed
+    conn = sqlite3.connect(tmp_path / "log.db")
+    conn.execute("DROP TRIGGER IF EXISTS checkpoints_no_delete")
+    conn.execute("DELETE FROM checkpoints")
+    conn.commit()
+    conn.close()
+    runner = CliRunner()
+    bare = runner.invoke(cli, ["--db", url, "verify", "--key", "inferlog-signer.pub"])
+    assert bare.exit_code == 1, bare.output
+    assert "NOT VERIFIED" in bare.output
+    assert "no signed checkpoint" in bare.output
+    assert "OK" not in bare.output
+    anchored = runner.invoke(
+        cli, ["--db", url, "verify", "--key", "inferlog-signer.pub", "--checkpoints", "offbox"]
+    )
+    assert anchored.exit_code == 0, anchored.output
+    assert "1 signed checkpoint(s) verified" in anchored.output

@@ -110,7 +110,8 @@ def verify_group(
     Also checks seq continuity, every payload's commitment, every stored column against the leaf or
     the committed body, and that the log is not shorter than any checkpoint. Exit code 0 only when
     all of it holds. Checkpoint signatures need a verifier key: without one, checkpoints that exist
-    make the exit code 1 unless --skip-signatures says an unsigned check is what you want.
+    make the exit code 1 unless --skip-signatures says an unsigned check is what you want. With a key,
+    a log that no signed checkpoint covers (none in the store, none off-box) is NOT VERIFIED, exit 1.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -142,6 +143,15 @@ def verify_group(
     if not report.ok:
         _fail(report.problems, f"first bad seq: {report.first_bad_seq}" if report.first_bad_seq else None)
     root = f"root at {report.size}: {base64.b64encode(report.root).decode()}"
+    if verifiers and report.entries and not report.checkpoints:
+        # Whoever rewrites the log can also delete the store's checkpoints: with nothing signed to hold
+        # it to, a key proves nothing, and an OK here would say otherwise.
+        console(stderr=True).print(
+            f"[red]NOT VERIFIED[/red] {report.entries} entries, no signed checkpoint to hold them to "
+            "(none in the store, and no --checkpoints folder of off-box copies): "
+            "run `inferlog checkpoint`, or pass the off-box folder"
+        )
+        raise SystemExit(1)
     if verifiers:
         out.print(
             f"[green]OK[/green] {report.entries} entries ({report.purged} purged), "
