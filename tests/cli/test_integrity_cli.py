@@ -147,6 +147,11 @@ def test_verify_with_a_key_fails_when_every_checkpoint_was_deleted(
     assert "NOT VERIFIED" in bare.output
     assert "no signed checkpoint" in bare.output
     assert "OK" not in bare.output
+    unsigned = runner.invoke(
+        cli, ["--db", url, "verify", "--key", "inferlog-signer.pub", "--skip-signatures"]
+    )
+    assert unsigned.exit_code == 0, unsigned.output
+    assert "UNSIGNED 40 entries" in unsigned.output
     anchored = runner.invoke(
         cli, ["--db", url, "verify", "--key", "inferlog-signer.pub", "--checkpoints", "offbox"]
     )

@@ -143,21 +143,21 @@ def verify_group(
     if not report.ok:
         _fail(report.problems, f"first bad seq: {report.first_bad_seq}" if report.first_bad_seq else None)
     root = f"root at {report.size}: {base64.b64encode(report.root).decode()}"
-    if verifiers and report.entries and not report.checkpoints:
-        # Whoever rewrites the log can also delete the store's checkpoints: with nothing signed to hold
-        # it to, a key proves nothing, and an OK here would say otherwise.
-        console(stderr=True).print(
-            f"[red]NOT VERIFIED[/red] {report.entries} entries, no signed checkpoint to hold them to "
-            "(none in the store, and no --checkpoints folder of off-box copies): "
-            "run `inferlog checkpoint`, or pass the off-box folder"
-        )
-        raise SystemExit(1)
-    if verifiers:
+    if verifiers and (report.checkpoints or not report.entries):
         out.print(
             f"[green]OK[/green] {report.entries} entries ({report.purged} purged), "
             f"{report.checkpoints} signed checkpoint(s) verified: signature, origin and root; {root}"
         )
         return
+    if verifiers and not skip_signatures:
+        # Whoever rewrites the log can also delete the store's checkpoints: with nothing signed to hold
+        # it to, a key proves nothing, and an OK here would say otherwise.
+        console(stderr=True).print(
+            f"[red]NOT VERIFIED[/red] {report.entries} entries, no signed checkpoint to hold them to "
+            "(none in the store, and no --checkpoints folder of off-box copies): run `inferlog checkpoint`, "
+            "pass the off-box folder, or --skip-signatures to accept an unsigned check"
+        )
+        raise SystemExit(1)
     unsigned = f"{report.checkpoints} checkpoint root(s) recomputed, signatures NOT checked"
     if skip_signatures or not (notes or store.checkpoints()):
         out.print(
