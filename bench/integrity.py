@@ -25,6 +25,7 @@ from inferlog.ingest.service import Ingestor
 from inferlog.integrity.verify import audit, default_workers
 from inferlog.pipeline import Pipeline, Prepared, body_of
 from inferlog.record.model import Entry
+from inferlog.record.validate import check_entry
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
 
@@ -34,9 +35,10 @@ VERIFY_TARGET = 200_000  # records/s
 
 
 class _NoLeafPipeline(Pipeline):
-    """Canonical body only: no salt, no commitment, no leaf hash."""
+    """Canonical body only: no salt, no commitment, no leaf hash (the entry checks stay: they are not integrity)."""
 
     def prepare(self, entry: Entry) -> Prepared:
+        check_entry(entry)
         return Prepared(entry, body_of(entry), b"", b"", b"")
 
 
