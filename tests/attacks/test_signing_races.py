@@ -111,17 +111,14 @@ def _assert_consistent(
     assert last[0] == max(roots), "the signer's state is not the largest size it signed"
 
 
-def test_threads_signing_at_once_never_fork_or_go_back(tmp_path: Path) -> None:
-    """Eight threads signing heads of two forks through one key never crash, fork, or roll the state back."""
-    key_path = tmp_path / "signer.key"
-    init_signer(key_path, origin="race.test/log")
+def _sign_in_threads(signer_for_thread: Callable[[], CheckpointSigner]) -> list[list[Signed]]:
+    """Eight threads run :func:`_worker`, each with the signer ``signer_for_thread`` gives it; no thread may raise."""
     errors: list[BaseException] = []
     runs: list[list[Signed]] = []
 
     def run(seed: int) -> None:
-        signer = CheckpointSigner.beside_key(load_signer(key_path), key_path)  # one object per thread
         try:
-            runs.append(_worker(signer, seed))
+            runs.append(_worker(signer_for_thread(), seed))
         except BaseException as exc:  # noqa: BLE001 - the assertion below reports it
             errors.append(exc)
 
@@ -131,6 +128,14 @@ def test_threads_signing_at_once_never_fork_or_go_back(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+    return runs
+
+
+def test_threads_signing_at_once_never_fork_or_go_back(tmp_path: Path) -> None:
+    """Eight threads signing heads of two forks through one key never crash, fork, or roll the state back."""
+    key_path = tmp_path / "signer.key"
+    init_signer(key_path, origin="race.test/log")
+    runs = _sign_in_threads(lambda: CheckpointSigner.beside_key(load_signer(key_path), key_path))
     signer = CheckpointSigner.beside_key(load_signer(key_path), key_path)
     _assert_consistent(runs, signer, load_verifiers([str(public_key_path(key_path))]))
 
@@ -140,21 +145,7 @@ def test_one_signer_object_shared_by_threads(tmp_path: Path) -> None:
     key_path = tmp_path / "signer.key"
     init_signer(key_path, origin="race.test/log")
     signer = CheckpointSigner.beside_key(load_signer(key_path), key_path)
-    errors: list[BaseException] = []
-    runs: list[list[Signed]] = []
-
-    def run(seed: int) -> None:
-        try:
-            runs.append(_worker(signer, seed))
-        except BaseException as exc:  # noqa: BLE001 - the assertion below reports it
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    runs = _sign_in_threads(lambda: signer)
     _assert_consistent(runs, signer, load_verifiers([str(public_key_path(key_path))]))
 
 
@@ -250,13 +241,17 @@ def test_server_signs_every_n_entries_unasked(
     )
     try:
         with TestClient(create_app(store, auth=False, checkpointer=checkpointer)) as client:
-            for _ in range(3):
-                assert client.post("/v1/records", json=_records(40)).status_code == 200
-            _wait_for(lambda: any(c.size >= 100 for c in store.checkpoints()), "a checkpoint of 100+ entries")
+            # Two batches of 60 with N = 50: whenever the cadence looks (after the first batch, or only
+            # after the second), a checkpoint of all 120 must follow. Batches smaller than N would let a
+            # slow machine's tick fall between them and leave fewer than N new entries behind it.
+            for _ in range(2):
+                assert client.post("/v1/records", json=_records(60)).status_code == 200
+            _wait_for(lambda: any(c.size == 120 for c in store.checkpoints()), "a checkpoint of 120 entries")
             note = client.get("/v1/checkpoint").text.encode()
+            assert client.post("/v1/records", json=_records(10)).status_code == 200  # fewer than N
         verifiers = load_verifiers([str(public_key_path(key_path))])
-        assert open_checkpoint(note, verifiers).size >= 100
-        assert store.checkpoints()[-1].size == 120  # and one more at shutdown, covering everything
+        assert open_checkpoint(note, verifiers).size == 120
+        assert store.checkpoints()[-1].size == 130  # and one more at shutdown, covering everything
     finally:
         store.close()
 
