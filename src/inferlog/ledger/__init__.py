@@ -6,8 +6,6 @@ third-party auditors all share one implementation pinned by test vectors.
 
 from inferlog.ledger.checkpoint import (
     Checkpoint,
-    CheckpointError,
-    NoteError,
     NoteSigner,
     NoteVerifier,
     key_id,
@@ -19,7 +17,6 @@ from inferlog.ledger.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from inferlog.ledger.merkle import (
     CompactRange,
     LeafList,
-    ProofError,
     SubtreeHashes,
     TiledHashes,
     consistency_proof,
@@ -33,13 +30,10 @@ __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "Checkpoint",
-    "CheckpointError",
     "CompactRange",
     "LeafList",
-    "NoteError",
     "NoteSigner",
     "NoteVerifier",
-    "ProofError",
     "SubtreeHashes",
     "TiledHashes",
     "consistency_proof",
