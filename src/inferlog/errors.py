@@ -2,8 +2,8 @@
 
 Each class carries the HTTP status the server answers it with (``http_status``, inherited unless a
 class says otherwise); the server's exception handler reads it, so this tree is the one place that
-maps an error to a status. (V) marks a class that is also a ``ValueError``, (K) a ``KeyError``, for
-callers that catch the built-in.
+maps an error to a status. (V) marks a class that is also a ``ValueError``, (K) a ``KeyError`` (and
+so are its subclasses), for callers that catch the built-in.
 
     InferlogError                500  anything inferlog raises on purpose
     ├── RecordInvalid (V)        422  a record or entry was refused at the edge (names field and reason)
