@@ -2,6 +2,11 @@
 
 Everything here takes bytes and returns bytes, so stores, the verifier CLI and
 third-party auditors all share one implementation pinned by test vectors.
+
+Beside it, :mod:`inferlog.integrity` is the same job done *over a store*: it reads the tree from a
+store's rows, signs checkpoints on a cadence with the log's key file, copies them off-box and
+verifies a whole log. Math that could run on a napkin (a root, a proof, a note's signature) is here;
+which rows a proof is built from, or when to sign, is there.
 """
 
 from inferlog.ledger.checkpoint import (
