@@ -48,11 +48,11 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
 
 
 def test_readme_links_resolve() -> None:
-    """Every docs/ link in the README points at a file that exists."""
+    """Every docs/ (and CHANGELOG) link in the README points at a file that exists."""
     import re
 
     readme = (ROOT / "README.md").read_text()
-    for link in re.findall(r"\]\((docs/[^)]+)\)", readme):
+    for link in re.findall(r"\]\(((?:docs/|CHANGELOG)[^)]+)\)", readme):
         assert (ROOT / link).exists(), link
 
 
@@ -65,6 +65,7 @@ def _user_facing_texts() -> list[Path]:
     """What a user of the package reads: README.md, docs/, and the package source (docstrings, CLI help)."""
     return [
         ROOT / "README.md",
+        ROOT / "CHANGELOG.md",
         *sorted((ROOT / "docs").glob("*.md")),
         *sorted((ROOT / "src" / "inferlog").rglob("*.py")),
     ]

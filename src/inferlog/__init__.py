@@ -25,7 +25,7 @@ from inferlog.sdk import Log, open
 from inferlog.sdk.integrations.sklearn import wrap
 from inferlog.store import Page, Query, Store, open_store
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written: the package metadata is built from it
 
 __all__ = [
     "AccessEntry",

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from inferlog.errors import RecordInvalid
+from inferlog.errors import ProtobufMissing, RecordInvalid
 from inferlog.ingest import oip_proto, seldon
 from inferlog.record.model import InferenceRecord
 from inferlog.server import create_app
@@ -299,7 +299,7 @@ def test_without_protobuf_installed_values_are_refused_with_415(
     """With no protobuf package a protobuf value is answered 415 (naming the extra), and nothing is kept."""
 
     def missing() -> None:
-        raise oip_proto.ProtobufMissing(
+        raise ProtobufMissing(
             "reading protobuf values needs the protobuf package: pip install 'inferlog[seldon]'"
         )
 

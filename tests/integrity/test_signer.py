@@ -100,7 +100,7 @@ def test_sdk_proof_verifies_with_the_public_key(tmp_path: Path) -> None:
     import dataclasses
 
     import inferlog
-    from inferlog.ledger.merkle import ProofError
+    from inferlog.errors import ProofError
 
     key = tmp_path / "signer.key"
     init_signer(key, origin="proof.example/log")

@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from inferlog.errors import CheckpointError, NoteError
 from inferlog.ledger import (
     Checkpoint,
-    CheckpointError,
-    NoteError,
     NoteSigner,
     NoteVerifier,
     key_id,

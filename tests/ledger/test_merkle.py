@@ -6,11 +6,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from inferlog.errors import ProofError
 from inferlog.ledger import (
     EMPTY_ROOT,
     CompactRange,
     LeafList,
-    ProofError,
     SubtreeHashes,
     TiledHashes,
     consistency_proof,

@@ -142,3 +142,21 @@ def test_trace_accepts_a_given_start_time(log: Log, model: inferlog.Model) -> No
     with log.trace(model=model, ts=start) as call:
         call.output = 1
     assert _only(log).ts == start
+
+
+def test_trace_is_typed_and_works_with_async_with(log: Log, model: inferlog.Model) -> None:
+    """log.trace() is annotated as returning a Call (so type checkers see call.output), and `async with` records too."""
+    import typing
+
+    from inferlog.sdk.capture import Call
+
+    assert typing.get_type_hints(Log.trace)["return"] is Call
+
+    async def block() -> str:
+        async with log.trace(model=model, input="q") as call:
+            call.output = "a"
+        return call.id
+
+    rid = asyncio.run(block())
+    rec = _only(log)
+    assert (rec.id, rec.input, rec.output) == (rid, "q", "a")

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import click
 
+from inferlog import __version__
 from inferlog.cli._common import State, accept_db
 from inferlog.config import DEFAULT_DB, ENV_CONFIG, ENV_DB
 from inferlog.errors import BadParameter, InferlogError
@@ -67,7 +68,7 @@ class InferlogGroup(click.Group):
     metavar="FILE",
     help=f"The policy file (or set {ENV_CONFIG}): encryption, redaction, retention, legal holds.",
 )
-@click.version_option(package_name="inferlog")
+@click.version_option(__version__, prog_name="inferlog")
 @click.pass_context
 def cli(ctx: click.Context, db: str, config: str | None) -> None:
     """inferlog: the tamper-evident record of every inference an AI system makes."""

@@ -16,7 +16,7 @@ import struct
 from functools import cache
 from typing import Any
 
-from inferlog.errors import RecordInvalid
+from inferlog.errors import ProtobufMissing, RecordInvalid
 
 # datatype -> (InferTensorContents field, struct format of one raw little-endian element)
 _CONTENTS: dict[str, tuple[str, str]] = {
@@ -34,10 +34,6 @@ _CONTENTS: dict[str, tuple[str, str]] = {
     "FP64": ("fp64_contents", "d"),
     "BYTES": ("bytes_contents", ""),
 }
-
-
-class ProtobufMissing(RecordInvalid):
-    """The ``protobuf`` package is not installed, so protobuf values cannot be read."""
 
 
 @cache

@@ -168,7 +168,7 @@ def decode(message: Message) -> Half:
     """The message as a half of an inference: its value as OIP REST JSON, or the errors topic's text.
 
     Protobuf values (optionally in Confluent Schema Registry framing) need the ``protobuf`` package:
-    without it :class:`~inferlog.ingest.oip_proto.ProtobufMissing` is raised.
+    without it :class:`~inferlog.errors.ProtobufMissing` is raised.
     """
     kind = value_format(message)
     if kind == "text":

@@ -1,6 +1,10 @@
 """Tamper evidence over a Store: tree reads and proofs, the checkpoint signer, publishing, verification.
 
-The pure algorithms live in :mod:`inferlog.ledger`; this package applies them to a store's rows.
+The pure algorithms live in :mod:`inferlog.ledger` (bytes in, bytes out, no I/O); this package
+applies them to a store's rows and owns what sits around them: the Ed25519 *signing* key that signs
+checkpoints (``keys.py``, ``inferlog keys init-signer``), the signer's state, the off-box copies.
+Two other kinds of key live elsewhere: the *encryption* keys that seal payloads are in
+:mod:`inferlog.keystore`, and the *API keys* callers present to the server in :mod:`inferlog.server.auth`.
 """
 
 from inferlog.integrity.checkpointer import Checkpointer

@@ -15,13 +15,13 @@ from inferlog.config import (
     ENV_CHECKPOINT_SECONDS,
     ENV_CHECKPOINT_WEBHOOK,
 )
-from inferlog.errors import InferlogError, IntegrityError, UsageError
+from inferlog.errors import CheckpointError, InferlogError, IntegrityError, NoteError, ProofError, UsageError
 from inferlog.integrity.keys import load_signer, signer_key_path
 from inferlog.integrity.publish import DirectoryPublisher, Publisher, WebhookPublisher
 from inferlog.integrity.signer import CheckpointSigner
 from inferlog.integrity.tree import consistency
-from inferlog.ledger.checkpoint import CheckpointError, NoteError, open_checkpoint
-from inferlog.ledger.merkle import ProofError, verify_consistency
+from inferlog.ledger.checkpoint import open_checkpoint
+from inferlog.ledger.merkle import verify_consistency
 from inferlog.store.base import Store, StoredCheckpoint
 
 log = logging.getLogger("inferlog.checkpoints")

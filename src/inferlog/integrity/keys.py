@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 from inferlog.config import DEFAULT_SIGNER_KEY_FILE, ENV_SIGNER_KEY_FILE, ENV_VERIFIER_KEY
-from inferlog.errors import UsageError
+from inferlog.errors import NoteError, UsageError
 from inferlog.integrity.files import write_atomic
-from inferlog.ledger.checkpoint import NoteError, NoteSigner, NoteVerifier
+from inferlog.ledger.checkpoint import NoteSigner, NoteVerifier
 
 DEFAULT_ORIGIN = "inferlog.local/log"
 

@@ -21,10 +21,10 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from inferlog.errors import IntegrityError
+from inferlog.errors import IntegrityError, ProofError
 from inferlog.integrity.files import file_lock, write_atomic
 from inferlog.ledger.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
-from inferlog.ledger.merkle import ProofError, verify_consistency
+from inferlog.ledger.merkle import verify_consistency
 
 ProveFrom = Callable[[int, int], list[bytes]]
 

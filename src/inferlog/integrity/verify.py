@@ -23,18 +23,12 @@ from typing import Any
 
 import msgspec
 
-from inferlog.errors import NotFound, UsageError
+from inferlog.errors import CheckpointError, NoteError, NotFound, ProofError, UsageError
 from inferlog.integrity.files import write_atomic
 from inferlog.integrity.tree import consistency, inclusion
-from inferlog.ledger.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    NoteError,
-    NoteVerifier,
-    open_checkpoint,
-)
+from inferlog.ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from inferlog.ledger.hashing import node_hash
-from inferlog.ledger.merkle import CompactRange, ProofError, verify_consistency, verify_inclusion
+from inferlog.ledger.merkle import CompactRange, verify_consistency, verify_inclusion
 from inferlog.privacy.seal import name_of
 from inferlog.store._rows import attributes_copy
 from inferlog.store.base import LedgerRow, Store

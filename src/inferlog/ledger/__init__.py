@@ -2,12 +2,15 @@
 
 Everything here takes bytes and returns bytes, so stores, the verifier CLI and
 third-party auditors all share one implementation pinned by test vectors.
+
+Beside it, :mod:`inferlog.integrity` is the same job done *over a store*: it reads the tree from a
+store's rows, signs checkpoints on a cadence with the log's key file, copies them off-box and
+verifies a whole log. Math that could run on a napkin (a root, a proof, a note's signature) is here;
+which rows a proof is built from, or when to sign, is there.
 """
 
 from inferlog.ledger.checkpoint import (
     Checkpoint,
-    CheckpointError,
-    NoteError,
     NoteSigner,
     NoteVerifier,
     key_id,
@@ -19,7 +22,6 @@ from inferlog.ledger.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 from inferlog.ledger.merkle import (
     CompactRange,
     LeafList,
-    ProofError,
     SubtreeHashes,
     TiledHashes,
     consistency_proof,
@@ -33,13 +35,10 @@ __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "Checkpoint",
-    "CheckpointError",
     "CompactRange",
     "LeafList",
-    "NoteError",
     "NoteSigner",
     "NoteVerifier",
-    "ProofError",
     "SubtreeHashes",
     "TiledHashes",
     "consistency_proof",

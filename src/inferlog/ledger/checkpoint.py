@@ -36,12 +36,11 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from inferlog.errors import CheckpointError, NoteError
 from inferlog.ledger.hashing import HASH_SIZE
 
 __all__ = [
     "Checkpoint",
-    "CheckpointError",
-    "NoteError",
     "NoteSigner",
     "NoteVerifier",
     "key_id",
@@ -60,14 +59,6 @@ _MAX_SIZE = (1 << 64) - 1
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # ASCII controls other than "\n"
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}")
-
-
-class NoteError(ValueError):
-    """A signed note or note key is malformed, or its signatures do not verify."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint body is malformed or a checkpoint field is invalid."""
 
 
 # ------------------------------------------------------------------------ keys

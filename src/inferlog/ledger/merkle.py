@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from inferlog.errors import ProofError
 from inferlog.ledger.hashing import EMPTY_ROOT, HASH_SIZE, node_hash
 
 __all__ = [
     "CompactRange",
     "LeafList",
-    "ProofError",
     "SubtreeHashes",
     "TiledHashes",
     "consistency_proof",
@@ -36,10 +36,6 @@ __all__ = [
 
 _SIZE_BYTES = 8
 _MAX_SIZE = (1 << 64) - 1
-
-
-class ProofError(ValueError):
-    """A Merkle proof, or the sizes and roots it was checked against, do not verify."""
 
 
 # --------------------------------------------------------------------------- roots

@@ -217,7 +217,7 @@ def create_proxy(
                 meta,
             )
         except NotDurable:
-            return _own_reply(NOT_DURABLE, 503, rid)
+            return _own_reply(NOT_DURABLE, NotDurable.http_status, rid)
         reply = Response(raw, upstream_resp.status)
         reply.raw_headers = _reply_headers(upstream_resp, rid)
         if "content-length" not in upstream_resp.headers:  # the upstream sent it chunked; we do not
@@ -251,7 +251,7 @@ def create_proxy(
                     ErrorInfo(type(exc).__name__, f"{message}: {exc}" if str(exc) else message),
                 )
             except NotDurable:
-                return _own_reply(NOT_DURABLE, 503, rid)
+                return _own_reply(NOT_DURABLE, NotDurable.http_status, rid)
         return _own_reply({"error": message}, code, rid)
 
     @contextlib.asynccontextmanager

@@ -49,6 +49,7 @@ from inferlog.record.validate import (
     encodable,
     shallow,
 )
+from inferlog.sdk.capture import Call, decorate
 from inferlog.sdk.http import HttpReader
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
@@ -386,14 +387,14 @@ class Log:
 
     def inference(self, model: Model, **fixed: Any) -> Callable[[F], F]:
         """Decorator: every call of the function (sync or async), ok or raising, is one record."""
-        from inferlog.sdk.capture import decorate
-
         return decorate(self, model, fixed)
 
-    def trace(self, model: Model, **fields: Any) -> Any:
-        """Context manager for code that is not one function: ``with log.trace(model=m) as call:``."""
-        from inferlog.sdk.capture import Call
+    def trace(self, model: Model, **fields: Any) -> Call:
+        """Context manager (``with`` or ``async with``) for code that is not one function.
 
+        ``with log.trace(model=m, input=x) as call:`` then set ``call.output``; the block's outcome (a
+        raised exception included) becomes one record when it ends, with ``call.id`` known up front.
+        """
         return Call(self, model, fields)
 
     # -- reading ------------------------------------------------------------------------------

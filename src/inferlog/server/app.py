@@ -1,4 +1,4 @@
-"""The HTTP server: assembly only. Routes live in ``routes/``; errors map to status codes here."""
+"""The HTTP server: assembly only. Routes live in ``routes/``; statuses come from ``inferlog.errors``."""
 
 from __future__ import annotations
 
@@ -15,50 +15,16 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from inferlog import __version__
-from inferlog.errors import (
-    BadParameter,
-    Conflict,
-    InferlogError,
-    IntegrityError,
-    KeyDestroyed,
-    NotFound,
-    RecordInvalid,
-    StoreUnavailable,
-    UsageError,
-)
+from inferlog.errors import BadParameter, InferlogError, RecordInvalid, StoreUnavailable
 from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import CheckpointCadence, Checkpointer
 from inferlog.privacy.protect import Protection
 from inferlog.server import pending
-from inferlog.server.auth import AuthError, Forbidden
-from inferlog.server.errors import PayloadTooLarge, UnsupportedMediaType
 from inferlog.server.retention import RetentionSchedule
 from inferlog.server.routes import admin, health, kserve, ledger, records, seldon
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
 from inferlog.store.base import Store
-
-_STATUS: list[tuple[type[InferlogError], int]] = [
-    (AuthError, 401),
-    (Forbidden, 403),
-    (NotFound, 404),
-    (Conflict, 409),
-    (PayloadTooLarge, 413),
-    (UnsupportedMediaType, 415),
-    (RecordInvalid, 422),
-    (BadParameter, 422),
-    (UsageError, 400),
-    (StoreUnavailable, 503),
-    (IntegrityError, 500),
-    (KeyDestroyed, 410),
-]
-
-
-def status_of(exc: InferlogError) -> int:
-    for kind, status in _STATUS:
-        if isinstance(exc, kind):
-            return status
-    return 500
 
 
 def create_app(
@@ -119,7 +85,7 @@ def create_app(
 
     @app.exception_handler(InferlogError)
     async def inferlog_error(request: Request, exc: InferlogError) -> JSONResponse:
-        status = status_of(exc)
+        status = exc.http_status  # each class in inferlog.errors names its own
         if isinstance(exc, StoreUnavailable):
             app.state.inferlog.metrics.store_errors.inc()
         body: dict[str, object] = {"error": type(exc).__name__, "message": str(exc)}
@@ -140,7 +106,7 @@ def create_app(
                 "message": f"{where}: {first.get('msg', 'invalid request')}",
                 "field": where,
             },
-            status_code=422,
+            status_code=BadParameter.http_status,  # what a malformed named parameter answers
         )
 
     for router in (records.router, ledger.router, admin.router, health.router, kserve.router, seldon.router):

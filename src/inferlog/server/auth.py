@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inferlog.errors import InferlogError, NotFound, UsageError
+from inferlog.errors import AuthError, Forbidden, NotFound, UsageError
 from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AdminEntry
@@ -34,14 +34,6 @@ _KEY_RE = re.compile(
     r"^ilog_(?P<env>[a-z]+)_(?P<kid>[0-9a-f]{12})_(?P<secret>[0-9A-Za-z]{43})_(?P<check>[0-9a-z]{6})$"
 )
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-class AuthError(InferlogError):
-    """No valid credentials (HTTP 401)."""
-
-
-class Forbidden(InferlogError):
-    """Valid credentials, but not for this (HTTP 403)."""
 
 
 def _base62(data: bytes, length: int) -> str:

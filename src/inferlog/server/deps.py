@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from inferlog.server.auth import OPEN, AuthError, Principal, authenticate, principal_of
+from inferlog.errors import AuthError
+from inferlog.server.auth import OPEN, Principal, authenticate, principal_of
 from inferlog.server.state import ServerState
 
 

@@ -10,13 +10,13 @@ import msgspec
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from inferlog.errors import NotFound, RecordInvalid
+from inferlog.errors import Forbidden, NotFound, RecordInvalid
 from inferlog.ingest.audit import counts_by_system
 from inferlog.query.filters import build_query
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, StoredEntry, kind_of
 from inferlog.record.validate import check_entry, decode_json, to_entry
-from inferlog.server.auth import Forbidden, Principal
+from inferlog.server.auth import Principal
 from inferlog.server.body import read_body
 from inferlog.server.deps import State, Who
 from inferlog.server.schemas import FEEDBACK_BODY, RECORDS_BODY, FeedbackBody, feedback_body

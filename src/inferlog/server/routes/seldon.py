@@ -15,12 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from inferlog.errors import RecordInvalid
+from inferlog.errors import ProtobufMissing, RecordInvalid, UnsupportedMediaType
 from inferlog.ingest import seldon
-from inferlog.ingest.oip_proto import ProtobufMissing
 from inferlog.server.body import read_body
 from inferlog.server.deps import State, Who
-from inferlog.server.errors import UnsupportedMediaType
 from inferlog.server.pending import PendingHalves, pending_of, sink_system, sweep_quietly
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
