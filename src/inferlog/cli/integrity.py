@@ -15,14 +15,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from inferlog.cli._common import State, console, pass_state, require_folder
 from inferlog.config import ENV_CHECKPOINT_DIR, ENV_SIGNER_KEY_FILE, ENV_VERIFIER_KEY
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import (
+from inferlog.integrity.publish import DirectoryPublisher
+from inferlog.integrity.signing_keys import (
     DEFAULT_ORIGIN,
     init_signer,
     load_verifiers,
     public_key_path,
     signer_key_path,
 )
-from inferlog.integrity.publish import DirectoryPublisher
 from inferlog.integrity.verify import Problem, audit, default_workers, verify_checkpoint, verify_record
 
 _KEY_OPTION = click.option(

@@ -4,8 +4,8 @@ The pure algorithms live in :mod:`inferlog.ledger`; this package applies them to
 """
 
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import init_signer, load_signer, load_verifiers
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import init_signer, load_signer, load_verifiers
 from inferlog.integrity.tree import consistency, inclusion, root_at
 from inferlog.integrity.verify import audit, verify_checkpoint, verify_record
 
