@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import click
 from rich.table import Table
 
+from inferlog.apikeys import issue_key, list_keys, revoke_key
 from inferlog.cli._common import State, cli_actor, console, inert, pass_state
 from inferlog.cli.integrity import keys_group
 from inferlog.config import (
@@ -151,8 +152,6 @@ def serve_command(
 @pass_state
 def create_key_command(state: State, /, role: str, systems: tuple[str, ...], name: str) -> None:
     """Create an API key. It is shown once; only its hash is kept."""
-    from inferlog.server.auth import issue_key
-
     token, stored = issue_key(state.store(must_exist=False), role, list(systems), name, actor=cli_actor())
     console(stderr=True).print(
         f"[green]created[/green] {stored.role} key {stored.kid} for {', '.join(stored.systems)}. "
@@ -166,7 +165,7 @@ def create_key_command(state: State, /, role: str, systems: tuple[str, ...], nam
 @pass_state
 def list_keys_command(state: State, /, as_json: bool) -> None:
     """List API keys (never their secrets)."""
-    keys = state.store().api_keys()
+    keys = list_keys(state.store())
     if as_json:
         for key in keys:
             click.echo(json.dumps(key.public_view()))
@@ -189,8 +188,6 @@ def list_keys_command(state: State, /, as_json: bool) -> None:
 @pass_state
 def revoke_key_command(state: State, /, kid: str) -> None:
     """Revoke an API key at once."""
-    from inferlog.server.auth import revoke_key
-
     revoke_key(state.store(), kid, actor=cli_actor())
     console().print(f"revoked {kid}")
 
