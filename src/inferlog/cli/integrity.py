@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from inferlog.cli._common import State, console, pass_state, require_folder
-from inferlog.config import ENV_CHECKPOINT_DIR, ENV_SIGNER_KEY_FILE, ENV_VERIFIER_KEY
+from inferlog.cli._common import State, console, pass_state, require_folder, signer_key_file_option
+from inferlog.config import ENV_CHECKPOINT_DIR, ENV_VERIFIER_KEY
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.publish import DirectoryPublisher
 from inferlog.integrity.signing_keys import load_verifiers
@@ -34,12 +34,7 @@ _ORIGIN_OPTION = click.option(
 
 
 @click.command("checkpoint")
-@click.option(
-    "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar=ENV_SIGNER_KEY_FILE,
-    help="The signing key (default ./inferlog-signer.key).",
-)
+@signer_key_file_option("The signing key (default ./inferlog-signer.key).")
 @click.option(
     "--to",
     "directory",

@@ -13,8 +13,7 @@ import click
 from rich.table import Table
 
 from inferlog.apikeys import issue_key, list_keys, revoke_key
-from inferlog.cli._common import State, cli_actor, console, inert, pass_state
-from inferlog.config import ENV_SIGNER_KEY_FILE
+from inferlog.cli._common import State, cli_actor, console, inert, pass_state, signer_key_file_option
 from inferlog.integrity.signing_keys import DEFAULT_ORIGIN, init_signer, public_key_path, signer_key_path
 from inferlog.store.base import ROLES
 
@@ -25,11 +24,8 @@ def keys_group() -> None:
 
 
 @keys_group.command("init-signer")
-@click.option(
-    "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar=ENV_SIGNER_KEY_FILE,
-    help="Where to write the private key (default ./inferlog-signer.key); the .pub goes beside it.",
+@signer_key_file_option(
+    "Where to write the private key (default ./inferlog-signer.key); the .pub goes beside it."
 )
 @click.option(
     "--origin", default=DEFAULT_ORIGIN, show_default=True, help="The log's name in every checkpoint."

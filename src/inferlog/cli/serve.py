@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import click
 
 from inferlog.cli._common import State, console, pass_state
+from inferlog.cli._serving import listen_options, run_app
 from inferlog.config import (
     DEFAULT_KSERVE_TIMEOUT,
     ENV_KSERVE_PENDING,
@@ -43,8 +44,7 @@ def default_kserve_pending(store: Store, db_url: str) -> Path | None:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@listen_options(port=8000)
 @click.option("--no-auth", is_flag=True, help="Serve without API keys (only on a loopback address).")
 @click.option(
     "--insecure-public-no-auth",
@@ -108,8 +108,6 @@ def serve_command(
             f"refusing to serve {host} without auth: anyone on the network could read the log. "
             "Create keys with `inferlog keys create`, or add --insecure-public-no-auth if you really mean it"
         )
-    import uvicorn
-
     from inferlog.integrity.checkpointer import Checkpointer
     from inferlog.server import create_app
 
@@ -132,7 +130,7 @@ def serve_command(
     app.state.kserve_pending_path = kserve_pending or default_kserve_pending(store, state.db)
     app.state.kserve_timeout = kserve_timeout
     console(stderr=True).print(f"inferlog serving {state.db} on http://{host}:{port} (OpenAPI at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    run_app(app, host, port, log_level="warning")
 
 
 COMMANDS = [serve_command]
