@@ -27,9 +27,9 @@ import msgspec
 import psycopg
 from common import Summary, fmt, table, verdict
 
+from inferlog.apikeys import create_key
 from inferlog.pipeline import Pipeline
 from inferlog.record.model import Model
-from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.testing import make_record

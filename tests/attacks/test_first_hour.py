@@ -23,10 +23,10 @@ from fastapi.testclient import TestClient
 
 import inferlog
 import inferlog.server
+from inferlog.apikeys import create_key
 from inferlog.cli import cli
 from inferlog.errors import InferlogError
 from inferlog.server import create_app
-from inferlog.server.auth import create_key
 from inferlog.store.sqlite import SQLiteStore
 from tests.fix_postgres import admin_connect
 from tests.fix_server import ServerProcess, run_cli

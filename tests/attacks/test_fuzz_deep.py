@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 
 from inferlog.errors import UsageError
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import init_signer
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import init_signer
 from inferlog.query.filters import build_query, parse_attribute, parse_since
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import uuid7

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import init_signer, public_key_path
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import init_signer, public_key_path
 from inferlog.integrity.tree import consistency, inclusion, root_at
 from inferlog.ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
 from inferlog.store import open_store

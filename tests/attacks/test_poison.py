@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import inferlog
+from inferlog.apikeys import create_key
 from inferlog.errors import RecordInvalid, StoreUnavailable
 from inferlog.ingest import kserve
 from inferlog.record.ids import uuid7
@@ -30,7 +31,6 @@ from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
 from inferlog.sdk.transport import CapturingTransport
 from inferlog.server import create_app
-from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record

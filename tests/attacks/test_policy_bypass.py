@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from inferlog.apikeys import create_key
 from inferlog.cli import cli
 from inferlog.ingest import Ingestor
 from inferlog.keystore.protection import load_protection
@@ -32,7 +33,6 @@ from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import InferenceRecord, Model
 from inferlog.sdk.http import HttpTransport
 from inferlog.server import create_app
-from inferlog.server.auth import create_key
 from inferlog.store.base import Query, Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore

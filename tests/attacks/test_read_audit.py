@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 import inferlog
+from inferlog.apikeys import create_key
 from inferlog.cli import cli
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import AccessEntry, AdminEntry
-from inferlog.server.auth import create_key
 from inferlog.store import open_store
 from inferlog.store.base import Query, Store
 from inferlog.store.postgres import PostgresStore

@@ -28,8 +28,8 @@ from fastapi.testclient import TestClient
 
 from inferlog.errors import IntegrityError
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import init_signer, load_signer, load_verifiers, public_key_path
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import init_signer, load_signer, load_verifiers, public_key_path
 from inferlog.ledger.checkpoint import NoteVerifier, open_checkpoint
 from inferlog.ledger.hashing import leaf_hash
 from inferlog.ledger.merkle import CompactRange, LeafList, consistency_proof, root_of

@@ -23,8 +23,8 @@ import pytest
 import inferlog.integrity.verify as verify_module
 from inferlog.errors import IntegrityError
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import init_signer, load_verifiers, public_key_path
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import init_signer, load_verifiers, public_key_path
 from inferlog.integrity.verify import AuditReport, audit, verify_record
 from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.privacy.seal import Opener, Sealer

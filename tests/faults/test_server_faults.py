@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import inferlog
-from inferlog.server.auth import create_key
+from inferlog.apikeys import create_key
 from inferlog.store.postgres import PostgresStore, migrate
 from tests.fix_postgres import admin_connect, as_role
 from tests.fix_server import ServerProcess

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from inferlog.apikeys import create_key
 from inferlog.ingest import kserve
 from inferlog.record.model import InferenceRecord
 from inferlog.server import create_app
-from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 

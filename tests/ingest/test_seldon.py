@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from inferlog.apikeys import create_key
 from inferlog.errors import ProtobufMissing, RecordInvalid
 from inferlog.ingest import oip_proto, seldon
 from inferlog.record.model import InferenceRecord
 from inferlog.server import create_app
-from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 

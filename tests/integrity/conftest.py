@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import init_signer, load_verifiers, public_key_path
 from inferlog.integrity.publish import DirectoryPublisher
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import init_signer, load_verifiers, public_key_path
 from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.record import Model
 from inferlog.store import open_store

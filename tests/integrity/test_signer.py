@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from inferlog.errors import IntegrityError, UsageError
-from inferlog.integrity.keys import init_signer, load_signer, load_verifiers
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import init_signer, load_signer, load_verifiers
 from inferlog.integrity.tree import consistency, root_at
 from inferlog.ledger.checkpoint import open_checkpoint
 from inferlog.ledger.merkle import root_of

@@ -9,12 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 import inferlog
+from inferlog.apikeys import create_key
 from inferlog.errors import UsageError
 from inferlog.record import Model
 from inferlog.record.model import kind_of
 from inferlog.sdk.http import HttpTransport
 from inferlog.server import create_app
-from inferlog.server.auth import create_key
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
 from tests.fix_server import ServerProcess, run_cli

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from inferlog.apikeys import create_key
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import init_signer, load_verifiers
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import init_signer, load_verifiers
 from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.server import create_app
-from inferlog.server.auth import create_key
 from inferlog.store.base import Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore

@@ -17,8 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from inferlog.apikeys import create_key
 from inferlog.server import create_app
-from inferlog.server.auth import create_key
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record, prepare
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from inferlog.apikeys import create_key
 from inferlog.keystore.protection import load_protection
 from inferlog.record import uuid7
 from inferlog.record.canonical import format_timestamp
 from inferlog.server import create_app
-from inferlog.server.auth import create_key
 from inferlog.store.base import Query, Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore

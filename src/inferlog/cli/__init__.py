@@ -99,9 +99,9 @@ def _accept_db_everywhere(command: click.Command, path: str = "") -> None:
 
 
 def _register() -> None:
-    from inferlog.cli import demo, export, governance, importing, integrity, proxy, query, serve, stats
+    from inferlog.cli import demo, export, governance, importing, integrity, keys, proxy, query, serve, stats
 
-    for module in (query, stats, export, importing, integrity, governance, serve, proxy, demo):
+    for module in (query, stats, export, importing, integrity, keys, governance, serve, proxy, demo):
         for command in module.COMMANDS:
             _accept_db_everywhere(command)
             cli.add_command(command)

@@ -16,7 +16,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from inferlog.config import Settings
+from inferlog.config import ENV_SIGNER_KEY_FILE, Settings
 from inferlog.errors import StoreUnavailable, UsageError
 from inferlog.export.jsonl import export_dict
 from inferlog.ingest import Ingestor
@@ -183,6 +183,16 @@ def purpose_option(func: F) -> F:
         "--purpose", default=DEFAULT_PURPOSE, show_default=True,
         help="Why you read these entries; kept, with who read and how many, in an access entry.",
     )(func)  # fmt: skip
+
+
+def signer_key_file_option(description: str) -> Callable[[F], F]:
+    """``--key-file`` (or ``$INFERLOG_SIGNER_KEY_FILE``): the checkpoint signing key's file, as ``key_file``."""
+    return click.option(
+        "--key-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=ENV_SIGNER_KEY_FILE,
+        help=description,
+    )
 
 
 def filter_options(func: F) -> F:

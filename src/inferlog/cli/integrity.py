@@ -1,4 +1,4 @@
-"""Tamper evidence on the command line: ``keys init-signer``, ``checkpoint``, ``verify``.
+"""Tamper evidence on the command line: ``checkpoint`` and ``verify`` (the signing key is ``keys init-signer``).
 
 ``inferlog verify`` exits 0 only when everything holds; otherwise it prints what is wrong, naming the
 first bad seq, and exits 1.
@@ -12,17 +12,11 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from inferlog.cli._common import State, console, pass_state, require_folder
-from inferlog.config import ENV_CHECKPOINT_DIR, ENV_SIGNER_KEY_FILE, ENV_VERIFIER_KEY
+from inferlog.cli._common import State, console, pass_state, require_folder, signer_key_file_option
+from inferlog.config import ENV_CHECKPOINT_DIR, ENV_VERIFIER_KEY
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import (
-    DEFAULT_ORIGIN,
-    init_signer,
-    load_verifiers,
-    public_key_path,
-    signer_key_path,
-)
 from inferlog.integrity.publish import DirectoryPublisher
+from inferlog.integrity.signing_keys import load_verifiers
 from inferlog.integrity.verify import Problem, audit, default_workers, verify_checkpoint, verify_record
 
 _KEY_OPTION = click.option(
@@ -39,38 +33,8 @@ _ORIGIN_OPTION = click.option(
 )
 
 
-@click.group("keys")
-def keys_group() -> None:
-    """Manage API keys and the checkpoint signing key."""
-
-
-@keys_group.command("init-signer")
-@click.option(
-    "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar=ENV_SIGNER_KEY_FILE,
-    help="Where to write the private key (default ./inferlog-signer.key); the .pub goes beside it.",
-)
-@click.option(
-    "--origin", default=DEFAULT_ORIGIN, show_default=True, help="The log's name in every checkpoint."
-)
-def init_signer_command(key_file: Path | None, origin: str) -> None:
-    """Make the Ed25519 key that signs checkpoints. Keep it off the database host."""
-    path = signer_key_path(key_file)
-    signer = init_signer(path, origin)
-    out = console()
-    out.print(f"[green]Signing key written to[/green] {path} (mode 600)")
-    out.print(f"Verifier key ({public_key_path(path)}), give it to your auditors:")
-    click.echo(signer.verifier_key_string())
-
-
 @click.command("checkpoint")
-@click.option(
-    "--key-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar=ENV_SIGNER_KEY_FILE,
-    help="The signing key (default ./inferlog-signer.key).",
-)
+@signer_key_file_option("The signing key (default ./inferlog-signer.key).")
 @click.option(
     "--to",
     "directory",
@@ -249,4 +213,4 @@ def _fail(problems: list[Problem], footer: str | None) -> None:
     raise SystemExit(1)
 
 
-COMMANDS = [keys_group, checkpoint_command, verify_group]
+COMMANDS = [checkpoint_command, verify_group]

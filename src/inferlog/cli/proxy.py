@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from inferlog.cli._common import State, pass_state
+from inferlog.cli._serving import listen_options, run_app
 from inferlog.config import ENV_API_KEY
 
 
@@ -12,8 +13,7 @@ from inferlog.config import ENV_API_KEY
 @click.option(
     "--upstream", required=True, metavar="URL", help="The OIP model server, e.g. http://127.0.0.1:8080."
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535))
+@listen_options(port=8081)
 @click.option(
     "--db", "db_url", metavar="URL", help="The log to write (default: the group's --db / $INFERLOG_DB)."
 )
@@ -58,8 +58,6 @@ def proxy_command(
     access_log: bool,
 ) -> None:
     """Forward every request to an OIP server unchanged; record each POST /v2/models/{name}/infer."""
-    import uvicorn
-
     import inferlog
     from inferlog.proxy import create_proxy
 
@@ -73,10 +71,10 @@ def proxy_command(
     try:
         app = create_proxy(upstream, log, identity_header=identity_header, timeout=timeout, close_log=True)
         # The upstream's Date and Server headers are passed on: uvicorn must not add its own.
-        uvicorn.run(
+        run_app(
             app,
-            host=host,
-            port=port,
+            host,
+            port,
             log_level="info",
             access_log=access_log,
             server_header=False,

@@ -1,18 +1,16 @@
-"""``inferlog serve`` and API-key management (``inferlog keys create|list|revoke``)."""
+"""``inferlog serve``: the HTTP API over the log."""
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
-from rich.table import Table
 
-from inferlog.cli._common import State, cli_actor, console, inert, pass_state
-from inferlog.cli.integrity import keys_group
+from inferlog.cli._common import State, console, pass_state
+from inferlog.cli._serving import listen_options, run_app
 from inferlog.config import (
     DEFAULT_KSERVE_TIMEOUT,
     ENV_KSERVE_PENDING,
@@ -21,7 +19,7 @@ from inferlog.config import (
     user_data_dir,
 )
 from inferlog.errors import UsageError
-from inferlog.store.base import ROLES, Store
+from inferlog.store.base import Store
 
 
 def _is_loopback(host: str) -> bool:
@@ -46,8 +44,7 @@ def default_kserve_pending(store: Store, db_url: str) -> Path | None:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@listen_options(port=8000)
 @click.option("--no-auth", is_flag=True, help="Serve without API keys (only on a loopback address).")
 @click.option(
     "--insecure-public-no-auth",
@@ -111,8 +108,6 @@ def serve_command(
             f"refusing to serve {host} without auth: anyone on the network could read the log. "
             "Create keys with `inferlog keys create`, or add --insecure-public-no-auth if you really mean it"
         )
-    import uvicorn
-
     from inferlog.integrity.checkpointer import Checkpointer
     from inferlog.server import create_app
 
@@ -135,64 +130,7 @@ def serve_command(
     app.state.kserve_pending_path = kserve_pending or default_kserve_pending(store, state.db)
     app.state.kserve_timeout = kserve_timeout
     console(stderr=True).print(f"inferlog serving {state.db} on http://{host}:{port} (OpenAPI at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-@keys_group.command("create")
-@click.option("--role", type=click.Choice(ROLES), required=True, help="What the key may do.")
-@click.option(
-    "--system",
-    "systems",
-    multiple=True,
-    required=True,
-    help="A system the key may touch (repeatable; '*' = all).",
-)
-@click.option("--name", required=True, help="Who or what uses the key.")
-@pass_state
-def create_key_command(state: State, /, role: str, systems: tuple[str, ...], name: str) -> None:
-    """Create an API key. It is shown once; only its hash is kept."""
-    from inferlog.server.auth import issue_key
-
-    token, stored = issue_key(state.store(must_exist=False), role, list(systems), name, actor=cli_actor())
-    console(stderr=True).print(
-        f"[green]created[/green] {stored.role} key {stored.kid} for {', '.join(stored.systems)}. "
-        "Store it now: it cannot be shown again."
-    )
-    click.echo(token)
-
-
-@keys_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@pass_state
-def list_keys_command(state: State, /, as_json: bool) -> None:
-    """List API keys (never their secrets)."""
-    keys = state.store().api_keys()
-    if as_json:
-        for key in keys:
-            click.echo(json.dumps(key.public_view()))
-        return
-    table = Table("kid", "role", "systems", "name", "created", "revoked")
-    for key in keys:
-        table.add_row(
-            key.kid,
-            key.role,
-            inert(", ".join(key.systems)),
-            inert(key.name),
-            f"{key.created_at:%Y-%m-%d %H:%M}",
-            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
-        )
-    console().print(table)
-
-
-@keys_group.command("revoke")
-@click.argument("kid")
-@pass_state
-def revoke_key_command(state: State, /, kid: str) -> None:
-    """Revoke an API key at once."""
-    from inferlog.server.auth import revoke_key
-
-    revoke_key(state.store(), kid, actor=cli_actor())
-    console().print(f"revoked {kid}")
+    run_app(app, host, port, log_level="warning")
 
 
 COMMANDS = [serve_command]

@@ -2,14 +2,14 @@
 
 The pure algorithms live in :mod:`inferlog.ledger` (bytes in, bytes out, no I/O); this package
 applies them to a store's rows and owns what sits around them: the Ed25519 *signing* key that signs
-checkpoints (``keys.py``, ``inferlog keys init-signer``), the signer's state, the off-box copies.
+checkpoints (``signing_keys.py``, ``inferlog keys init-signer``), the signer's state, the off-box copies.
 Two other kinds of key live elsewhere: the *encryption* keys that seal payloads are in
-:mod:`inferlog.keystore`, and the *API keys* callers present to the server in :mod:`inferlog.server.auth`.
+:mod:`inferlog.keystore`, and the *API keys* callers present to the server in :mod:`inferlog.apikeys`.
 """
 
 from inferlog.integrity.checkpointer import Checkpointer
-from inferlog.integrity.keys import init_signer, load_signer, load_verifiers
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import init_signer, load_signer, load_verifiers
 from inferlog.integrity.tree import consistency, inclusion, root_at
 from inferlog.integrity.verify import audit, verify_checkpoint, verify_record
 

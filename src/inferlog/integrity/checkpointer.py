@@ -16,9 +16,9 @@ from inferlog.config import (
     ENV_CHECKPOINT_WEBHOOK,
 )
 from inferlog.errors import CheckpointError, InferlogError, IntegrityError, NoteError, ProofError, UsageError
-from inferlog.integrity.keys import load_signer, signer_key_path
 from inferlog.integrity.publish import DirectoryPublisher, Publisher, WebhookPublisher
 from inferlog.integrity.signer import CheckpointSigner
+from inferlog.integrity.signing_keys import load_signer, signer_key_path
 from inferlog.integrity.tree import consistency
 from inferlog.ledger.checkpoint import open_checkpoint
 from inferlog.ledger.merkle import verify_consistency

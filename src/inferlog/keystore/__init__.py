@@ -8,7 +8,7 @@ through the same :class:`KeyStore` protocol.
 These are the *encryption* keys (sealing payloads, pseudonymizing subjects, sealing spool frames);
 erasure and retention destroy them. They are not the Ed25519 *signing* key that signs checkpoints (a
 file, see :mod:`inferlog.integrity`), nor the *API keys* callers present to the server (rows in the
-log's store, see :mod:`inferlog.server.auth`).
+log's store, see :mod:`inferlog.apikeys`).
 """
 
 from __future__ import annotations

@@ -1,118 +1,26 @@
-"""API keys and roles.
+"""Who is calling: a presented API key checked against the store, and what its role and systems allow.
 
-A key looks like ``ilog_live_<kid>_<secret>_<check>``: a prefix secret scanners can find, a key id to
-look it up by, 32 random bytes, and a CRC32 checksum so a scanner can tell a real key from a random
-string offline (GitHub's token design). Only ``SHA-256(secret)`` is stored; the key is shown once.
-Secrets are compared in constant time.
-
-Roles: ``ingest`` appends; ``reader`` reads inference and feedback entries of its systems; ``auditor``
-reads everything of its systems, proofs and the access trail; ``admin`` manages keys. A key is scoped to
-one or more systems (``*`` for all).
+The key format, and making and revoking keys on record, are :mod:`inferlog.apikeys`; this module is the
+HTTP side of them. Secrets are compared in constant time.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import hmac
-import re
-import secrets
-import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from inferlog.errors import AuthError, Forbidden, NotFound, UsageError
-from inferlog.pipeline import Pipeline
-from inferlog.record.ids import uuid7
-from inferlog.record.model import AdminEntry
-from inferlog.record.validate import checked
-from inferlog.store.base import ROLES, ApiKey, Store
-
-PREFIX = "ilog"
-_KEY_RE = re.compile(
-    r"^ilog_(?P<env>[a-z]+)_(?P<kid>[0-9a-f]{12})_(?P<secret>[0-9A-Za-z]{43})_(?P<check>[0-9a-z]{6})$"
-)
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def _base62(data: bytes, length: int) -> str:
-    number = int.from_bytes(data, "big")
-    out = []
-    for _ in range(length):
-        number, digit = divmod(number, 62)
-        out.append(_ALPHABET[digit])
-    return "".join(reversed(out))
-
-
-def _checksum(body: str) -> str:
-    number = zlib.crc32(body.encode())
-    out = []
-    for _ in range(6):
-        number, digit = divmod(number, 36)
-        out.append("0123456789abcdefghijklmnopqrstuvwxyz"[digit])
-    return "".join(reversed(out))
-
-
-def hash_secret(secret: str) -> bytes:
-    # Machine-made 256-bit secrets: a fast hash suffices and keeps lookups cheap (no password
-    # stretching is needed for secrets nobody chose).
-    return hashlib.sha256(secret.encode()).digest()
-
-
-def create_key(
-    store: Store, role: str, systems: Sequence[str], name: str, env: str = "live"
-) -> tuple[str, ApiKey]:
-    """Make and keep a new key; returns the full key string (shown once) and what was stored."""
-    if role not in ROLES:
-        raise UsageError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-    if not systems:
-        raise UsageError("a key needs at least one system (or '*' for all)")
-    if not name:
-        raise UsageError("a key needs a name saying who or what uses it")
-    kid = secrets.token_hex(6)
-    secret = _base62(secrets.token_bytes(32), 43)
-    body = f"{PREFIX}_{env}_{kid}_{secret}"
-    stored = ApiKey(kid, hash_secret(secret), role, tuple(systems), name, dt.datetime.now(dt.UTC))
-    store.put_api_key(stored)
-    return f"{body}_{_checksum(body)}", stored
-
-
-def issue_key(
-    store: Store, role: str, systems: Sequence[str], name: str, *, actor: str, env: str = "live"
-) -> tuple[str, ApiKey]:
-    """Make a key and put it on record (a ``key.created`` admin entry): the one way the faces do it.
-
-    The HTTP route and ``inferlog keys create`` both call this, so no key appears unrecorded.
-    """
-    token, stored = create_key(store, role, systems, name, env)
-    _admin(
-        store, actor, "key.created", {"kid": stored.kid, "role": stored.role, "systems": list(stored.systems)}
-    )
-    return token, stored
-
-
-def revoke_key(store: Store, kid: str, *, actor: str) -> None:
-    """Revoke a key at once and put it on record (``key.revoked``); NotFound if no active key has that id."""
-    if not store.revoke_api_key(kid, dt.datetime.now(dt.UTC)):
-        raise NotFound(f"no active key {kid}")
-    _admin(store, actor, "key.revoked", {"kid": kid})
-
-
-def _admin(store: Store, actor: str, action: str, details: dict[str, Any]) -> None:
-    entry = AdminEntry(
-        id=uuid7(), system="*", ts=dt.datetime.now(dt.UTC), actor=actor, action=action, details=details
-    )
-    store.append(Pipeline().prepare_all([checked(entry)]))
+from inferlog.apikeys import KEY_PATTERN, checksum, hash_secret
+from inferlog.errors import AuthError, Forbidden
+from inferlog.store.base import ApiKey, Store
 
 
 def parse_key(token: str) -> tuple[str, str]:
     """(kid, secret) of a well-formed key whose checksum holds; AuthError otherwise."""
-    match = _KEY_RE.match(token.strip())
+    match = KEY_PATTERN.match(token.strip())
     if not match:
         raise AuthError("malformed API key")
     body = token.strip()[: -len(match.group("check")) - 1]
-    if not hmac.compare_digest(_checksum(body), match.group("check")):
+    if not hmac.compare_digest(checksum(body), match.group("check")):
         # The checksum covers the secret: a mistyped or truncated secret lands here, not in
         # authenticate(). To the caller it is the same thing: not a key this server issued.
         raise AuthError("invalid API key (its checksum does not match: was it copied whole?)")

@@ -344,7 +344,7 @@ class Store(Protocol):
         """Remove body, salt and data key of the matching entries; their leaves stay."""
         ...
 
-    # -- API keys (see inferlog.server.auth) --
+    # -- API keys (see inferlog.apikeys) --
 
     def put_api_key(self, key: ApiKey) -> None:
         """Keep a new API key (its kid must be new)."""

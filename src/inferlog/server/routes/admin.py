@@ -1,4 +1,4 @@
-"""Key management over HTTP (admin only). Every change is an admin entry in the ledger."""
+"""Key management over HTTP (admin only), through :mod:`inferlog.apikeys`: every change is an admin entry."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from inferlog.server.auth import issue_key, revoke_key
+from inferlog.apikeys import issue_key, list_keys, revoke_key
 from inferlog.server.deps import State, Who
 
 router = APIRouter(prefix="/v1", tags=["admin"])
@@ -35,7 +35,7 @@ def create_api_key(state: State, who: Who, body: KeyRequest) -> dict[str, Any]:
 @router.get("/keys", summary="List API keys (never their secrets)")
 def list_api_keys(state: State, who: Who) -> list[dict[str, Any]]:
     who.require("admin")
-    return [k.public_view() for k in state.store.api_keys()]
+    return [k.public_view() for k in list_keys(state.store)]
 
 
 @router.delete("/keys/{kid}", summary="Revoke an API key")
