@@ -12,19 +12,21 @@ Related entries are taken up to the pack's checkpoint: what was logged after it 
 
 With a subject, an erased entry no longer says whose it was (its subject went with its payload): a
 subject's pack shows the erasure entries naming that subject's pseudonym and the system's erased
-leaves in the period within the seq range each one names.
+leaves in the period within the seq range each one names (some may be another subject's: the log
+cannot tell; with them comes only erased feedback, never a review of someone else). Entries of the
+subject purged by retention cannot be told apart at all: the system's pack shows them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inferlog.errors import UsageError
 from inferlog.query import iter_entries
-from inferlog.record.model import AccessEntry, AdminEntry, StoredEntry
+from inferlog.record.model import AccessEntry, AdminEntry, InferenceRecord, StoredEntry
 from inferlog.store.base import MAX_PAGE, Query, Store
 
 ALL_SYSTEMS = "*"  # the system of entries about the log itself (policy, erasure, keys)
@@ -69,25 +71,27 @@ class Chosen:
 def choose(store: Store, selection: Selection, size: int) -> Chosen:
     """The entries of a pack against a checkpoint of ``size`` leaves (its period's must all be in it)."""
     admin = _admin(store, selection)
-    period = _period(store, selection, admin)
+    found = _period(store, selection, admin)
+    period = found.ids
     beyond = [seq for seq in period if seq > size]
     if beyond:
         raise UsageError(
             f"no signed checkpoint covers the period's entries yet: the newest covers seq {size}, "
             f"the period runs to seq {max(beyond)}; run `inferlog checkpoint` first"
         )
-    ids = set(period.values())
+    ids = set(period.values()) - found.unattributed
     feedback = (
         stored
         for stored in _query(store, Query(system=selection.system, kind="feedback", since=selection.since))
-        if getattr(stored.entry, "inference_id", None) in ids
+        if _about(stored, ids, found.unattributed)
     )
     reads = (
         stored
         for stored in _query(
             store, Query(systems=(selection.system, ALL_SYSTEMS), kind="access", since=selection.since)
         )
-        if isinstance(stored.entry, AccessEntry) and could_have_read(stored.entry.query, selection)
+        if isinstance(stored.entry, AccessEntry)
+        and could_have_read(stored.entry.query, selection, found.models)
     )
     chosen = Chosen(dict.fromkeys(period, "period"))
     for role, entries in (("admin", iter(admin)), ("feedback", feedback), ("access", reads)):
@@ -99,10 +103,18 @@ def choose(store: Store, selection: Selection, size: int) -> Chosen:
     return chosen
 
 
-def could_have_read(query: Mapping[str, Any], selection: Selection) -> bool:
-    """Whether a read described by ``query`` (an access entry's) may have returned the selection's entries."""
+def could_have_read(
+    query: Mapping[str, Any], selection: Selection, models: Collection[str] | None = None
+) -> bool:
+    """Whether a read described by ``query`` (an access entry's) may have returned the selection's entries.
+
+    ``models`` are the names of the models that answered the selection's inferences: a read of
+    another model's entries could not have returned them.
+    """
     kinds = [query["kind"]] if isinstance(query.get("kind"), str) else query.get("kinds")
     if isinstance(kinds, list) and not {"inference", "feedback"} & set(kinds):
+        return False
+    if models is not None and query.get("model") is not None and query.get("model") not in models:
         return False
     for name in ("subject", "model", "system"):
         wanted = selection.subject if name == "subject" else getattr(selection, name)
@@ -131,22 +143,46 @@ def _query(store: Store, query: Query) -> Iterator[StoredEntry]:
     return iter_entries(store, replace(query, limit=MAX_PAGE))
 
 
-def _period(store: Store, selection: Selection, admin: list[StoredEntry]) -> dict[int, str]:
-    """seq -> id of the period's inferences (of the subject, with their erased leaves; of the model)."""
+@dataclass
+class _Period:
+    ids: dict[int, str] = field(default_factory=dict)  # seq -> id of the period's inferences
+    models: set[str] = field(default_factory=set)  # the names of the models that answered them
+    unattributed: set[str] = field(default_factory=set)  # erased leaves that may be another subject's
+
+
+def _period(store: Store, selection: Selection, admin: list[StoredEntry]) -> _Period:
+    """The period's inferences (of the subject, with the erased leaves its erasure names; of the model)."""
     base = Query(
         system=selection.system, kind="inference", since=selection.since, until=selection.until,
         model=selection.model, subject=selection.subject, limit=MAX_PAGE,
     )  # fmt: skip
-    found = {stored.seq: stored.id for stored in iter_entries(store, base)}
-    if selection.subject is not None:  # erased entries no longer carry their subject
-        unfiltered = replace(base, subject=None)
-        for first, last in _erased_ranges(admin, selection.subject):
-            for stored in iter_entries(store, unfiltered.next(first - 1)):
-                if stored.seq > last:
-                    break
-                if stored.purged:
-                    found.setdefault(stored.seq, stored.id)
+    found = _Period()
+    for stored in iter_entries(store, base):
+        found.ids[stored.seq] = stored.id
+        found.models.add(_model_name(stored))
+    if selection.subject is None:
+        return found
+    unfiltered = replace(base, subject=None)  # erased entries no longer carry their subject
+    for first, last in _erased_ranges(admin, selection.subject):
+        for stored in iter_entries(store, unfiltered.next(first - 1)):
+            if stored.seq > last:
+                break
+            if stored.purged and stored.seq not in found.ids:
+                found.ids[stored.seq] = stored.id
+                found.models.add(_model_name(stored))
+                found.unattributed.add(stored.id)
     return found
+
+
+def _model_name(stored: StoredEntry) -> str:
+    return stored.entry.model.name if isinstance(stored.entry, InferenceRecord) else ""
+
+
+def _about(feedback: StoredEntry, ids: set[str], unattributed: set[str]) -> bool:
+    """Feedback on one of the pack's inferences; on an erased leaf that may be another subject's, only
+    erased feedback (which shows nothing), never a review of someone else."""
+    about = getattr(feedback.entry, "inference_id", None)
+    return about in ids or (about in unattributed and feedback.purged)
 
 
 def _erased_ranges(admin: list[StoredEntry], subject: str) -> list[tuple[int, int]]:
