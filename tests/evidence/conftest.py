@@ -64,7 +64,9 @@ class Made:
     config: Path
     signer: NoteSigner
     key_path: Path
-    records: list[tuple[str, dt.datetime, str, str, str]] = field(default_factory=list)  # id, ts, subject, version, status
+    records: list[tuple[str, dt.datetime, str, str, str]] = field(
+        default_factory=list
+    )  # id, ts, subject, version, status
     feedback: dict[str, str] = field(default_factory=dict)  # feedback id -> inference id
     overrides: set[str] = field(default_factory=set)  # inference ids with an override
     refs: dict[str, str] = field(default_factory=dict)  # subject -> pseudonym
@@ -129,13 +131,23 @@ def _record(made: Made, store: Store) -> None:
             subject = SUBJECTS[n % 3]
             version = "1.0" if ts < dt.datetime(2026, 4, 10, tzinfo=UTC) else "2.0"
             status = "error" if n % 7 == 0 else "ok"
-            model = Model("scorer", version, digest=f"sha256:{version.replace('.', '') * 32}", uri=f"runs:/{version}")
-            entry_id = log.record(model=model, input={"n": n}, output={"score": n / 1000}, subject=subject, status=status, ts=ts)
+            model = Model(
+                "scorer", version, digest=f"sha256:{version.replace('.', '') * 32}", uri=f"runs:/{version}"
+            )
+            entry_id = log.record(
+                model=model, input={"n": n}, output={"score": n / 1000}, subject=subject, status=status, ts=ts
+            )
             made.records.append((entry_id, ts, subject, version, status))
             if n % 10 == 3:
-                made.feedback[log.feedback(entry_id, label="paid", actor="reviewer", ts=ts + dt.timedelta(days=20))] = entry_id
-            if n % 15 == 4:
-                made.feedback[log.feedback(entry_id, override={"score": 0}, actor="reviewer", ts=ts + dt.timedelta(hours=1))] = entry_id
+                made.feedback[
+                    log.feedback(entry_id, label="paid", actor="reviewer", ts=ts + dt.timedelta(days=20))
+                ] = entry_id
+            if n % 10 == 5:
+                made.feedback[
+                    log.feedback(
+                        entry_id, override={"score": 0}, actor="reviewer", ts=ts + dt.timedelta(hours=1)
+                    )
+                ] = entry_id
                 made.overrides.add(entry_id)
             n += 1
             ts += dt.timedelta(hours=12)
