@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Iterator
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,11 +204,9 @@ def pack_copy(pack: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def folder_copy(pack: Path, tmp_path: Path) -> Iterator[Path]:
+def folder_copy(pack: Path, tmp_path: Path) -> Path:
     """The good pack unpacked into a folder (a folder is a pack too), to tamper with."""
-    import zipfile
-
     folder = tmp_path / "unpacked"
     with zipfile.ZipFile(pack) as zipped:
         zipped.extractall(folder)
-    yield folder
+    return folder
