@@ -15,6 +15,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -130,7 +131,7 @@ def _record(made: Made, store: Store) -> None:
         while ts < dt.datetime(2026, 6, 10, tzinfo=UTC):
             subject = SUBJECTS[n % 3]
             version = "1.0" if ts < dt.datetime(2026, 4, 10, tzinfo=UTC) else "2.0"
-            status = "error" if n % 7 == 0 else "ok"
+            status: Literal["ok", "error"] = "error" if n % 7 == 0 else "ok"
             model = Model(
                 "scorer", version, digest=f"sha256:{version.replace('.', '') * 32}", uri=f"runs:/{version}"
             )
