@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from inferlog.cli._common import State, console, inert, pass_state
+from inferlog.cli._common import State, pass_state, printable
 from inferlog.config import ENV_SIGNER_KEY_FILE, ENV_VERIFIER_KEY
 from inferlog.errors import UsageError
 from inferlog.evidence import Selection, build_pack, verify_pack
@@ -77,16 +77,16 @@ def evidence_command(
     kinds = built.summary["entries"]["by_kind"]
     erased = sum(built.summary["entries"]["erased"].values())
     parts = ", ".join(f"{kinds.get(kind, 0)} {kind}" for kind in ("inference", "feedback", "access", "admin"))
-    out_console = console()
-    out_console.print(
-        f"[green]pack written[/green] to {out}: {built.entries} entries ({parts}; {erased} erased or purged), "
-        f"each proven in signed checkpoint {built.checkpoint.size}; {len(built.earlier)} earlier checkpoint(s) "
-        "proven consistent with it"
+    click.echo(
+        f"{click.style('pack written', fg='green')} to {out}: {built.entries} entries ({parts}; {erased} erased "
+        f"or purged), each proven in signed checkpoint {built.checkpoint.size}; {len(built.earlier)} earlier "
+        "checkpoint(s) proven consistent with it"
     )
     if built.later:
-        out_console.print(
-            f"[yellow]note:[/yellow] {built.later} related entries (reads, feedback, admin) logged after checkpoint "
-            f"{built.checkpoint.size} are not in it: run `inferlog checkpoint` and build again to include them"
+        click.echo(
+            f"{click.style('note:', fg='yellow')} {built.later} related entries (reads, feedback, admin) logged "
+            f"after checkpoint {built.checkpoint.size} are not in it: run `inferlog checkpoint` and build again "
+            "to include them"
         )
     click.echo(f"verify it with: inferlog verify pack {out} --key '{signer.verifier_key_string()}'")
 
@@ -118,16 +118,17 @@ def verify_pack_command(pack: Path, keys: tuple[str, ...], origin: str | None) -
         )
     report = verify_pack(pack, verifiers, origin or parent.get("origin"))
     if not report.ok:
-        err = console(stderr=True)
         for problem in report.problems[:50]:
-            err.print(f"[red]FAIL[/red] {inert(str(problem))}", highlight=False)
+            click.echo(f"{click.style('FAIL', fg='red')} {printable(str(problem))}", err=True)
         if len(report.problems) > 50:
-            err.print(f"... and {len(report.problems) - 50} more problems")
-        err.print(f"[red]NOT VERIFIED[/red] {pack}: {len(report.problems)} problem(s)")
+            click.echo(f"... and {len(report.problems) - 50} more problems", err=True)
+        click.echo(
+            f"{click.style('NOT VERIFIED', fg='red')} {pack}: {len(report.problems)} problem(s)", err=True
+        )
         raise SystemExit(1)
     size = report.checkpoint.size if report.checkpoint is not None else 0
-    console().print(
-        f"[green]OK[/green] {pack}: manifest signed by {verifiers[0].name}, every file's SHA-256 matches; "
+    click.echo(
+        f"{click.style('OK', fg='green')} {pack}: manifest signed by {verifiers[0].name}, every file's SHA-256 matches; "
         f"{report.entries} entries ({report.erased} erased or purged) included in signed checkpoint {size}; "
         f"{report.consistency} earlier checkpoint(s) consistent with it; entries.parquet matches entries.jsonl"
     )
