@@ -28,7 +28,7 @@ from typing import Any
 from inferlog.errors import IntegrityError, UsageError
 from inferlog.evidence import layout, report
 from inferlog.evidence.container import write_zip
-from inferlog.evidence.rows import PackRow, read_rows, write_parquet
+from inferlog.evidence.rows import PackRow, read_rows, require_pyarrow, write_parquet
 from inferlog.evidence.select import Chosen, Selection, choose
 from inferlog.evidence.summary import Tally
 from inferlog.integrity.tree import hashes_of
@@ -71,6 +71,7 @@ def build_pack(
     now: dt.datetime | None = None,
 ) -> BuiltPack:
     """Write the pack for ``selection`` to ``out``: a zip if its name ends in ``.zip``, else a folder."""
+    require_pyarrow()
     if out.exists():
         raise UsageError(f"{out} exists: a pack is never written over; choose a new --out")
     if not out.parent.is_dir():

@@ -95,7 +95,8 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2%}"
     if isinstance(value, dict | list):
-        return f"<code>{escape(json.dumps(value, ensure_ascii=False))[:400]}</code>"
+        text = json.dumps(value, ensure_ascii=False)
+        return f"<code>{escape(text if len(text) <= 400 else text[:399] + '…')}</code>"
     return escape(str(value))
 
 
@@ -261,6 +262,8 @@ def _models(summary: dict[str, Any], lineage: dict[str, Any]) -> str:
 
 def _access(summary: dict[str, Any]) -> str:
     access = summary["access"]
+    if not access["total"]:
+        return '<h2>Access trail</h2><p class="muted">No read of these entries is on record.</p>'
     readers = _table(("reader", "reads"), list(access["by_actor"].items()), {1})
     listed = _table(
         ("seq", "time", "reader", "action", "purpose", "entries returned", "query"),

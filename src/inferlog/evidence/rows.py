@@ -15,7 +15,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
-from inferlog.errors import UsageError
+from inferlog.errors import IntegrityError, UsageError
 from inferlog.evidence.layout import COLUMNS, NULLABLE
 from inferlog.store.base import LedgerRow, Store
 
@@ -76,11 +76,18 @@ def read_rows(store: Store, seqs: Iterable[int]) -> Iterator[LedgerRow]:
         while index < len(wanted) and wanted[index] <= last:
             row = by_seq.get(wanted[index])
             if row is None:
-                raise UsageError(f"seq {wanted[index]} could not be read back from the store")
+                raise IntegrityError(
+                    f"seq {wanted[index]} could not be read back from the store; run `inferlog verify`"
+                )
             yield row
             index += 1
         if not rows:
-            raise UsageError(f"seq {start} could not be read back from the store")
+            raise IntegrityError(f"seq {start} could not be read back from the store; run `inferlog verify`")
+
+
+def require_pyarrow() -> None:
+    """Refuse early, in one line, where pyarrow is missing (rather than fail a pack over it)."""
+    _pyarrow()
 
 
 def _pyarrow() -> Any:

@@ -30,7 +30,7 @@ from typing import Any
 
 from inferlog.evidence import layout
 from inferlog.evidence.container import ContainerError, Pack, open_pack
-from inferlog.evidence.rows import read_parquet
+from inferlog.evidence.rows import read_parquet, require_pyarrow
 from inferlog.integrity.verify import expected_origin
 from inferlog.ledger.checkpoint import (
     Checkpoint,
@@ -84,6 +84,7 @@ class PackReport:
 
 def verify_pack(path: Path, verifiers: Sequence[NoteVerifier], origin: str | None = None) -> PackReport:
     """Check everything a pack claims (see the module docstring) with the log's verifier key(s)."""
+    require_pyarrow()
     report = PackReport(path)
     try:
         pack = open_pack(path)
