@@ -31,6 +31,7 @@ from inferlog.evidence.container import write_zip
 from inferlog.evidence.rows import PackRow, read_rows, require_pyarrow, write_parquet
 from inferlog.evidence.select import Chosen, Selection, choose
 from inferlog.evidence.summary import Tally
+from inferlog.evidence.verify import verify_pack
 from inferlog.integrity.tree import hashes_of
 from inferlog.ledger.checkpoint import Checkpoint, CheckpointError, NoteError, NoteSigner, open_checkpoint
 from inferlog.ledger.hashing import leaf_hash
@@ -113,8 +114,7 @@ def newest_checkpoint(store: Store, signer: NoteSigner) -> tuple[StoredCheckpoin
 
 
 def _self_check(out: Path, signer: NoteSigner) -> None:
-    from inferlog.evidence.verify import verify_pack  # the builder's own check, by the library verifier
-
+    """The builder's own check of what it wrote, by the library verifier."""
     result = verify_pack(out, [signer.verifier()])
     if not result.ok:
         (shutil.rmtree if out.is_dir() else Path.unlink)(out)
