@@ -12,6 +12,9 @@ from inferlog.cli import CliError
 from inferlog.errors import InferlogError
 
 _NOT_IMPORTED = {"inferlog.__main__"}  # importing it runs the command
+# The evidence pack's one-file verifier runs where inferlog is not installed: it imports nothing of
+# inferlog, so its own exception cannot come from inferlog.errors.
+_STANDS_ALONE = {"inferlog.evidence.standalone"}
 
 
 def _every_module() -> list[str]:
@@ -31,6 +34,7 @@ def _exceptions_defined_in_inferlog() -> list[type[BaseException]]:
                 isinstance(value, type)
                 and issubclass(value, BaseException)
                 and value.__module__.split(".")[0] == "inferlog"
+                and value.__module__ not in _STANDS_ALONE
             ):
                 found[f"{value.__module__}.{value.__qualname__}"] = value
     return [found[key] for key in sorted(found)]

@@ -24,7 +24,8 @@ so are its subclasses), for callers that catch the built-in.
     ├── IntegrityError           500  the ledger does not verify (see inferlog.integrity.verify)
     │   ├── ProofError (V)       500  an inclusion or consistency proof does not lead to its root
     │   ├── NoteError (V)        500  a signed note or note key is malformed, or no known key signed it
-    │   └── CheckpointError (V)  500  a checkpoint body is malformed, or names another origin
+    │   ├── CheckpointError (V)  500  a checkpoint body is malformed, or names another origin
+    │   └── ContainerError       500  an evidence pack's zip is not laid out as inferlog writes one
     └── KeyDestroyed             410  an entry's payload was shredded: a key it needs was destroyed
 
 The faces turn these into one line: the CLI prints ``str(error)``, the server answers
@@ -168,6 +169,10 @@ class NoteError(IntegrityError, ValueError):
 
 class CheckpointError(IntegrityError, ValueError):
     """A checkpoint body is malformed or a checkpoint field is invalid (another origin, say)."""
+
+
+class ContainerError(IntegrityError):
+    """An evidence pack's zip is not laid out as inferlog writes one (a byte outside the files changed)."""
 
 
 class KeyDestroyed(InferlogError):

@@ -83,7 +83,7 @@ def cli(ctx: click.Context, db: str, config: str | None) -> None:
 
 
 # Commands that open no log, or name their own (`demo --db`, `proxy --db`): no group --db override.
-_OWN_DB = frozenset({"demo", "proxy", "keys init-signer", "policy show", "policy check"})
+_OWN_DB = frozenset({"demo", "proxy", "keys init-signer", "policy show", "policy check", "verify pack"})
 
 
 def _accept_db_everywhere(command: click.Command, path: str = "") -> None:
@@ -99,9 +99,34 @@ def _accept_db_everywhere(command: click.Command, path: str = "") -> None:
 
 
 def _register() -> None:
-    from inferlog.cli import demo, export, governance, importing, integrity, keys, proxy, query, serve, stats
+    from inferlog.cli import (
+        demo,
+        evidence,
+        export,
+        governance,
+        importing,
+        integrity,
+        keys,
+        proxy,
+        query,
+        serve,
+        stats,
+    )
 
-    for module in (query, stats, export, importing, integrity, keys, governance, serve, proxy, demo):
+    integrity.verify_group.add_command(evidence.verify_pack_command)
+    for module in (
+        query,
+        stats,
+        export,
+        evidence,
+        importing,
+        integrity,
+        keys,
+        governance,
+        serve,
+        proxy,
+        demo,
+    ):
         for command in module.COMMANDS:
             _accept_db_everywhere(command)
             cli.add_command(command)
