@@ -9,9 +9,9 @@ import pytest
 
 from inferlog.errors import UsageError
 from inferlog.ledger.merkle import LeafList, root_of
-from inferlog.pipeline import Prepared
 from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.record.model import AdminEntry, WrappedKey
+from inferlog.record.prepared import Prepared
 from inferlog.store.base import Hold, Purge, Query, Store
 from inferlog.testing import make_record, prepare
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 
-from inferlog.pipeline import Prepared
 from inferlog.record.model import (
     Entry,
     FeedbackEntry,
@@ -17,6 +16,7 @@ from inferlog.record.model import (
     StoredEntry,
     kind_of,
 )
+from inferlog.record.prepared import Prepared
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICRO = dt.timedelta(microseconds=1)

@@ -18,8 +18,8 @@ from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from inferlog.errors import BadParameter, UsageError
 from inferlog.ledger.merkle import CompactRange
-from inferlog.pipeline import Prepared
 from inferlog.record.model import KINDS, STATUSES, StoredEntry, WrappedKey
+from inferlog.record.prepared import Prepared
 
 AppendStatus = Literal["new", "duplicate", "conflict", "invalid"]
 Order = Literal["asc", "desc"]

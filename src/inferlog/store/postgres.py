@@ -47,9 +47,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from inferlog.errors import Conflict, IntegrityError, StoreError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
-from inferlog.pipeline import Prepared
 from inferlog.record.ids import is_uuid
 from inferlog.record.model import StoredEntry, WrappedKey
+from inferlog.record.prepared import Prepared
 from inferlog.store import _sql
 from inferlog.store._rows import (
     COLUMNS,

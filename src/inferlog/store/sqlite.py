@@ -24,8 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
-from inferlog.pipeline import Prepared
 from inferlog.record.model import StoredEntry, WrappedKey
+from inferlog.record.prepared import Prepared
 from inferlog.store import _sql
 from inferlog.store._rows import (
     COLUMNS,
