@@ -12,7 +12,7 @@ from inferlog.ledger.merkle import LeafList, root_of
 from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.record.model import AdminEntry, WrappedKey
 from inferlog.record.prepared import Prepared
-from inferlog.store.base import Hold, Purge, Query, Store
+from inferlog.store.base import HoldFilter, Purge, Query, Store
 from inferlog.testing import make_record, prepare
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -327,9 +327,9 @@ class StoreContract:
         free = make_record(ts=T0)
         store.append(prepare(held_subject, in_range, other_system, free))
         keep = (
-            Hold(subjects=("s-held",)),
-            Hold(since=T0 + dt.timedelta(hours=1), until=T0 + dt.timedelta(hours=6)),
-            Hold(system="other"),
+            HoldFilter(subjects=("s-held",)),
+            HoldFilter(since=T0 + dt.timedelta(hours=1), until=T0 + dt.timedelta(hours=6)),
+            HoldFilter(system="other"),
         )
         review = _feedback(held_subject.id)  # no subject of its own: held through its inference
         store.append(prepare(review))

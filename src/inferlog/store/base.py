@@ -235,8 +235,12 @@ class ApiKey:
 
 
 @dataclass(frozen=True)
-class Hold:
-    """A legal hold as the store applies it: entries matching every set field must be kept."""
+class HoldFilter:
+    """Which entries a legal hold keeps, as the store matches them: every set field must match.
+
+    Made from the policy file's :class:`inferlog.privacy.policy.Hold` (see
+    ``Governance.holds``): its subject becomes the subjects as stored, its start/end a time range.
+    """
 
     system: str | None = None
     subjects: tuple[str, ...] = ()  # the subject as stored (raw and/or its pseudonym)
@@ -255,7 +259,7 @@ class Purge:
     system: str | None = None
     before: dt.datetime | None = None  # ts < before
     subjects: tuple[str, ...] = ()
-    keep: tuple[Hold, ...] = ()
+    keep: tuple[HoldFilter, ...] = ()
 
 
 @dataclass(frozen=True)
