@@ -15,7 +15,7 @@ from inferlog.integrity.signer import CheckpointSigner
 from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
-from inferlog.store.base import Store
+from inferlog.store import Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 

@@ -12,7 +12,8 @@ from inferlog.ledger.merkle import LeafList, root_of
 from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.record.model import AdminEntry, WrappedKey
 from inferlog.record.prepared import Prepared
-from inferlog.store.base import HoldFilter, Purge, Query, Store
+from inferlog.store import Store
+from inferlog.store.base import HoldFilter, Purge, Query
 from inferlog.testing import make_record, prepare
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)

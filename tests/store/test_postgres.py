@@ -19,8 +19,8 @@ import pytest
 
 from inferlog.errors import StoreError, StoreUnavailable, UnknownStore, UsageError
 from inferlog.ledger.merkle import root_of
-from inferlog.store import open_store
-from inferlog.store.base import Purge, Query, Store
+from inferlog.store import Store, open_store
+from inferlog.store.base import Purge, Query
 from inferlog.store.migrations.postgres import MIGRATIONS, latest
 from inferlog.store.postgres import GET_SQL, PostgresStore, migrate, query_sql
 from inferlog.testing import make_record, prepare

@@ -37,7 +37,7 @@ from inferlog.privacy.protect import Protection
 from inferlog.record.canonical import canonicalize
 from inferlog.record.model import Entry
 from inferlog.record.validate import to_entry
-from inferlog.store.base import Store
+from inferlog.store.protocols import EntryStore
 
 _MAX_SHOWN = 10
 _decode = msgspec.json.decode
@@ -137,7 +137,7 @@ class _Lines:
 
 
 def import_lines(
-    store: Store,
+    store: EntryStore,
     stream: IO[bytes],
     *,
     system: str | None = None,

@@ -21,7 +21,8 @@ from inferlog.config import (
     user_data_dir,
 )
 from inferlog.errors import UsageError
-from inferlog.store.base import ROLES, Store
+from inferlog.store.base import ROLES
+from inferlog.store.protocols import Store
 
 
 def _is_loopback(host: str) -> bool:

@@ -14,7 +14,8 @@ from inferlog.privacy.policy import Policy
 from inferlog.privacy.seal import subject_ref
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AdminEntry
-from inferlog.store.base import HoldFilter, Query, Store
+from inferlog.store.base import HoldFilter, Query
+from inferlog.store.protocols import GovernedStore
 
 LOG_SYSTEM = (
     "*"  # the system of entries about the log itself (policy, erasure, ...), as the server writes them
@@ -26,7 +27,7 @@ POLICY_CHANGED = "policy.changed"
 class Governance:
     """The store, the policy in force and (if the policy names one) the key store, plus who acts."""
 
-    store: Store
+    store: GovernedStore
     policy: Policy
     keystore: KeyStore | None = None
     actor: str | None = None

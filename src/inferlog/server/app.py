@@ -36,7 +36,7 @@ from inferlog.server.retention import RetentionSchedule
 from inferlog.server.routes import admin, health, kserve, ledger, records, seldon
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
-from inferlog.store.base import Store
+from inferlog.store.protocols import Store
 
 _STATUS: list[tuple[type[InferlogError], int]] = [
     (AuthError, 401),

@@ -27,7 +27,8 @@ from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AdminEntry
 from inferlog.record.validate import checked
-from inferlog.store.base import ROLES, ApiKey, Store
+from inferlog.store.base import ROLES, ApiKey
+from inferlog.store.protocols import ApiKeyStore, EntryWriter, KeyAdminStore
 
 PREFIX = "ilog"
 _KEY_RE = re.compile(
@@ -69,7 +70,7 @@ def hash_secret(secret: str) -> bytes:
 
 
 def create_key(
-    store: Store, role: str, systems: Sequence[str], name: str, env: str = "live"
+    store: ApiKeyStore, role: str, systems: Sequence[str], name: str, env: str = "live"
 ) -> tuple[str, ApiKey]:
     """Make and keep a new key; returns the full key string (shown once) and what was stored."""
     if role not in ROLES:
@@ -87,7 +88,7 @@ def create_key(
 
 
 def issue_key(
-    store: Store, role: str, systems: Sequence[str], name: str, *, actor: str, env: str = "live"
+    store: KeyAdminStore, role: str, systems: Sequence[str], name: str, *, actor: str, env: str = "live"
 ) -> tuple[str, ApiKey]:
     """Make a key and put it on record (a ``key.created`` admin entry): the one way the faces do it.
 
@@ -100,14 +101,14 @@ def issue_key(
     return token, stored
 
 
-def revoke_key(store: Store, kid: str, *, actor: str) -> None:
+def revoke_key(store: KeyAdminStore, kid: str, *, actor: str) -> None:
     """Revoke a key at once and put it on record (``key.revoked``); NotFound if no active key has that id."""
     if not store.revoke_api_key(kid, dt.datetime.now(dt.UTC)):
         raise NotFound(f"no active key {kid}")
     _admin(store, actor, "key.revoked", {"kid": kid})
 
 
-def _admin(store: Store, actor: str, action: str, details: dict[str, Any]) -> None:
+def _admin(store: EntryWriter, actor: str, action: str, details: dict[str, Any]) -> None:
     entry = AdminEntry(
         id=uuid7(), system="*", ts=dt.datetime.now(dt.UTC), actor=actor, action=action, details=details
     )
@@ -127,7 +128,7 @@ def parse_key(token: str) -> tuple[str, str]:
     return match.group("kid"), match.group("secret")
 
 
-def authenticate(store: Store, token: str) -> ApiKey:
+def authenticate(store: ApiKeyStore, token: str) -> ApiKey:
     """The stored key a presented token belongs to; AuthError if unknown, wrong or revoked."""
     kid, secret = parse_key(token)
     key = store.get_api_key(kid)

@@ -1,4 +1,4 @@
-"""Storage: one Store protocol, backends picked by the URL's scheme.
+"""Storage: role protocols (:mod:`inferlog.store.protocols`), backends picked by the URL's scheme.
 
 Built-in backends are listed in :data:`STORES`; a third-party backend registers its scheme in the
 ``inferlog.stores`` entry-point group, and ``open_store("mydb://…")`` finds it through the same
@@ -12,9 +12,40 @@ from urllib.parse import urlsplit
 
 from inferlog import plugins
 from inferlog.errors import UnknownStore
-from inferlog.store.base import AppendResult, Page, Query, Store
+from inferlog.store.base import AppendResult, Page, Query
+from inferlog.store.protocols import (
+    ApiKeyStore,
+    AuditStore,
+    EntryReader,
+    EntrySink,
+    EntryStore,
+    EntryWriter,
+    GovernedStore,
+    KeyAdminStore,
+    LedgerStore,
+    PayloadStore,
+    Store,
+)
 
-__all__ = ["STORES", "AppendResult", "Page", "Query", "Store", "open_store", "store_schemes"]
+__all__ = [
+    "STORES",
+    "ApiKeyStore",
+    "AppendResult",
+    "AuditStore",
+    "EntryReader",
+    "EntrySink",
+    "EntryStore",
+    "EntryWriter",
+    "GovernedStore",
+    "KeyAdminStore",
+    "LedgerStore",
+    "Page",
+    "PayloadStore",
+    "Query",
+    "Store",
+    "open_store",
+    "store_schemes",
+]
 
 STORES = plugins.Registry(
     "inferlog.stores",
