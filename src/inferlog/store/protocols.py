@@ -45,20 +45,6 @@ from inferlog.store.base import (
     StoredCheckpoint,
 )
 
-__all__ = [
-    "ApiKeyStore",
-    "AuditStore",
-    "EntryReader",
-    "EntrySink",
-    "EntryStore",
-    "EntryWriter",
-    "GovernedStore",
-    "KeyAdminStore",
-    "LedgerStore",
-    "PayloadStore",
-    "Store",
-]
-
 
 @runtime_checkable
 class EntryWriter(Protocol):
