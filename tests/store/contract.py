@@ -398,6 +398,14 @@ class StoreContract:
         assert store.get(first.entry.id) is not None
         assert store.get(first.entry.id).body == first.body
 
+    def test_a_repeat_in_one_batch_keeps_the_first_key(self, store: Store) -> None:
+        """A sealed entry sent twice in one batch is written once, with the data key of the body that was kept."""
+        first = _with_key(prepare(make_record(ts=T0))[0])
+        resent = _with_key(first, "epoch:test-system:2026-03#2")  # a resend sealed afresh: another key
+        results = store.append([first, resent])
+        assert [(r.seq, r.status) for r in results] == [(1, "new"), (1, "duplicate")]
+        assert store.entry_keys([first.entry.id]) == {first.entry.id: first.key}
+
     def test_purge_removes_payloads_and_keys_but_keeps_leaves(self, store: Store, admin: Store) -> None:
         """Old inference and feedback payloads go; admin entries, newer entries and every leaf stay."""
         old = _with_key(prepare(make_record(ts=T0))[0])

@@ -37,11 +37,9 @@ from inferlog.ledger.hashing import node_hash
 from inferlog.ledger.merkle import CompactRange, ProofError, verify_consistency, verify_inclusion
 from inferlog.privacy.seal import name_of
 from inferlog.store._rows import attributes_copy
-from inferlog.store.base import LedgerRow
+from inferlog.store.base import LedgerRow, to_micros
 from inferlog.store.protocols import AuditStore, EntryReader, LedgerStore, PayloadStore
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICRO = dt.timedelta(microseconds=1)
 _CHUNK = 20_000
 
 
@@ -477,7 +475,7 @@ def _check_row(row: LedgerRow, report: AuditReport, copies_attributes: bool) -> 
         leaf.id,
         leaf.kind,
         leaf.system,
-        (leaf.ts - _EPOCH) // _MICRO,
+        to_micros(leaf.ts),
         model.name if model else row.model_name,
         model.version if model else row.model_version,
         leaf.status if model else row.status,

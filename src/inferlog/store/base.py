@@ -20,6 +20,8 @@ Order = Literal["asc", "desc"]
 
 MAX_PAGE = 10_000
 MAX_SEQ = 2**63 - 1  # the largest seq (and cursor) a BIGINT / SQLite INTEGER column holds
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICRO = dt.timedelta(microseconds=1)
 
 # Query fields that hold text from a caller, by the name the faces give them (HTTP parameter, CLI option).
 _TEXT_FILTERS = {
@@ -154,6 +156,16 @@ class Page:
 
     def __getitem__(self, index: int) -> StoredEntry:
         return self.entries[index]
+
+
+def to_micros(value: dt.datetime) -> int:
+    """A time as whole microseconds since the epoch, the unit of :attr:`LedgerRow.ts` (and SQLite's ts)."""
+    return (value - EPOCH) // _MICRO
+
+
+def from_micros(value: int) -> dt.datetime:
+    """The time ``value`` microseconds after the epoch, in UTC."""
+    return EPOCH + dt.timedelta(microseconds=value)
 
 
 class LedgerRow(NamedTuple):
