@@ -23,8 +23,9 @@ from common import fmt, table, verdict
 
 from inferlog.ingest.service import Ingestor
 from inferlog.integrity.verify import audit, default_workers
-from inferlog.pipeline import Pipeline, Prepared, body_of
+from inferlog.pipeline import Pipeline, body_of
 from inferlog.record.model import Entry
+from inferlog.record.prepared import Prepared
 from inferlog.record.validate import check_entry
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record

@@ -10,8 +10,8 @@ import pytest
 from inferlog.apikeys import KEY_PATTERN, checksum, create_key, issue_key, list_keys, revoke_key
 from inferlog.errors import NotFound, UsageError
 from inferlog.record.model import AdminEntry
-from inferlog.store import open_store
-from inferlog.store.base import Query, Store
+from inferlog.store import Store, open_store
+from inferlog.store.base import Query
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AdminEntry
 from inferlog.record.validate import checked
-from inferlog.store.base import ROLES, ApiKey, Store
+from inferlog.store.base import ROLES, ApiKey
+from inferlog.store.protocols import ApiKeyStore, EntryWriter, KeyAdminStore
 
 PREFIX = "ilog"
 KEY_PATTERN = re.compile(
@@ -66,7 +67,7 @@ def hash_secret(secret: str) -> bytes:
 
 
 def create_key(
-    store: Store, role: str, systems: Sequence[str], name: str, env: str = "live"
+    store: ApiKeyStore, role: str, systems: Sequence[str], name: str, env: str = "live"
 ) -> tuple[str, ApiKey]:
     """Make and keep a new key, off the record; returns the full key string (shown once) and what was stored.
 
@@ -87,7 +88,7 @@ def create_key(
 
 
 def issue_key(
-    store: Store, role: str, systems: Sequence[str], name: str, *, actor: str, env: str = "live"
+    store: KeyAdminStore, role: str, systems: Sequence[str], name: str, *, actor: str, env: str = "live"
 ) -> tuple[str, ApiKey]:
     """Make a key and put it on record (a ``key.created`` admin entry by ``actor``).
 
@@ -99,19 +100,19 @@ def issue_key(
     return token, stored
 
 
-def revoke_key(store: Store, kid: str, *, actor: str) -> None:
+def revoke_key(store: KeyAdminStore, kid: str, *, actor: str) -> None:
     """Revoke a key at once and put it on record (``key.revoked``); NotFound if no active key has that id."""
     if not store.revoke_api_key(kid, dt.datetime.now(dt.UTC)):
         raise NotFound(f"no active key {kid}")
     _admin(store, actor, KEY_REVOKED, {"kid": kid})
 
 
-def list_keys(store: Store) -> list[ApiKey]:
+def list_keys(store: ApiKeyStore) -> list[ApiKey]:
     """Every key, oldest first, revoked ones included; :meth:`ApiKey.public_view` is what may be shown."""
     return store.api_keys()
 
 
-def _admin(store: Store, actor: str, action: str, details: dict[str, Any]) -> None:
+def _admin(store: EntryWriter, actor: str, action: str, details: dict[str, Any]) -> None:
     entry = AdminEntry(
         id=uuid7(), system="*", ts=dt.datetime.now(dt.UTC), actor=actor, action=action, details=details
     )

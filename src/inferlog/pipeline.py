@@ -17,35 +17,20 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
 
 import msgspec
 
 from inferlog.errors import RecordInvalid
 from inferlog.ledger.hashing import leaf_hash
 from inferlog.record.canonical import canonical_json
-from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, Model, WrappedKey, kind_of
+from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, Model, kind_of
+from inferlog.record.prepared import Prepared
 from inferlog.record.validate import check_entry
 
 Processor = Callable[[Entry], Entry]
 
 LEAF_VERSION = 1
 SALT_BYTES = 16
-
-
-class Prepared(NamedTuple):
-    """An entry ready to append: its canonical body, salt, leaf bytes and leaf hash.
-
-    ``key`` is a sealed entry's wrapped data key, which the store keeps beside the body (never in it:
-    rotation re-wraps it and a purge deletes it, and neither may change what the leaf commits to).
-    """
-
-    entry: Entry
-    body: bytes
-    salt: bytes
-    leaf: bytes
-    leaf_hash: bytes
-    key: WrappedKey | None = None
 
 
 def commitment(salt: bytes, body: bytes) -> bytes:

@@ -14,9 +14,10 @@ from typing import Any
 
 import msgspec
 
-from inferlog.pipeline import Pipeline, Prepared
+from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, InferenceRecord, Model
+from inferlog.record.prepared import Prepared
 from inferlog.sdk import open as open_log
 from inferlog.sdk.client import Log
 from inferlog.sdk.transport import CapturingTransport

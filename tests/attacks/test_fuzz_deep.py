@@ -34,7 +34,8 @@ from inferlog.query.filters import build_query, parse_attribute, parse_since
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import uuid7
 from inferlog.server import create_app
-from inferlog.store.base import MAX_SEQ, Query, Store
+from inferlog.store import Store
+from inferlog.store.base import MAX_SEQ, Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record, prepare

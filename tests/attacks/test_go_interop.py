@@ -29,8 +29,7 @@ from inferlog.integrity.signer import CheckpointSigner
 from inferlog.integrity.signing_keys import init_signer, public_key_path
 from inferlog.integrity.tree import consistency, inclusion, root_at
 from inferlog.ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
-from inferlog.store import open_store
-from inferlog.store.base import Store
+from inferlog.store import Store, open_store
 from inferlog.testing import make_record, prepare
 
 GO_SOURCE = Path("/usr/share/gocode")  # where golang-golang-x-mod-dev puts golang.org/x/mod

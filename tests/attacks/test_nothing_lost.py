@@ -32,7 +32,8 @@ from inferlog.record.ids import uuid7
 from inferlog.record.model import InferenceRecord
 from inferlog.sdk.client import Log
 from inferlog.sdk.spool import SpoolWriter
-from inferlog.store.base import Query, Store
+from inferlog.store import Store
+from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record

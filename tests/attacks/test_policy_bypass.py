@@ -33,7 +33,8 @@ from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import InferenceRecord, Model
 from inferlog.sdk.http import HttpTransport
 from inferlog.server import create_app
-from inferlog.store.base import Query, Store
+from inferlog.store import Store
+from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 

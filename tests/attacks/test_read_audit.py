@@ -20,8 +20,8 @@ from inferlog.apikeys import create_key
 from inferlog.cli import cli
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import AccessEntry, AdminEntry
-from inferlog.store import open_store
-from inferlog.store.base import Query, Store
+from inferlog.store import Store, open_store
+from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from tests.server.conftest import Server, _serve

@@ -30,8 +30,7 @@ from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.privacy.seal import Opener, Sealer
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AccessEntry, AdminEntry, Entry, FeedbackEntry, Model
-from inferlog.store import open_store
-from inferlog.store.base import Store
+from inferlog.store import Store, open_store
 from inferlog.testing import make_record, prepare
 from tests.integrity.tampering import PostgresTamperer, SQLiteTamperer, Tamperer
 from tests.privacy.test_seal import MemoryKeyring

@@ -33,8 +33,7 @@ from inferlog.record import Model
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AccessEntry, AdminEntry, Entry
 from inferlog.retention import Governance, apply_retention, erase
-from inferlog.store import open_store
-from inferlog.store.base import Store
+from inferlog.store import Store, open_store
 
 UTC = dt.UTC
 SINCE = dt.datetime(2026, 3, 1, tzinfo=UTC)

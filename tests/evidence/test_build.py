@@ -19,8 +19,7 @@ from inferlog.ledger.checkpoint import NoteSigner
 from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AccessEntry
-from inferlog.store import open_store
-from inferlog.store.base import Store
+from inferlog.store import Store, open_store
 from inferlog.testing import make_record, prepare
 from tests.evidence.conftest import CUTOFF, ORIGIN, SINCE, SUBJECTS, UNTIL, Made, make_log
 from tests.integrity.tampering import SQLiteTamperer

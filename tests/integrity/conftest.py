@@ -15,8 +15,7 @@ from inferlog.integrity.signer import CheckpointSigner
 from inferlog.integrity.signing_keys import init_signer, load_verifiers, public_key_path
 from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.record import Model
-from inferlog.store import open_store
-from inferlog.store.base import Store
+from inferlog.store import Store, open_store
 from inferlog.testing import make_record, prepare
 from tests.integrity.tampering import PostgresTamperer, SQLiteTamperer, Tamperer
 

@@ -15,7 +15,7 @@ from inferlog.integrity.signer import CheckpointSigner
 from inferlog.integrity.signing_keys import init_signer, load_verifiers
 from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.server import create_app
-from inferlog.store.base import Store
+from inferlog.store import Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 

@@ -21,7 +21,8 @@ from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import InferenceRecord
 from inferlog.server import create_app
 from inferlog.server.pending import PendingHalves
-from inferlog.store.base import Query, Store
+from inferlog.store import Store
+from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from tests.fix_server import free_port

@@ -15,7 +15,8 @@ from inferlog.keystore.protection import load_protection
 from inferlog.record import uuid7
 from inferlog.record.canonical import format_timestamp
 from inferlog.server import create_app
-from inferlog.store.base import Query, Store
+from inferlog.store import Store
+from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record, prepare

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from inferlog.errors import UsageError
 from inferlog.ledger.merkle import LeafList, root_of
-from inferlog.pipeline import Prepared
 from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.record.model import AdminEntry, WrappedKey
-from inferlog.store.base import Hold, Purge, Query, Store
+from inferlog.record.prepared import Prepared
+from inferlog.store import (
+    ApiKeyStore,
+    EntryReader,
+    EntryWriter,
+    LedgerStore,
+    PayloadStore,
+    Store,
+    open_store,
+)
+from inferlog.store.base import HoldFilter, Purge, Query
 from inferlog.testing import make_record, prepare
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -36,6 +47,24 @@ class StoreContract:
     @pytest.fixture
     def admin(self, store: Store) -> Store:
         return store
+
+    @pytest.fixture
+    def reopen(self, store: Store) -> Iterator[Callable[[], Store]]:
+        """Opens another store on ``store``'s database (as another process would), closed after the test."""
+        opened: list[Store] = []
+
+        def another() -> Store:
+            opened.append(open_store(store.url))
+            return opened[-1]
+
+        yield another
+        for other in opened:
+            other.close()
+
+    def test_every_role_is_there(self, store: Store) -> None:
+        """The backend has every role protocol's methods, so any caller may be handed it."""
+        roles = (EntryWriter, EntryReader, LedgerStore, PayloadStore, ApiKeyStore, Store)
+        assert [role.__name__ for role in roles if not isinstance(store, role)] == []
 
     def test_seq_is_gap_free_from_one_across_batches(self, store: Store) -> None:
         """New entries get seq 1, 2, 3 ... in batch order, continuing across batches."""
@@ -87,6 +116,16 @@ class StoreContract:
         assert got is not None
         assert got.entry.output == record.output
 
+    def test_an_id_dated_elsewhere_is_still_a_conflict(self, store: Store) -> None:
+        """Dedup is by id alone: the same id dated in another month is a conflict, and written once."""
+        record = make_record(ts=T0)
+        store.append(prepare(record))
+        moved = make_record(id=record.id, ts=dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
+        results = store.append(prepare(moved, record))
+        assert [(r.seq, r.status) for r in results] == [(None, "conflict"), (1, "duplicate")]
+        assert store.size() == 1
+        assert store.get(record.id).entry.ts == T0  # type: ignore[union-attr]
+
     def test_failed_batch_writes_nothing_and_leaves_no_gap(self, store: Store) -> None:
         """A batch that fails midway is rolled back whole; the next batch continues seq without a gap."""
         good = prepare(make_record())[0]
@@ -96,6 +135,37 @@ class StoreContract:
         assert store.size() == 0
         assert store.get(good.entry.id) is None
         assert [r.seq for r in store.append(prepare(make_record()))] == [1]
+
+    def test_seq_continues_after_reopen(self, store: Store, reopen: Callable[[], Store]) -> None:
+        """A store opened again on the same database continues seq where the first one stopped."""
+        store.append(prepare(make_record(), make_record()))
+        store.close()
+        again = reopen()
+        assert [r.seq for r in again.append(prepare(make_record()))] == [3]
+        assert again.size() == 3
+
+    def test_two_stores_share_one_gap_free_sequencer(self, store: Store, reopen: Callable[[], Store]) -> None:
+        """Two stores on one database (as two processes would have) appending at once get gap-free seqs."""
+        other = reopen()
+        errors: list[BaseException] = []
+
+        def write(into: Store) -> None:
+            try:
+                for _ in range(15):
+                    into.append(prepare(*[make_record() for _ in range(20)]))
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(s,)) for s in (store, other, store)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        entries = store.scan(limit=10_000)
+        assert [e.seq for e in entries] == list(range(1, 901))
+        assert store.tree().root() == root_of([e.leaf_hash for e in entries])
+        assert other.tree().root() == store.tree().root()
 
     def test_get_unknown_is_none(self, store: Store) -> None:
         """An id that was never appended reads as None."""
@@ -133,6 +203,23 @@ class StoreContract:
         assert ids(attributes={"region": "eu"}) == [a.id]
         assert ids(attributes={"region": "us", "n": 3}) == [b.id]
         assert ids(attributes={"region": "mars"}) == []
+
+    def test_attribute_queries_compare_json_values(self, store: Store) -> None:
+        """Attribute filters match JSON values as the canonical body holds them: 3 is 3.0, true is not 1, NaN is null."""
+        a = make_record(attributes={"n": 3.0, "flag": True, "score": float("nan")})
+        b = make_record(attributes={"n": "3", "flag": 1})
+        store.append(prepare(a, b))
+
+        def ids(**attributes: Any) -> list[str]:
+            return [e.id for e in store.query(Query(attributes=attributes))]
+
+        assert ids(n=3) == [a.id]
+        assert ids(n="3") == [b.id]
+        assert ids(flag=True) == [a.id]
+        assert ids(flag=1) == [b.id]
+        assert ids(score="NaN") == []  # NaN is stored as null, as JSON.stringify writes it
+        with pytest.raises(UsageError, match="finite"):
+            ids(score=float("nan"))
 
     def test_pages_in_seq_order_both_ways(self, store: Store) -> None:
         """Following next_cursor reads every entry once, ascending or descending."""
@@ -184,6 +271,24 @@ class StoreContract:
         first = store.scan(after=0, limit=4)
         rest = store.scan(after=first[-1].seq, limit=4)
         assert [e.seq for e in first + rest] == list(range(1, 8))
+
+    def test_seq_order_is_append_order_whatever_the_dates(self, store: Store) -> None:
+        """Entries dated in any order, months and centuries apart, read back in the order they were appended."""
+        late_utc = dt.datetime(2026, 1, 31, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))  # Feb in UTC
+        records = [
+            make_record(ts=dt.datetime(2999, 5, 1, tzinfo=dt.UTC)),
+            make_record(ts=dt.datetime(2026, 1, 15, tzinfo=dt.UTC)),
+            make_record(ts=late_utc),
+            make_record(ts=T0),
+        ]
+        store.append(prepare(*records))
+        expected = [r.id for r in records]
+        assert [e.id for e in store.scan()] == expected
+        assert [e.id for e in store.query(Query())] == expected
+        assert [e.id for e in store.query(Query(order="desc"))] == expected[::-1]
+        assert [e.id for e in store.query(Query(since=T0 - dt.timedelta(days=30)))] == [
+            records[0].id, records[2].id, records[3].id,
+        ]  # fmt: skip
 
     def test_stats_counts(self, store: Store) -> None:
         """stats() counts entries by kind, status, system and model, with latency percentiles."""
@@ -293,6 +398,14 @@ class StoreContract:
         assert store.get(first.entry.id) is not None
         assert store.get(first.entry.id).body == first.body
 
+    def test_a_repeat_in_one_batch_keeps_the_first_key(self, store: Store) -> None:
+        """A sealed entry sent twice in one batch is written once, with the data key of the body that was kept."""
+        first = _with_key(prepare(make_record(ts=T0))[0])
+        resent = _with_key(first, "epoch:test-system:2026-03#2")  # a resend sealed afresh: another key
+        results = store.append([first, resent])
+        assert [(r.seq, r.status) for r in results] == [(1, "new"), (1, "duplicate")]
+        assert store.entry_keys([first.entry.id]) == {first.entry.id: first.key}
+
     def test_purge_removes_payloads_and_keys_but_keeps_leaves(self, store: Store, admin: Store) -> None:
         """Old inference and feedback payloads go; admin entries, newer entries and every leaf stay."""
         old = _with_key(prepare(make_record(ts=T0))[0])
@@ -327,9 +440,9 @@ class StoreContract:
         free = make_record(ts=T0)
         store.append(prepare(held_subject, in_range, other_system, free))
         keep = (
-            Hold(subjects=("s-held",)),
-            Hold(since=T0 + dt.timedelta(hours=1), until=T0 + dt.timedelta(hours=6)),
-            Hold(system="other"),
+            HoldFilter(subjects=("s-held",)),
+            HoldFilter(since=T0 + dt.timedelta(hours=1), until=T0 + dt.timedelta(hours=6)),
+            HoldFilter(system="other"),
         )
         review = _feedback(held_subject.id)  # no subject of its own: held through its inference
         store.append(prepare(review))
@@ -355,3 +468,27 @@ class StoreContract:
             False,
             True,
         ]  # type: ignore[union-attr]
+
+    def test_a_purged_entry_is_no_longer_found_by_its_payload(self, store: Store, admin: Store) -> None:
+        """After a purge, attributes and identifiers no longer find an entry; its leaf's metadata still does."""
+        record = make_record(
+            ts=T0, subject="s-gone", request_id="r-gone", trace_id="t-gone", session_id="se-gone",
+            attributes={"region": "eu"},
+        )  # fmt: skip
+        store.append(prepare(record))
+        assert admin.purge(Purge(subjects=("s-gone",))).count == 1
+        for filters in (
+            {"attributes": {"region": "eu"}},
+            {"subject": "s-gone"},
+            {"request_id": "r-gone"},
+            {"trace_id": "t-gone"},
+            {"session_id": "se-gone"},
+        ):
+            assert store.query(Query(**filters)).entries == [], filters  # type: ignore[arg-type]
+        assert [e.id for e in store.query(Query(model="test-model", version="1.0.0"))] == [record.id]
+        got = store.get(record.id)
+        assert got is not None
+        assert got.purged
+        assert got.entry.model == record.model  # type: ignore[union-attr]  # rebuilt from the leaf
+        (row,) = store.ledger_rows()
+        assert (row.body, row.salt, row.subject, row.request_id) == (None, None, None, None)

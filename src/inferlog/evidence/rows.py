@@ -17,7 +17,8 @@ from typing import Any
 
 from inferlog.errors import IntegrityError, UsageError
 from inferlog.evidence.layout import COLUMNS, NULLABLE
-from inferlog.store.base import LedgerRow, Store
+from inferlog.store.base import LedgerRow
+from inferlog.store.protocols import LedgerStore
 
 PARQUET_ROWS = 10_000  # rows per row group (and per read when verifying)
 
@@ -64,7 +65,7 @@ class PackRow:
         return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
-def read_rows(store: Store, seqs: Iterable[int]) -> Iterator[LedgerRow]:
+def read_rows(store: LedgerStore, seqs: Iterable[int]) -> Iterator[LedgerRow]:
     """The stored rows of these seqs (ascending), read in runs so nearby seqs share one query."""
     wanted = sorted(set(seqs))
     index = 0

@@ -27,7 +27,8 @@ from typing import Any
 from inferlog.errors import UsageError
 from inferlog.query import iter_entries
 from inferlog.record.model import AccessEntry, AdminEntry, InferenceRecord, StoredEntry
-from inferlog.store.base import MAX_PAGE, Query, Store
+from inferlog.store.base import MAX_PAGE, Query
+from inferlog.store.protocols import EntryReader
 
 ALL_SYSTEMS = "*"  # the system of entries about the log itself (policy, erasure, keys)
 POLICY_CHANGED = "policy.changed"
@@ -68,7 +69,7 @@ class Chosen:
         return sum(1 for found in self.roles.values() if found == role)
 
 
-def choose(store: Store, selection: Selection, size: int) -> Chosen:
+def choose(store: EntryReader, selection: Selection, size: int) -> Chosen:
     """The entries of a pack against a checkpoint of ``size`` leaves (its period's must all be in it)."""
     admin = _admin(store, selection)
     found = _period(store, selection, admin)
@@ -139,7 +140,7 @@ def _time(value: object) -> dt.datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
-def _query(store: Store, query: Query) -> Iterator[StoredEntry]:
+def _query(store: EntryReader, query: Query) -> Iterator[StoredEntry]:
     return iter_entries(store, replace(query, limit=MAX_PAGE))
 
 
@@ -150,7 +151,7 @@ class _Period:
     unattributed: set[str] = field(default_factory=set)  # erased leaves that may be another subject's
 
 
-def _period(store: Store, selection: Selection, admin: list[StoredEntry]) -> _Period:
+def _period(store: EntryReader, selection: Selection, admin: list[StoredEntry]) -> _Period:
     """The period's inferences (of the subject, with the erased leaves its erasure names; of the model)."""
     base = Query(
         system=selection.system, kind="inference", since=selection.since, until=selection.until,
@@ -198,7 +199,7 @@ def _erased_ranges(admin: list[StoredEntry], subject: str) -> list[tuple[int, in
     return ranges
 
 
-def _admin(store: Store, selection: Selection) -> list[StoredEntry]:
+def _admin(store: EntryReader, selection: Selection) -> list[StoredEntry]:
     """Admin entries from the start of the period on, and the policy change in force at its start."""
     systems = (selection.system, ALL_SYSTEMS)
     found = list(_query(store, Query(systems=systems, kind="admin", since=selection.since)))

@@ -31,7 +31,8 @@ from inferlog.privacy.protect import Protection
 from inferlog.record.canonical import canonicalize
 from inferlog.record.model import Entry
 from inferlog.record.validate import to_entry
-from inferlog.store.base import AppendResult, Store
+from inferlog.store.base import AppendResult
+from inferlog.store.protocols import EntryStore
 
 MAX_PROBLEMS = 10  # how many problems a report spells out; the rest are only counted
 _decode = msgspec.json.decode
@@ -149,7 +150,7 @@ class _Lines:
 
 
 def import_lines(
-    store: Store,
+    store: EntryStore,
     stream: IO[bytes],
     *,
     system: str | None = None,
@@ -195,7 +196,7 @@ def _comparable(policy: Protection, ingestor: Ingestor) -> Pipeline:
 
 
 def _check_lines(
-    store: Store,
+    store: EntryStore,
     lines: Iterator[_Line],
     check: Pipeline,
     report: ImportReport,

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 
 from inferlog.pipeline import Pipeline
 from inferlog.record.model import Entry
-from inferlog.store.base import AppendResult, Store
+from inferlog.store.base import AppendResult
+from inferlog.store.protocols import EntryWriter
 
 
 class Ingestor:
     """Prepares entries (processors, canonical bytes, leaf) and appends them in one batch."""
 
-    def __init__(self, store: Store, pipeline: Pipeline | None = None) -> None:
+    def __init__(self, store: EntryWriter, pipeline: Pipeline | None = None) -> None:
         self.store = store
         self.pipeline = pipeline or Pipeline()
 

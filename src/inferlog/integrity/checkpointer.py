@@ -22,7 +22,8 @@ from inferlog.integrity.signing_keys import load_signer, signer_key_path
 from inferlog.integrity.tree import consistency
 from inferlog.ledger.checkpoint import open_checkpoint
 from inferlog.ledger.merkle import verify_consistency
-from inferlog.store.base import Store, StoredCheckpoint
+from inferlog.store.base import StoredCheckpoint
+from inferlog.store.protocols import LedgerStore
 
 log = logging.getLogger("inferlog.checkpoints")
 
@@ -32,7 +33,7 @@ class Checkpointer:
 
     def __init__(
         self,
-        store: Store,
+        store: LedgerStore,
         signer: CheckpointSigner,
         publishers: Sequence[Publisher] = (),
         *,
@@ -129,7 +130,7 @@ class Checkpointer:
     @classmethod
     def from_settings(
         cls,
-        store: Store,
+        store: LedgerStore,
         key_file: str | os.PathLike[str] | None = None,
         *,
         directory: str | None = None,

@@ -31,10 +31,9 @@ from inferlog.ledger.hashing import node_hash
 from inferlog.ledger.merkle import CompactRange, verify_consistency, verify_inclusion
 from inferlog.privacy.seal import name_of
 from inferlog.store._rows import attributes_copy
-from inferlog.store.base import LedgerRow, Store
+from inferlog.store.base import LedgerRow, to_micros
+from inferlog.store.protocols import AuditStore, EntryReader, LedgerStore, PayloadStore
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICRO = dt.timedelta(microseconds=1)
 _CHUNK = 20_000
 
 
@@ -142,7 +141,7 @@ def _open(note: bytes, verifiers: Sequence[NoteVerifier], origin: str | None) ->
 
 
 def audit(
-    store: Store,
+    store: AuditStore,
     verifiers: Sequence[NoteVerifier] = (),
     offbox: Sequence[bytes] = (),
     progress: Callable[[int], None] | None = None,
@@ -296,7 +295,7 @@ class _TileCheck:
     Every tile is so checked without re-hashing leaves, at about one node hash per tile.
     """
 
-    def __init__(self, store: Store, problems: list[Problem]) -> None:
+    def __init__(self, store: LedgerStore, problems: list[Problem]) -> None:
         self.store = store
         self.problems = problems
         self._read: dict[int, list[bytes]] = {}
@@ -366,7 +365,7 @@ class _Checked:
     last_seq: int
 
 
-def _check_range(store: Store, after: int, until: int) -> _Checked:
+def _check_range(store: AuditStore, after: int, until: int) -> _Checked:
     """Check rows with after < seq <= until: leaf hash, columns against leaf and body, commitment, keys."""
     report = AuditReport()
     digests = bytearray()
@@ -427,12 +426,12 @@ def _check_range_at(url: str, after: int, until: int) -> _Checked:
         store.close()
 
 
-def default_workers(store: Store) -> int:
+def default_workers(store: EntryReader) -> int:
     """2 worker processes for a large log on a machine with 2+ cores, else 1 (no processes)."""
     return 2 if store.size() >= _PARALLEL_FROM and (os.cpu_count() or 1) >= 2 else 1
 
 
-def _checked_ranges(store: Store, workers: int) -> Iterator[_Checked]:
+def _checked_ranges(store: AuditStore, workers: int) -> Iterator[_Checked]:
     """Checked ranges in seq order: in this process, or in worker processes for a large log."""
     size = store.size()
     bounds = [(start, min(start + _RANGE, size)) for start in range(0, size, _RANGE)]
@@ -470,7 +469,7 @@ def _check_row(row: LedgerRow, report: AuditReport, copies_attributes: bool) -> 
         leaf.id,
         leaf.kind,
         leaf.system,
-        (leaf.ts - _EPOCH) // _MICRO,
+        to_micros(leaf.ts),
         model.name if model else row.model_name,
         model.version if model else row.model_version,
         leaf.status if model else row.status,
@@ -538,7 +537,7 @@ def _name_columns(
             report.problems.append(Problem(seq, f"column {name} is {mine!r} but {where} says {theirs!r}"))
 
 
-def _check_id_index(store: Store, report: AuditReport) -> None:
+def _check_id_index(store: AuditStore, report: AuditReport) -> None:
     """The id index holds no row beyond the entries' own (PostgreSQL's entry_ids).
 
     Each entry's index row is checked with the entry (one by seq, which is unique there), so an index
@@ -582,7 +581,9 @@ def _tagged(value: object) -> object:
     return value
 
 
-def _check_keys(store: Store, sealed: dict[str, tuple[int, _SealedNames]], report: AuditReport) -> None:
+def _check_keys(
+    store: PayloadStore, sealed: dict[str, tuple[int, _SealedNames]], report: AuditReport
+) -> None:
     """Each sealed entry's wrapped data key exists and is wrapped by the keys its body names.
 
     The wrapped blob itself needs the key store to open; a forged one fails every read (AES-GCM bound
@@ -636,7 +637,7 @@ class RecordReport:
 
 
 def verify_record(
-    store: Store, entry_id: str, verifiers: Sequence[NoteVerifier], origin: str | None = None
+    store: AuditStore, entry_id: str, verifiers: Sequence[NoteVerifier], origin: str | None = None
 ) -> RecordReport:
     """Prove one entry is in the log: its leaf, its payload commitment, its inclusion under a signed checkpoint."""
     if not verifiers:
@@ -699,7 +700,7 @@ class CheckpointReport:
 
 
 def verify_checkpoint(
-    store: Store, verifiers: Sequence[NoteVerifier], trusted_path: Path, origin: str | None = None
+    store: LedgerStore, verifiers: Sequence[NoteVerifier], trusted_path: Path, origin: str | None = None
 ) -> CheckpointReport:
     """Check the store's newest checkpoint extends the trusted one; on success it becomes trusted."""
     if not verifiers:

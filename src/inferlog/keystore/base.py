@@ -55,7 +55,7 @@ class KeyStore(Protocol):
     def close(self) -> None: ...
 
 
-BUILTIN = {"file": "inferlog.keystore.local:LocalKeyStore"}
+KEYSTORES = plugins.Registry("inferlog.keystores", {"file": "inferlog.keystore.local:LocalKeyStore"})
 
 
 def open_keystore(url: str | Path) -> KeyStore:
@@ -64,8 +64,9 @@ def open_keystore(url: str | Path) -> KeyStore:
     scheme, sep, rest = text.partition("://")
     if not sep or len(scheme) == 1:  # a plain path (or a Windows drive letter)
         scheme, rest = "file", text
-    targets = plugins.known("inferlog.keystores", BUILTIN)
-    if scheme not in targets:
-        raise UsageError(f"no key store for {scheme}:// (known: {', '.join(sorted(targets))})")
-    store: KeyStore = plugins.load(targets[scheme])(rest)
+
+    def unknown(known: list[str]) -> UsageError:
+        return UsageError(f"no key store for {scheme}:// (known: {', '.join(sorted(known))})")
+
+    store: KeyStore = KEYSTORES.load(scheme, unknown)(rest)
     return store

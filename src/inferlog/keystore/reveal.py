@@ -16,10 +16,10 @@ import msgspec
 from inferlog.errors import IntegrityError, KeyDestroyed, UsageError
 from inferlog.privacy.seal import Opener
 from inferlog.record.model import StoredEntry
-from inferlog.store.base import Store
+from inferlog.store.protocols import PayloadStore
 
 
-def reveal(store: Store, opener: Opener | None, entries: Sequence[StoredEntry]) -> list[StoredEntry]:
+def reveal(store: PayloadStore, opener: Opener | None, entries: Sequence[StoredEntry]) -> list[StoredEntry]:
     """The entries with every sealed field decrypted where the keys still exist."""
     sealed = [s.id for s in entries if s.body is not None and s.entry.sealed is not None]
     if opener is None or not sealed:

@@ -8,7 +8,8 @@ from dataclasses import replace
 from inferlog.query.filters import build_query, parse_attribute, parse_since
 from inferlog.query.follow import follow, follow_pages
 from inferlog.record.model import StoredEntry
-from inferlog.store.base import Query, Store
+from inferlog.store.base import Query
+from inferlog.store.protocols import EntryReader
 
 __all__ = [
     "build_query",
@@ -21,7 +22,7 @@ __all__ = [
 ]
 
 
-def iter_entries(store: Store, query: Query) -> Iterator[StoredEntry]:
+def iter_entries(store: EntryReader, query: Query) -> Iterator[StoredEntry]:
     """Every entry matching ``query``, page by page (``query.limit`` per page), in its order.
 
     Starts after ``query.after`` like one page would; the next page is read only when the
@@ -35,7 +36,7 @@ def iter_entries(store: Store, query: Query) -> Iterator[StoredEntry]:
         query = query.next(page.next_cursor)
 
 
-def last_entries(store: Store, query: Query, count: int) -> tuple[list[StoredEntry], int]:
+def last_entries(store: EntryReader, query: Query, count: int) -> tuple[list[StoredEntry], int]:
     """The last ``count`` matching entries oldest first, and the seq to follow on from.
 
     The seq is read before the entries, so following from it misses nothing appended meanwhile.

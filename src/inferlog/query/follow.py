@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from inferlog.record.model import StoredEntry
-from inferlog.store.base import Query, Store
+from inferlog.store.base import Query
+from inferlog.store.protocols import EntryReader
 
 
 def follow(
-    store: Store,
+    store: EntryReader,
     query: Query,
     *,
     interval: float = 1.0,
@@ -32,7 +33,7 @@ def follow(
 
 
 def follow_pages(
-    store: Store,
+    store: EntryReader,
     query: Query,
     *,
     interval: float = 1.0,

@@ -14,6 +14,7 @@ from inferlog.record.model import (
     StoredEntry,
     kind_of,
 )
+from inferlog.record.prepared import Prepared
 from inferlog.record.validate import decode_entry, to_entry
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "FeedbackEntry",
     "InferenceRecord",
     "Model",
+    "Prepared",
     "StoredEntry",
     "canonicalize",
     "decode_entry",

@@ -14,7 +14,8 @@ from inferlog.privacy.policy import Policy
 from inferlog.privacy.seal import subject_ref
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AdminEntry
-from inferlog.store.base import Hold, Query, Store
+from inferlog.store.base import HoldFilter, Query
+from inferlog.store.protocols import GovernedStore
 
 LOG_SYSTEM = (
     "*"  # the system of entries about the log itself (policy, erasure, ...), as the server writes them
@@ -26,7 +27,7 @@ POLICY_CHANGED = "policy.changed"
 class Governance:
     """The store, the policy in force and (if the policy names one) the key store, plus who acts."""
 
-    store: Store
+    store: GovernedStore
     policy: Policy
     keystore: KeyStore | None = None
     actor: str | None = None
@@ -50,14 +51,14 @@ class Governance:
         ref = subject_ref(self.keystore, subject)
         return (subject, ref) if ref != subject else (subject,)
 
-    def holds(self, system: str | None = None) -> tuple[Hold, ...]:
+    def holds(self, system: str | None = None) -> tuple[HoldFilter, ...]:
         """The policy's legal holds as the store applies them (those that can touch ``system``)."""
         found = []
         for hold in self.policy.holds:
             if system is not None and hold.system is not None and hold.system != system:
                 continue
             subjects = self.subjects(hold.subject) if hold.subject is not None else ()
-            found.append(Hold(system=hold.system, subjects=subjects, since=hold.start, until=hold.end))
+            found.append(HoldFilter(system=hold.system, subjects=subjects, since=hold.start, until=hold.end))
         return tuple(found)
 
     def record_policy(self) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 from inferlog.errors import UsageError
 from inferlog.record.canonical import format_timestamp
 from inferlog.retention.governance import LOG_SYSTEM, Governance
-from inferlog.store.base import Hold, Purge
+from inferlog.store.base import HoldFilter, Purge
 
 RETENTION_APPLIED = "retention.applied"
 
@@ -54,7 +54,7 @@ def _month_end(year: int, month: int) -> dt.datetime:
     return dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=dt.UTC)
 
 
-def _overlaps(hold: Hold, start: dt.datetime, end: dt.datetime) -> bool:
+def _overlaps(hold: HoldFilter, start: dt.datetime, end: dt.datetime) -> bool:
     return (hold.since is None or hold.since < end) and (hold.until is None or hold.until > start)
 
 

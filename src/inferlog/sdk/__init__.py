@@ -15,7 +15,7 @@ from inferlog.retention.governance import Governance
 from inferlog.sdk.client import Durability, Log
 from inferlog.sdk.http import HttpReader, HttpTransport
 from inferlog.sdk.transport import CapturingTransport, StoreTransport, Transport
-from inferlog.store import open_store
+from inferlog.store import Store, open_store
 
 __all__ = ["CapturingTransport", "HttpReader", "HttpTransport", "Log", "StoreTransport", "Transport", "open"]
 
@@ -75,7 +75,7 @@ def open(
 
 
 def _embedded(
-    store: Any,
+    store: Store,
     spool_dir: str | os.PathLike[str] | None,
     signer_key: str | os.PathLike[str] | None,
     common: dict[str, Any],

@@ -54,7 +54,8 @@ from inferlog.sdk.http import HttpReader
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
 from inferlog.sdk.transport import Transport
-from inferlog.store.base import Page, Query, Store, StoredCheckpoint
+from inferlog.store.base import Page, Query, StoredCheckpoint
+from inferlog.store.protocols import Store
 
 log = logging.getLogger("inferlog")
 

@@ -9,7 +9,8 @@ from typing import Protocol
 from inferlog.errors import RecordInvalid
 from inferlog.ingest.service import Ingestor
 from inferlog.record.model import Entry
-from inferlog.store.base import AppendResult, Store
+from inferlog.store.base import AppendResult
+from inferlog.store.protocols import EntrySink
 
 
 class Transport(Protocol):
@@ -27,7 +28,7 @@ class Transport(Protocol):
 class StoreTransport:
     """Appends straight into a Store in this process (the embedded mode)."""
 
-    def __init__(self, store: Store, ingestor: Ingestor | None = None) -> None:
+    def __init__(self, store: EntrySink, ingestor: Ingestor | None = None) -> None:
         self.store = store
         self.ingestor = ingestor or Ingestor(store)
 

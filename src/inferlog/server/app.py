@@ -24,7 +24,7 @@ from inferlog.server.retention import RetentionSchedule
 from inferlog.server.routes import admin, health, kserve, ledger, records, seldon
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
-from inferlog.store.base import Store
+from inferlog.store.protocols import Store
 
 
 def create_app(

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from inferlog.apikeys import KEY_PATTERN, checksum, hash_secret
 from inferlog.errors import AuthError, Forbidden
-from inferlog.store.base import ApiKey, Store
+from inferlog.store.base import ApiKey
+from inferlog.store.protocols import ApiKeyStore
 
 
 def parse_key(token: str) -> tuple[str, str]:
@@ -27,7 +28,7 @@ def parse_key(token: str) -> tuple[str, str]:
     return match.group("kid"), match.group("secret")
 
 
-def authenticate(store: Store, token: str) -> ApiKey:
+def authenticate(store: ApiKeyStore, token: str) -> ApiKey:
     """The stored key a presented token belongs to; AuthError if unknown, wrong or revoked."""
     kid, secret = parse_key(token)
     key = store.get_api_key(kid)

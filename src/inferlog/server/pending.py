@@ -38,6 +38,7 @@ from inferlog.record.model import InferenceRecord, StoredEntry
 from inferlog.record.validate import check_entry
 from inferlog.server.auth import Principal
 from inferlog.store.forksafe import GATE, gated
+from inferlog.store.protocols import EntryReader
 
 log = logging.getLogger("inferlog.server.pending")
 
@@ -72,11 +73,13 @@ class PendingHalves:
         self,
         path: str | Path,
         ingestor: Ingestor,
+        store: EntryReader,  # the log the Ingestor appends to, read for records already there
         timeout: float = DEFAULT_KSERVE_TIMEOUT,
         cipher: FrameCipher | None = None,
     ) -> None:
         self.path = str(path)
         self.ingestor = ingestor
+        self.store = store
         self.timeout = timeout
         # Under a policy with a key store a half is kept sealed, as the SDK's spool keeps frames: the
         # payload it holds must not sit on disk in clear while it waits for its partner.
@@ -138,7 +141,7 @@ class PendingHalves:
         joiner = JOINERS[source]
         alone = _alone(joiner, half, event, system)  # refused here if it could never be stored
         with self.lock:
-            if self.ingestor.store.get(rid) is not None:
+            if self.store.get(rid) is not None:
                 self.db.execute("DELETE FROM pending WHERE rid = ?", (rid,))
                 return self._late(rid, half, alone)
             self.db.execute(
@@ -177,7 +180,7 @@ class PendingHalves:
     def _late(self, rid: str, half: str, alone: InferenceRecord) -> str:
         """A half for an inference already in the log: its partner's late arrival, or a redelivery."""
         found = self.db.execute("SELECT half FROM alone WHERE rid = ?", (rid,)).fetchone()
-        recorded_half = found[0] if found is not None else _half_of(self.ingestor.store.get(rid))
+        recorded_half = found[0] if found is not None else _half_of(self.store.get(rid))
         if recorded_half is None or recorded_half == half:
             return "duplicate"  # joined already, or this very half again
         (result,) = self.ingestor.append([continuation(alone, rid, half)])
@@ -228,7 +231,7 @@ class PendingHalves:
 
     def _record_alone(self, rid: str, half: str, system: str, data: bytes, source: str) -> int:
         joiner = JOINERS[source]
-        if self.ingestor.store.get(rid) is not None:
+        if self.store.get(rid) is not None:
             return 0
         self.ingestor.append([_alone(joiner, half, joiner.decode(self._opened(data)), system)])
         self.db.execute(
@@ -310,7 +313,7 @@ def _open(app_state: Any, path: Path) -> PendingHalves:
     timeout = float(getattr(app_state, "kserve_timeout", DEFAULT_KSERVE_TIMEOUT))
     protection = app_state.inferlog.protection
     cipher = FrameCipher(protection.keyring) if protection is not None and protection.keyring else None
-    keeper = PendingHalves(path, app_state.inferlog.ingestor, timeout, cipher)
+    keeper = PendingHalves(path, app_state.inferlog.ingestor, app_state.inferlog.store, timeout, cipher)
     keeper.start()
     app_state.kserve_pending = keeper
     return keeper

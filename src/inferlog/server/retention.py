@@ -15,7 +15,7 @@ from inferlog.errors import InferlogError
 from inferlog.keystore.base import KeyStore
 from inferlog.privacy.protect import Protection
 from inferlog.retention import Governance, apply_retention
-from inferlog.store.base import Store
+from inferlog.store.protocols import GovernedStore
 
 log = logging.getLogger("inferlog.server.retention")
 
@@ -23,7 +23,7 @@ log = logging.getLogger("inferlog.server.retention")
 class RetentionSchedule:
     """Applies the policy's retention every ``interval`` seconds until closed."""
 
-    def __init__(self, store: Store, protection: Protection, interval: float) -> None:
+    def __init__(self, store: GovernedStore, protection: Protection, interval: float) -> None:
         self.store = store
         self.protection = protection
         self.interval = interval

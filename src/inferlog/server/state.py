@@ -18,7 +18,7 @@ from inferlog.privacy.seal import subject_ref
 from inferlog.record.model import StoredEntry
 from inferlog.server.auth import Principal
 from inferlog.server.metrics import ServerMetrics
-from inferlog.store.base import Store
+from inferlog.store.protocols import Store
 
 
 @dataclass

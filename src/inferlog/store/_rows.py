@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from inferlog.pipeline import Prepared
 from inferlog.record.model import (
     Entry,
     FeedbackEntry,
@@ -17,9 +17,9 @@ from inferlog.record.model import (
     StoredEntry,
     kind_of,
 )
+from inferlog.record.prepared import Prepared
+from inferlog.store.base import ApiKey, AppendResult, from_micros, to_micros
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICRO = dt.timedelta(microseconds=1)
 _entry_decoder = msgspec.json.Decoder(Entry)
 
 
@@ -42,14 +42,6 @@ LEDGER_COLUMNS = (
 )
 # Columns read back to rebuild a StoredEntry.
 READ_COLUMNS = "seq, logged_at, body, leaf, leaf_hash"
-
-
-def to_micros(value: dt.datetime) -> int:
-    return (value - EPOCH) // _MICRO
-
-
-def from_micros(value: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=value)
 
 
 def row_of(prepared: Prepared, seq: int, logged_at: int) -> tuple[Any, ...]:
@@ -117,6 +109,37 @@ def attributes_copy(body: bytes) -> str | None:
     return copy
 
 
+CONFLICT = "an entry with this id is already in the log with different content"
+
+
+def sort_batch(
+    batch: Sequence[Prepared], existing: Mapping[str, tuple[int, bytes | None]], next_seq: int
+) -> tuple[list[AppendResult], list[tuple[int, Prepared]]]:
+    """What becomes of each entry of a batch, given those already in the log (id -> seq, body).
+
+    Returns one result per entry, in the batch's order, and the new entries with the seq each gets,
+    from ``next_seq`` on. An id already in the log, or earlier in the batch, is a duplicate when the
+    content is the same (:func:`same_content`), else a conflict; either way only the first is written,
+    with its own wrapped key.
+    """
+    known = dict(existing)
+    results: list[AppendResult] = []
+    new: list[tuple[int, Prepared]] = []
+    for prepared in batch:
+        entry_id = prepared.entry.id
+        found = known.get(entry_id)
+        if found is None:
+            known[entry_id] = (next_seq, prepared.body)
+            new.append((next_seq, prepared))
+            results.append(AppendResult(entry_id, next_seq, "new"))
+            next_seq += 1
+        elif same_content(found[1], prepared):
+            results.append(AppendResult(entry_id, found[0], "duplicate"))
+        else:
+            results.append(AppendResult(entry_id, None, "conflict", CONFLICT))
+    return results, new
+
+
 def same_content(stored_body: bytes | None, prepared: Prepared) -> bool:
     """Whether a repeat of a stored id is a duplicate (else a conflict).
 
@@ -127,3 +150,23 @@ def same_content(stored_body: bytes | None, prepared: Prepared) -> bool:
     if stored_body is None or stored_body == prepared.body:
         return True
     return prepared.entry.sealed is not None and b'"sealed":{' in stored_body
+
+
+# The api_keys columns, in the order api_key_of reads them.
+KEY_COLUMNS = "kid, secret_hash, role, systems, name, created_at, revoked_at"
+
+
+def api_key_of(
+    row: Sequence[Any], systems: Callable[[Any], Iterable[str]], time: Callable[[Any], dt.datetime]
+) -> ApiKey:
+    """An API key from its row (KEY_COLUMNS), given how the store reads back a list of systems and a time."""
+    kid, secret_hash, role, stored_systems, name, created, revoked = row
+    return ApiKey(
+        kid=kid,
+        secret_hash=bytes(secret_hash),
+        role=role,
+        systems=tuple(systems(stored_systems)),
+        name=name,
+        created_at=time(created),
+        revoked_at=time(revoked) if revoked is not None else None,
+    )

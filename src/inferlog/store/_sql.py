@@ -59,12 +59,7 @@ def where(query: Query, d: Dialect) -> tuple[list[str], list[Any]]:
             clause, values_params = d.any_of(column, values)
             clauses.append(clause)
             params += values_params
-    if query.since is not None:
-        clauses.append(f"ts >= {d.mark}")
-        params.append(d.bind_ts(query.since))
-    if query.until is not None:
-        clauses.append(f"ts < {d.mark}")
-        params.append(d.bind_ts(query.until))
+    _in_time(clauses, params, query.since, query.until, d)
     if query.attributes:
         for key, wanted in query.attributes.items():  # no stored JSON value is NaN or infinite: refused alike
             if isinstance(wanted, float) and not math.isfinite(wanted):
@@ -151,34 +146,44 @@ def purge_where(purge: Purge, d: Dialect, id_text: str = "id") -> tuple[str, lis
     """
     clauses = ["kind IN ('inference', 'feedback')", "body IS NOT NULL"]
     params: list[Any] = []
-    if purge.system is not None:
-        clauses.append(f"system = {d.mark}")
-        params.append(purge.system)
-    if purge.before is not None:
-        clauses.append(f"ts < {d.mark}")
-        params.append(d.bind_ts(purge.before))
-    if purge.subjects:
-        clause, subject_params = _of_subjects(purge.subjects, d, id_text)
-        clauses.append(clause)
-        params += subject_params
+    _matching(clauses, params, d, id_text, purge.system, purge.subjects, None, purge.before)
     for hold in purge.keep:
         held: list[str] = []
-        if hold.system is not None:
-            held.append(f"system = {d.mark}")
-            params.append(hold.system)
-        if hold.subjects:  # their inferences, and the feedback about them (which has no subject)
-            clause, hold_params = _of_subjects(hold.subjects, d, id_text)
-            held.append(clause)
-            params += hold_params
-        if hold.since is not None:
-            held.append(f"ts >= {d.mark}")
-            params.append(d.bind_ts(hold.since))
-        if hold.until is not None:
-            held.append(f"ts < {d.mark}")
-            params.append(d.bind_ts(hold.until))
+        _matching(held, params, d, id_text, hold.system, hold.subjects, hold.since, hold.until)
         # coalesce: a NULL subject (or model) must count as "not held", not as unknown.
         clauses.append(f"NOT coalesce(({' AND '.join(held) or 'TRUE'}), FALSE)")
     return " AND ".join(clauses), params
+
+
+def _matching(
+    clauses: list[str],
+    params: list[Any],
+    d: Dialect,
+    id_text: str,
+    system: str | None,
+    subjects: tuple[str, ...],
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+) -> None:
+    """Add the conditions of a purge or a hold: its system, its subjects, its time range (whichever are set)."""
+    if system is not None:
+        clauses.append(f"system = {d.mark}")
+        params.append(system)
+    if subjects:  # their inferences, and the feedback about them (which has no subject)
+        clause, subject_params = _of_subjects(subjects, d, id_text)
+        clauses.append(clause)
+        params += subject_params
+    _in_time(clauses, params, since, until, d)
+
+
+def _in_time(
+    clauses: list[str], params: list[Any], since: dt.datetime | None, until: dt.datetime | None, d: Dialect
+) -> None:
+    """Add ``ts >= since`` and ``ts < until``, for whichever is set."""
+    for bound, op in ((since, ">="), (until, "<")):
+        if bound is not None:
+            clauses.append(f"ts {op} {d.mark}")
+            params.append(d.bind_ts(bound))
 
 
 def _of_subjects(subjects: tuple[str, ...], d: Dialect, id_text: str) -> tuple[str, list[Any]]:

@@ -1,31 +1,27 @@
-"""The Store protocol: the one seam between the log and any database.
+"""The values that cross the store seam: queries and pages, append results, ledger rows, API keys, purges.
 
-Every backend passes the same contract suite (``tests/store/contract.py``). A store:
-
-- appends prepared entries in one transaction per batch, giving each new one the next gap-free ``seq``;
-- deduplicates by id: a repeat with the same body is a ``duplicate`` that keeps its first ``seq``, a
-  repeat with a different body is a ``conflict`` and is not written;
-- answers queries in ``seq`` order with an opaque cursor, so an incremental reader sees every entry
-  exactly once even while others write.
+The protocols that take and return them are in :mod:`inferlog.store.protocols`. These are plain
+data with their own checks (a :class:`Query` refuses nonsense before any database sees it), shared
+by every backend and every caller.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple
 
 from inferlog.errors import BadParameter, UsageError
-from inferlog.ledger.merkle import CompactRange
-from inferlog.pipeline import Prepared
-from inferlog.record.model import KINDS, STATUSES, StoredEntry, WrappedKey
+from inferlog.record.model import KINDS, STATUSES, StoredEntry
 
 AppendStatus = Literal["new", "duplicate", "conflict", "invalid"]
 Order = Literal["asc", "desc"]
 
 MAX_PAGE = 10_000
 MAX_SEQ = 2**63 - 1  # the largest seq (and cursor) a BIGINT / SQLite INTEGER column holds
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICRO = dt.timedelta(microseconds=1)
 
 # Query fields that hold text from a caller, by the name the faces give them (HTTP parameter, CLI option).
 _TEXT_FILTERS = {
@@ -162,6 +158,16 @@ class Page:
         return self.entries[index]
 
 
+def to_micros(value: dt.datetime) -> int:
+    """A time as whole microseconds since the epoch, the unit of :attr:`LedgerRow.ts` (and SQLite's ts)."""
+    return (value - EPOCH) // _MICRO
+
+
+def from_micros(value: int) -> dt.datetime:
+    """The time ``value`` microseconds after the epoch, in UTC."""
+    return EPOCH + dt.timedelta(microseconds=value)
+
+
 class LedgerRow(NamedTuple):
     """One entry's row as the verifier reads it: every stored column that a read uses.
 
@@ -235,8 +241,12 @@ class ApiKey:
 
 
 @dataclass(frozen=True)
-class Hold:
-    """A legal hold as the store applies it: entries matching every set field must be kept."""
+class HoldFilter:
+    """Which entries a legal hold keeps, as the store matches them: every set field must match.
+
+    Made from the policy file's :class:`inferlog.privacy.policy.Hold` (see
+    ``Governance.holds``): its subject becomes the subjects as stored, its start/end a time range.
+    """
 
     system: str | None = None
     subjects: tuple[str, ...] = ()  # the subject as stored (raw and/or its pseudonym)
@@ -255,7 +265,7 @@ class Purge:
     system: str | None = None
     before: dt.datetime | None = None  # ts < before
     subjects: tuple[str, ...] = ()
-    keep: tuple[Hold, ...] = ()
+    keep: tuple[HoldFilter, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -265,103 +275,3 @@ class PurgeResult:
     count: int
     first_seq: int | None = None
     last_seq: int | None = None
-
-
-@runtime_checkable
-class Store(Protocol):
-    """A place the ledger lives. Implementations: SQLite (embedded), PostgreSQL (production)."""
-
-    url: str
-
-    def append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
-        """Append a batch atomically; results in the batch's order."""
-        ...
-
-    def get(self, entry_id: str) -> StoredEntry | None:
-        """The entry with this id, or None."""
-        ...
-
-    def query(self, query: Query) -> Page:
-        """One page of entries matching ``query``, in seq order."""
-        ...
-
-    def scan(self, after: int = 0, limit: int = 1000) -> list[StoredEntry]:
-        """Entries with seq > after, in seq order, unfiltered (for verification and export)."""
-        ...
-
-    def size(self) -> int:
-        """How many entries the ledger holds (= the highest seq)."""
-        ...
-
-    def stats(self, query: Query | None = None) -> dict[str, Any]:
-        """Counts by kind, status, system and model, latency percentiles, time range."""
-        ...
-
-    # -- the ledger (see inferlog.integrity) --
-
-    def tree(self) -> CompactRange:
-        """The Merkle tree's compact range over all entries (leaf i is the entry with seq i + 1)."""
-        ...
-
-    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        """Leaf hashes of leaf indices [start, end), i.e. of seq start+1 .. end."""
-        ...
-
-    def tile_hashes(self, level: int, start: int, end: int) -> list[bytes]:
-        """Stored perfect-subtree hashes at ``level`` (8, 16, ...), indices [start, end); a prefix if fewer."""
-        ...
-
-    def ledger_rows(self, after: int = 0, limit: int = 10_000) -> list[LedgerRow]:
-        """Raw rows with seq > after, in seq order, for the verifier."""
-        ...
-
-    def add_checkpoint(self, size: int, root: bytes, note: bytes) -> None:
-        """Keep a signed checkpoint (idempotent by size)."""
-        ...
-
-    def checkpoints(self) -> list[StoredCheckpoint]:
-        """Every kept checkpoint, by size."""
-        ...
-
-    # -- payloads: keys, purge (see inferlog.retention) --
-
-    def entry_keys(self, ids: Sequence[str]) -> dict[str, WrappedKey]:
-        """The wrapped data keys of those sealed entries that still have one."""
-        ...
-
-    def keys_wrapped_by(self, ref: str, after: str = "", limit: int = 1000) -> list[tuple[str, WrappedKey]]:
-        """Up to ``limit`` (id, wrapped key) pairs with id > ``after``, in id order, whose key uses ``ref``.
-
-        Pass the last id back as ``after`` to go on: a whole pass reads the table once.
-        """
-        ...
-
-    def rewrap(self, keys: Sequence[tuple[str, WrappedKey]]) -> None:
-        """Replace wrapped data keys (key rotation); the entries themselves do not change."""
-        ...
-
-    def purge(self, purge: Purge, *, dry_run: bool = False) -> PurgeResult:
-        """Remove body, salt and data key of the matching entries; their leaves stay."""
-        ...
-
-    # -- API keys (see inferlog.apikeys) --
-
-    def put_api_key(self, key: ApiKey) -> None:
-        """Keep a new API key (its kid must be new)."""
-        ...
-
-    def get_api_key(self, kid: str) -> ApiKey | None:
-        """The key with this kid, revoked or not."""
-        ...
-
-    def api_keys(self) -> list[ApiKey]:
-        """Every key, oldest first."""
-        ...
-
-    def revoke_api_key(self, kid: str, at: dt.datetime) -> bool:
-        """Mark a key revoked; False if there is no such (unrevoked) key."""
-        ...
-
-    def close(self) -> None:
-        """Release connections; the store is unusable afterwards."""
-        ...

@@ -12,6 +12,9 @@ it waits until no thread is inside, keeps new ones out while ``fork()`` runs, an
 after (in the parent; the child gets a fresh gate). A fork therefore waits at most for the SQLite
 calls in flight, each bounded by its busy timeout. Forks by other means (``subprocess`` uses
 ``posix_spawn``/``vfork`` + exec) do not run the hooks and need none: the child execs at once.
+
+Objects that hold what must not cross a fork (a store's connections or pool) register with
+:func:`reset_in_child`, which rebuilds or sets it aside in the child.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import contextlib
 import functools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -97,3 +101,19 @@ def gated(method: Callable[P, T]) -> Callable[P, T]:
             return method(*args, **kwargs)
 
     return wrapper
+
+
+def reset_in_child(reset: Callable[[T], object]) -> Callable[[T], None]:
+    """Call ``reset`` on every tracked object in a forked child; returns the function that tracks one.
+
+    For objects that hold what must not cross a fork (connections, pools, locks): their class makes
+    one tracker at import and tracks each instance it makes. Held weakly: what is gone is not reset.
+    """
+    live: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def after_in_child() -> None:
+        for obj in list(live):
+            reset(obj)
+
+    os.register_at_fork(after_in_child=after_in_child)
+    return live.add

@@ -37,9 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -47,19 +45,20 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from inferlog.errors import Conflict, IntegrityError, StoreError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
-from inferlog.pipeline import Prepared
 from inferlog.record.ids import is_uuid
 from inferlog.record.model import StoredEntry, WrappedKey
+from inferlog.record.prepared import Prepared
 from inferlog.store import _sql
 from inferlog.store._rows import (
     COLUMNS,
+    KEY_COLUMNS,
     LEDGER_COLUMNS,
     READ_COLUMNS,
+    api_key_of,
     attributes_copy,
     row_of,
-    same_content,
+    sort_batch,
     stored_of,
-    to_micros,
 )
 from inferlog.store.base import (
     ApiKey,
@@ -70,7 +69,9 @@ from inferlog.store.base import (
     PurgeResult,
     Query,
     StoredCheckpoint,
+    to_micros,
 )
+from inferlog.store.forksafe import reset_in_child
 from inferlog.store.migrations import postgres as schema
 from inferlog.store.migrations.postgres import MIGRATIONS, Migration
 
@@ -86,7 +87,6 @@ T = TypeVar("T")
 Conn = psycopg.Connection[Any]
 
 SCHEMES = ("postgresql", "postgres")
-_CONFLICT = "an entry with this id is already in the log with different content"
 _LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
 _COPY_ENTRIES = f"COPY inferlog.entries ({', '.join(COLUMNS)}, attributes) FROM STDIN"
 # The id index is filled from the rows just copied, server-side (cheaper than a second COPY).
@@ -129,16 +129,7 @@ def migrate(url: str, *, app_role: str | None = None, migrations: Sequence[Migra
         return _migrate(conn, _redact(url), migrations, role)
 
 
-_live_stores: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
 _inherited_pools: list[object] = []  # pools a forked child inherited: never used, closed or collected
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_live_stores):
-        store._forget_pool_after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class PostgresStore:
@@ -190,7 +181,7 @@ class PostgresStore:
         self._conninfo = conninfo
         self._pool: ConnectionPool[Conn] | None = self._open_pool()
         self._pool_lock = threading.Lock()
-        _live_stores.add(self)
+        _track_for_fork(self)
 
     def _open_pool(self) -> ConnectionPool[Conn]:
         pool: ConnectionPool[Conn] = ConnectionPool(
@@ -294,34 +285,16 @@ class PostgresStore:
         # Partitions first, before this transaction touches entries (making one locks the table).
         for month in sorted(months - self._months):
             conn.execute("SELECT inferlog.ensure_partition(%s)", (month,))
-        results: list[AppendResult | None] = [None] * len(batch)
-        candidates: list[int] = []
-        for index, prepared in enumerate(batch):
-            problem = _unstorable(prepared)
-            if problem is not None:
-                results[index] = AppendResult(prepared.entry.id, None, "invalid", problem)
-            else:
-                candidates.append(index)
-        existing = _existing(conn, [batch[i].entry.id for i in candidates])
-        rows: list[list[Any]] = []
-        next_seq = size + 1
-        for index in candidates:
-            prepared = batch[index]
-            entry_id = prepared.entry.id
-            known = existing.get(entry_id)
-            if known is not None:
-                seq, body = known
-                same = same_content(body, prepared)
-                results[index] = (
-                    AppendResult(entry_id, seq, "duplicate")
-                    if same
-                    else AppendResult(entry_id, None, "conflict", _CONFLICT)
-                )
-                continue
-            rows.append(_row(prepared, next_seq, logged_at))
-            existing[entry_id] = (next_seq, prepared.body)
-            results[index] = AppendResult(entry_id, next_seq, "new")
-            next_seq += 1
+        refused = {i: problem for i, prepared in enumerate(batch) if (problem := _unstorable(prepared))}
+        storable = [prepared for i, prepared in enumerate(batch) if i not in refused]
+        sorted_results, new = sort_batch(storable, _existing(conn, [p.entry.id for p in storable]), size + 1)
+        in_order = iter(sorted_results)
+        results = [
+            AppendResult(prepared.entry.id, None, "invalid", refused[i]) if i in refused else next(in_order)
+            for i, prepared in enumerate(batch)
+        ]
+        rows = [_row(prepared, seq, logged_at) for seq, prepared in new]
+        next_seq = size + 1 + len(rows)
         if rows:
             with conn.cursor() as cur:
                 with cur.copy(_COPY_ENTRIES) as copy:
@@ -333,17 +306,16 @@ class PostgresStore:
                         f"seq {size + 1}..{next_seq - 1} holds {cur.rowcount} entries instead of {len(rows)}: "
                         "the database was changed outside inferlog; run `inferlog verify`"
                     )
-            fresh = {r.id for r in results if r is not None and r.status == "new"}
             keys = [
                 (p.entry.id, p.key.epoch_ref, p.key.subject_ref, p.key.blob)
-                for p in batch
-                if p.key is not None and p.entry.id in fresh
+                for _, p in new
+                if p.key is not None
             ]
             if keys:
                 with conn.cursor() as cur:
                     cur.executemany(_INSERT_KEY, keys)
             self._extend_tree(conn, size, frontier, [row[_LEAF_HASH] for row in rows])
-        return [result for result in results if result is not None]
+        return results
 
     @staticmethod
     def _extend_tree(conn: Conn, old_size: int, frontier: bytes, leaf_hashes: list[bytes]) -> None:
@@ -524,7 +496,7 @@ class PostgresStore:
         row = self._run(
             "read from",
             lambda conn: conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM inferlog.api_keys WHERE kid = %s", (kid,)
+                f"SELECT {KEY_COLUMNS} FROM inferlog.api_keys WHERE kid = %s", (kid,)
             ).fetchone(),
         )
         return _api_key(row) if row else None
@@ -533,7 +505,7 @@ class PostgresStore:
         rows = self._run(
             "read from",
             lambda conn: conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM inferlog.api_keys ORDER BY created_at, kid"
+                f"SELECT {KEY_COLUMNS} FROM inferlog.api_keys ORDER BY created_at, kid"
             ).fetchall(),
         )
         return [_api_key(row) for row in rows]
@@ -594,6 +566,8 @@ class PostgresStore:
             self._pool.close()
 
 
+_track_for_fork = reset_in_child(PostgresStore._forget_pool_after_fork)
+
 # -- SQL building --------------------------------------------------------------------------------
 
 
@@ -620,20 +594,8 @@ def query_sql(query: Query) -> tuple[str, list[Any]]:
     return _sql.page_sql(query, DIALECT, READ_COLUMNS)
 
 
-_KEY_COLUMNS = "kid, secret_hash, role, systems, name, created_at, revoked_at"
-
-
 def _api_key(row: tuple[Any, ...]) -> ApiKey:
-    kid, secret_hash, role, systems, name, created, revoked = row
-    return ApiKey(
-        kid=kid,
-        secret_hash=bytes(secret_hash),
-        role=role,
-        systems=tuple(systems),
-        name=name,
-        created_at=created.astimezone(dt.UTC),
-        revoked_at=revoked.astimezone(dt.UTC) if revoked is not None else None,
-    )
+    return api_key_of(row, tuple, lambda at: at.astimezone(dt.UTC))  # systems as text[], times as timestamptz
 
 
 # -- rows ----------------------------------------------------------------------------------------

@@ -12,10 +12,8 @@ import contextlib
 import datetime as dt
 import functools
 import json
-import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -24,18 +22,18 @@ from urllib.parse import parse_qs, urlsplit
 from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
-from inferlog.pipeline import Prepared
 from inferlog.record.model import StoredEntry, WrappedKey
+from inferlog.record.prepared import Prepared
 from inferlog.store import _sql
 from inferlog.store._rows import (
     COLUMNS,
+    KEY_COLUMNS,
     LEDGER_COLUMNS,
     READ_COLUMNS,
-    from_micros,
+    api_key_of,
     row_of,
-    same_content,
+    sort_batch,
     stored_of,
-    to_micros,
 )
 from inferlog.store.base import (
     ApiKey,
@@ -46,27 +44,19 @@ from inferlog.store.base import (
     PurgeResult,
     Query,
     StoredCheckpoint,
+    from_micros,
+    to_micros,
 )
-from inferlog.store.forksafe import GATE
+from inferlog.store.forksafe import GATE, reset_in_child
 from inferlog.store.migrations.sqlite import MIGRATIONS
 
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _IN_CHUNK = 500  # ids per "IN (...)" lookup, well under SQLite's variable limit
-_CONFLICT = "an entry with this id is already in the log with different content"
 _INSERT = f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 P = ParamSpec("P")
 T = TypeVar("T")
-_live_stores: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_live_stores):
-        store._reset_after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _sqlite_call(method: Callable[P, T]) -> Callable[P, T]:
@@ -118,7 +108,7 @@ class SQLiteStore:
         self._closed = False
         self._writer = self._connect()
         self._migrate()
-        _live_stores.add(self)
+        _track_for_fork(self)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -214,29 +204,12 @@ class SQLiteStore:
                     conn.execute("COMMIT")
                     return fresh
                 existing = self._existing(conn, [p.entry.id for p in batch])
-                results: list[AppendResult] = []
-                rows: list[tuple[Any, ...]] = []
-                for prepared in batch:
-                    entry_id = prepared.entry.id
-                    known = existing.get(entry_id)
-                    if known is not None:
-                        seq, body = known
-                        same = same_content(body, prepared)
-                        results.append(
-                            AppendResult(entry_id, seq, "duplicate")
-                            if same
-                            else AppendResult(entry_id, None, "conflict", _CONFLICT)
-                        )
-                        continue
-                    rows.append(row_of(prepared, next_seq, logged_at))
-                    existing[entry_id] = (next_seq, prepared.body)
-                    results.append(AppendResult(entry_id, next_seq, "new"))
-                    next_seq += 1
+                results, new = sort_batch(batch, existing, next_seq)
+                rows = [row_of(prepared, seq, logged_at) for seq, prepared in new]
                 conn.executemany(_INSERT, rows)
                 if rows:
-                    fresh_ids = {row[2] for row in rows}
-                    self._insert_keys(conn, [p for p in batch if p.entry.id in fresh_ids])
-                    self._extend_tree(conn, next_seq - len(rows) - 1, [row[-1] for row in rows])
+                    self._insert_keys(conn, [prepared for _, prepared in new])
+                    self._extend_tree(conn, next_seq - 1, [row[-1] for row in rows])
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(conn)
@@ -435,12 +408,12 @@ class SQLiteStore:
 
     @_sqlite_call
     def get_api_key(self, kid: str) -> ApiKey | None:
-        row = self._reader().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE kid = ?", (kid,)).fetchone()
+        row = self._reader().execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE kid = ?", (kid,)).fetchone()
         return _api_key(row) if row else None
 
     @_sqlite_call
     def api_keys(self) -> list[ApiKey]:
-        rows = self._reader().execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, kid")
+        rows = self._reader().execute(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, kid")
         return [_api_key(row) for row in rows]
 
     @_sqlite_call
@@ -515,6 +488,9 @@ class SQLiteStore:
             self._readers.clear()
 
 
+_track_for_fork = reset_in_child(SQLiteStore._reset_after_fork)
+
+
 def _rollback(conn: sqlite3.Connection) -> None:
     """Roll back the open transaction, if SQLite has not already done so.
 
@@ -540,20 +516,8 @@ def _conflict_on_duplicate(message: str) -> Iterator[None]:
         raise Conflict(message) from exc
 
 
-_KEY_COLUMNS = "kid, secret_hash, role, systems, name, created_at, revoked_at"
-
-
 def _api_key(row: tuple[Any, ...]) -> ApiKey:
-    kid, secret_hash, role, systems, name, created, revoked = row
-    return ApiKey(
-        kid=kid,
-        secret_hash=bytes(secret_hash),
-        role=role,
-        systems=tuple(json.loads(systems)),
-        name=name,
-        created_at=from_micros(created),
-        revoked_at=from_micros(revoked) if revoked is not None else None,
-    )
+    return api_key_of(row, json.loads, from_micros)  # systems as a JSON array, times as microseconds
 
 
 # A purge clears the payload and every identifier copied from it (the leaf's metadata stays).
