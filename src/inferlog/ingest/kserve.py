@@ -9,13 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from inferlog.errors import RecordInvalid
+from inferlog.record.ids import uuid8
 from inferlog.record.model import ErrorInfo, InferenceRecord, Model
 from inferlog.record.validate import deeper_than_allowed
 
@@ -97,11 +97,7 @@ def parse_structured(body: bytes) -> Event:
 
 def record_id(source: str, event_id: str) -> str:
     """A deterministic UUIDv8 (sha256 of source and id) so a redelivery has the same record id."""
-    digest = bytearray(hashlib.sha256(f"kserve\x00{source}\x00{event_id}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x80
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid8("kserve", source, event_id)
 
 
 def body_value(data: bytes, content_type: str | None) -> Any:

@@ -15,7 +15,6 @@ which :mod:`inferlog.ingest.oip_proto` turns into the same REST JSON when ``prot
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +23,7 @@ import msgspec
 
 from inferlog.errors import RecordInvalid
 from inferlog.ingest import oip_proto
+from inferlog.record.ids import uuid8
 from inferlog.record.model import ErrorInfo, InferenceRecord, Model
 from inferlog.record.validate import deeper_than_allowed
 
@@ -182,13 +182,7 @@ def decode(message: Message) -> Half:
 
 def record_id(namespace: str, kind: str, name: str, request_id: str) -> str:
     """A deterministic UUIDv8 (sha256 of the resource and request id): a redelivery has the same id."""
-    digest = bytearray(
-        hashlib.sha256(f"seldon\x00{namespace}\x00{kind}\x00{name}\x00{request_id}".encode()).digest()[:16]
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x80
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid8("seldon", namespace, kind, name, request_id)
 
 
 def message_record_id(message: Message) -> str:
