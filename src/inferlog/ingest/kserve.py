@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from inferlog.errors import RecordInvalid
+from inferlog.ingest._halves import first_half, lone_half, timing
 from inferlog.record.ids import uuid8
 from inferlog.record.model import ErrorInfo, InferenceRecord, Model
 from inferlog.record.validate import deeper_than_allowed
@@ -139,13 +140,8 @@ def join(
     now: dt.datetime | None = None,
 ) -> InferenceRecord:
     """One record from the request and/or response of one inference (a lone half is marked)."""
-    first = request or response
-    if first is None:
-        raise ValueError("join needs at least one half")
-    ext: dict[str, str] = {}
-    for half in (request, response):
-        if half is not None:
-            ext.update(half.extensions)
+    first = first_half(request, response)
+    ext = {k: v for half in (request, response) if half is not None for k, v in half.extensions.items()}
     input_ = body_value(request.data, request.content_type) if request else None
     output = body_value(response.data, response.content_type) if response else None
     name = version = None
@@ -155,11 +151,9 @@ def join(
             mv = body.get("model_version")
             version = str(mv) if mv is not None else None
     name = name or ext.get("inferenceservicename") or "unknown"
-    t_req = _time(request.time) if request else None
-    t_resp = _time(response.time) if response else None
-    latency = None
-    if t_req is not None and t_resp is not None:
-        latency = max(0.0, (t_resp - t_req).total_seconds() * 1000)
+    ts, latency = timing(
+        _time(request.time) if request else None, _time(response.time) if response else None, now
+    )
     attributes: dict[str, Any] = {
         "inference_service": ext.get("inferenceservicename"),
         "namespace": ext.get("namespace"),
@@ -183,14 +177,14 @@ def join(
     if others:
         attributes["extensions"] = others
     attributes = {k: v for k, v in attributes.items() if v is not None}
-    if request is None or response is None:
-        attributes["kserve_half"] = "request" if request is not None else "response"
+    if (lone := lone_half(request, response)) is not None:
+        attributes["kserve_half"] = lone
     status_code = ext.get("statuscode")
     failed = status_code is not None and status_code.isdigit() and int(status_code) >= 400
     return InferenceRecord(
         id=record_id(first.source, first.id),
         system=system,
-        ts=t_req or t_resp or now or dt.datetime.now(dt.UTC),
+        ts=ts,
         model=Model(name[:256], (version or "")[:256]),
         input=input_,
         output=output,
