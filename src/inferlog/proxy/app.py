@@ -109,7 +109,7 @@ def _session(timeout: float) -> aiohttp.ClientSession:
 
 @dataclass(slots=True)
 class _InferCall:
-    """One infer call on its way: what its record needs besides the upstream's answer."""
+    """One infer call on its way: what its record needs, the outcome filled in once it is known."""
 
     path: str
     body: bytes
@@ -117,6 +117,10 @@ class _InferCall:
     actor: str | None
     model: str
     started: float = 0.0
+    status: int = 0  # the upstream's, or the proxy's own 502/504
+    answer: Any = None  # the decoded response body
+    latency: float = 0.0  # ms
+    error: ErrorInfo | None = None
 
 
 def _failure(exc: Exception) -> tuple[int, str]:
@@ -198,10 +202,11 @@ class _Proxy:
             if meta_task is not None:
                 meta_task.cancel()
             return await self._failed(call, exc)
-        latency = (time.perf_counter() - call.started) * 1000
+        call.latency = (time.perf_counter() - call.started) * 1000
         meta = await meta_task if meta_task is not None else self.metadata.get(call.model, {})
-        answer = _json(_decoded(raw, upstream.headers.get("content-encoding")))
-        refused = await self._record(call, answer, upstream.status, latency, meta)
+        call.status = upstream.status
+        call.answer = _json(_decoded(raw, upstream.headers.get("content-encoding")))
+        refused = await self._record(call, meta)
         if refused is not None:
             return refused
         reply = Response(raw, upstream.status)
@@ -213,9 +218,10 @@ class _Proxy:
     async def _failed(self, call: _InferCall, exc: Exception) -> Response:
         """An infer call the upstream did not answer: recorded as an error, answered 502 or 504."""
         code, message = _failure(exc)
-        latency = (time.perf_counter() - call.started) * 1000
-        error = ErrorInfo(type(exc).__name__, f"{message}: {exc}" if str(exc) else message)
-        refused = await self._record(call, None, code, latency, self.metadata.get(call.model, {}), error)
+        call.latency = (time.perf_counter() - call.started) * 1000
+        call.status = code
+        call.error = ErrorInfo(type(exc).__name__, f"{message}: {exc}" if str(exc) else message)
+        refused = await self._record(call, self.metadata.get(call.model, {}))
         if refused is not None:
             return refused
         return _own_reply({"error": message}, code, call.rid)
@@ -234,39 +240,24 @@ class _Proxy:
                 return {}
         return self.metadata[name]
 
-    async def _record(
-        self,
-        call: _InferCall,
-        answer: Any,
-        status: int,
-        latency: float,
-        meta: dict[str, Any],
-        error: ErrorInfo | None = None,
-    ) -> Response | None:
+    async def _record(self, call: _InferCall, meta: dict[str, Any]) -> Response | None:
         """Record the call off the event loop; the 503 to answer instead if the log refused it."""
         try:
-            await asyncio.to_thread(self._write, call, answer, status, latency, meta, error)
+            await asyncio.to_thread(self._write, call, meta)
         except NotDurable:
             return _own_reply(NOT_DURABLE, 503, call.rid)
         return None
 
-    def _write(
-        self,
-        call: _InferCall,
-        answer: Any,
-        status: int,
-        latency: float,
-        meta: dict[str, Any],
-        error: ErrorInfo | None,
-    ) -> None:
+    def _write(self, call: _InferCall, meta: dict[str, Any]) -> None:
         """In a worker thread: the call as a record, through the Log (its spool may block)."""
-        fields = oip.to_fields(call.path, _json(call.body), answer, status, meta)
+        error = call.error
+        fields = oip.to_fields(call.path, _json(call.body), call.answer, call.status, meta)
         record_for_caller(  # a body the log refuses never turns the model's answer into a 500
             self.log,
             model=fields.model,
             input=fields.input,
             output=fields.output,
-            latency_ms=latency,
+            latency_ms=call.latency,
             status="error" if error or fields.status == "error" else "ok",
             error=error or fields.error,
             attributes=fields.attributes,
