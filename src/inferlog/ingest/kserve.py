@@ -144,6 +144,32 @@ def join(
     ext = {k: v for half in (request, response) if half is not None for k, v in half.extensions.items()}
     input_ = body_value(request.data, request.content_type) if request else None
     output = body_value(response.data, response.content_type) if response else None
+    ts, latency = timing(
+        _time(request.time) if request else None, _time(response.time) if response else None, now
+    )
+    attributes = _attributes(request, response, first, ext)
+    if (lone := lone_half(request, response)) is not None:
+        attributes["kserve_half"] = lone
+    status_code = ext.get("statuscode")
+    failed = status_code is not None and status_code.isdigit() and int(status_code) >= 400
+    return InferenceRecord(
+        id=record_id(first.source, first.id),
+        system=system,
+        ts=ts,
+        model=_model(output, input_, ext),
+        input=input_,
+        output=output,
+        latency_ms=latency,
+        status="error" if failed else "ok",
+        error=ErrorInfo("HTTPError", f"the model answered HTTP {status_code}") if failed else None,
+        request_id=first.id,
+        attributes=attributes,
+        source="kserve",
+    )
+
+
+def _model(output: Any, input_: Any, ext: Mapping[str, str]) -> Model:
+    """The model an OIP body names (the response's first), else the InferenceService, else unknown."""
     name = version = None
     for body in (output, input_):
         if isinstance(body, dict) and isinstance(body.get("model_name"), str) and name is None:
@@ -151,9 +177,16 @@ def join(
             mv = body.get("model_version")
             version = str(mv) if mv is not None else None
     name = name or ext.get("inferenceservicename") or "unknown"
-    ts, latency = timing(
-        _time(request.time) if request else None, _time(response.time) if response else None, now
-    )
+    return Model(name[:256], (version or "")[:256])
+
+
+_NAMED_EXTENSIONS = ("inferenceservicename", "namespace", "component", "endpoint", "metadata", "annotations")
+
+
+def _attributes(
+    request: Event | None, response: Event | None, first: Event, ext: Mapping[str, str]
+) -> dict[str, Any]:
+    """Where the inference came from: the logger's extensions by name, the others kept as they are."""
     attributes: dict[str, Any] = {
         "inference_service": ext.get("inferenceservicename"),
         "namespace": ext.get("namespace"),
@@ -169,32 +202,10 @@ def join(
             if v
         },
     }
-    others = {
-        k: v
-        for k, v in ext.items()
-        if k not in ("inferenceservicename", "namespace", "component", "endpoint", "metadata", "annotations")
-    }
+    others = {k: v for k, v in ext.items() if k not in _NAMED_EXTENSIONS}
     if others:
         attributes["extensions"] = others
-    attributes = {k: v for k, v in attributes.items() if v is not None}
-    if (lone := lone_half(request, response)) is not None:
-        attributes["kserve_half"] = lone
-    status_code = ext.get("statuscode")
-    failed = status_code is not None and status_code.isdigit() and int(status_code) >= 400
-    return InferenceRecord(
-        id=record_id(first.source, first.id),
-        system=system,
-        ts=ts,
-        model=Model(name[:256], (version or "")[:256]),
-        input=input_,
-        output=output,
-        latency_ms=latency,
-        status="error" if failed else "ok",
-        error=ErrorInfo("HTTPError", f"the model answered HTTP {status_code}") if failed else None,
-        request_id=first.id,
-        attributes=attributes,
-        source="kserve",
-    )
+    return {k: v for k, v in attributes.items() if v is not None}
 
 
 def to_json(event: Event) -> bytes:
