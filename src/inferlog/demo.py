@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import inferlog
@@ -116,87 +116,44 @@ def _model(estimator: Any, version: str) -> inferlog.Model:
     )
 
 
+@dataclass(frozen=True)
+class _Trained:
+    """The two model versions, trained, and the held-out rows the stream of requests draws from."""
+
+    np: Any
+    features: list[str]
+    labels: list[str]  # 0 = malignant, 1 = benign
+    x_test: Any
+    y_test: Any
+    v1: Any
+    v2: Any
+    model_v1: inferlog.Model
+    model_v2: inferlog.Model
+
+
+@dataclass
+class _Served:
+    """What the stream of requests left in the log."""
+
+    ok_ids: list[tuple[str, str]] = field(default_factory=list)  # (inference id, true label)
+    error_ids: list[str] = field(default_factory=list)
+    by_version: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERSIONS, 0))
+    subjects: list[str] = field(default_factory=list)
+
+
 def run_demo(
     db_url: str, n: int = 500, seed: int = 7, *, spool_dir: str | os.PathLike[str] | None = None
 ) -> DemoSummary:
     """Train two model versions and log ``n`` predictions, their failures and feedback to ``db_url``."""
     if n < 1:
         raise UsageError("the demo needs at least one prediction")
-    (np, load_breast_cancer, RandomForestClassifier, LogisticRegression, train_test_split,
-     make_pipeline, StandardScaler) = _sklearn()  # fmt: skip
-    data = load_breast_cancer()
-    features = [str(name) for name in data.feature_names]
-    labels = [str(name) for name in data.target_names]  # 0 = malignant, 1 = benign
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.data, data.target, test_size=0.3, random_state=seed, stratify=data.target
-    )
-    v1 = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_train, y_train)
-    v2 = RandomForestClassifier(n_estimators=50, random_state=seed).fit(x_train, y_train)
-    model_v1, model_v2 = _model(v1, VERSIONS[0]), _model(v2, VERSIONS[1])
-    rng = np.random.default_rng(seed)
-
-    ok_ids: list[tuple[str, str]] = []  # (inference id, true label)
-    error_ids: list[str] = []
-    by_version = dict.fromkeys(VERSIONS, 0)
-    subjects_seen: list[str] = []
+    trained = _train(seed)
     with inferlog.open(db_url, system=SYSTEM, spool_dir=spool_dir) as log:
-        for i in range(n):
-            row = int(rng.integers(len(x_test)))
-            subject = f"subj-{int(rng.integers(1, SUBJECTS + 1)):04d}"
-            region = REGIONS[int(rng.integers(len(REGIONS)))]
-            canary = i >= n // 2 and i % 10 < 7
-            malformed = i % FAILURE_EVERY == 7
-            common = {"subject": subject, "request_id": f"req-{seed}-{i:05d}", "actor": "clinic-portal"}
-            subjects_seen.append(subject)
-            x = x_test[row]
-            try:
-                if canary:
-                    by_version[VERSIONS[1]] += 1
-                    payload: dict[str, Any] = {
-                        name: round(float(value), 5) for name, value in zip(features, x, strict=True)
-                    }
-                    if malformed:
-                        payload["mean radius"] = "n/a"  # a client sent text where a number belongs
-                    attributes = {"endpoint": "/v2/screen", "region": region}
-                    with log.trace(model_v2, input=payload, parameters={"threshold": 0.5},
-                                   attributes=attributes, **common) as call:  # fmt: skip
-                        entry_id = call.id
-                        vector = np.array([[float(payload[name]) for name in features]])
-                        p_malignant = float(v2.predict_proba(vector)[0][0])
-                        call.output = {
-                            "label": labels[0] if p_malignant >= 0.5 else labels[1],
-                            "p_malignant": round(p_malignant, 4),
-                        }
-                else:
-                    by_version[VERSIONS[0]] += 1
-                    entry_id = uuid7()
-                    attributes = {"endpoint": "/v1/predict", "region": region}
-                    wrapped = inferlog.wrap(
-                        v1, log, model=model_v1, id=entry_id, attributes=attributes, **common
-                    )
-                    batch = x[:-1] if malformed else x  # a client that dropped a feature
-                    wrapped.predict_proba(batch.reshape(1, -1))
-            except ValueError:
-                error_ids.append(entry_id)
-                continue
-            ok_ids.append((entry_id, labels[int(y_test[row])]))
-
-        feedback = 0
-        for index, (entry_id, truth) in enumerate(ok_ids):
-            if index % 3 == 0:
-                log.feedback(entry_id, label=truth, outcome="biopsy", actor="pathology-lab")
-                feedback += 1
-        overridden = [entry_id for entry_id, _ in ok_ids[len(ok_ids) // 3 :: max(1, len(ok_ids) // 2)]][:2]
-        for entry_id in overridden:
-            log.feedback(
-                entry_id,
-                override={"label": "refer-for-biopsy"},
-                comment="second reader saw a suspicious margin; overriding the model",
-                actor=REVIEWER,
-            )
+        served = _serve(log, trained, n, seed)
+        feedback, overridden = _give_feedback(log, served.ok_ids)
         if not log.flush(timeout=30):
             raise StoreUnavailable(f"the demo's records did not all reach {db_url} within 30 s")
-
+    ok_ids, error_ids, subjects = served.ok_ids, served.error_ids, served.subjects
     return DemoSummary(
         db_url=db_url,
         system=SYSTEM,
@@ -204,9 +161,114 @@ def run_demo(
         errors=len(error_ids),
         feedback=feedback + len(overridden),
         overrides=len(overridden),
-        by_version=by_version,
+        by_version=served.by_version,
         example_id=ok_ids[0][0] if ok_ids else error_ids[0],
         error_id=error_ids[0] if error_ids else None,
         override_id=overridden[0] if overridden else None,
-        subject=max(set(subjects_seen), key=subjects_seen.count),
+        subject=max(set(subjects), key=subjects.count),
     )
+
+
+def _train(seed: int) -> _Trained:
+    """Version 1.0.0 (scaled logistic regression) and 1.1.0 (random forest) on 70 % of the data."""
+    (np, load_breast_cancer, RandomForestClassifier, LogisticRegression, train_test_split,
+     make_pipeline, StandardScaler) = _sklearn()  # fmt: skip
+    data = load_breast_cancer()
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data, data.target, test_size=0.3, random_state=seed, stratify=data.target
+    )
+    v1 = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_train, y_train)
+    v2 = RandomForestClassifier(n_estimators=50, random_state=seed).fit(x_train, y_train)
+    return _Trained(
+        np=np,
+        features=[str(name) for name in data.feature_names],
+        labels=[str(name) for name in data.target_names],
+        x_test=x_test,
+        y_test=y_test,
+        v1=v1,
+        v2=v2,
+        model_v1=_model(v1, VERSIONS[0]),
+        model_v2=_model(v2, VERSIONS[1]),
+    )
+
+
+def _serve(log: inferlog.Log, trained: _Trained, n: int, seed: int) -> _Served:
+    """``n`` requests from random subjects and regions; the canary answers most of the second half."""
+    rng = trained.np.random.default_rng(seed)
+    served = _Served()
+    for i in range(n):
+        row = int(rng.integers(len(trained.x_test)))
+        subject = f"subj-{int(rng.integers(1, SUBJECTS + 1)):04d}"
+        region = REGIONS[int(rng.integers(len(REGIONS)))]
+        canary = i >= n // 2 and i % 10 < 7
+        malformed = i % FAILURE_EVERY == 7
+        common = {"subject": subject, "request_id": f"req-{seed}-{i:05d}", "actor": "clinic-portal"}
+        served.subjects.append(subject)
+        served.by_version[VERSIONS[1] if canary else VERSIONS[0]] += 1
+        screen = _screen_canary if canary else _predict_stable
+        entry_id, ok = screen(log, trained, trained.x_test[row], region, malformed, common)
+        if ok:
+            served.ok_ids.append((entry_id, trained.labels[int(trained.y_test[row])]))
+        else:
+            served.error_ids.append(entry_id)
+    return served
+
+
+def _predict_stable(
+    log: inferlog.Log, trained: _Trained, x: Any, region: str, malformed: bool, common: dict[str, str]
+) -> tuple[str, bool]:
+    """Version 1.0.0 through ``inferlog.wrap``; a malformed request drops a feature. (id, succeeded)."""
+    entry_id = uuid7()
+    attributes = {"endpoint": "/v1/predict", "region": region}
+    try:
+        wrapped = inferlog.wrap(
+            trained.v1, log, model=trained.model_v1, id=entry_id, attributes=attributes, **common
+        )
+        batch = x[:-1] if malformed else x  # a client that dropped a feature
+        wrapped.predict_proba(batch.reshape(1, -1))
+    except ValueError:
+        return entry_id, False
+    return entry_id, True
+
+
+def _screen_canary(
+    log: inferlog.Log, trained: _Trained, x: Any, region: str, malformed: bool, common: dict[str, str]
+) -> tuple[str, bool]:
+    """Version 1.1.0 behind a JSON-style handler, in ``log.trace``; a malformed one sends text. (id, succeeded)."""
+    features = trained.features
+    payload: dict[str, Any] = {name: round(float(value), 5) for name, value in zip(features, x, strict=True)}
+    if malformed:
+        payload["mean radius"] = "n/a"  # a client sent text where a number belongs
+    attributes = {"endpoint": "/v2/screen", "region": region}
+    call = log.trace(
+        trained.model_v2, input=payload, parameters={"threshold": 0.5}, attributes=attributes, **common
+    )
+    try:
+        with call:
+            vector = trained.np.array([[float(payload[name]) for name in features]])
+            p_malignant = float(trained.v2.predict_proba(vector)[0][0])
+            call.output = {
+                "label": trained.labels[0] if p_malignant >= 0.5 else trained.labels[1],
+                "p_malignant": round(p_malignant, 4),
+            }
+    except ValueError:
+        return call.id, False
+    return call.id, True
+
+
+def _give_feedback(log: inferlog.Log, ok_ids: list[tuple[str, str]]) -> tuple[int, list[str]]:
+    """Ground truth for every third prediction, then a reviewer overrides two: (truths, overridden ids)."""
+    feedback = 0
+    for index, (entry_id, truth) in enumerate(ok_ids):
+        if index % 3 == 0:
+            log.feedback(entry_id, label=truth, outcome="biopsy", actor="pathology-lab")
+            feedback += 1
+    overridden = [entry_id for entry_id, _ in ok_ids[len(ok_ids) // 3 :: max(1, len(ok_ids) // 2)]][:2]
+    for entry_id in overridden:
+        log.feedback(
+            entry_id,
+            override={"label": "refer-for-biopsy"},
+            comment="second reader saw a suspicious margin; overriding the model",
+            actor=REVIEWER,
+        )
+    return feedback, overridden

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from inferlog.record.ids import is_uuid, uuid7
+from inferlog.record.ids import is_uuid, uuid7, uuid8
 
 
 def test_uuid7_is_version_7_and_variant_rfc() -> None:
@@ -35,3 +35,13 @@ def test_is_uuid_refuses_other_spellings() -> None:
     assert not is_uuid(good.upper())
     assert not is_uuid(good.replace("-", ""))
     assert not is_uuid("not-a-uuid")
+
+
+def test_uuid8_is_deterministic_version_8_and_keeps_parts_apart() -> None:
+    """The same parts give the same RFC 9562 version-8 id; parts split differently give another."""
+    made = uuid8("kserve", "source", "event")
+    parsed = uuid.UUID(made)
+    assert (parsed.version, parsed.variant) == (8, uuid.RFC_4122)
+    assert is_uuid(made)
+    assert uuid8("kserve", "source", "event") == made
+    assert uuid8("kserve", "sourc", "eevent") != made

@@ -32,41 +32,6 @@ def os_user() -> str:
         return f"uid {os.getuid()}"
 
 
-def access_entries(
-    *,
-    actor: str,
-    action: str,
-    purpose: str,
-    scope: Sequence[str] | None,
-    query: Mapping[str, Any],
-    counts: Mapping[str, int],
-) -> list[AccessEntry]:
-    """The access entries for one read: one per system in a finite ``scope``, else per system read.
-
-    ``counts`` is how many entries of each system the read returned. A scope of every system (``None``
-    or ``*``) files under each system actually read, or once under ``*`` when nothing was found.
-    """
-    if scope is None or ALL_SYSTEMS in scope:
-        systems = sorted(counts) or [ALL_SYSTEMS]
-    else:
-        systems = sorted(set(scope) | set(counts))
-    now = dt.datetime.now(dt.UTC)
-    described = msgspec.to_builtins(dict(query))
-    return [
-        AccessEntry(
-            id=uuid7(),
-            system=system,
-            ts=now,
-            actor=actor,
-            action=action,
-            purpose=purpose,
-            query=described,
-            count=counts.get(system, 0),
-        )
-        for system in systems
-    ]
-
-
 def counts_by_system(entries: Iterable[StoredEntry]) -> Counter[str]:
     """How many of these entries each system holds."""
     return Counter(stored.entry.system for stored in entries)
@@ -82,9 +47,30 @@ def record_read(
     query: Mapping[str, Any],
     counts: Mapping[str, int],
 ) -> list[AccessEntry]:
-    """Append the access entries of one read (raises, so the read fails, if they cannot be logged)."""
-    entries = access_entries(
-        actor=actor, action=action, purpose=purpose, scope=scope, query=query, counts=counts
-    )
+    """Append the access entries of one read (raises, so the read fails, if they cannot be logged).
+
+    One entry per system in a finite ``scope``, else per system read: ``counts`` is how many entries
+    of each system the read returned. A scope of every system (``None`` or ``*``) files under each
+    system actually read, or once under ``*`` when nothing was found.
+    """
+    if scope is None or ALL_SYSTEMS in scope:
+        systems = sorted(counts) or [ALL_SYSTEMS]
+    else:
+        systems = sorted(set(scope) | set(counts))
+    now = dt.datetime.now(dt.UTC)
+    described = msgspec.to_builtins(dict(query))
+    entries = [
+        AccessEntry(
+            id=uuid7(),
+            system=system,
+            ts=now,
+            actor=actor,
+            action=action,
+            purpose=purpose,
+            query=described,
+            count=counts.get(system, 0),
+        )
+        for system in systems
+    ]
     ingestor.append([checked(entry) for entry in entries])
     return entries

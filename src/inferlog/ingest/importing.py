@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -29,6 +28,7 @@ from inferlog.privacy.frames import FrameCipher
 from inferlog.privacy.policy import Policy
 from inferlog.privacy.protect import Protection
 from inferlog.record.canonical import canonicalize
+from inferlog.record.ids import uuid8_of
 from inferlog.record.model import Entry
 from inferlog.record.validate import to_entry
 from inferlog.store.base import AppendResult
@@ -143,10 +143,7 @@ class _Lines:
         ).digest()
         seen = occurrences.get(content, 0)
         occurrences[content] = seen + 1
-        raw = bytearray(hashlib.sha256(content + seen.to_bytes(8, "big")).digest()[:16])
-        raw[6] = (raw[6] & 0x0F) | 0x80  # UUID version 8 (RFC 9562: custom)
-        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
-        return str(uuid.UUID(bytes=bytes(raw)))
+        return uuid8_of(hashlib.sha256(content + seen.to_bytes(8, "big")).digest())
 
 
 def import_lines(

@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from inferlog.errors import RecordInvalid
+from inferlog.ingest._halves import first_half, lone_half, timing
+from inferlog.record.ids import uuid8
 from inferlog.record.model import ErrorInfo, InferenceRecord, Model
 from inferlog.record.validate import deeper_than_allowed
 
@@ -97,11 +98,7 @@ def parse_structured(body: bytes) -> Event:
 
 def record_id(source: str, event_id: str) -> str:
     """A deterministic UUIDv8 (sha256 of source and id) so a redelivery has the same record id."""
-    digest = bytearray(hashlib.sha256(f"kserve\x00{source}\x00{event_id}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x80
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid8("kserve", source, event_id)
 
 
 def body_value(data: bytes, content_type: str | None) -> Any:
@@ -143,15 +140,36 @@ def join(
     now: dt.datetime | None = None,
 ) -> InferenceRecord:
     """One record from the request and/or response of one inference (a lone half is marked)."""
-    first = request or response
-    if first is None:
-        raise ValueError("join needs at least one half")
-    ext: dict[str, str] = {}
-    for half in (request, response):
-        if half is not None:
-            ext.update(half.extensions)
+    first = first_half(request, response)
+    ext = {k: v for half in (request, response) if half is not None for k, v in half.extensions.items()}
     input_ = body_value(request.data, request.content_type) if request else None
     output = body_value(response.data, response.content_type) if response else None
+    ts, latency = timing(
+        _time(request.time) if request else None, _time(response.time) if response else None, now
+    )
+    attributes = _attributes(request, response, first, ext)
+    if (lone := lone_half(request, response)) is not None:
+        attributes["kserve_half"] = lone
+    status_code = ext.get("statuscode")
+    failed = status_code is not None and status_code.isdigit() and int(status_code) >= 400
+    return InferenceRecord(
+        id=record_id(first.source, first.id),
+        system=system,
+        ts=ts,
+        model=_model(output, input_, ext),
+        input=input_,
+        output=output,
+        latency_ms=latency,
+        status="error" if failed else "ok",
+        error=ErrorInfo("HTTPError", f"the model answered HTTP {status_code}") if failed else None,
+        request_id=first.id,
+        attributes=attributes,
+        source="kserve",
+    )
+
+
+def _model(output: Any, input_: Any, ext: Mapping[str, str]) -> Model:
+    """The model an OIP body names (the response's first), else the InferenceService, else unknown."""
     name = version = None
     for body in (output, input_):
         if isinstance(body, dict) and isinstance(body.get("model_name"), str) and name is None:
@@ -159,11 +177,16 @@ def join(
             mv = body.get("model_version")
             version = str(mv) if mv is not None else None
     name = name or ext.get("inferenceservicename") or "unknown"
-    t_req = _time(request.time) if request else None
-    t_resp = _time(response.time) if response else None
-    latency = None
-    if t_req is not None and t_resp is not None:
-        latency = max(0.0, (t_resp - t_req).total_seconds() * 1000)
+    return Model(name[:256], (version or "")[:256])
+
+
+_NAMED_EXTENSIONS = ("inferenceservicename", "namespace", "component", "endpoint", "metadata", "annotations")
+
+
+def _attributes(
+    request: Event | None, response: Event | None, first: Event, ext: Mapping[str, str]
+) -> dict[str, Any]:
+    """Where the inference came from: the logger's extensions by name, the others kept as they are."""
     attributes: dict[str, Any] = {
         "inference_service": ext.get("inferenceservicename"),
         "namespace": ext.get("namespace"),
@@ -179,32 +202,10 @@ def join(
             if v
         },
     }
-    others = {
-        k: v
-        for k, v in ext.items()
-        if k not in ("inferenceservicename", "namespace", "component", "endpoint", "metadata", "annotations")
-    }
+    others = {k: v for k, v in ext.items() if k not in _NAMED_EXTENSIONS}
     if others:
         attributes["extensions"] = others
-    attributes = {k: v for k, v in attributes.items() if v is not None}
-    if request is None or response is None:
-        attributes["kserve_half"] = "request" if request is not None else "response"
-    status_code = ext.get("statuscode")
-    failed = status_code is not None and status_code.isdigit() and int(status_code) >= 400
-    return InferenceRecord(
-        id=record_id(first.source, first.id),
-        system=system,
-        ts=t_req or t_resp or now or dt.datetime.now(dt.UTC),
-        model=Model(name[:256], (version or "")[:256]),
-        input=input_,
-        output=output,
-        latency_ms=latency,
-        status="error" if failed else "ok",
-        error=ErrorInfo("HTTPError", f"the model answered HTTP {status_code}") if failed else None,
-        request_id=first.id,
-        attributes=attributes,
-        source="kserve",
-    )
+    return {k: v for k, v in attributes.items() if v is not None}
 
 
 def to_json(event: Event) -> bytes:

@@ -15,7 +15,6 @@ which :mod:`inferlog.ingest.oip_proto` turns into the same REST JSON when ``prot
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +23,8 @@ import msgspec
 
 from inferlog.errors import RecordInvalid
 from inferlog.ingest import oip_proto
+from inferlog.ingest._halves import first_half, lone_half, timing
+from inferlog.record.ids import uuid8
 from inferlog.record.model import ErrorInfo, InferenceRecord, Model
 from inferlog.record.validate import deeper_than_allowed
 
@@ -182,13 +183,7 @@ def decode(message: Message) -> Half:
 
 def record_id(namespace: str, kind: str, name: str, request_id: str) -> str:
     """A deterministic UUIDv8 (sha256 of the resource and request id): a redelivery has the same id."""
-    digest = bytearray(
-        hashlib.sha256(f"seldon\x00{namespace}\x00{kind}\x00{name}\x00{request_id}".encode()).digest()[:16]
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x80
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid8("seldon", namespace, kind, name, request_id)
 
 
 def message_record_id(message: Message) -> str:
@@ -223,25 +218,22 @@ def join(
     now: dt.datetime | None = None,
 ) -> InferenceRecord:
     """One record from the inputs and/or outputs (or error) message of one inference."""
-    first = request or response
-    if first is None:
-        raise ValueError("join needs at least one half")
+    first = first_half(request, response)
     r = first.message.resource
-    headers: dict[str, str] = {}
-    for half in (request, response):
-        if half is not None:
-            headers.update(half.message.headers)
+    headers = {
+        k: v for half in (request, response) if half is not None for k, v in half.message.headers.items()
+    }
     output = response.body if response is not None else None
     version = ""
     for body in (output, request.body if request else None):
         if isinstance(body, dict) and body.get("model_version") not in (None, ""):
             version = str(body["model_version"])
             break
-    t_req = _time(request.message.timestamp_ms) if request else None
-    t_resp = _time(response.message.timestamp_ms) if response else None
-    latency = None
-    if t_req is not None and t_resp is not None:
-        latency = max(0.0, (t_resp - t_req).total_seconds() * 1000)
+    ts, latency = timing(
+        _time(request.message.timestamp_ms) if request else None,
+        _time(response.message.timestamp_ms) if response else None,
+        now,
+    )
     attributes: dict[str, Any] = {
         "namespace": r.namespace,
         "resource_kind": r.kind,
@@ -251,13 +243,13 @@ def join(
         },
         "headers": headers,
     }
-    if request is None or response is None:
-        attributes["seldon_half"] = "request" if request is not None else "response"
+    if (lone := lone_half(request, response)) is not None:
+        attributes["seldon_half"] = lone
     failed = response is not None and response.error is not None
     return InferenceRecord(
         id=message_record_id(first.message),
         system=system,
-        ts=t_req or t_resp or now or dt.datetime.now(dt.UTC),
+        ts=ts,
         model=Model(r.name[:256], version[:256]),
         input=request.body if request else None,
         output=None if failed else output,

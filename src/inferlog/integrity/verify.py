@@ -161,67 +161,92 @@ def audit(
     origin = expected_origin(verifiers, origin)
     if not verifiers:
         report.warnings.append("no verifier key: checkpoint signatures were NOT checked (pass --key)")
-    expected: dict[int, tuple[bytes, str]] = {}  # size -> (root, where it comes from)
+    roots = _SignedRoots(_signed_roots(store, verifiers, offbox, origin, report.problems), report)
+    if not roots.expected:
+        report.warnings.append(
+            "no signed checkpoint: nothing anchors this log yet (run `inferlog checkpoint`)"
+        )
+    tree = CompactRange()
+    tiles = _TileCheck(store, report.problems)
+    next_seq = _rebuild(store, workers, tree, roots, tiles, report, progress)
+    report.size, report.root = tree.size, tree.root()
+    _check_stated_size(store, next_seq, report)
+    _check_id_index(store, report)
+    roots.finish()
+    tiles.finish(tree.size)
+    state = store.tree()
+    if (state.size, state.root()) != (tree.size, tree.root()):
+        report.problems.append(Problem(None, "the stored tree state does not match the recomputed tree"))
+    report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
+    return report
+
+
+def _check_stated_size(store: EntryReader, next_seq: int, report: AuditReport) -> None:
+    """No row lies past the size the store states (read after the rows: appends only make it larger)."""
+    stated = store.size()
+    if next_seq - 1 > stated:
+        report.problems.append(
+            Problem(
+                stated + 1,
+                f"entries {stated + 1}..{next_seq - 1} lie past the log's size {stated} "
+                "(rows added outside inferlog)",
+            )
+        )
+
+
+def _signed_roots(
+    store: LedgerStore,
+    verifiers: Sequence[NoteVerifier],
+    offbox: Sequence[bytes],
+    origin: str | None,
+    problems: list[Problem],
+) -> dict[int, tuple[bytes, str]]:
+    """size -> (root, where it comes from): the store's checkpoints, then the off-box ones.
+
+    A note that does not verify is a problem, and commits to nothing; two roots for one size are a fork.
+    """
+    expected: dict[int, tuple[bytes, str]] = {}
     for stored in store.checkpoints():
         try:
             cp = _open(stored.note, verifiers, origin)
         except (NoteError, CheckpointError) as exc:
-            report.problems.append(
-                Problem(None, f"checkpoint {stored.size} in the store does not verify: {exc}")
-            )
+            problems.append(Problem(None, f"checkpoint {stored.size} in the store does not verify: {exc}"))
             continue
         if (cp.size, cp.root) != (stored.size, stored.root):
-            report.problems.append(
-                Problem(None, f"checkpoint {stored.size}: its row differs from its signed note")
-            )
+            problems.append(Problem(None, f"checkpoint {stored.size}: its row differs from its signed note"))
         expected[cp.size] = (cp.root, "the store's signed checkpoint")
     for note in offbox:
         try:
             cp = _open(note, verifiers, origin)
         except (NoteError, CheckpointError) as exc:
-            report.problems.append(Problem(None, f"an off-box checkpoint does not verify: {exc}"))
+            problems.append(Problem(None, f"an off-box checkpoint does not verify: {exc}"))
             continue
         known = expected.get(cp.size)
         if known is not None and known[0] != cp.root:
-            report.problems.append(
+            problems.append(
                 Problem(
                     None, f"fork: the store's checkpoint {cp.size} and the off-box one have different roots"
                 )
             )
         expected[cp.size] = (cp.root, "an off-box signed checkpoint")
-    if not expected:
-        report.warnings.append(
-            "no signed checkpoint: nothing anchors this log yet (run `inferlog checkpoint`)"
-        )
+    return expected
 
-    tree = CompactRange()
-    tiles = _TileCheck(store, report.problems)
-    targets = sorted(expected)
-    target_index = 0
-    last_good = 0
-    ranges: list[tuple[int, int, str]] = []  # (first, last, what): a signed root that did not match
 
-    def check_targets() -> None:
-        nonlocal target_index, last_good
-        while target_index < len(targets) and targets[target_index] == tree.size:
-            size = targets[target_index]
-            root, where = expected[size]
-            if tree.root() == root:
-                last_good = size
-                report.checkpoints += 1
-            else:
-                ranges.append(
-                    (
-                        last_good + 1,
-                        size,
-                        f"the first {size} entries do not hash to the root of {where} {size}: "
-                        f"history was changed between seq {last_good + 1} and {size}",
-                    )
-                )
-            target_index += 1
+def _rebuild(
+    store: AuditStore,
+    workers: int,
+    tree: CompactRange,
+    roots: _SignedRoots,
+    tiles: _TileCheck,
+    report: AuditReport,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Append every row's leaf hash to ``tree`` in seq order, checking roots and tiles on the way.
 
-    check_targets()  # a checkpoint of size 0
-    next_target = targets[target_index] if target_index < len(targets) else -1
+    The per-row checks ran in :func:`_check_range` (maybe in workers); their findings join the
+    report here. Returns the seq after the last one read.
+    """
+    next_target = roots.reached(tree)  # a checkpoint of size 0
     next_seq = 1
     for checked in _checked_ranges(store, workers):
         if checked.count and checked.first_seq != next_seq:
@@ -231,14 +256,12 @@ def audit(
         report.problems += checked.problems
         report.purged += checked.purged
         digests = checked.digests
-        # The tree is built here, in order; the per-row checks ran in _check_range (maybe in workers).
         append = tree.append
         for offset in range(0, len(digests), 32):
             append(digests[offset : offset + 32])
             size = tree.size
             if size == next_target:
-                check_targets()
-                next_target = targets[target_index] if target_index < len(targets) else -1
+                next_target = roots.reached(tree)
             if not size & _TILE_MASK:
                 tiles.check(tree)
         if checked.count:
@@ -246,41 +269,65 @@ def audit(
         report.entries += checked.count
         if progress is not None:
             progress(checked.count)
+    return next_seq
 
-    report.size, report.root = tree.size, tree.root()
-    stated = store.size()  # read after the rows: appends while this ran only make it larger
-    if next_seq - 1 > stated:
-        report.problems.append(
-            Problem(
-                stated + 1,
-                f"entries {stated + 1}..{next_seq - 1} lie past the log's size {stated} "
-                "(rows added outside inferlog)",
+
+class _SignedRoots:
+    """The roots signed checkpoints commit to, each checked when the rebuilt tree reaches its size.
+
+    A root that does not match only bounds where history changed (after the last matching one): it is
+    reported by :meth:`finish`, once the row-level findings that may say more exactly are all in.
+    """
+
+    def __init__(self, expected: dict[int, tuple[bytes, str]], report: AuditReport) -> None:
+        self.expected = expected
+        self.report = report
+        self._targets = sorted(expected)
+        self._index = 0  # targets before it were reached
+        self._last_good = 0
+        self._mismatches: list[tuple[int, int, str]] = []  # (first, last, what)
+
+    def reached(self, tree: CompactRange) -> int:
+        """Check the roots signed for the tree's size; returns the next size to check at (-1: none)."""
+        targets = self._targets
+        while self._index < len(targets) and targets[self._index] == tree.size:
+            size = targets[self._index]
+            root, where = self.expected[size]
+            if tree.root() == root:
+                self._last_good = size
+                self.report.checkpoints += 1
+            else:
+                self._mismatches.append(
+                    (
+                        self._last_good + 1,
+                        size,
+                        f"the first {size} entries do not hash to the root of {where} {size}: "
+                        f"history was changed between seq {self._last_good + 1} and {size}",
+                    )
+                )
+            self._index += 1
+        return targets[self._index] if self._index < len(targets) else -1
+
+    def finish(self) -> None:
+        """Report the roots that did not match, the sizes the log never reached, what none covers."""
+        report, targets = self.report, self._targets
+        located = [p.seq for p in report.problems if p.seq is not None]
+        for first, last, what in self._mismatches:
+            # A root mismatch only bounds where the change is; a row-level finding inside it is more exact.
+            inside = any(first <= seq <= last for seq in located)
+            report.problems.append(Problem(None if inside else first, what))
+        for size in targets[self._index :]:
+            report.problems.append(
+                Problem(
+                    report.size + 1 if report.size < size else None,
+                    f"{self.expected[size][1]} covers {size} entries but the log holds {report.size}: "
+                    "entries were removed or an older backup was restored",
+                )
             )
-        )
-    _check_id_index(store, report)
-    located = [p.seq for p in report.problems if p.seq is not None]
-    for first, last, what in ranges:
-        # A root mismatch only bounds where the change is; a row-level finding inside it is more exact.
-        inside = any(first <= seq <= last for seq in located)
-        report.problems.append(Problem(None if inside else first, what))
-    for size in targets[target_index:]:
-        report.problems.append(
-            Problem(
-                report.size + 1 if report.size < size else None,
-                f"{expected[size][1]} covers {size} entries but the log holds {report.size}: "
-                "entries were removed or an older backup was restored",
+        if targets and report.size > targets[-1]:
+            report.warnings.append(
+                f"entries {targets[-1] + 1}..{report.size} are not yet covered by a signed checkpoint"
             )
-        )
-    tiles.finish(tree.size)
-    state = store.tree()
-    if (state.size, state.root()) != (tree.size, tree.root()):
-        report.problems.append(Problem(None, "the stored tree state does not match the recomputed tree"))
-    if targets and report.size > targets[-1]:
-        report.warnings.append(
-            f"entries {targets[-1] + 1}..{report.size} are not yet covered by a signed checkpoint"
-        )
-    report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
-    return report
 
 
 _TILE_MASK = (1 << 8) - 1  # tiles are perfect subtrees of 256**k leaves (levels 8, 16, ...)

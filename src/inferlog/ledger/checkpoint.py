@@ -239,14 +239,20 @@ class NoteSigner:
 # ----------------------------------------------------------------------- notes
 
 
-def _check_text(text: bytes) -> str:
-    """Decode note text, enforcing UTF-8 and no control characters but newline."""
+def _text_lines(text: bytes, what: str, error: type[Exception]) -> str:
+    """``text`` decoded as UTF-8 ending in a newline, as notes and checkpoints are; else ``error``."""
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise NoteError("note is not valid UTF-8") from exc
+        raise error(f"{what} is not valid UTF-8") from exc
     if not decoded.endswith("\n"):
-        raise NoteError("note text must end with a newline")
+        raise error(f"{what} must end with a newline")
+    return decoded
+
+
+def _check_text(text: bytes) -> str:
+    """Decode note text, enforcing UTF-8 and no control characters but newline."""
+    decoded = _text_lines(text, "note", NoteError)
     if _CONTROL.search(decoded):
         raise NoteError("note contains a control character other than newline")
     return decoded
@@ -354,13 +360,7 @@ class Checkpoint:
     @classmethod
     def parse(cls, text: bytes) -> Checkpoint:
         """Parse a checkpoint body (C2SP tlog-checkpoint), extension lines included."""
-        try:
-            decoded = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise CheckpointError("checkpoint is not valid UTF-8") from exc
-        if not decoded.endswith("\n"):
-            raise CheckpointError("checkpoint must end with a newline")
-        lines = decoded[:-1].split("\n")
+        lines = _text_lines(text, "checkpoint", CheckpointError)[:-1].split("\n")
         if len(lines) < 3:
             raise CheckpointError(
                 f"checkpoint must have at least 3 lines (origin, size, root), got {len(lines)}"

@@ -214,39 +214,27 @@ def _every(value: Any, fn: Leaf, strings: bool) -> Any:
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, dict):
-        out: Any = None
-        for key, old in value.items():
-            kind = type(old)
-            if kind is str:
-                new = fn(old)
-            elif kind in _SCALARS:
-                if strings:
-                    continue
-                new = fn(old)
-            else:
-                new = _every(old, fn, strings)
-            if new is not old:
-                if out is None:
-                    out = dict(value)
-                out[key] = new
-        return value if out is None else out
-    if isinstance(value, list | tuple):
-        items: list[Any] | None = None
-        for index, old in enumerate(value):
-            kind = type(old)
-            if kind is str:
-                new = fn(old)
-            elif kind in _SCALARS:
-                if strings:
-                    continue
-                new = fn(old)
-            else:
-                new = _every(old, fn, strings)
-            if new is not old:
-                if items is None:
-                    items = list(value)
-                items[index] = new
-        if items is None:
-            return value
-        return items if isinstance(value, list) else tuple(items)
-    return value if strings else fn(value)
+        pairs: Iterable[tuple[Any, Any]] = value.items()
+        copy: Callable[[Any], Any] = dict
+    elif isinstance(value, list | tuple):
+        pairs, copy = enumerate(value), list
+    else:
+        return value if strings else fn(value)
+    out: Any = None  # a copy of value, made at the first leaf fn changes
+    for key, old in pairs:
+        kind = type(old)
+        if kind is str:
+            new = fn(old)
+        elif kind in _SCALARS:
+            if strings:
+                continue
+            new = fn(old)
+        else:
+            new = _every(old, fn, strings)
+        if new is not old:
+            if out is None:
+                out = copy(value)
+            out[key] = new
+    if out is None:
+        return value
+    return tuple(out) if isinstance(value, tuple) else out

@@ -21,6 +21,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
@@ -106,6 +107,176 @@ def _session(timeout: float) -> aiohttp.ClientSession:
     )
 
 
+@dataclass(slots=True)
+class _InferCall:
+    """One infer call on its way: what its record needs, the outcome filled in once it is known."""
+
+    path: str
+    body: bytes
+    rid: str
+    actor: str | None
+    model: str
+    started: float = 0.0
+    status: int = 0  # the upstream's, or the proxy's own 502/504
+    answer: Any = None  # the decoded response body
+    latency: float = 0.0  # ms
+    error: ErrorInfo | None = None
+
+
+def _failure(exc: Exception) -> tuple[int, str]:
+    """The status and message the caller gets when the upstream gave no answer."""
+    if isinstance(exc, TimeoutError):
+        return 504, "upstream timed out"
+    return 502, "upstream unreachable"
+
+
+class _Proxy:
+    """One proxy app's state (upstream, log, metadata cache, client session), a method per step.
+
+    Made once per app. Per request it adds nothing but, for an infer call, one small ``_InferCall``
+    carrying what the record needs (the hot path is measured by bench/proxy.py).
+    """
+
+    def __init__(
+        self, upstream: str, log: Log, identity_header: str | None, timeout: float, close_log: bool
+    ) -> None:
+        self.base = upstream.rstrip("/")
+        self.log = log
+        self.identity_header = identity_header
+        self.timeout = timeout
+        self.close_log = close_log
+        self.metadata: dict[str, dict[str, Any]] = {}
+        self._client: aiohttp.ClientSession | None = None
+
+    def client(self) -> aiohttp.ClientSession:
+        if self._client is None:  # made on first use, inside the server's event loop
+            self._client = _session(self.timeout)
+        return self._client
+
+    async def forward(self, request: Request) -> Response:
+        """The one route: an infer call is read whole and recorded, anything else streamed through."""
+        path = request.url.path
+        body = await request.body()
+        rid = request.headers.get("x-request-id") or str(uuid.uuid4())
+        headers: CIMultiDict[str] = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED
+        )
+        headers["x-request-id"] = rid
+        parsed = oip.parse_infer_path(path) if request.method == "POST" else None
+        url = self.base + path + (f"?{request.url.query}" if request.url.query else "")
+        if parsed is None:  # not an infer call: nothing to record
+            return await self._pass_through(request.method, url, body, headers, rid)
+        actor = request.headers.get(self.identity_header) if self.identity_header else None
+        return await self._infer(url, headers, _InferCall(path, body, rid, actor, parsed[0]))
+
+    async def _pass_through(
+        self, method: str, url: str, body: bytes, headers: CIMultiDict[str], rid: str
+    ) -> Response:
+        """Any call but an infer call: the upstream's answer streamed straight back."""
+        try:
+            upstream = await self.client().request(
+                method, url, data=body or None, headers=headers, allow_redirects=False
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            code, message = _failure(exc)
+            return _own_reply({"error": message}, code, rid)
+        reply = StreamingResponse(_relay(upstream), upstream.status)
+        reply.raw_headers = _reply_headers(upstream, rid)
+        return reply
+
+    async def _infer(self, url: str, headers: CIMultiDict[str], call: _InferCall) -> Response:
+        """An infer call: forwarded, its answer read whole, recorded, then passed on."""
+        meta_task = None
+        if call.model not in self.metadata:  # fetched alongside the first infer call
+            meta_task = asyncio.ensure_future(self.model_metadata(call.model))
+        call.started = time.perf_counter()
+        try:
+            upstream = await self.client().request(
+                "POST", url, data=call.body or None, headers=headers, allow_redirects=False
+            )
+            try:
+                raw = await upstream.read()
+            finally:
+                upstream.release()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if meta_task is not None:
+                meta_task.cancel()
+            return await self._failed(call, exc)
+        call.latency = (time.perf_counter() - call.started) * 1000
+        meta = await meta_task if meta_task is not None else self.metadata.get(call.model, {})
+        call.status = upstream.status
+        call.answer = _json(_decoded(raw, upstream.headers.get("content-encoding")))
+        refused = await self._record(call, meta)
+        if refused is not None:
+            return refused
+        reply = Response(raw, upstream.status)
+        reply.raw_headers = _reply_headers(upstream, call.rid)
+        if "content-length" not in upstream.headers:  # the upstream sent it chunked; we do not
+            reply.raw_headers.append((b"content-length", str(len(raw)).encode()))
+        return reply
+
+    async def _failed(self, call: _InferCall, exc: Exception) -> Response:
+        """An infer call the upstream did not answer: recorded as an error, answered 502 or 504."""
+        code, message = _failure(exc)
+        call.latency = (time.perf_counter() - call.started) * 1000
+        call.status = code
+        call.error = ErrorInfo(type(exc).__name__, f"{message}: {exc}" if str(exc) else message)
+        refused = await self._record(call, self.metadata.get(call.model, {}))
+        if refused is not None:
+            return refused
+        return _own_reply({"error": message}, code, call.rid)
+
+    async def model_metadata(self, name: str) -> dict[str, Any]:
+        """The upstream's metadata for a model (platform, tensors), kept once it was read."""
+        if name not in self.metadata:
+            try:
+                async with self.client().get(f"{self.base}/v2/models/{name}") as got:
+                    raw = await got.read()
+                    body = (
+                        _json(_decoded(raw, got.headers.get("content-encoding"))) if got.status == 200 else {}
+                    )
+                self.metadata[name] = body if isinstance(body, dict) else {}
+            except (aiohttp.ClientError, TimeoutError):
+                return {}
+        return self.metadata[name]
+
+    async def _record(self, call: _InferCall, meta: dict[str, Any]) -> Response | None:
+        """Record the call off the event loop; the 503 to answer instead if the log refused it."""
+        try:
+            await asyncio.to_thread(self._write, call, meta)
+        except NotDurable:
+            return _own_reply(NOT_DURABLE, NotDurable.http_status, call.rid)
+        return None
+
+    def _write(self, call: _InferCall, meta: dict[str, Any]) -> None:
+        """In a worker thread: the call as a record, through the Log (its spool may block)."""
+        error = call.error
+        fields = oip.to_fields(call.path, _json(call.body), call.answer, call.status, meta)
+        record_for_caller(  # a body the log refuses never turns the model's answer into a 500
+            self.log,
+            model=fields.model,
+            input=fields.input,
+            output=fields.output,
+            latency_ms=call.latency,
+            status="error" if error or fields.status == "error" else "ok",
+            error=error or fields.error,
+            attributes=fields.attributes,
+            actor=call.actor,
+            request_id=call.rid,
+            id=call.rid if is_uuid(call.rid) else None,
+            source="oip",
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+        if self.close_log:
+            await asyncio.to_thread(self.log.close)
+
+
 def create_proxy(
     upstream: str,
     log: Log,
@@ -120,149 +291,8 @@ def create_proxy(
     A server stopped by SIGTERM (uvicorn re-raises the signal once shut down, so code after
     ``uvicorn.run`` never runs) still delivers its last records before the process ends.
     """
-    base = upstream.rstrip("/")
-    metadata: dict[str, dict[str, Any]] = {}
-    holder: dict[str, aiohttp.ClientSession] = {}
-
-    def client() -> aiohttp.ClientSession:
-        if "c" not in holder:  # made on first use, inside the server's event loop
-            holder["c"] = _session(timeout)
-        return holder["c"]
-
-    async def model_metadata(name: str) -> dict[str, Any]:
-        if name not in metadata:
-            try:
-                async with client().get(f"{base}/v2/models/{name}") as got:
-                    raw = await got.read()
-                    body = (
-                        _json(_decoded(raw, got.headers.get("content-encoding"))) if got.status == 200 else {}
-                    )
-                metadata[name] = body if isinstance(body, dict) else {}
-            except (aiohttp.ClientError, TimeoutError):
-                return {}
-        return metadata[name]
-
-    def record(
-        path: str,
-        req_body: bytes,
-        resp: Any,
-        status: int,
-        latency: float,
-        rid: str,
-        actor: str | None,
-        meta: dict[str, Any],
-        error: ErrorInfo | None = None,
-    ) -> None:
-        fields = oip.to_fields(path, _json(req_body), resp, status, meta)
-        record_for_caller(  # a body the log refuses never turns the model's answer into a 500
-            log,
-            model=fields.model,
-            input=fields.input,
-            output=fields.output,
-            latency_ms=latency,
-            status="error" if error or fields.status == "error" else "ok",
-            error=error or fields.error,
-            attributes=fields.attributes,
-            actor=actor,
-            request_id=rid,
-            id=rid if is_uuid(rid) else None,
-            source="oip",
-        )
-
-    async def forward(request: Request) -> Response:
-        path = request.url.path
-        body = await request.body()
-        rid = request.headers.get("x-request-id") or str(uuid.uuid4())
-        headers: CIMultiDict[str] = CIMultiDict(
-            (k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED
-        )
-        headers["x-request-id"] = rid
-        parsed = oip.parse_infer_path(path) if request.method == "POST" else None
-        actor = request.headers.get(identity_header) if identity_header else None
-        url = base + path + (f"?{request.url.query}" if request.url.query else "")
-        meta_task = None
-        if parsed is not None and parsed[0] not in metadata:  # fetched alongside the first infer call
-            meta_task = asyncio.ensure_future(model_metadata(parsed[0]))
-        started = time.perf_counter()
-        try:
-            upstream_resp = await client().request(
-                request.method, url, data=body or None, headers=headers, allow_redirects=False
-            )
-            if parsed is None:  # not an infer call: nothing to record, stream it through
-                reply: Response = StreamingResponse(_relay(upstream_resp), upstream_resp.status)
-                reply.raw_headers = _reply_headers(upstream_resp, rid)
-                return reply
-            try:
-                raw = await upstream_resp.read()
-            finally:
-                upstream_resp.release()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            if meta_task is not None:
-                meta_task.cancel()
-            if isinstance(exc, TimeoutError):
-                return await _failed(504, "upstream timed out", exc, parsed, path, body, started, rid, actor)
-            return await _failed(502, "upstream unreachable", exc, parsed, path, body, started, rid, actor)
-        latency = (time.perf_counter() - started) * 1000
-        meta = await meta_task if meta_task is not None else metadata.get(parsed[0], {})
-        try:
-            await asyncio.to_thread(
-                record,
-                path,
-                body,
-                _json(_decoded(raw, upstream_resp.headers.get("content-encoding"))),
-                upstream_resp.status,
-                latency,
-                rid,
-                actor,
-                meta,
-            )
-        except NotDurable:
-            return _own_reply(NOT_DURABLE, NotDurable.http_status, rid)
-        reply = Response(raw, upstream_resp.status)
-        reply.raw_headers = _reply_headers(upstream_resp, rid)
-        if "content-length" not in upstream_resp.headers:  # the upstream sent it chunked; we do not
-            reply.raw_headers.append((b"content-length", str(len(raw)).encode()))
-        return reply
-
-    async def _failed(
-        code: int,
-        message: str,
-        exc: Exception,
-        parsed: tuple[str, str | None] | None,
-        path: str,
-        body: bytes,
-        started: float,
-        rid: str,
-        actor: str | None,
-    ) -> Response:
-        if parsed is not None:
-            latency = (time.perf_counter() - started) * 1000
-            try:
-                await asyncio.to_thread(
-                    record,
-                    path,
-                    body,
-                    None,
-                    code,
-                    latency,
-                    rid,
-                    actor,
-                    metadata.get(parsed[0], {}),
-                    ErrorInfo(type(exc).__name__, f"{message}: {exc}" if str(exc) else message),
-                )
-            except NotDurable:
-                return _own_reply(NOT_DURABLE, NotDurable.http_status, rid)
-        return _own_reply({"error": message}, code, rid)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if "c" in holder:
-            await holder.pop("c").close()
-        if close_log:
-            await asyncio.to_thread(log.close)
-
+    proxy = _Proxy(upstream, log, identity_header, timeout, close_log)
     return Starlette(
-        routes=[Route("/{path:path}", forward, methods=METHODS)],
-        lifespan=lifespan,
+        routes=[Route("/{path:path}", proxy.forward, methods=METHODS)],
+        lifespan=proxy.lifespan,
     )

@@ -7,6 +7,7 @@ in 4 KiB batches rather than one system call per id.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -64,3 +65,21 @@ def uuid7(unix_ms: int | None = None) -> str:
 def is_uuid(text: str) -> bool:
     """True for a lowercase hyphenated UUID string (any version): the form ids are stored in."""
     return _UUID_RE.match(text) is not None
+
+
+def uuid8(*parts: str) -> str:
+    """A deterministic UUIDv8 named by ``parts`` (sha256 of them, NUL-separated, cut to 128 bits).
+
+    For entries made from messages that may be delivered twice: a redelivery gets the same id, which
+    the store then takes as the duplicate it is. Start ``parts`` with a namespace (``"kserve"``).
+    """
+    return uuid8_of(hashlib.sha256("\x00".join(parts).encode()).digest())
+
+
+def uuid8_of(digest: bytes) -> str:
+    """The UUIDv8 made of a digest's first 128 bits, with the version and variant bits set."""
+    raw = bytearray(digest[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x80  # version 8 (RFC 9562: custom)
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -248,8 +248,8 @@ class Log:
             raise RecordInvalid(f"must be a non-negative number, got {latency_ms!r}", field="latency_ms")
         if id is not None and not (type(id) is str and is_uuid(id)):
             raise RecordInvalid(f"must be a lowercase hyphenated UUID, got {id!r}", field="id")
-        if ts is not None and (not isinstance(ts, dt.datetime) or ts.tzinfo is None):
-            raise RecordInvalid("must be a timezone-aware datetime", field="ts")
+        if ts is not None:
+            _check_ts(ts)
         if not (subject is actor is request_id is trace_id is span_id is parent_id is session_id is None):
             _check_strings(
                 subject=subject, actor=actor, request_id=request_id, trace_id=trace_id,
@@ -314,8 +314,8 @@ class Log:
             raise RecordInvalid(f"must be an inference id, got {inference_id!r}", field="inference_id")
         check_storable({"label": label, "outcome": outcome, "override": override, "attributes": attributes})
         _check_strings(comment=comment, actor=actor)
-        if ts is not None and (not isinstance(ts, dt.datetime) or ts.tzinfo is None):
-            raise RecordInvalid("must be a timezone-aware datetime", field="ts")
+        if ts is not None:
+            _check_ts(ts)
         entry = FeedbackEntry(
             id=uuid7(),
             system=self.system,
@@ -565,6 +565,12 @@ def _check_strings(**fields: Any) -> None:
             raise RecordInvalid(f"must be at most {REF_MAX_LENGTH} characters, got {len(value)}", field=name)
         if value is not None and not value.isascii() and not encodable(value):  # before the policy hashes it
             raise RecordInvalid(LONE_SURROGATE, field=name)
+
+
+def _check_ts(ts: object) -> None:
+    """A caller's own time: it must say its timezone (the log keeps UTC and cannot guess)."""
+    if not isinstance(ts, dt.datetime) or ts.tzinfo is None:
+        raise RecordInvalid("must be a timezone-aware datetime", field="ts")
 
 
 def _error_info(error: Any) -> ErrorInfo:

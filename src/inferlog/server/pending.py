@@ -15,7 +15,6 @@ left by an earlier run, so old lone halves are recorded even if no new event com
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import threading
@@ -34,6 +33,7 @@ from inferlog.ingest import kserve, seldon
 from inferlog.ingest.service import Ingestor
 from inferlog.pipeline import body_of
 from inferlog.privacy.frames import FrameCipher
+from inferlog.record.ids import uuid8
 from inferlog.record.model import InferenceRecord, StoredEntry
 from inferlog.record.validate import check_entry
 from inferlog.server.auth import Principal
@@ -250,11 +250,7 @@ def sweep_quietly(keeper: PendingHalves) -> None:
 
 def continuation_id(rid: str, half: str) -> str:
     """The id of the entry that records a late ``half`` of inference ``rid``: a UUIDv8, the same on redelivery."""
-    digest = bytearray(hashlib.sha256(f"continuation\x00{rid}\x00{half}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x80
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid8("continuation", rid, half)
 
 
 def continuation(alone: InferenceRecord, rid: str, half: str) -> InferenceRecord:
