@@ -68,6 +68,7 @@ def test_statuses_are_pinned() -> None:
         "BadParameter": 422,
         "CheckpointError": 500,
         "Conflict": 409,
+        "ContainerError": 500,
         "Forbidden": 403,
         "InferlogError": 500,
         "IntegrityError": 500,
