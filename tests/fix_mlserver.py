@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import pytest
 from inferlog.record.model import InferenceRecord
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import free_port, inferences
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".cache" / "mlserver-venv"
@@ -57,13 +57,6 @@ joblib.dump(LogisticRegression(max_iter=500).fit(x, y), sys.argv[1])
 
 class MLServerUnavailable(RuntimeError):
     """The MLServer venv could not be built, or the server did not come up."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _clean_env() -> dict[str, str]:
@@ -256,7 +249,7 @@ class ProxyProcess:
         store = SQLiteStore(f"sqlite:///{self.db}")
         try:
             page = store.query(Query(kind="inference", limit=10_000))
-            return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+            return inferences(page)
         finally:
             store.close()
 

@@ -8,9 +8,10 @@ import pytest
 
 from inferlog.demo import REVIEWER, VERSIONS, DemoSummary, run_demo
 from inferlog.query import iter_entries
-from inferlog.record.model import FeedbackEntry, InferenceRecord, StoredEntry
+from inferlog.record.model import FeedbackEntry, StoredEntry
 from inferlog.store import open_store
 from inferlog.store.base import Query
+from tests.helpers import inferences
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +25,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoSummary, list[St
     finally:
         store.close()
     return summary, entries
-
-
-def inferences(entries: list[StoredEntry]) -> list[InferenceRecord]:
-    return [e.entry for e in entries if isinstance(e.entry, InferenceRecord)]
 
 
 def test_demo_logs_n_predictions_from_both_versions(demo) -> None:

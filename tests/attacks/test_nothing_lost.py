@@ -658,7 +658,8 @@ def test_inferlog_proxy_stopped_by_sigterm_delivers_and_releases_its_spool(tmp_p
 
     import httpx
 
-    from tests.fix_server import _env, free_port
+    from tests.fix_server import _env
+    from tests.helpers import free_port
 
     url, spool, port = f"sqlite:///{tmp_path / 'proxy.db'}", tmp_path / "spool", free_port()
     env = _env() | {"INFERLOG_SPOOL_DIR": str(spool)}

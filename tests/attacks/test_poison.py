@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
+from tests.helpers import inferences
 from tests.proxy import test_proxy as proxy_tests
 from tests.proxy.test_proxy import Rig
 from tests.server import conftest as server_fixtures
@@ -57,15 +58,6 @@ def nested(depth: int) -> list[Any]:
     for _ in range(depth - 1):
         value = [value]
     return value
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 def dead_letters(spool: Path) -> list[dict[str, Any]]:
@@ -337,7 +329,7 @@ class Sinks:
 
     def records(self) -> list[InferenceRecord]:
         page = self.store.query(Query(kind="inference", limit=1000))
-        return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+        return inferences(page)
 
 
 @pytest.fixture

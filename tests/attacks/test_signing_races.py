@@ -17,9 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,7 +35,7 @@ from inferlog.record import uuid7
 from inferlog.server import create_app
 from inferlog.store import open_store
 from inferlog.testing import make_record, prepare
-from tests.fix_server import free_port
+from tests.helpers import answers, free_port, wait_for
 
 SHARED = 5  # both histories agree on this many entries
 LONGEST = 40
@@ -226,13 +224,6 @@ def _records(n: int) -> list[dict[str, object]]:
     return [{"id": uuid7(), "system": "s", "ts": now, "model": model, "output": i} for i in range(n)]
 
 
-def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up after {seconds:g}s waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_server_signs_every_n_entries_unasked(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -252,7 +243,11 @@ def test_server_signs_every_n_entries_unasked(
         with TestClient(create_app(store, auth=False, checkpointer=checkpointer)) as client:
             for _ in range(3):
                 assert client.post("/v1/records", json=_records(40)).status_code == 200
-            _wait_for(lambda: any(c.size >= 100 for c in store.checkpoints()), "a checkpoint of 100+ entries")
+            wait_for(
+                lambda: any(c.size >= 100 for c in store.checkpoints()),
+                "a checkpoint of 100+ entries",
+                seconds=60,
+            )
             note = client.get("/v1/checkpoint").text.encode()
         verifiers = load_verifiers([str(public_key_path(key_path))])
         assert open_checkpoint(note, verifiers).size >= 100
@@ -275,7 +270,11 @@ def test_server_signs_lone_entries_after_t_seconds(tmp_path: Path) -> None:
     try:
         with TestClient(create_app(store, auth=False, checkpointer=checkpointer)) as client:
             assert client.post("/v1/records", json=_records(3)).status_code == 200
-            _wait_for(lambda: [c.size for c in store.checkpoints()] == [3], "a checkpoint of the 3 entries")
+            wait_for(
+                lambda: [c.size for c in store.checkpoints()] == [3],
+                "a checkpoint of the 3 entries",
+                seconds=60,
+            )
     finally:
         store.close()
 
@@ -299,12 +298,9 @@ def test_inferlog_serve_signs_on_its_cadence(tmp_path: Path) -> None:
 
         def up() -> bool:
             assert proc.poll() is None, errors.read_text()
-            try:
-                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return answers(f"{base}/healthz")
 
-        _wait_for(up, "inferlog serve to come up")
+        wait_for(up, "inferlog serve to come up", seconds=60)
         for _ in range(3):
             assert httpx.post(f"{base}/v1/records", json=_records(20), timeout=30).status_code == 200
 
@@ -312,7 +308,7 @@ def test_inferlog_serve_signs_on_its_cadence(tmp_path: Path) -> None:
             answer = httpx.get(f"{base}/v1/checkpoint", timeout=5)
             return answer.status_code == 200 and int(answer.text.split("\n")[1]) >= 50
 
-        _wait_for(signed_50, "a checkpoint of 50+ entries")
+        wait_for(signed_50, "a checkpoint of 50+ entries", seconds=60)
         note = httpx.get(f"{base}/v1/checkpoint", timeout=5).text.encode()
         assert open_checkpoint(note, load_verifiers([str(public_key_path(key_path))])).size >= 50
     finally:

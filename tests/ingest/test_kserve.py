@@ -20,6 +20,7 @@ from inferlog.server import create_app
 from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import inferences
 
 OIP_REQUEST = {
     "id": "42",
@@ -155,7 +156,7 @@ class Sink:
 
     def records(self) -> list[InferenceRecord]:
         page = self.store.query(Query(kind="inference", limit=1000))
-        return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+        return inferences(page)
 
 
 @pytest.fixture

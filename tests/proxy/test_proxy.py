@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 import uuid
@@ -27,20 +26,14 @@ from inferlog.errors import NotDurable
 from inferlog.proxy import create_proxy
 from inferlog.record.model import InferenceRecord
 from inferlog.sdk.client import Log
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.helpers import free_port, inferences
 
 
 class Served:
     """An ASGI app served by uvicorn in a thread on a free loopback port."""
 
     def __init__(self, app: Any) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -123,7 +116,7 @@ class Rig:
     def records(self) -> list[InferenceRecord]:
         self.log.flush()
         page = self.log.query(kind="inference", limit=1000)
-        return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+        return inferences(page)
 
 
 def _rig(tmp_path: Path, fail_closed: bool = False) -> Iterator[Rig]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from inferlog.store.migrations.postgres import MIGRATIONS, latest
 from inferlog.store.postgres import GET_SQL, PostgresStore, migrate, query_sql
 from inferlog.testing import make_record, prepare
 from tests.fix_postgres import as_role
+from tests.helpers import wait_for
 from tests.store.contract import StoreContract
 
 Connect = Callable[..., psycopg.Connection[Any]]
@@ -86,17 +86,6 @@ def _store_backends(conn: psycopg.Connection[Any], *, waiting_on: str | None = N
         for pid, wait, query in rows
         if waiting_on is None or (wait == "Lock" and query.startswith(waiting_on))
     ]
-
-
-def _wait_for(predicate: Callable[[], list[int]], timeout: float = 10.0) -> list[int]:
-    """Poll until ``predicate`` returns a non-empty list, and return it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for the store's backend")
 
 
 # -- planner ---------------------------------------------------------------------------------------
@@ -478,15 +467,17 @@ def _append_blocked_on_tiles(
     thread.start()
     try:
         for _ in range(kills):
-            pids = _wait_for(blocked)
+            pids = wait_for(blocked, "the store's backend to block")
             # Mid-transaction: its rows are COPYed but not committed, so nobody else sees them.
             outcome.setdefault("visible", []).append(
                 admin.execute("SELECT count(*) FROM inferlog.entries").fetchone()
             )
             admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
-            _wait_for(lambda: [] if set(pids) & set(_store_backends(admin)) else [1])  # noqa: B023
+            wait_for(lambda: not set(pids) & set(_store_backends(admin)), "the backend to end")  # noqa: B023
         if kills == 1:
-            outcome["retried_on"] = _wait_for(blocked)  # a fresh backend, blocked where the first one was
+            outcome["retried_on"] = wait_for(
+                blocked, "a fresh backend to block"
+            )  # blocked where the first one was
     finally:
         locker.rollback()
         locker.close()

@@ -1,0 +1,68 @@
+"""Small helpers the test modules share: free ports, polling until something happens, typed entries.
+
+Fixtures live in the ``fix_*`` plugins and the ``conftest.py`` files; this module holds plain functions,
+so a test, a fixture or a benchmark can import them alike.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import httpx
+
+from inferlog.record.model import Entry, InferenceRecord, StoredEntry
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(probe: Callable[[], T], what: str, seconds: float = 10.0, interval: float = 0.02) -> T:
+    """Call ``probe`` until it returns something truthy, and return that.
+
+    Fails the test naming ``what`` when ``seconds`` pass first: a test that waits on another thread or
+    process says what never happened instead of hanging.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        found = probe()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"gave up after {seconds:g}s waiting for {what}"
+        time.sleep(interval)
+
+
+def answers(url: str, proc: subprocess.Popen[Any] | None = None) -> bool:
+    """Whether a GET of ``url`` answers 200 now; fails the test if ``proc`` (the server) has exited."""
+    if proc is not None:
+        assert proc.poll() is None, f"the server behind {url} exited with {proc.returncode}"
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until_serving(url: str, what: str, proc: subprocess.Popen[Any] | None = None) -> None:
+    """Wait (up to 30 s) until a GET of ``url`` answers 200, e.g. a freshly started server's /healthz."""
+    wait_for(lambda: answers(url, proc), what, seconds=30, interval=0.1)
+
+
+def inference(entry: Entry) -> InferenceRecord:
+    """``entry``, which the test knows is an inference record, typed as one (fails the test if not)."""
+    assert isinstance(entry, InferenceRecord), entry
+    return entry
+
+
+def inferences(stored: Iterable[StoredEntry]) -> list[InferenceRecord]:
+    """The inference records among stored entries (a page, a query's answer), in order."""
+    return [s.entry for s in stored if isinstance(s.entry, InferenceRecord)]
