@@ -10,11 +10,14 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 from inferlog.record.model import Entry, InferenceRecord, StoredEntry
+from inferlog.store import Store, open_store
 
 T = TypeVar("T")
 
@@ -55,6 +58,22 @@ def answers(url: str, proc: subprocess.Popen[Any] | None = None) -> bool:
 def wait_until_serving(url: str, what: str, proc: subprocess.Popen[Any] | None = None) -> None:
     """Wait (up to 30 s) until a GET of ``url`` answers 200, e.g. a freshly started server's /healthz."""
     wait_for(lambda: answers(url, proc), what, seconds=30, interval=0.1)
+
+
+def backend_url(request: pytest.FixtureRequest, sqlite_file: Path, backend: str | None = None) -> str:
+    """A fresh log's URL on ``backend`` (default: the fixture's param), "sqlite" or "postgresql".
+
+    SQLite: a file at ``sqlite_file``; PostgreSQL: a new database from the ``pg_url`` fixture.
+    """
+    if (backend or request.param) == "sqlite":
+        return f"sqlite:///{sqlite_file}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def backend_store(request: pytest.FixtureRequest, sqlite_file: Path) -> Store:
+    """A fresh store on the backend the fixture's param names (see :func:`backend_url`); the caller closes it."""
+    return open_store(backend_url(request, sqlite_file))
 
 
 def inference(entry: Entry) -> InferenceRecord:

@@ -32,6 +32,7 @@ from inferlog.ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint, 
 from inferlog.store import open_store
 from inferlog.store.base import Store
 from inferlog.testing import make_record, prepare
+from tests.helpers import backend_url
 
 GO_SOURCE = Path("/usr/share/gocode")  # where golang-golang-x-mod-dev puts golang.org/x/mod
 INSTALL = "apt-get update && apt-get install -y golang-go golang-golang-x-mod-dev"
@@ -97,9 +98,7 @@ class Log:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def signed_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Log]:
     """600 entries (across tile boundaries) with checkpoints at sizes around 256, on each backend."""
-    url = (
-        f"sqlite:///{tmp_path / 'log.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    )
+    url = backend_url(request, tmp_path / "log.db")
     store = open_store(url)
     key_path = tmp_path / "signer.key"
     signer = init_signer(key_path, origin="interop.test/log")

@@ -33,15 +33,17 @@ from inferlog.record.model import InferenceRecord
 from inferlog.sdk.client import Log
 from inferlog.sdk.spool import SpoolWriter
 from inferlog.store.base import Query, Store
-from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
+from tests.attacks import test_poison as poison_tests
 from tests.attacks.test_poison import AN_HOUR_AGO, SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
+from tests.helpers import backend_store
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
 server = server_fixtures.server  # the API fixture, on SQLite and PostgreSQL
 sqlite_server = server_fixtures.sqlite_server
+sinks = poison_tests.sinks  # the KServe and Seldon sinks over one SQLite store
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 MODEL = inferlog.Model("m", "1")
@@ -139,13 +141,6 @@ def test_source_is_http_unless_the_record_says_otherwise_whatever_its_text(serve
 
 
 # -- a late half of a KServe or Seldon inference ----------------------------------------------------
-
-
-@pytest.fixture
-def sinks(tmp_path: Path) -> Iterator[Sinks]:
-    made = Sinks(tmp_path)
-    yield made
-    made.store.close()
 
 
 def test_a_kserve_response_after_its_request_was_recorded_alone_is_recorded_linked(sinks: Sinks) -> None:
@@ -391,11 +386,7 @@ def test_reading_commands_say_when_a_spool_holds_undelivered_records(tmp_path: P
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh store of each backend."""
-    store: Store = (
-        SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}")
-        if request.param == "sqlite"
-        else PostgresStore(request.getfixturevalue("pg_url"))
-    )
+    store = backend_store(request, tmp_path / "log.db")
     yield store
     store.close()
 

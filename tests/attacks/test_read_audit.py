@@ -24,6 +24,7 @@ from inferlog.store import open_store
 from inferlog.store.base import Query, Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import backend_store
 from tests.server.conftest import Server, _serve
 
 CLI_ACTOR = f"cli:{getpass.getuser()}"
@@ -60,11 +61,7 @@ def _admin(url: str) -> list[AdminEntry]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """The API over each backend, with one key per role (the server tests' fixture)."""
-    if request.param == "sqlite":
-        store: Store = SQLiteStore(f"sqlite:///{tmp_path / 'api.db'}")
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"))
-    yield from _serve(store, tmp_path)
+    yield from _serve(backend_store(request, tmp_path / "api.db"), tmp_path)
 
 
 @pytest.fixture
@@ -244,11 +241,7 @@ def test_erase_on_the_default_install_leaves_no_raw_identifier_behind(
 @pytest.fixture(params=["sqlite", "postgresql"])
 def purgeable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh store of each backend, opened with a role that may purge."""
-    store: Store = (
-        SQLiteStore(f"sqlite:///{tmp_path / 'purge.db'}")
-        if request.param == "sqlite"
-        else PostgresStore(request.getfixturevalue("pg_url"))
-    )
+    store = backend_store(request, tmp_path / "purge.db")
     yield store
     store.close()
 

@@ -35,7 +35,7 @@ from inferlog.record import uuid7
 from inferlog.server import create_app
 from inferlog.store import open_store
 from inferlog.testing import make_record, prepare
-from tests.helpers import answers, free_port, wait_for
+from tests.helpers import answers, backend_url, free_port, wait_for
 
 SHARED = 5  # both histories agree on this many entries
 LONGEST = 40
@@ -187,7 +187,7 @@ def test_processes_checkpointing_one_log_all_succeed(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Three processes appending to one log and checkpointing it with one key all succeed, consistently."""
-    url = f"sqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    url = backend_url(request, tmp_path / "log.db", backend)
     open_store(url).close()  # made once, before the workers race to open it
     key_path = tmp_path / "signer.key"
     init_signer(key_path, origin="race.test/log")
@@ -229,7 +229,7 @@ def test_server_signs_every_n_entries_unasked(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A server with a signing key signs after every N entries although nobody POSTs /v1/checkpoint."""
-    url = f"sqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    url = backend_url(request, tmp_path / "log.db", backend)
     store = open_store(url)
     key_path = tmp_path / "signer.key"
     init_signer(key_path, origin="cadence.test/log")

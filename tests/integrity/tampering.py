@@ -122,3 +122,10 @@ class PostgresTamperer:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.snapshot_name))
             )
+
+
+def tamperer_for(url: str) -> Tamperer:
+    """The tamperer for the backend ``url`` names (a ``sqlite:`` URL, or else PostgreSQL)."""
+    if url.startswith("sqlite:"):
+        return SQLiteTamperer(url)
+    return PostgresTamperer(url)

@@ -15,10 +15,10 @@ from inferlog.record import uuid7
 from inferlog.record.canonical import format_timestamp
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
-from inferlog.store.base import Query, Store
-from inferlog.store.postgres import PostgresStore
+from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record, prepare
+from tests.helpers import backend_store
 from tests.server.conftest import Server
 
 PLANTED = "Ottoline Vexworth-55"
@@ -43,10 +43,7 @@ def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """The API with a policy that seals input and output and redacts card numbers."""
     config = tmp_path / "inferlog.toml"
     config.write_text(POLICY)
-    if request.param == "sqlite":
-        store: Store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"))
+    store = backend_store(request, tmp_path / "server.db")
     keys = {
         role: create_key(store, role, ["*"], role)[0] for role in ("ingest", "reader", "auditor", "admin")
     }
