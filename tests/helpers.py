@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from inferlog.record.model import Entry, InferenceRecord, StoredEntry
+from inferlog.record.model import AccessEntry, AdminEntry, Entry, FeedbackEntry, InferenceRecord, StoredEntry
 from inferlog.store import Store, open_store
 
 T = TypeVar("T")
+E = TypeVar("E", InferenceRecord, FeedbackEntry, AccessEntry, AdminEntry)
 
 
 def free_port() -> int:
@@ -76,12 +77,22 @@ def backend_store(request: pytest.FixtureRequest, sqlite_file: Path) -> Store:
     return open_store(backend_url(request, sqlite_file))
 
 
-def inference(entry: Entry) -> InferenceRecord:
-    """``entry``, which the test knows is an inference record, typed as one (fails the test if not)."""
-    assert isinstance(entry, InferenceRecord), entry
+def as_kind(kind: type[E], entry: Entry) -> E:
+    """``entry``, which the test knows is of ``kind``, typed as such (fails the test if it is not)."""
+    assert isinstance(entry, kind), entry
     return entry
 
 
+def of_kind(kind: type[E], stored: Iterable[StoredEntry]) -> list[E]:
+    """The entries of ``kind`` among stored entries (a page, a query's answer), in order."""
+    return [s.entry for s in stored if isinstance(s.entry, kind)]
+
+
+def inference(entry: Entry) -> InferenceRecord:
+    """``entry`` typed as the inference record the test knows it is."""
+    return as_kind(InferenceRecord, entry)
+
+
 def inferences(stored: Iterable[StoredEntry]) -> list[InferenceRecord]:
-    """The inference records among stored entries (a page, a query's answer), in order."""
-    return [s.entry for s in stored if isinstance(s.entry, InferenceRecord)]
+    """The inference records among stored entries, in order."""
+    return of_kind(InferenceRecord, stored)

@@ -294,7 +294,7 @@ def test_entries_purged_before_the_upgrade_lose_their_identifiers_when_it_runs(t
     import sqlite3
 
     from inferlog.ingest import Ingestor
-    from inferlog.store import sqlite as backend
+    from inferlog.store.migrations import sqlite as backend
     from inferlog.testing import make_record
 
     url = f"sqlite:///{tmp_path / 'old.db'}"

@@ -109,7 +109,7 @@ def test_relative_and_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_old_database_upgrades_in_place(sqlite_url: str) -> None:
     """A database made by schema version 1 gains later migrations on open, keeping its entries."""
-    from inferlog.store import sqlite as backend
+    from inferlog.store.migrations import sqlite as backend
 
     full = list(backend.MIGRATIONS)
     backend.MIGRATIONS[:] = full[:1]
