@@ -14,6 +14,7 @@ from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.record.model import AdminEntry, WrappedKey
 from inferlog.store.base import Hold, Purge, Query, Store
 from inferlog.testing import make_record, prepare
+from tests.helpers import inference
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -85,12 +86,13 @@ class StoreContract:
         assert results[1].seq == 2
         got = store.get(record.id)
         assert got is not None
-        assert got.entry.output == record.output
+        assert inference(got.entry).output == record.output
 
     def test_failed_batch_writes_nothing_and_leaves_no_gap(self, store: Store) -> None:
         """A batch that fails midway is rolled back whole; the next batch continues seq without a gap."""
         good = prepare(make_record())[0]
-        broken = prepare(make_record())[0]._replace(leaf=None)  # NOT NULL: the database refuses it mid-batch
+        # NOT NULL: the database refuses it mid-batch
+        broken = prepare(make_record())[0]._replace(leaf=None)  # type: ignore[arg-type]
         with pytest.raises(Exception):  # noqa: B017, PT011 - any backend error will do
             store.append([good, broken])
         assert store.size() == 0
@@ -205,7 +207,7 @@ class StoreContract:
         """Nonsense filters raise UsageError before reaching the database."""
         for bad in ({"limit": 0}, {"order": "sideways"}, {"kind": "x"}, {"attributes": {"a'b": 1}}):
             with pytest.raises(UsageError):
-                store.query(Query(**bad))  # type: ignore[arg-type]
+                store.query(Query(**bad))
         with pytest.raises(UsageError):
             Query(since=dt.datetime(2026, 1, 1))  # noqa: DTZ001 - naive on purpose
 
@@ -290,8 +292,9 @@ class StoreContract:
             seen += [i for i, _ in page]
             after = page[-1][0]
         assert seen == sorted(p.entry.id for p in many)  # one pass, in id order, each once
-        assert store.get(first.entry.id) is not None
-        assert store.get(first.entry.id).body == first.body
+        got = store.get(first.entry.id)
+        assert got is not None
+        assert got.body == first.body
 
     def test_purge_removes_payloads_and_keys_but_keeps_leaves(self, store: Store, admin: Store) -> None:
         """Old inference and feedback payloads go; admin entries, newer entries and every leaf stay."""
@@ -349,9 +352,5 @@ class StoreContract:
         store.append(prepare(theirs, raw, someone_else, review))
         result = admin.purge(Purge(subjects=("alice", "pse_aa")))
         assert result.count == 3
-        assert [store.get(e.id).purged for e in (theirs, raw, someone_else, review)] == [
-            True,
-            True,
-            False,
-            True,
-        ]  # type: ignore[union-attr]
+        purged = [store.get(e.id).purged for e in (theirs, raw, someone_else, review)]  # type: ignore[union-attr]
+        assert purged == [True, True, False, True]

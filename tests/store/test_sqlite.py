@@ -13,6 +13,7 @@ from inferlog.store import open_store
 from inferlog.store.migrations.sqlite import MIGRATIONS
 from inferlog.store.sqlite import SQLiteStore, path_of
 from inferlog.testing import make_record, prepare
+from tests.helpers import inference
 from tests.store.contract import StoreContract
 
 
@@ -69,7 +70,7 @@ def test_rows_cannot_be_updated_or_deleted(sqlite_url: str) -> None:
     store = SQLiteStore(sqlite_url)
     (entry,) = store.scan()
     assert entry.purged
-    assert entry.entry.model.version == "1.0.0"  # rebuilt from the leaf's metadata
+    assert inference(entry.entry).model.version == "1.0.0"  # rebuilt from the leaf's metadata
     store.close()
 
 
