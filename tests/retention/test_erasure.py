@@ -24,7 +24,7 @@ from tests.retention.conftest import Backend
 PLANTED = "Zebulon Quartermaine 7731"
 EMAIL = "zeb.quartermaine@example.org"
 SUBJECT = "customer-7731"
-MODEL = {"name": "scorer", "version": "2.1"}
+MODEL = inferlog.Model("scorer", "2.1")
 
 POLICY = """
 [keystore]
@@ -115,8 +115,9 @@ def test_erasure_shreds_the_subject_and_verify_still_passes(backend: Backend, tm
             stored = store.get(entry_id)
             assert stored is not None
             assert stored.purged
-        assert store.get(review) is not None
-        assert store.get(review).purged
+        reviewed = store.get(review)
+        assert reviewed is not None
+        assert reviewed.purged
         assert not store.get(other).purged  # type: ignore[union-attr]
         assert store.entry_keys(theirs) == {}
         assert store.tree().root() != root_before  # only grew: the admin entry
@@ -125,8 +126,9 @@ def test_erasure_shreds_the_subject_and_verify_still_passes(backend: Backend, tm
         assert report.purged == 4
         admin = store.get(certificate.admin_entry)
         assert admin is not None
+        assert isinstance(admin.entry, inferlog.AdminEntry)
         assert admin.entry.action == "subject.erased"
-        assert admin.entry.details["subject_ref"] == certificate.subject_ref  # type: ignore[union-attr]
+        assert admin.entry.details["subject_ref"] == certificate.subject_ref
         raw = backend.raw()
         assert SUBJECT.encode() not in raw
         assert PLANTED.encode() not in raw

@@ -14,10 +14,11 @@ from inferlog.keystore import LocalKeyStore
 from inferlog.privacy.policy import load_policy
 from inferlog.retention import Governance, apply_retention, plan_retention
 from inferlog.store import open_store
+from tests.helpers import of_kind
 from tests.retention.conftest import Backend
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
-MODEL = {"name": "scorer", "version": "2.1"}
+MODEL = inferlog.Model("scorer", "2.1")
 
 POLICY = """
 [keystore]
@@ -83,24 +84,13 @@ def test_plan_then_apply_purges_what_is_past_retention(backend: Backend, tmp_pat
         report = audit(gov.store)
         assert report.ok, report.problems
         assert report.purged == 3
-        applied = [
-            e
-            for e in gov.store.query(inferlog.Query(kind="admin", limit=100))
-            if e.entry.action == "retention.applied"
-        ]  # type: ignore[union-attr]
+        admin = of_kind(inferlog.AdminEntry, gov.store.query(inferlog.Query(kind="admin", limit=100)))
+        applied = [e for e in admin if e.action == "retention.applied"]
         assert len(applied) == 1
-        assert applied[0].entry.details["systems"][0]["purge"] == 3  # type: ignore[union-attr]
+        assert applied[0].details["systems"][0]["purge"] == 3
         apply_retention(gov)  # again: nothing left, no second entry
-        assert (
-            len(
-                [
-                    e
-                    for e in gov.store.query(inferlog.Query(kind="admin", limit=100))
-                    if e.entry.action == "retention.applied"
-                ]
-            )
-            == 1
-        )  # type: ignore[union-attr]
+        admin = of_kind(inferlog.AdminEntry, gov.store.query(inferlog.Query(kind="admin", limit=100)))
+        assert len([e for e in admin if e.action == "retention.applied"]) == 1
     finally:
         gov.store.close()
 
