@@ -159,7 +159,7 @@ def test_go_checks_our_inclusion_proofs(go_checker: Path, signed_log: Log) -> No
         root = _b64(root_at(store, size))
         for seq in sorted({1, 2, size // 2 or 1, 255, 256, 257, size} & set(range(1, size + 1))):
             proof = [_b64(h) for h in inclusion(store, seq, size)]
-            case = {
+            case: Case = {
                 "op": "inclusion",
                 "size": size,
                 "root": root,

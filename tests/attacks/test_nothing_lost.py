@@ -37,7 +37,7 @@ from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
 from tests.attacks import test_poison as poison_tests
 from tests.attacks.test_poison import AN_HOUR_AGO, SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
-from tests.helpers import backend_store
+from tests.helpers import backend_store, inference
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
@@ -250,7 +250,7 @@ def test_a_lone_surrogate_is_refused_naming_the_field_and_never_breaks_a_decorat
     try:
         for field, value in [("input", "\ud800"), ("output", {"a": ["\udc80"]}), ("subject", "\udcff"),
                              ("actor", "a\udfffb"), ("attributes", {"\ud800": 1})]:  # fmt: skip
-            fields = {"subject": "customer-1"} | {field: value}
+            fields: dict[str, Any] = {"subject": "customer-1"} | {field: value}
             with pytest.raises(RecordInvalid, match="lone surrogate") as refused:
                 log.record(model=MODEL, **fields)
             assert refused.value.field == field
@@ -675,7 +675,7 @@ def test_inferlog_proxy_stopped_by_sigterm_delivers_and_releases_its_spool(tmp_p
     assert [p.name for p in spool.iterdir()] == [], "the proxy left its spool folder behind"
     store = SQLiteStore(url)
     try:
-        (stored,) = [s.entry for s in store.query(Query(kind="inference")).entries]
+        (stored,) = [inference(s.entry) for s in store.query(Query(kind="inference")).entries]
         assert stored.status == "error"
     finally:
         store.close()

@@ -27,7 +27,7 @@ from inferlog.ingest import kserve
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, InferenceRecord
 from inferlog.sdk.shipper import Counters, Shipper
-from inferlog.sdk.spool import SpoolWriter
+from inferlog.sdk.spool import Cursor, SpoolWriter
 from inferlog.sdk.transport import CapturingTransport
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
@@ -201,10 +201,10 @@ def test_the_shipper_thread_outlives_an_unexpected_error_in_its_own_loop(tmp_pat
         real_read = spool.read
         failures = [MemoryError("a transient failure outside any record")]
 
-        def read_once_failing(*args: Any) -> Any:
+        def read_once_failing(cursor: Cursor, max_records: int) -> tuple[list[bytes], Cursor]:
             if failures:
                 raise failures.pop()
-            return real_read(*args)
+            return real_read(cursor, max_records)
 
         spool.read = read_once_failing  # type: ignore[method-assign]
         ids = [log.record(model=MODEL, input=i) for i in range(5)]

@@ -29,7 +29,7 @@ from inferlog.privacy.protect import Protection
 from inferlog.privacy.seal import Sealer
 from inferlog.record import uuid7
 from inferlog.record.canonical import format_timestamp
-from inferlog.record.model import InferenceRecord, Model
+from inferlog.record.model import Entry, InferenceRecord, Model
 from inferlog.sdk.http import HttpTransport
 from inferlog.server import create_app
 from inferlog.server.auth import create_key
@@ -283,7 +283,7 @@ def _entry() -> InferenceRecord:
     )
 
 
-def _wire(entry: InferenceRecord) -> dict[str, Any]:
+def _wire(entry: Entry) -> dict[str, Any]:
     """An entry as a client posts it (JSON, bytes as base64)."""
     data: dict[str, Any] = msgspec.to_builtins(entry)
     return data

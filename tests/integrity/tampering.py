@@ -84,7 +84,7 @@ class PostgresTamperer:
             ).fetchall()
             for (table,) in tables:
                 conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER ALL").format(sql.SQL(table)))
-            cursor = conn.execute(statement.replace("?", "%s"), list(params))  # type: ignore[arg-type]
+            cursor = conn.execute(statement.replace("?", "%s"), list(params))
             return cursor.fetchall() if cursor.description else []  # an attacker leaves them off
 
     def one_microsecond_later(self) -> str:
