@@ -152,7 +152,8 @@ class Sink:
             headers=headers(ce_id, half, when),
             content=json.dumps(body).encode(),
         )
-        return done.status_code
+        code: int = done.status_code
+        return code
 
     def records(self) -> list[InferenceRecord]:
         page = self.store.query(Query(kind="inference", limit=1000))

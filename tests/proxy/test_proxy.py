@@ -149,7 +149,7 @@ def _infer_body(rows: list[list[float]]) -> dict[str, Any]:
 def test_responses_match_direct_and_each_infer_is_one_record(rig: Rig) -> None:
     """Through the proxy every answer equals the direct one, and each infer call is exactly one typed record."""
     x, _ = load_iris(return_X_y=True)
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", "/v2/health/ready", None),
         ("GET", "/v2/models/iris", None),
         ("GET", "/v2/models/nope", None),
