@@ -30,7 +30,7 @@ import pytest
 from inferlog.record.model import InferenceRecord
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
-from tests.helpers import free_port, inferences
+from tests.helpers import free_port, inferences, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".cache" / "mlserver-venv"
@@ -211,15 +211,16 @@ class ProxyProcess:
     def start(self) -> None:
         log = self.db.with_suffix(".proxy.log")
         with log.open("wb") as err:
-            self.proc = self._spawn(err)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, log.read_text()
+            proc = self.proc = self._spawn(err)
+
+        def up() -> bool:
+            assert proc.poll() is None, log.read_text()
             with contextlib.suppress(httpx.HTTPError):
-                httpx.get(f"{self.url}/v2/health/live", timeout=2)
-                return
-            time.sleep(0.1)
-        raise AssertionError("inferlog proxy did not come up within 30s")
+                httpx.get(f"{self.url}/v2/health/live", timeout=2)  # any answer will do
+                return True
+            return False
+
+        wait_for(up, "inferlog proxy to come up", seconds=30, interval=0.1)
 
     def _spawn(self, err: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(

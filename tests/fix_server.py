@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +42,19 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inferlog", "--db", self.db, "serve", "--port", str(self.port)],
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until_serving(f"{self.url}/healthz", "inferlog serve to come up", self.proc)
+        with tempfile.TemporaryFile() as errors:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "inferlog", "--db", self.db, "serve", "--port", str(self.port)],
+                env=_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+            )
+            try:
+                wait_until_serving(f"{self.url}/healthz", "inferlog serve to come up", self.proc)
+            except AssertionError as exc:
+                errors.seek(0)
+                said = errors.read().decode(errors="replace").strip().splitlines()[-20:]
+                raise AssertionError("\n".join([str(exc), *said])) from None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from inferlog.errors import NotDurable
 from inferlog.proxy import create_proxy
 from inferlog.record.model import InferenceRecord
 from inferlog.sdk.client import Log
-from tests.helpers import free_port, inferences
+from tests.helpers import free_port, inferences, wait_for
 
 
 class Served:
@@ -38,10 +37,7 @@ class Served:
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
+        wait_for(lambda: self.server.started, "uvicorn to start")
 
     def stop(self) -> None:
         self.server.should_exit = True
