@@ -77,6 +77,12 @@ def backend_store(request: pytest.FixtureRequest, sqlite_file: Path) -> Store:
     return open_store(backend_url(request, sqlite_file))
 
 
+def present(found: StoredEntry | None) -> StoredEntry:
+    """What a read answered, when the test knows the entry is there (fails the test if it is not)."""
+    assert found is not None, "no entry with that id"
+    return found
+
+
 def as_kind(kind: type[E], entry: Entry) -> E:
     """``entry``, which the test knows is of ``kind``, typed as such (fails the test if it is not)."""
     assert isinstance(entry, kind), entry

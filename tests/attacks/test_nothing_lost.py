@@ -37,7 +37,7 @@ from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
 from tests.attacks import test_poison as poison_tests
 from tests.attacks.test_poison import AN_HOUR_AGO, SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
-from tests.helpers import backend_store, inference
+from tests.helpers import backend_store, inference, present
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
@@ -131,13 +131,13 @@ def test_source_is_http_unless_the_record_says_otherwise_whatever_its_text(serve
         rec(**complete, source="broker"),
     ]
     assert post_records(server, tricky, ndjson=True).json()["new"] == 4
-    sources = [server.store.get(str(r["id"])).entry.source for r in tricky]  # type: ignore[union-attr]
+    sources = [inference(present(server.store.get(str(r["id"]))).entry).source for r in tricky]
     assert sources == ["http", "http", "http", "broker"]
     sdk = [
         rec(kind="inference", system="credit", attributes={"source": "y"})
     ]  # complete, as the SDK sends it
     assert post_records(server, sdk, ndjson=True, sdk=True).json()["new"] == 1
-    assert server.store.get(str(sdk[0]["id"])).entry.source == "sdk"  # type: ignore[union-attr]
+    assert inference(present(server.store.get(str(sdk[0]["id"]))).entry).source == "sdk"
 
 
 # -- a late half of a KServe or Seldon inference ----------------------------------------------------
@@ -507,7 +507,7 @@ def test_string_subclass_keys_are_still_recorded(log: Log) -> None:
     inferences(log)
     stored = log.get(entry_id)
     assert stored is not None
-    assert stored.entry.input == {"a": 1, "b": {"c": [1]}}  # type: ignore[union-attr]
+    assert inference(stored.entry).input == {"a": 1, "b": {"c": [1]}}
     assert log.counters.failed == 0
 
 

@@ -36,6 +36,7 @@ from inferlog.server.auth import create_key
 from inferlog.store.base import Query, Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import inference
 
 EMAIL = "wilhelmina.quarrington@example.org"
 SECRET = "hunter2-correct-horse-battery"  # noqa: S105 - a planted value, not a credential
@@ -417,7 +418,7 @@ def test_the_sdk_reader_gets_an_unreadable_entry_as_unreadable_not_an_error(
     reader._http = TestClient(deployed.client.app, headers=deployed.as_("reader"))
     page = reader.query("review")
     assert [bool(s.unreadable) for s in page.entries] == [False, True]
-    assert page.entries[0].entry.input == {"email": "[REDACTED:email]", "secret": SECRET}  # type: ignore[union-attr]
+    assert inference(page.entries[0].entry).input == {"email": "[REDACTED:email]", "secret": SECRET}
     one = reader.get(garbled.id, "review")
     assert one is not None
     assert one.unreadable

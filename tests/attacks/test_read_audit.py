@@ -24,7 +24,7 @@ from inferlog.store import open_store
 from inferlog.store.base import Query, Store
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
-from tests.helpers import backend_store
+from tests.helpers import backend_store, present
 from tests.server.conftest import Server, _serve
 
 CLI_ACTOR = f"cli:{getpass.getuser()}"
@@ -195,7 +195,7 @@ def test_erase_works_on_the_default_install(logged: tuple[str, list[str]], tmp_p
     assert certificate["keys_destroyed"] == 0
     store = open_store(url)
     try:
-        assert all(store.get(i).purged for i in ids)  # type: ignore[union-attr]
+        assert all(present(store.get(i)).purged for i in ids)
         (erased,) = [e for e in _trail(store, "admin") if e.action == "subject.erased"]
         assert erased.id == certificate["admin_entry"]
         assert "subj-1" not in json.dumps(erased.details)

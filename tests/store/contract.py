@@ -14,7 +14,7 @@ from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.record.model import AdminEntry, WrappedKey
 from inferlog.store.base import Hold, Purge, Query, Store
 from inferlog.testing import make_record, prepare
-from tests.helpers import inference
+from tests.helpers import inference, present
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -306,7 +306,7 @@ class StoreContract:
         root = store.tree().root()
         purge = Purge(system="test-system", before=T0 + dt.timedelta(days=1))
         assert admin.purge(purge, dry_run=True).count == 2
-        assert store.get(old.entry.id).body is not None  # type: ignore[union-attr]
+        assert present(store.get(old.entry.id)).body is not None
         result = admin.purge(purge)
         assert (result.count, result.first_seq, result.last_seq) == (2, 1, 2)
         gone = store.get(old.entry.id)
@@ -314,9 +314,9 @@ class StoreContract:
         assert gone.purged
         assert gone.entry.id == old.entry.id
         assert gone.to_dict()["purged"] is True
-        assert store.get(about_old.id).purged  # type: ignore[union-attr]
-        assert not store.get(new.id).purged  # type: ignore[union-attr]
-        assert not store.get(note.id).purged  # type: ignore[union-attr]
+        assert present(store.get(about_old.id)).purged
+        assert not present(store.get(new.id)).purged
+        assert not present(store.get(note.id)).purged
         assert store.entry_keys([old.entry.id]) == {}
         assert store.tree().root() == root
         assert [row.body is None for row in store.ledger_rows()] == [True, True, False, False]
@@ -338,8 +338,8 @@ class StoreContract:
         store.append(prepare(review))
         result = admin.purge(Purge(before=T0 + dt.timedelta(days=1), keep=keep))
         assert result.count == 1
-        assert not store.get(review.id).purged  # type: ignore[union-attr]
-        assert [store.get(r.id).purged for r in (held_subject, in_range, other_system, free)] == [  # type: ignore[union-attr]
+        assert not present(store.get(review.id)).purged
+        assert [present(store.get(r.id)).purged for r in (held_subject, in_range, other_system, free)] == [
             False, False, False, True,
         ]  # fmt: skip
 
@@ -352,5 +352,9 @@ class StoreContract:
         store.append(prepare(theirs, raw, someone_else, review))
         result = admin.purge(Purge(subjects=("alice", "pse_aa")))
         assert result.count == 3
-        purged = [store.get(e.id).purged for e in (theirs, raw, someone_else, review)]  # type: ignore[union-attr]
-        assert purged == [True, True, False, True]
+        assert [present(store.get(e.id)).purged for e in (theirs, raw, someone_else, review)] == [
+            True,
+            True,
+            False,
+            True,
+        ]

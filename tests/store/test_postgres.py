@@ -24,7 +24,7 @@ from inferlog.store.migrations.postgres import MIGRATIONS, latest
 from inferlog.store.postgres import GET_SQL, PostgresStore, migrate, query_sql
 from inferlog.testing import make_record, prepare
 from tests.fix_postgres import as_role
-from tests.helpers import wait_for
+from tests.helpers import inference, present, wait_for
 from tests.store.contract import StoreContract
 
 Connect = Callable[..., psycopg.Connection[Any]]
@@ -208,7 +208,7 @@ def test_purge_clears_body_salt_and_attributes(owner_store: PostgresStore, pg_co
     got = owner_store.get(record.id)
     assert got is not None
     assert got.purged
-    assert got.entry.model.version == "1.0.0"  # type: ignore[union-attr]  # rebuilt from the leaf
+    assert inference(got.entry).model.version == "1.0.0"  # rebuilt from the leaf
     assert owner_store.query(Query(attributes={"region": "eu"})).entries == []
     assert owner_store.ledger_rows()[0].salt is None
 
@@ -516,7 +516,7 @@ def test_backend_killed_twice_raises_and_writes_nothing(
     assert [(r.seq, r.status) for r in results] == [(i, "new") for i in range(1, 301)]
     assert [r.status for r in app_store.append(outcome["batch"])] == ["duplicate"] * 300
     assert app_store.size() == 300
-    assert json.loads(app_store.get(outcome["batch"][0].entry.id).body or b"{}")["id"]  # type: ignore[union-attr]
+    assert json.loads(present(app_store.get(outcome["batch"][0].entry.id)).body or b"{}")["id"]
 
 
 def test_the_app_role_may_not_purge(app_store: PostgresStore) -> None:
@@ -525,4 +525,4 @@ def test_the_app_role_may_not_purge(app_store: PostgresStore) -> None:
     app_store.append(prepare(record))
     with pytest.raises(StoreError, match="needs the database owner's role"):
         app_store.purge(Purge(before=T0 + dt.timedelta(days=1)))
-    assert not app_store.get(record.id).purged  # type: ignore[union-attr]
+    assert not present(app_store.get(record.id)).purged
