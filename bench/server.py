@@ -29,7 +29,7 @@ import psycopg
 from common import Summary, fmt, table, verdict
 
 from inferlog.pipeline import Pipeline
-from inferlog.record.model import Model
+from inferlog.record.model import InferenceRecord, Model
 from inferlog.server.auth import create_key
 from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
@@ -74,7 +74,7 @@ def _drop(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _records(n: int, days: int = 30) -> list:  # type: ignore[type-arg]
+def _records(n: int, days: int = 30) -> list[InferenceRecord]:
     now = dt.datetime.now(dt.UTC)
     rng = random.Random(7)
     return [
@@ -142,7 +142,7 @@ def http_ingest(n: int) -> tuple[float, float]:
     return http_rate, copy_rate
 
 
-def _raw_copy(url: str, records: list) -> float:  # type: ignore[type-arg]
+def _raw_copy(url: str, records: list[InferenceRecord]) -> float:
     pipeline = Pipeline()
     rows = []
     for r in records:
