@@ -34,6 +34,7 @@ import inferlog
 from inferlog.pipeline import body_of
 from inferlog.record.ids import uuid7
 from inferlog.record.model import InferenceRecord, Model
+from inferlog.sdk.client import Durability
 from inferlog.sdk.spool import SpoolWriter
 
 SYSTEM = "credit-scoring"
@@ -116,7 +117,7 @@ SEGMENT_BYTES = 256 * 1024 * 1024
 MADV_POPULATE_WRITE = 23  # Linux >= 5.14; not exported by Python 3.11's mmap module
 
 
-def open_log(tmp: Path, name: str, durability: str = "process", **options: Any) -> inferlog.Log:
+def open_log(tmp: Path, name: str, durability: Durability = "process", **options: Any) -> inferlog.Log:
     folder = tmp / name
     folder.mkdir()
     options.setdefault("spool_segment_bytes", SEGMENT_BYTES)
@@ -124,7 +125,7 @@ def open_log(tmp: Path, name: str, durability: str = "process", **options: Any) 
         f"sqlite:///{folder / 'log.db'}",
         system=SYSTEM,
         spool_dir=folder / "spool",
-        durability=durability,  # type: ignore[arg-type]
+        durability=durability,
         **options,
     )
 

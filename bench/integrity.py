@@ -24,7 +24,7 @@ from common import fmt, table, verdict
 from inferlog.ingest.service import Ingestor
 from inferlog.integrity.verify import audit, default_workers
 from inferlog.pipeline import Pipeline, body_of
-from inferlog.record.model import Entry
+from inferlog.record.model import Entry, InferenceRecord
 from inferlog.record.prepared import Prepared
 from inferlog.record.validate import check_entry
 from inferlog.store.sqlite import SQLiteStore
@@ -63,7 +63,7 @@ class IntegrityResults:
         return 1 - statistics.median(self.on) / statistics.median(self.off)
 
 
-def _records(n: int) -> list[Entry]:
+def _records(n: int) -> list[InferenceRecord]:
     return [
         make_record(
             input={f"f{i}": 0.1 * i + k * 1e-3 for i in range(30)},

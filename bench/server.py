@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -29,10 +30,14 @@ from common import Summary, fmt, table, verdict
 
 from inferlog.apikeys import create_key
 from inferlog.pipeline import Pipeline
-from inferlog.record.model import Model
+from inferlog.record.model import InferenceRecord, Model
 from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.testing import make_record
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.helpers
+
+from tests.helpers import free_port, wait_until_serving
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 BATCH = 1000
@@ -69,7 +74,7 @@ def _drop(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _records(n: int, days: int = 30) -> list:  # type: ignore[type-arg]
+def _records(n: int, days: int = 30) -> list[InferenceRecord]:
     now = dt.datetime.now(dt.UTC)
     rng = random.Random(7)
     return [
@@ -84,15 +89,6 @@ def _records(n: int, days: int = 30) -> list:  # type: ignore[type-arg]
     ]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def http_ingest(n: int) -> tuple[float, float]:
     """(records/s through HTTP into PostgreSQL, records/s raw COPY of the same rows)."""
     name = _database()
@@ -101,7 +97,7 @@ def http_ingest(n: int) -> tuple[float, float]:
         store = PostgresStore(url)
         token, _ = create_key(store, "ingest", ["*"], "bench")
         store.close()
-        port = _free_port()
+        port = free_port()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
         proc = subprocess.Popen(
             [
@@ -122,12 +118,7 @@ def http_ingest(n: int) -> tuple[float, float]:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            wait_until_serving(f"{base}/healthz", "inferlog serve to come up", proc)
             records = _records(n)
             bodies = [
                 b"\n".join(msgspec.json.encode(r) for r in records[i : i + BATCH]) for i in range(0, n, BATCH)
@@ -151,7 +142,7 @@ def http_ingest(n: int) -> tuple[float, float]:
     return http_rate, copy_rate
 
 
-def _raw_copy(url: str, records: list) -> float:  # type: ignore[type-arg]
+def _raw_copy(url: str, records: list[InferenceRecord]) -> float:
     pipeline = Pipeline()
     rows = []
     for r in records:

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import pytest
 from inferlog.record.model import InferenceRecord
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import free_port, inferences, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".cache" / "mlserver-venv"
@@ -57,13 +57,6 @@ joblib.dump(LogisticRegression(max_iter=500).fit(x, y), sys.argv[1])
 
 class MLServerUnavailable(RuntimeError):
     """The MLServer venv could not be built, or the server did not come up."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _clean_env() -> dict[str, str]:
@@ -218,15 +211,16 @@ class ProxyProcess:
     def start(self) -> None:
         log = self.db.with_suffix(".proxy.log")
         with log.open("wb") as err:
-            self.proc = self._spawn(err)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, log.read_text()
+            proc = self.proc = self._spawn(err)
+
+        def up() -> bool:
+            assert proc.poll() is None, log.read_text()
             with contextlib.suppress(httpx.HTTPError):
-                httpx.get(f"{self.url}/v2/health/live", timeout=2)
-                return
-            time.sleep(0.1)
-        raise AssertionError("inferlog proxy did not come up within 30s")
+                httpx.get(f"{self.url}/v2/health/live", timeout=2)  # any answer will do
+                return True
+            return False
+
+        wait_for(up, "inferlog proxy to come up", seconds=30, interval=0.1)
 
     def _spawn(self, err: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -256,7 +250,7 @@ class ProxyProcess:
         store = SQLiteStore(f"sqlite:///{self.db}")
         try:
             page = store.query(Query(kind="inference", limit=10_000))
-            return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+            return inferences(page)
         finally:
             store.close()
 

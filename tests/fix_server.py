@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.helpers import free_port, wait_until_serving
 
 
 def _env() -> dict[str, str]:
@@ -49,20 +42,19 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inferlog", "--db", self.db, "serve", "--port", str(self.port)],
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        with tempfile.TemporaryFile() as errors:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "inferlog", "--db", self.db, "serve", "--port", str(self.port)],
+                env=_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+            )
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("inferlog serve did not come up within 30s")
+                wait_until_serving(f"{self.url}/healthz", "inferlog serve to come up", self.proc)
+            except AssertionError as exc:
+                errors.seek(0)
+                said = errors.read().decode(errors="replace").strip().splitlines()[-20:]
+                raise AssertionError("\n".join([str(exc), *said])) from None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

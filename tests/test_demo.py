@@ -8,13 +8,16 @@ import pytest
 
 from inferlog.demo import REVIEWER, VERSIONS, DemoSummary, run_demo
 from inferlog.query import iter_entries
-from inferlog.record.model import FeedbackEntry, InferenceRecord, StoredEntry
+from inferlog.record.model import FeedbackEntry, StoredEntry
 from inferlog.store import open_store
 from inferlog.store.base import Query
+from tests.helpers import inferences
+
+Demo = tuple[DemoSummary, list[StoredEntry]]  # what the demo printed, and every entry it logged
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoSummary, list[StoredEntry]]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     folder = tmp_path_factory.mktemp("demo")
     url = f"sqlite:///{folder / 'demo.db'}"
     summary = run_demo(url, n=60, seed=3, spool_dir=str(folder / "spool"))
@@ -26,11 +29,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoSummary, list[St
     return summary, entries
 
 
-def inferences(entries: list[StoredEntry]) -> list[InferenceRecord]:
-    return [e.entry for e in entries if isinstance(e.entry, InferenceRecord)]
-
-
-def test_demo_logs_n_predictions_from_both_versions(demo) -> None:
+def test_demo_logs_n_predictions_from_both_versions(demo: Demo) -> None:
     """All n predictions are in the log, from both model versions, with a model digest and real outputs."""
     summary, entries = demo
     records = inferences(entries)
@@ -42,7 +41,7 @@ def test_demo_logs_n_predictions_from_both_versions(demo) -> None:
     assert all(r.output is not None and r.latency_ms is not None for r in ok)
 
 
-def test_demo_records_subjects_and_attributes(demo) -> None:
+def test_demo_records_subjects_and_attributes(demo: Demo) -> None:
     """Every prediction carries a pseudonymous subject, a request id, an endpoint and a region."""
     _, entries = demo
     records = inferences(entries)
@@ -53,7 +52,7 @@ def test_demo_records_subjects_and_attributes(demo) -> None:
     assert {r.attributes["region"] for r in records} == {"eu-west", "eu-central"}
 
 
-def test_demo_logs_failures_as_errors(demo) -> None:
+def test_demo_logs_failures_as_errors(demo: Demo) -> None:
     """Malformed requests fail inside the model and are logged with status error and the exception."""
     summary, entries = demo
     failed = [r for r in inferences(entries) if r.status == "error"]
@@ -62,7 +61,7 @@ def test_demo_logs_failures_as_errors(demo) -> None:
     assert summary.error_id in {r.id for r in failed}
 
 
-def test_demo_logs_labels_and_human_overrides(demo) -> None:
+def test_demo_logs_labels_and_human_overrides(demo: Demo) -> None:
     """Ground-truth labels arrive for a share of predictions and reviewer-7 overrides two of them."""
     summary, entries = demo
     ids = {r.id for r in inferences(entries)}
@@ -78,7 +77,7 @@ def test_demo_logs_labels_and_human_overrides(demo) -> None:
     assert summary.override_id in {f.inference_id for f in overrides}
 
 
-def test_next_steps_name_real_ids(demo) -> None:
+def test_next_steps_name_real_ids(demo: Demo) -> None:
     """The printed next steps use ids that are in the log and the log's own URL."""
     summary, entries = demo
     text = summary.next_steps()

@@ -84,14 +84,15 @@ def run_console(commands: list[str], cwd: Path, env: dict[str, str]) -> list[tup
         [_tool("bash"), "--noprofile", "--norc"], input="\n".join(script) + "\n", cwd=cwd, env=env,
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    results = []
+    results: list[tuple[str, int, str]] = []
     for chunk in done.stdout.split(f"{_MARK} ")[1:]:
         head, _, rest = chunk.partition("\n")
         if head.isdigit():
-            results.append([commands[int(head)], -1, rest])
+            results.append((commands[int(head)], -1, rest))
         elif head.startswith("rc") and results:
-            results[-1][1] = int(head.split()[1])
-    return [(command, code, output) for command, code, output in results]
+            command, _, output = results[-1]
+            results[-1] = (command, int(head.split()[1]), output)
+    return results
 
 
 def not_ignored(folder: Path) -> list[str]:

@@ -22,6 +22,7 @@ from inferlog.record.ids import uuid7
 from inferlog.store import open_store
 from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
+from tests.helpers import inference
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
@@ -207,7 +208,7 @@ def test_full_sqlite_database_is_503_naming_the_cause_and_keeps_what_was_accepte
     for record in accepted:
         stored = store.get(str(record["id"]))
         assert stored is not None
-        assert stored.entry.input == record["input"]
+        assert inference(stored.entry).input == record["input"]
     assert all(store.get(str(record["id"])) is None for record in too_much)  # all or nothing
     writer.execute("PRAGMA max_page_count = 1073741823")
     response = sqlite_server.client.post("/v1/records", json=too_much, headers=sqlite_server.as_("ingest"))
@@ -223,7 +224,9 @@ def _partitions(store: object) -> int:
     if not isinstance(store, PostgresStore):
         return 0
     sql = "SELECT count(*) FROM pg_inherits WHERE inhparent = 'inferlog.entries'::regclass"
-    return int(store._run("read from", lambda conn: conn.execute(sql).fetchone()[0]))
+    row = store._run("read from", lambda conn: conn.execute(sql).fetchone())
+    assert row is not None
+    return int(row[0])
 
 
 FAR_TIMES = [

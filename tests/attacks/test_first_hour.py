@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -268,7 +269,7 @@ def _connections(database: str) -> int:
         pytest.param({"signer_key": "/no/such/signer.key"}, id="missing-signer-key"),
     ],
 )
-def test_a_failing_open_closes_its_postgres_pool(pg_url: str, mistake: dict[str, str]) -> None:
+def test_a_failing_open_closes_its_postgres_pool(pg_url: str, mistake: dict[str, Any]) -> None:
     """When `inferlog.open` raises after it opened the store, the store's connections are all closed.
 
     The caller keeps the exception (as a retry loop or an error report does): its traceback keeps

@@ -36,9 +36,9 @@ from inferlog.record.ids import uuid7
 from inferlog.server import create_app
 from inferlog.store import Store
 from inferlog.store.base import MAX_SEQ, Query
-from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record, prepare
+from tests.helpers import backend_store
 
 DEEP = 5000
 BIG_BODY = 10 * 1024 * 1024
@@ -117,11 +117,7 @@ def _app(store: Store, tmp_path: Path) -> Iterator[Target]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     """The API with no auth (every route reachable), a 11 MB body limit, over each backend."""
-    if request.param == "sqlite":
-        store: Store = SQLiteStore(f"sqlite:///{tmp_path / 'fuzz.db'}")
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"))
-    yield from _app(store, tmp_path)
+    yield from _app(backend_store(request, tmp_path / "fuzz.db"), tmp_path)
 
 
 def _now() -> str:

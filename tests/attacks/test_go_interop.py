@@ -31,6 +31,7 @@ from inferlog.integrity.tree import consistency, inclusion, root_at
 from inferlog.ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
 from inferlog.store import Store, open_store
 from inferlog.testing import make_record, prepare
+from tests.helpers import backend_url
 
 GO_SOURCE = Path("/usr/share/gocode")  # where golang-golang-x-mod-dev puts golang.org/x/mod
 INSTALL = "apt-get update && apt-get install -y golang-go golang-golang-x-mod-dev"
@@ -96,9 +97,7 @@ class Log:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def signed_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Log]:
     """600 entries (across tile boundaries) with checkpoints at sizes around 256, on each backend."""
-    url = (
-        f"sqlite:///{tmp_path / 'log.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    )
+    url = backend_url(request, tmp_path / "log.db")
     store = open_store(url)
     key_path = tmp_path / "signer.key"
     signer = init_signer(key_path, origin="interop.test/log")
@@ -159,7 +158,7 @@ def test_go_checks_our_inclusion_proofs(go_checker: Path, signed_log: Log) -> No
         root = _b64(root_at(store, size))
         for seq in sorted({1, 2, size // 2 or 1, 255, 256, 257, size} & set(range(1, size + 1))):
             proof = [_b64(h) for h in inclusion(store, seq, size)]
-            case = {
+            case: Case = {
                 "op": "inclusion",
                 "size": size,
                 "root": root,

@@ -34,15 +34,17 @@ from inferlog.sdk.client import Log
 from inferlog.sdk.spool import SpoolWriter
 from inferlog.store import Store
 from inferlog.store.base import Query
-from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
+from tests.attacks import test_poison as poison_tests
 from tests.attacks.test_poison import AN_HOUR_AGO, SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
+from tests.helpers import backend_store, inference, present
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
 server = server_fixtures.server  # the API fixture, on SQLite and PostgreSQL
 sqlite_server = server_fixtures.sqlite_server
+sinks = poison_tests.sinks  # the KServe and Seldon sinks over one SQLite store
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 MODEL = inferlog.Model("m", "1")
@@ -130,23 +132,16 @@ def test_source_is_http_unless_the_record_says_otherwise_whatever_its_text(serve
         rec(**complete, source="broker"),
     ]
     assert post_records(server, tricky, ndjson=True).json()["new"] == 4
-    sources = [server.store.get(str(r["id"])).entry.source for r in tricky]  # type: ignore[union-attr]
+    sources = [inference(present(server.store.get(str(r["id"]))).entry).source for r in tricky]
     assert sources == ["http", "http", "http", "broker"]
     sdk = [
         rec(kind="inference", system="credit", attributes={"source": "y"})
     ]  # complete, as the SDK sends it
     assert post_records(server, sdk, ndjson=True, sdk=True).json()["new"] == 1
-    assert server.store.get(str(sdk[0]["id"])).entry.source == "sdk"  # type: ignore[union-attr]
+    assert inference(present(server.store.get(str(sdk[0]["id"]))).entry).source == "sdk"
 
 
 # -- a late half of a KServe or Seldon inference ----------------------------------------------------
-
-
-@pytest.fixture
-def sinks(tmp_path: Path) -> Iterator[Sinks]:
-    made = Sinks(tmp_path)
-    yield made
-    made.store.close()
 
 
 def test_a_kserve_response_after_its_request_was_recorded_alone_is_recorded_linked(sinks: Sinks) -> None:
@@ -256,7 +251,7 @@ def test_a_lone_surrogate_is_refused_naming_the_field_and_never_breaks_a_decorat
     try:
         for field, value in [("input", "\ud800"), ("output", {"a": ["\udc80"]}), ("subject", "\udcff"),
                              ("actor", "a\udfffb"), ("attributes", {"\ud800": 1})]:  # fmt: skip
-            fields = {"subject": "customer-1"} | {field: value}
+            fields: dict[str, Any] = {"subject": "customer-1"} | {field: value}
             with pytest.raises(RecordInvalid, match="lone surrogate") as refused:
                 log.record(model=MODEL, **fields)
             assert refused.value.field == field
@@ -392,11 +387,7 @@ def test_reading_commands_say_when_a_spool_holds_undelivered_records(tmp_path: P
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh store of each backend."""
-    store: Store = (
-        SQLiteStore(f"sqlite:///{tmp_path / 'log.db'}")
-        if request.param == "sqlite"
-        else PostgresStore(request.getfixturevalue("pg_url"))
-    )
+    store = backend_store(request, tmp_path / "log.db")
     yield store
     store.close()
 
@@ -517,7 +508,7 @@ def test_string_subclass_keys_are_still_recorded(log: Log) -> None:
     inferences(log)
     stored = log.get(entry_id)
     assert stored is not None
-    assert stored.entry.input == {"a": 1, "b": {"c": [1]}}  # type: ignore[union-attr]
+    assert inference(stored.entry).input == {"a": 1, "b": {"c": [1]}}
     assert log.counters.failed == 0
 
 
@@ -659,7 +650,8 @@ def test_inferlog_proxy_stopped_by_sigterm_delivers_and_releases_its_spool(tmp_p
 
     import httpx
 
-    from tests.fix_server import _env, free_port
+    from tests.fix_server import _env
+    from tests.helpers import free_port
 
     url, spool, port = f"sqlite:///{tmp_path / 'proxy.db'}", tmp_path / "spool", free_port()
     env = _env() | {"INFERLOG_SPOOL_DIR": str(spool)}
@@ -684,7 +676,7 @@ def test_inferlog_proxy_stopped_by_sigterm_delivers_and_releases_its_spool(tmp_p
     assert [p.name for p in spool.iterdir()] == [], "the proxy left its spool folder behind"
     store = SQLiteStore(url)
     try:
-        (stored,) = [s.entry for s in store.query(Query(kind="inference")).entries]
+        (stored,) = [inference(s.entry) for s in store.query(Query(kind="inference")).entries]
         assert stored.status == "error"
     finally:
         store.close()

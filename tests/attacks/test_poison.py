@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,13 @@ from inferlog.ingest import kserve
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, InferenceRecord
 from inferlog.sdk.shipper import Counters, Shipper
-from inferlog.sdk.spool import SpoolWriter
+from inferlog.sdk.spool import Cursor, SpoolWriter
 from inferlog.sdk.transport import CapturingTransport
 from inferlog.server import create_app
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
+from tests.helpers import inferences
 from tests.proxy import test_proxy as proxy_tests
 from tests.proxy.test_proxy import Rig
 from tests.server import conftest as server_fixtures
@@ -57,15 +58,6 @@ def nested(depth: int) -> list[Any]:
     for _ in range(depth - 1):
         value = [value]
     return value
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 def dead_letters(spool: Path) -> list[dict[str, Any]]:
@@ -209,10 +201,10 @@ def test_the_shipper_thread_outlives_an_unexpected_error_in_its_own_loop(tmp_pat
         real_read = spool.read
         failures = [MemoryError("a transient failure outside any record")]
 
-        def read_once_failing(*args: Any) -> Any:
+        def read_once_failing(cursor: Cursor, max_records: int) -> tuple[list[bytes], Cursor]:
             if failures:
                 raise failures.pop()
-            return real_read(*args)
+            return real_read(cursor, max_records)
 
         spool.read = read_once_failing  # type: ignore[method-assign]
         ids = [log.record(model=MODEL, input=i) for i in range(5)]
@@ -337,7 +329,7 @@ class Sinks:
 
     def records(self) -> list[InferenceRecord]:
         page = self.store.query(Query(kind="inference", limit=1000))
-        return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+        return inferences(page)
 
 
 @pytest.fixture

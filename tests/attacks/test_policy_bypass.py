@@ -30,13 +30,14 @@ from inferlog.privacy.protect import Protection
 from inferlog.privacy.seal import Sealer
 from inferlog.record import uuid7
 from inferlog.record.canonical import format_timestamp
-from inferlog.record.model import InferenceRecord, Model
+from inferlog.record.model import Entry, InferenceRecord, Model
 from inferlog.sdk.http import HttpTransport
 from inferlog.server import create_app
 from inferlog.store import Store
 from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import inference
 
 EMAIL = "wilhelmina.quarrington@example.org"
 SECRET = "hunter2-correct-horse-battery"  # noqa: S105 - a planted value, not a credential
@@ -284,7 +285,7 @@ def _entry() -> InferenceRecord:
     )
 
 
-def _wire(entry: InferenceRecord) -> dict[str, Any]:
+def _wire(entry: Entry) -> dict[str, Any]:
     """An entry as a client posts it (JSON, bytes as base64)."""
     data: dict[str, Any] = msgspec.to_builtins(entry)
     return data
@@ -418,7 +419,7 @@ def test_the_sdk_reader_gets_an_unreadable_entry_as_unreadable_not_an_error(
     reader._http = TestClient(deployed.client.app, headers=deployed.as_("reader"))
     page = reader.query("review")
     assert [bool(s.unreadable) for s in page.entries] == [False, True]
-    assert page.entries[0].entry.input == {"email": "[REDACTED:email]", "secret": SECRET}  # type: ignore[union-attr]
+    assert inference(page.entries[0].entry).input == {"email": "[REDACTED:email]", "secret": SECRET}
     one = reader.get(garbled.id, "review")
     assert one is not None
     assert one.unreadable

@@ -24,6 +24,7 @@ from inferlog.store import Store, open_store
 from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import backend_store, present
 from tests.server.conftest import Server, _serve
 
 CLI_ACTOR = f"cli:{getpass.getuser()}"
@@ -60,11 +61,7 @@ def _admin(url: str) -> list[AdminEntry]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """The API over each backend, with one key per role (the server tests' fixture)."""
-    if request.param == "sqlite":
-        store: Store = SQLiteStore(f"sqlite:///{tmp_path / 'api.db'}")
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"))
-    yield from _serve(store, tmp_path)
+    yield from _serve(backend_store(request, tmp_path / "api.db"), tmp_path)
 
 
 @pytest.fixture
@@ -198,7 +195,7 @@ def test_erase_works_on_the_default_install(logged: tuple[str, list[str]], tmp_p
     assert certificate["keys_destroyed"] == 0
     store = open_store(url)
     try:
-        assert all(store.get(i).purged for i in ids)  # type: ignore[union-attr]
+        assert all(present(store.get(i)).purged for i in ids)
         (erased,) = [e for e in _trail(store, "admin") if e.action == "subject.erased"]
         assert erased.id == certificate["admin_entry"]
         assert "subj-1" not in json.dumps(erased.details)
@@ -244,11 +241,7 @@ def test_erase_on_the_default_install_leaves_no_raw_identifier_behind(
 @pytest.fixture(params=["sqlite", "postgresql"])
 def purgeable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh store of each backend, opened with a role that may purge."""
-    store: Store = (
-        SQLiteStore(f"sqlite:///{tmp_path / 'purge.db'}")
-        if request.param == "sqlite"
-        else PostgresStore(request.getfixturevalue("pg_url"))
-    )
+    store = backend_store(request, tmp_path / "purge.db")
     yield store
     store.close()
 
@@ -301,7 +294,7 @@ def test_entries_purged_before_the_upgrade_lose_their_identifiers_when_it_runs(t
     import sqlite3
 
     from inferlog.ingest import Ingestor
-    from inferlog.store import sqlite as backend
+    from inferlog.store.migrations import sqlite as backend
     from inferlog.testing import make_record
 
     url = f"sqlite:///{tmp_path / 'old.db'}"

@@ -17,7 +17,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from inferlog.record import uuid7
 from inferlog.server import create_app
 from inferlog.store import open_store
 from inferlog.testing import make_record, prepare
-from tests.fix_server import free_port
+from tests.helpers import answers, backend_url, free_port, wait_for
 
 SHARED = 5  # both histories agree on this many entries
 LONGEST = 40
@@ -180,7 +179,7 @@ def test_processes_checkpointing_one_log_all_succeed(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Three processes appending to one log and checkpointing it with one key all succeed, consistently."""
-    url = f"sqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    url = backend_url(request, tmp_path / "log.db", backend)
     open_store(url).close()  # made once, before the workers race to open it
     key_path = tmp_path / "signer.key"
     init_signer(key_path, origin="race.test/log")
@@ -217,19 +216,12 @@ def _records(n: int) -> list[dict[str, object]]:
     return [{"id": uuid7(), "system": "s", "ts": now, "model": model, "output": i} for i in range(n)]
 
 
-def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up after {seconds:g}s waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_server_signs_every_n_entries_unasked(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """A server with a signing key signs after every N entries although nobody POSTs /v1/checkpoint."""
-    url = f"sqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    url = backend_url(request, tmp_path / "log.db", backend)
     store = open_store(url)
     key_path = tmp_path / "signer.key"
     init_signer(key_path, origin="cadence.test/log")
@@ -246,7 +238,11 @@ def test_server_signs_every_n_entries_unasked(
             # slow machine's tick fall between them and leave fewer than N new entries behind it.
             for _ in range(2):
                 assert client.post("/v1/records", json=_records(60)).status_code == 200
-            _wait_for(lambda: any(c.size == 120 for c in store.checkpoints()), "a checkpoint of 120 entries")
+            wait_for(
+                lambda: any(c.size == 120 for c in store.checkpoints()),
+                "a checkpoint of 120 entries",
+                seconds=60,
+            )
             note = client.get("/v1/checkpoint").text.encode()
             assert client.post("/v1/records", json=_records(10)).status_code == 200  # fewer than N
         verifiers = load_verifiers([str(public_key_path(key_path))])
@@ -270,7 +266,11 @@ def test_server_signs_lone_entries_after_t_seconds(tmp_path: Path) -> None:
     try:
         with TestClient(create_app(store, auth=False, checkpointer=checkpointer)) as client:
             assert client.post("/v1/records", json=_records(3)).status_code == 200
-            _wait_for(lambda: [c.size for c in store.checkpoints()] == [3], "a checkpoint of the 3 entries")
+            wait_for(
+                lambda: [c.size for c in store.checkpoints()] == [3],
+                "a checkpoint of the 3 entries",
+                seconds=60,
+            )
     finally:
         store.close()
 
@@ -294,12 +294,9 @@ def test_inferlog_serve_signs_on_its_cadence(tmp_path: Path) -> None:
 
         def up() -> bool:
             assert proc.poll() is None, errors.read_text()
-            try:
-                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return answers(f"{base}/healthz")
 
-        _wait_for(up, "inferlog serve to come up")
+        wait_for(up, "inferlog serve to come up", seconds=60)
         for _ in range(3):
             assert httpx.post(f"{base}/v1/records", json=_records(20), timeout=30).status_code == 200
 
@@ -307,7 +304,7 @@ def test_inferlog_serve_signs_on_its_cadence(tmp_path: Path) -> None:
             answer = httpx.get(f"{base}/v1/checkpoint", timeout=5)
             return answer.status_code == 200 and int(answer.text.split("\n")[1]) >= 50
 
-        _wait_for(signed_50, "a checkpoint of 50+ entries")
+        wait_for(signed_50, "a checkpoint of 50+ entries", seconds=60)
         note = httpx.get(f"{base}/v1/checkpoint", timeout=5).text.encode()
         assert open_checkpoint(note, load_verifiers([str(public_key_path(key_path))])).size >= 50
     finally:

@@ -32,7 +32,8 @@ from inferlog.record.ids import uuid7
 from inferlog.record.model import AccessEntry, AdminEntry, Entry, FeedbackEntry, Model
 from inferlog.store import Store, open_store
 from inferlog.testing import make_record, prepare
-from tests.integrity.tampering import PostgresTamperer, SQLiteTamperer, Tamperer
+from tests.helpers import backend_url
+from tests.integrity.tampering import Tamperer, tamperer_for
 from tests.privacy.test_seal import MemoryKeyring
 
 FULL, FEEDBACK, SEALED, ACCESS, ADMIN, PLAIN, SEALED_TOO = 1, 2, 3, 4, 5, 6, 7
@@ -88,12 +89,8 @@ def _entries(keyring: MemoryKeyring) -> list[Entry]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def rich_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RichLog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'log.db'}"
-        tamperer: Tamperer = SQLiteTamperer(url)
-    else:
-        url = request.getfixturevalue("pg_url")
-        tamperer = PostgresTamperer(url)
+    url = backend_url(request, tmp_path / "log.db")
+    tamperer = tamperer_for(url)
     keyring = MemoryKeyring()
     entries = _entries(keyring)
     store = open_store(url)

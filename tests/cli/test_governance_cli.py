@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -168,7 +169,7 @@ def test_import_under_a_policy_seals_and_reimport_is_duplicate(
     config = tmp_path / "inferlog.toml"
     config.write_text(POLICY)
     url = f"sqlite:///{tmp_path / 'imported.db'}"
-    lines = [
+    lines: list[dict[str, Any]] = [
         {"kind": "inference", "id": str(uuid.uuid4()), "system": "credit", "ts": "2026-10-01T00:00:00Z",
          "model": {"name": "m", "version": "1"}, "input": {"note": "Brontë Halloway, ann@example.org"}}
         for _ in range(3)

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import cast
 
 import inferlog
+from inferlog.sdk.client import Durability
 
 
 def main() -> None:
-    url, spool_dir, threads, durability = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    log = inferlog.open(
-        url,
-        system="kill-test",
-        spool_dir=spool_dir,
-        durability=durability,
-        fail_closed=True,  # type: ignore[arg-type]
-    )
+    url, spool_dir, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    durability = cast(Durability, sys.argv[4])  # inferlog.open refuses any other value
+    log = inferlog.open(url, system="kill-test", spool_dir=spool_dir, durability=durability, fail_closed=True)
     model = inferlog.Model("kill-test-model", "1")
     out_lock = threading.Lock()
 

@@ -62,7 +62,7 @@ def test_killed_connections_and_restarts_lose_nothing(pg_url: str, pg_app_role: 
     assert kills > 0
     assert len(acked) > 500
     with admin_connect(pg_url) as conn:
-        stored = [row[0] for row in conn.execute("SELECT id::text FROM inferlog.entries ORDER BY seq")]
+        stored = [str(row[0]) for row in conn.execute("SELECT id::text FROM inferlog.entries ORDER BY seq")]
         (gaps,) = conn.execute("SELECT count(*) - max(seq) FROM inferlog.entries").fetchone()  # type: ignore[misc]
     assert gaps == 0
     assert len(stored) == len(set(stored))

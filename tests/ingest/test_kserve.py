@@ -20,6 +20,7 @@ from inferlog.record.model import InferenceRecord
 from inferlog.server import create_app
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import inferences
 
 OIP_REQUEST = {
     "id": "42",
@@ -151,11 +152,12 @@ class Sink:
             headers=headers(ce_id, half, when),
             content=json.dumps(body).encode(),
         )
-        return done.status_code
+        code: int = done.status_code
+        return code
 
     def records(self) -> list[InferenceRecord]:
         page = self.store.query(Query(kind="inference", limit=1000))
-        return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+        return inferences(page)
 
 
 @pytest.fixture

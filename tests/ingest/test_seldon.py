@@ -22,6 +22,7 @@ from inferlog.record.model import InferenceRecord
 from inferlog.server import create_app
 from inferlog.store.base import Query
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import inferences
 
 # An hour ago (a server accepts times within INFERLOG_MAX_RECORD_AGE), fixed for the whole module.
 KAFKA_MS = (int(time.time()) - 3600) * 1000
@@ -164,7 +165,7 @@ class Sink:
 
     def records(self) -> list[InferenceRecord]:
         page = self.store.query(Query(kind="inference", limit=1000))
-        return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+        return inferences(page)
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.record import Model
 from inferlog.store import Store, open_store
 from inferlog.testing import make_record, prepare
-from tests.integrity.tampering import PostgresTamperer, SQLiteTamperer, Tamperer
+from tests.helpers import backend_url
+from tests.integrity.tampering import Tamperer, tamperer_for
 
 
 @dataclass
@@ -53,12 +54,8 @@ class SignedLog:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def signed_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SignedLog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'log.db'}"
-        tamperer: Tamperer = SQLiteTamperer(url)
-    else:
-        url = request.getfixturevalue("pg_url")
-        tamperer = PostgresTamperer(url)
+    url = backend_url(request, tmp_path / "log.db")
+    tamperer = tamperer_for(url)
     key_path = tmp_path / "keys" / "signer.key"
     signer = init_signer(key_path, origin="test.example/log")
     store = open_store(url)

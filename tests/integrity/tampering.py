@@ -84,7 +84,7 @@ class PostgresTamperer:
             ).fetchall()
             for (table,) in tables:
                 conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER ALL").format(sql.SQL(table)))
-            cursor = conn.execute(statement.replace("?", "%s"), list(params))  # type: ignore[arg-type]
+            cursor = conn.execute(statement.replace("?", "%s"), list(params))
             return cursor.fetchall() if cursor.description else []  # an attacker leaves them off
 
     def one_microsecond_later(self) -> str:
@@ -122,3 +122,10 @@ class PostgresTamperer:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.snapshot_name))
             )
+
+
+def tamperer_for(url: str) -> Tamperer:
+    """The tamperer for the backend ``url`` names (a ``sqlite:`` URL, or else PostgreSQL)."""
+    if url.startswith("sqlite:"):
+        return SQLiteTamperer(url)
+    return PostgresTamperer(url)

@@ -134,7 +134,7 @@ size_pairs = st.integers(1, 300).flatmap(lambda n: st.tuples(st.integers(1, n), 
 # ---------------------------------------------------------------------- vectors
 
 
-def test_oracle_matches_spec_prefixes():
+def test_oracle_matches_spec_prefixes() -> None:
     """The test oracle itself reproduces the spec's quoted root prefixes and 8-leaf root."""
     assert mth(VECTOR_LEAVES[:1]).hex().startswith("6e340b9c")
     assert mth(VECTOR_LEAVES[:2]).hex().startswith("fac54203")
@@ -143,7 +143,7 @@ def test_oracle_matches_spec_prefixes():
 
 
 @pytest.mark.parametrize("n", range(9))
-def test_vector_roots(n):
+def test_vector_roots(n: int) -> None:
     """root_of, CompactRange and the oracle all give transparency-dev's root for n leaves."""
     compact = CompactRange()
     compact.extend(VECTOR_LEAVES[:n])
@@ -152,7 +152,7 @@ def test_vector_roots(n):
     assert mth(VECTOR_LEAVES[:n]) == ROOTS[n]
 
 
-def test_compact_range_frontier_matches_vectors():
+def test_compact_range_frontier_matches_vectors() -> None:
     """The frontier of 7 leaves is (node(2,0), node(1,2), leaf 6) as in CompactTrees()."""
     compact = CompactRange()
     compact.extend(VECTOR_LEAVES[:7])
@@ -165,7 +165,7 @@ def test_compact_range_frontier_matches_vectors():
 
 @pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize(("index", "size", "expected"), INCLUSION_VECTORS)
-def test_inclusion_vectors(source, index, size, expected):
+def test_inclusion_vectors(source: Source, index: int, size: int, expected: list[str]) -> None:
     """Inclusion proofs match transparency-dev's vectors and verify against their roots."""
     proof = inclusion_proof(index, size, source(VECTOR_LEAVES[:size]))
     assert [p.hex()[:8] for p in proof] == expected
@@ -174,7 +174,7 @@ def test_inclusion_vectors(source, index, size, expected):
 
 @pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize(("first", "second", "expected"), CONSISTENCY_VECTORS)
-def test_consistency_vectors(source, first, second, expected):
+def test_consistency_vectors(source: Source, first: int, second: int, expected: list[str]) -> None:
     """Consistency proofs match transparency-dev's vectors and verify against their roots."""
     proof = consistency_proof(first, second, source(VECTOR_LEAVES[:second]))
     assert [p.hex()[:8] for p in proof] == expected
@@ -185,7 +185,7 @@ def test_consistency_vectors(source, first, second, expected):
 
 
 @given(st.lists(st.binary(max_size=8), max_size=300))
-def test_compact_range_root_equals_root_of(data):
+def test_compact_range_root_equals_root_of(data: list[bytes]) -> None:
     """Appending leaves one by one gives the same root as root_of and the oracle, at every size."""
     leaves = [leaf_hash(d) for d in data]
     compact = CompactRange()
@@ -197,7 +197,7 @@ def test_compact_range_root_equals_root_of(data):
 
 
 @given(st.integers(0, 600))
-def test_compact_range_bytes_round_trip(n):
+def test_compact_range_bytes_round_trip(n: int) -> None:
     """to_bytes/from_bytes and from_state restore an equal range that keeps growing correctly."""
     compact = CompactRange()
     compact.extend(LEAVES[:n])
@@ -212,13 +212,13 @@ def test_compact_range_bytes_round_trip(n):
     ("size", "count"),
     [(0, 1), (1, 0), (3, 1), (3, 3), (-1, 0), (2**64, 1)],
 )
-def test_compact_range_rejects_impossible_state(size, count):
+def test_compact_range_rejects_impossible_state(size: int, count: int) -> None:
     """from_state insists on popcount(size) hashes and a size that fits in 64 bits."""
     with pytest.raises(ValueError, match="compact range"):
         CompactRange.from_state(size, LEAVES[:count])
 
 
-def test_compact_range_rejects_bad_encodings():
+def test_compact_range_rejects_bad_encodings() -> None:
     """from_bytes rejects short input, a ragged tail and a size that disagrees with the hashes."""
     good = CompactRange()
     good.extend(LEAVES[:3])
@@ -228,7 +228,7 @@ def test_compact_range_rejects_bad_encodings():
             CompactRange.from_bytes(bad)
 
 
-def test_compact_range_rejects_short_leaf_hash():
+def test_compact_range_rejects_short_leaf_hash() -> None:
     """append refuses anything that is not a 32-byte hash."""
     with pytest.raises(ValueError, match="32 bytes"):
         CompactRange().append(b"short")
@@ -273,7 +273,7 @@ def check_inclusion(source: Source, leaves: Sequence[bytes], index: int) -> None
 @example((1, 0))
 @example((256, 255))
 @example((257, 256))
-def test_inclusion_proofs_verify_and_tampering_fails(source, size_index):
+def test_inclusion_proofs_verify_and_tampering_fails(source: Source, size_index: tuple[int, int]) -> None:
     """Every inclusion proof verifies, and altered proofs, leaves, indices, sizes and roots fail."""
     size, index = size_index
     check_inclusion(source, LEAVES[:size], index)
@@ -283,7 +283,7 @@ def test_inclusion_proofs_verify_and_tampering_fails(source, size_index):
 @given(st.integers(257, 700).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
 @example((512, 0))
 @example((700, 699))
-def test_inclusion_proofs_cross_256_leaf_tiles(size_index):
+def test_inclusion_proofs_cross_256_leaf_tiles(size_index: tuple[int, int]) -> None:
     """With the default 256-leaf tiles, proofs in trees spanning several tiles verify."""
     size, index = size_index
     check_inclusion(tiled(8), LEAVES[:size], index)
@@ -291,20 +291,20 @@ def test_inclusion_proofs_cross_256_leaf_tiles(size_index):
 
 
 @pytest.mark.parametrize(("index", "size"), [(0, 0), (-1, 5), (5, 5)])
-def test_inclusion_proof_rejects_out_of_range(index, size):
+def test_inclusion_proof_rejects_out_of_range(index: int, size: int) -> None:
     """Generation refuses an index outside the tree."""
     with pytest.raises(ValueError, match="not in a tree"):
         inclusion_proof(index, size, LeafList(LEAVES[:5]))
 
 
 @pytest.mark.parametrize(("index", "size"), [(0, 0), (1, 0), (2, 1), (-1, 3)])
-def test_verify_inclusion_rejects_out_of_range(index, size):
+def test_verify_inclusion_rejects_out_of_range(index: int, size: int) -> None:
     """Verification fails for an index outside the claimed tree, whatever the hashes."""
     with pytest.raises(ProofError, match="not in a tree"):
         verify_inclusion(index, size, LEAVES[0], [], LEAVES[0])
 
 
-def test_verify_inclusion_single_leaf():
+def test_verify_inclusion_single_leaf() -> None:
     """In a one-leaf tree the proof is empty and the leaf hash is the root."""
     verify_inclusion(0, 1, LEAVES[0], [], LEAVES[0])
     with pytest.raises(ProofError):
@@ -367,7 +367,7 @@ def check_consistency(source: Source, leaves: Sequence[bytes], first: int) -> No
 @example((1, 2))
 @example((255, 256))
 @example((256, 300))
-def test_consistency_proofs_verify_and_tampering_fails(source, pair):
+def test_consistency_proofs_verify_and_tampering_fails(source: Source, pair: tuple[int, int]) -> None:
     """Every consistency proof verifies; altered proofs, sizes, roots and rewritten history fail."""
     first, second = pair
     check_consistency(source, LEAVES[:second], first)
@@ -377,14 +377,14 @@ def test_consistency_proofs_verify_and_tampering_fails(source, pair):
 @given(st.integers(257, 700).flatmap(lambda n: st.tuples(st.integers(1, n), st.just(n))))
 @example((256, 700))
 @example((300, 512))
-def test_consistency_proofs_cross_256_leaf_tiles(pair):
+def test_consistency_proofs_cross_256_leaf_tiles(pair: tuple[int, int]) -> None:
     """With the default 256-leaf tiles, consistency proofs across several tiles verify."""
     first, second = pair
     check_consistency(tiled(8), LEAVES[:second], first)
     check_consistency(tiled(8, stored=True), LEAVES[:second], first)
 
 
-def test_consistency_trivial_cases():
+def test_consistency_trivial_cases() -> None:
     """Size 0 is consistent with anything given an empty proof; equal sizes need equal roots."""
     verify_consistency(0, 0, EMPTY_ROOT, EMPTY_ROOT, [])
     verify_consistency(0, 5, EMPTY_ROOT, mth(LEAVES[:5]), [])
@@ -406,7 +406,7 @@ def test_consistency_trivial_cases():
 # ----------------------------------------------------------------- tiled hashes
 
 
-def test_tiled_hashes_read_few_leaves_in_a_big_tree():
+def test_tiled_hashes_read_few_leaves_in_a_big_tree() -> None:
     """With stored level-8 tiles, each proof in a 70,000-leaf tree reads under 1,024 hashes."""
     n = 70_000
     leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
@@ -435,7 +435,7 @@ def test_tiled_hashes_read_few_leaves_in_a_big_tree():
     verify_consistency(40_001, n, root_of(leaves[:40_001]), root, proof)
 
 
-def test_tiled_hashes_cache_makes_repeat_proofs_cheap():
+def test_tiled_hashes_cache_makes_repeat_proofs_cheap() -> None:
     """Without stored tiles the first proof reads each leaf once; a later one reads a few tiles."""
     n = 5000
     leaves = LEAVES * 5
@@ -454,7 +454,7 @@ def test_tiled_hashes_cache_makes_repeat_proofs_cheap():
     assert reads[0] < 4 * 256
 
 
-def test_tiled_hashes_refuse_incomplete_subtrees():
+def test_tiled_hashes_refuse_incomplete_subtrees() -> None:
     """Asking for a subtree past the end of the stored leaves is an error, not a wrong hash."""
     source = TiledHashes(lambda a, b: LEAVES[:10][a:b], tile_height=2)
     with pytest.raises(IndexError, match="not complete"):
@@ -466,7 +466,7 @@ def test_tiled_hashes_refuse_incomplete_subtrees():
 
 
 @given(st.integers(0, 6), st.integers(0, 40))
-def test_perfect_agrees_across_sources(level, index):
+def test_perfect_agrees_across_sources(level: int, index: int) -> None:
     """LeafList and TiledHashes of every tile height return the same perfect-subtree hash."""
     hi = (index + 1) << level
     if hi > len(LEAVES):

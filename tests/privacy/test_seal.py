@@ -24,6 +24,7 @@ from inferlog.privacy.seal import (
 )
 from inferlog.record.model import InferenceRecord
 from inferlog.record.validate import to_entry
+from tests.helpers import inference
 
 
 class MemoryKeyring:
@@ -93,7 +94,7 @@ def test_hkdf_matches_the_cryptography_package() -> None:
 def test_sealed_fields_hold_ciphertext_and_open_to_the_original(keyring: MemoryKeyring) -> None:
     """input, output and a nested attribute become ciphertext; opening gives the entry back exactly."""
     entry = record(subject="customer-42")
-    sealed = sealer_for(keyring)(entry)
+    sealed = inference(sealer_for(keyring)(entry))
     assert sealed.sealed is not None
     assert sealed.sealed.fields == list(FIELDS)
     assert isinstance(sealed.input, str)
@@ -104,7 +105,7 @@ def test_sealed_fields_hold_ciphertext_and_open_to_the_original(keyring: MemoryK
     assert sealed.subject is not None
     assert is_pseudonym(sealed.subject)
     assert sealed.sealed.subject == f"subject:{sealed.subject}"
-    opened = Opener(keyring).open(sealed, sealed.sealed.dek)
+    opened = inference(Opener(keyring).open(sealed, sealed.sealed.dek))
     assert opened.input == entry.input
     assert opened.output == entry.output
     assert opened.attributes == entry.attributes
@@ -128,7 +129,7 @@ def test_the_leaf_carries_the_key_commitment_and_the_store_gets_the_wrapped_key(
 
 def test_swapped_fields_are_refused(keyring: MemoryKeyring) -> None:
     """Moving input's ciphertext into output fails authentication instead of decrypting."""
-    sealed = sealer_for(keyring)(record())
+    sealed = inference(sealer_for(keyring)(record()))
     assert sealed.sealed is not None
     swapped = msgspec.structs.replace(sealed, input=sealed.output, output=sealed.input)
     with pytest.raises(IntegrityError, match="does not decrypt"):
@@ -176,7 +177,7 @@ def test_destroying_either_key_shreds_the_entry(keyring: MemoryKeyring) -> None:
     keyring.destroy(one.sealed.subject)
     with pytest.raises(KeyDestroyed):
         Opener(keyring).open(one, one.sealed.dek)
-    assert Opener(keyring).open(two, two.sealed.dek).input == record().input
+    assert inference(Opener(keyring).open(two, two.sealed.dek)).input == record().input
     keyring.destroy(two.sealed.epoch)
     with pytest.raises(KeyDestroyed):
         Opener(keyring).open(two, two.sealed.dek)
@@ -194,7 +195,7 @@ def test_rotation_rewraps_without_touching_the_ciphertext(keyring: MemoryKeyring
     assert new.epoch_ref != old.epoch_ref
     assert new.blob != old.blob
     del keyring.keys[old.epoch_ref]
-    assert Opener(keyring).open(sealed, new).input == record().input
+    assert inference(Opener(keyring).open(sealed, new)).input == record().input
 
 
 def test_entries_without_the_fields_or_already_sealed_pass_through(keyring: MemoryKeyring) -> None:

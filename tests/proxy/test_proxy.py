@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,28 +25,19 @@ from inferlog.errors import NotDurable
 from inferlog.proxy import create_proxy
 from inferlog.record.model import InferenceRecord
 from inferlog.sdk.client import Log
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.helpers import free_port, inferences, wait_for
 
 
 class Served:
     """An ASGI app served by uvicorn in a thread on a free loopback port."""
 
     def __init__(self, app: Any) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
+        wait_for(lambda: self.server.started, "uvicorn to start")
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -123,7 +112,7 @@ class Rig:
     def records(self) -> list[InferenceRecord]:
         self.log.flush()
         page = self.log.query(kind="inference", limit=1000)
-        return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
+        return inferences(page)
 
 
 def _rig(tmp_path: Path, fail_closed: bool = False) -> Iterator[Rig]:
@@ -156,7 +145,7 @@ def _infer_body(rows: list[list[float]]) -> dict[str, Any]:
 def test_responses_match_direct_and_each_infer_is_one_record(rig: Rig) -> None:
     """Through the proxy every answer equals the direct one, and each infer call is exactly one typed record."""
     x, _ = load_iris(return_X_y=True)
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", "/v2/health/ready", None),
         ("GET", "/v2/models/iris", None),
         ("GET", "/v2/models/nope", None),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 
@@ -93,14 +94,14 @@ def test_build_query_copies_filters_and_paging() -> None:
         ({"limit": 0}, "limit: must be"),
     ],
 )
-def test_build_query_refuses_nonsense(options: dict, message: str) -> None:
+def test_build_query_refuses_nonsense(options: dict[str, Any], message: str) -> None:
     """Malformed attributes, an empty time window, unknown options and bad limits are UsageErrors."""
     with pytest.raises(UsageError, match=message):
         build_query(now=NOW, **options)
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
-def test_iter_entries_reads_every_page(store: Store, order: str) -> None:
+def test_iter_entries_reads_every_page(store: Store, order: Literal["asc", "desc"]) -> None:
     """Paging two at a time visits every matching entry exactly once, in the query's order."""
     seqs = [e.seq for e in iter_entries(store, Query(system="a", limit=2, order=order))]
     expected = [1, 2, 3, 4, 5, 7]

@@ -13,11 +13,12 @@ from inferlog.integrity.verify import audit
 from inferlog.keystore import LocalKeyStore
 from inferlog.privacy.policy import load_policy
 from inferlog.retention import Governance, apply_retention, plan_retention
-from inferlog.store import open_store
+from inferlog.store import Store, open_store
+from tests.helpers import of_kind, present
 from tests.retention.conftest import Backend
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
-MODEL = {"name": "scorer", "version": "2.1"}
+MODEL = inferlog.Model("scorer", "2.1")
 
 POLICY = """
 [keystore]
@@ -50,6 +51,12 @@ def seed(backend: Backend, config: Path, tmp_path: Path) -> dict[str, list[str]]
     return made
 
 
+def _full(gov: Governance) -> Store:
+    """The store a test opened for ``gov``, with every role (Governance itself needs only some)."""
+    assert isinstance(gov.store, Store)
+    return gov.store
+
+
 def governance(backend: Backend, config: Path, tmp_path: Path) -> Governance:
     return Governance(
         open_store(backend.url),
@@ -71,38 +78,29 @@ def test_plan_then_apply_purges_what_is_past_retention(backend: Backend, tmp_pat
         assert plan["credit"].cutoff == dt.datetime(2026, 5, 20, 12, 0, tzinfo=dt.UTC)
         assert (plan["credit"].purge, plan["chat"].purge) == (3, 0)
         assert plan["credit"].epoch_keys == ["epoch:credit:2026-03"]
-        assert all(not gov.store.get(i).purged for i in made["credit-march"])  # type: ignore[union-attr]  # a plan changes nothing
+        # a plan changes nothing
+        assert all(not present(gov.store.get(i)).purged for i in made["credit-march"])
         apply_retention(gov)
-        assert all(gov.store.get(i).purged for i in made["credit-march"])  # type: ignore[union-attr]
+        assert all(present(gov.store.get(i)).purged for i in made["credit-march"])
         for kept in ("credit-june", "credit-november", "chat-march"):
-            assert not any(gov.store.get(i).purged for i in made[kept])  # type: ignore[union-attr]
-        keys = {k.name: k.destroyed_at is not None for k in gov.keystore.list_keys("epoch:")}  # type: ignore[union-attr]
+            assert not any(present(gov.store.get(i)).purged for i in made[kept])
+        assert gov.keystore is not None
+        keys = {k.name: k.destroyed_at is not None for k in gov.keystore.list_keys("epoch:")}
         assert keys["epoch:credit:2026-03"]
         assert not keys["epoch:credit:2026-06"]
         assert not keys["epoch:chat:2026-03"]
-        report = audit(gov.store)
+        report = audit(_full(gov))
         assert report.ok, report.problems
         assert report.purged == 3
-        applied = [
-            e
-            for e in gov.store.query(inferlog.Query(kind="admin", limit=100))
-            if e.entry.action == "retention.applied"
-        ]  # type: ignore[union-attr]
+        admin = of_kind(inferlog.AdminEntry, gov.store.query(inferlog.Query(kind="admin", limit=100)))
+        applied = [e for e in admin if e.action == "retention.applied"]
         assert len(applied) == 1
-        assert applied[0].entry.details["systems"][0]["purge"] == 3  # type: ignore[union-attr]
+        assert applied[0].details["systems"][0]["purge"] == 3
         apply_retention(gov)  # again: nothing left, no second entry
-        assert (
-            len(
-                [
-                    e
-                    for e in gov.store.query(inferlog.Query(kind="admin", limit=100))
-                    if e.entry.action == "retention.applied"
-                ]
-            )
-            == 1
-        )  # type: ignore[union-attr]
+        admin = of_kind(inferlog.AdminEntry, gov.store.query(inferlog.Query(kind="admin", limit=100)))
+        assert len([e for e in admin if e.action == "retention.applied"]) == 1
     finally:
-        gov.store.close()
+        _full(gov).close()
 
 
 def test_a_legal_hold_blocks_the_purge_and_the_epoch_key(backend: Backend, tmp_path: Path) -> None:
@@ -121,13 +119,14 @@ def test_a_legal_hold_blocks_the_purge_and_the_epoch_key(backend: Backend, tmp_p
         assert (plan["credit"].purge, plan["credit"].held, plan["credit"].epoch_keys) == (0, 3, [])
         gov.record_policy()
         apply_retention(gov)
-        assert not any(gov.store.get(i).purged for i in made["credit-march"])  # type: ignore[union-attr]
-        assert all(k.destroyed_at is None for k in gov.keystore.list_keys("epoch:"))  # type: ignore[union-attr]
+        assert not any(present(gov.store.get(i)).purged for i in made["credit-march"])
+        assert gov.keystore is not None
+        assert all(k.destroyed_at is None for k in gov.keystore.list_keys("epoch:"))
         recorded = [e.body or b"" for e in gov.store.query(inferlog.Query(kind="admin", limit=10))]
         assert any(b"claim-88" in body for body in recorded)  # the policy, holds included, is on record
         assert not any(b"jo.doe@example.org" in body for body in recorded)  # but no raw subject
     finally:
-        gov.store.close()
+        _full(gov).close()
 
 
 def test_a_retention_below_the_minimum_is_refused_unless_forced(backend: Backend, tmp_path: Path) -> None:
@@ -141,14 +140,14 @@ def test_a_retention_below_the_minimum_is_refused_unless_forced(backend: Backend
     gov = Governance(open_store(backend.url), policy, None, now=NOW)
     try:
         gov.record_policy()
-        recorded = list(gov.store.query(inferlog.Query(kind="admin", limit=10)))
+        recorded = of_kind(inferlog.AdminEntry, gov.store.query(inferlog.Query(kind="admin", limit=10)))
         assert len(recorded) == 1
-        assert recorded[0].entry.details["forced_short_retention"] == [  # type: ignore[union-attr]
+        assert recorded[0].details["forced_short_retention"] == [
             {"system": "*", "reason": "DPIA-9: chat kept 30 days"}
         ]
         assert gov.record_policy() is None  # unchanged policy: not recorded twice
     finally:
-        gov.store.close()
+        _full(gov).close()
 
 
 def test_retention_of_one_system_never_destroys_another_systems_keys(
@@ -167,11 +166,11 @@ def test_retention_of_one_system_never_destroys_another_systems_keys(
     gov = governance(backend, config, tmp_path)
     try:
         apply_retention(gov)
-        assert gov.store.get(made["a"]).purged  # type: ignore[union-attr]
+        assert present(gov.store.get(made["a"])).purged
     finally:
-        gov.store.close()
+        _full(gov).close()
     with inferlog.open(backend.url, system="a:b", config=config, spool_dir=tmp_path / "reader") as log:
-        assert log.get(made["a:b"]).input == {"s": "a:b"}  # type: ignore[union-attr]
+        assert present(log.get(made["a:b"])).input == {"s": "a:b"}
 
 
 def test_processes_recording_the_same_new_policy_at_once_record_it_once(tmp_path: Path) -> None:

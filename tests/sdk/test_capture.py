@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 import inferlog
 from inferlog.sdk.client import Log
+from tests.helpers import inferences
 
 
 def _only(log: Log) -> inferlog.InferenceRecord:
@@ -23,7 +24,7 @@ def test_decorator_records_input_output_latency(log: Log, model: inferlog.Model)
     """A decorated call is one record with the argument as input and the result as output."""
 
     @log.inference(model=model)
-    def predict(features: dict) -> dict:
+    def predict(features: dict[str, int]) -> dict[str, float]:
         return {"score": features["income"] / 100000}
 
     assert predict({"income": 50000}) == {"score": 0.5}
@@ -51,7 +52,7 @@ def test_decorator_records_and_reraises_exceptions(log: Log, model: inferlog.Mod
     """A raising call is recorded as an error with type and message, and the exception propagates."""
 
     @log.inference(model=model)
-    def predict(x: list) -> float:
+    def predict(x: list[int]) -> float:
         raise ValueError(f"expected 4 features, got {len(x)}")
 
     with pytest.raises(ValueError, match="expected 4 features"):
@@ -78,7 +79,7 @@ def test_decorator_on_async_functions(log: Log, model: inferlog.Model) -> None:
             await predict(-1)
 
     asyncio.run(main())
-    records = [e.entry for e in log.query(kind="inference")]
+    records = inferences(log.query(kind="inference"))
     assert [(r.input, r.output, r.status) for r in records] == [(3, 6, "ok"), (-1, None, "error")]
 
 
@@ -125,7 +126,7 @@ def test_wrap_sklearn_estimator(log: Log) -> None:
     assert list(clf.classes_) == [0, 1, 2]
     with pytest.raises(ValueError, match="features"):
         clf.predict(np.array([[1.0, 2.0]]))  # wrong number of features
-    records = [e.entry for e in log.query(kind="inference")]
+    records = inferences(log.query(kind="inference"))
     assert [r.attributes["method"] for r in records] == ["predict", "predict_proba", "predict"]
     assert records[0].output == labels.tolist()
     assert records[1].output == probabilities.tolist()

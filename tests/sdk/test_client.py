@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -57,6 +58,7 @@ def test_error_records_keep_type_and_message(log: Log, model: inferlog.Model) ->
     rid = log.record(model=model, input=[1], error=TimeoutError("upstream took 30s"), latency_ms=30000)
     got = log.get(rid)
     assert got is not None
+    assert isinstance(got.entry, inferlog.InferenceRecord)
     assert got.entry.status == "error"
     assert got.entry.error == inferlog.ErrorInfo("TimeoutError", "upstream took 30s")
 
@@ -66,6 +68,7 @@ def test_numpy_values_are_recorded_as_lists(log: Log, model: inferlog.Model) -> 
     rid = log.record(model=model, input=np.array([[1.0, 2.0]]), output=np.float64(0.5))
     got = log.get(rid)
     assert got is not None
+    assert isinstance(got.entry, inferlog.InferenceRecord)
     assert (got.entry.input, got.entry.output) == ([[1.0, 2.0]], 0.5)
 
 
@@ -83,7 +86,9 @@ def test_numpy_values_are_recorded_as_lists(log: Log, model: inferlog.Model) -> 
         ({"source": "carrier-pigeon"}, "source"),
     ],
 )
-def test_bad_record_is_refused_at_the_call(log: Log, model: inferlog.Model, kwargs: dict, field: str) -> None:
+def test_bad_record_is_refused_at_the_call(
+    log: Log, model: inferlog.Model, kwargs: dict[str, Any], field: str
+) -> None:
     """record() refuses bad values at once, naming the field, and spools nothing."""
     kwargs = {"model": model} | kwargs
     with pytest.raises(RecordInvalid) as info:
@@ -97,6 +102,7 @@ def test_model_may_be_given_as_mapping(log: Log) -> None:
     rid = log.record(model={"name": "m", "version": "2"}, output=1)  # type: ignore[arg-type]
     got = log.get(rid)
     assert got is not None
+    assert isinstance(got.entry, inferlog.InferenceRecord)
     assert got.entry.model == inferlog.Model("m", "2")
 
 
@@ -201,7 +207,7 @@ class _BrokenTransport:
     def __init__(self) -> None:
         self.attempts = 0
 
-    def send(self, batch: object) -> list:
+    def send(self, batch: object) -> NoReturn:
         self.attempts += 1
         raise ConnectionError("log server unreachable")
 
@@ -277,6 +283,7 @@ def test_nan_features_are_recorded_not_lost(log: Log, model: inferlog.Model) -> 
     assert log.counters.failed == 0
     got = log.get(rid)
     assert got is not None
+    assert isinstance(got.entry, inferlog.InferenceRecord)
     assert (got.entry.input, got.entry.output) == ({"income": None, "age": 41}, None)
 
 

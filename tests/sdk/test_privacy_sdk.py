@@ -16,6 +16,7 @@ import pytest
 import inferlog
 from inferlog.errors import NotDurable
 from inferlog.testing import make_record
+from tests.helpers import present
 
 POLICY = '[keystore]\npath = "keys.db"\n'
 PLANTED = "Quillon Ashgrove-4471"
@@ -75,11 +76,12 @@ def test_a_sealed_spool_left_by_a_dead_process_is_replayed(tmp_path: Path) -> No
     assert PLANTED.encode() not in raw
     with inferlog.open(url, system="s") as log:  # no policy, no key store: the sealed spool waits
         assert log.flush(timeout=60)
-        assert all(log.store.get(i) is None for i in ids)  # type: ignore[union-attr]
+        assert log.store is not None
+        assert all(log.store.get(i) is None for i in ids)
     assert not list(tmp_path.rglob("dead-letter"))
     with inferlog.open(url, system="s", config=config) as log:
         assert log.flush(timeout=60)
-        assert [log.get(i).input["i"] for i in ids] == list(range(50))  # type: ignore[union-attr, index]
+        assert [present(log.get(i)).input["i"] for i in ids] == list(range(50))
 
 
 def test_a_subjects_record_is_sealed_before_the_spool_or_refused(tmp_path: Path) -> None:
@@ -157,7 +159,8 @@ def test_an_orphan_sealed_under_another_key_store_is_left_for_its_owner(tmp_path
     assert len(ids) == 20, out.stderr
     with inferlog.open(url, system="s", config=mine) as log:
         assert log.flush(timeout=30)
-        assert all(log.store.get(i) is None for i in ids)  # type: ignore[union-attr]
+        assert log.store is not None
+        assert all(log.store.get(i) is None for i in ids)
     assert not list(tmp_path.rglob("dead-letter"))
     with inferlog.open(url, system="s", config=theirs) as log:
         assert log.flush(timeout=60)

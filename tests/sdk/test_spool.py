@@ -17,20 +17,25 @@ def _writer(root: Path, **kw: int) -> SpoolWriter:
     )
 
 
+def _read_all(spool: SpoolWriter, batch_size: int) -> tuple[list[bytes], Cursor]:
+    """Every payload in the spool from its start, read ``batch_size`` at a time, and the cursor after them."""
+    got: list[bytes] = []
+    cursor = Cursor(1, DATA_START)
+    while True:
+        batch, after = spool.read(cursor, batch_size)
+        if not batch and after == cursor:
+            return got, cursor
+        got += batch
+        cursor = after
+
+
 def test_frames_read_back_in_order_across_segments(tmp_path: Path) -> None:
     """Payloads appended across several segment rotations read back complete and in order."""
     spool = _writer(tmp_path)
     payloads = [os.urandom(100 + i % 900) for i in range(300)]
     for p in payloads:
         spool.append(p)
-    got: list[bytes] = []
-    cursor = Cursor(1, DATA_START)
-    while True:
-        batch, after = spool.read(cursor, 50)
-        if not batch and after == cursor:
-            break
-        got += batch
-        cursor = after
+    got, cursor = _read_all(spool, 50)
     assert got == payloads
     assert cursor.segment >= 2  # it really rotated
     spool.close(delivered=True)
@@ -133,14 +138,7 @@ def test_spare_segments_race_with_rotation_safely(tmp_path: Path) -> None:
     finally:
         stop.set()
         helper.join()
-    got: list[bytes] = []
-    cursor = Cursor(1, DATA_START)
-    while True:
-        batch, after = spool.read(cursor, 500)
-        if not batch and after == cursor:
-            break
-        got += batch
-        cursor = after
+    got, _ = _read_all(spool, 500)
     assert got == payloads
     assert not list(spool.directory.glob(".spare-*"))  # renamed into place or removed
     spool.close(delivered=True)

@@ -16,8 +16,8 @@ from inferlog.integrity.signing_keys import init_signer, load_verifiers
 from inferlog.ledger.checkpoint import NoteVerifier
 from inferlog.server import create_app
 from inferlog.store import Store
-from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import backend_store
 
 
 @dataclass
@@ -34,11 +34,7 @@ class Server:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """The API over each backend: a SQLite file, and a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        store: Store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"))
-    yield from _serve(store, tmp_path)
+    yield from _serve(backend_store(request, tmp_path / "server.db"), tmp_path)
 
 
 @pytest.fixture

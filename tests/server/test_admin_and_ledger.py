@@ -7,7 +7,9 @@ import base64
 from inferlog.ledger.checkpoint import open_checkpoint
 from inferlog.ledger.hashing import leaf_hash
 from inferlog.ledger.merkle import verify_consistency, verify_inclusion
+from inferlog.record.model import AdminEntry
 from inferlog.store.base import Query
+from tests.helpers import of_kind
 from tests.server.conftest import Server
 from tests.server.test_records import rec
 
@@ -26,7 +28,7 @@ def test_admin_creates_lists_and_revokes_keys(server: Server) -> None:
     assert server.client.delete(f"/v1/keys/{kid}", headers=server.as_("admin")).status_code == 200
     assert server.client.delete(f"/v1/keys/{kid}", headers=server.as_("admin")).status_code == 404
     assert server.client.get("/v1/stats", headers={"X-API-Key": token}).status_code == 401
-    actions = [e.entry.action for e in server.store.query(Query(kind="admin"))]
+    actions = [e.action for e in of_kind(AdminEntry, server.store.query(Query(kind="admin")))]
     assert actions == ["key.created", "key.revoked"]
     bad = server.client.post(
         "/v1/keys", json={"role": "god", "systems": ["x"], "name": "n"}, headers=server.as_("admin")

@@ -7,8 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,7 +23,7 @@ from inferlog.store import Store
 from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
-from tests.fix_server import free_port
+from tests.helpers import free_port, inferences, wait_for, wait_until_serving
 
 # Inside the window a server accepts (INFERLOG_MAX_RECORD_AGE): a fixed date would age out of it.
 RECENT = format_timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
@@ -50,17 +48,7 @@ def _half(ce_id: str, half: str = "request") -> dict[str, str]:
 
 
 def _records(store: Store) -> list[InferenceRecord]:
-    page = store.query(Query(kind="inference", limit=100))
-    return [s.entry for s in page.entries if isinstance(s.entry, InferenceRecord)]
-
-
-def _wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
+    return inferences(store.query(Query(kind="inference", limit=100)))
 
 
 def test_a_store_without_a_file_and_no_pending_path_refuses_with_503(pg_url: str) -> None:
@@ -101,7 +89,7 @@ def test_the_lifespan_starts_and_stops_the_sweeper_and_resumes_old_halves(tmp_pa
     second.state.kserve_timeout = 0.2
     with TestClient(second):
         assert second.state.kserve_pending is not None, "reopened at start-up: an earlier run left halves"
-        assert _wait_for(lambda: len(_records(store)) == 1)
+        wait_for(lambda: len(_records(store)) == 1, "the sweeper to record the lone half")
     (rec,) = _records(store)
     assert rec.id == kserve.record_id(SOURCE, "lone")
     assert rec.attributes["kserve_half"] == "request"
@@ -145,17 +133,12 @@ def _serve(db: str, port: int, env: dict[str, str], *extra: str) -> subprocess.P
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    if not _wait_for(up, 30):
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/healthz", "inferlog serve to come up", proc)
+    except AssertionError:
         proc.kill()
         proc.wait()
-        raise AssertionError("inferlog serve did not come up")
+        raise
     return proc
 
 
@@ -190,7 +173,7 @@ def test_serve_options_and_settings_reach_the_sink(
         )
         assert done.status_code == 202
         assert pending.exists()
-        assert _wait_for(lambda: len(_records(store)) == 1), "the sweeper recorded the lone half"
+        wait_for(lambda: len(_records(store)) == 1, "the sweeper to record the lone half")
         (rec,) = _records(store)
         assert rec.attributes["kserve_half"] == "request"
         assert rec.input == BODY

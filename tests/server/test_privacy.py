@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +13,12 @@ from inferlog.apikeys import create_key
 from inferlog.keystore.protection import load_protection
 from inferlog.record import uuid7
 from inferlog.record.canonical import format_timestamp
+from inferlog.record.model import AdminEntry
 from inferlog.server import create_app
-from inferlog.store import Store
 from inferlog.store.base import Query
-from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record, prepare
+from tests.helpers import backend_store, of_kind, present, wait_for
 from tests.server.conftest import Server
 
 PLANTED = "Ottoline Vexworth-55"
@@ -44,10 +43,7 @@ def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """The API with a policy that seals input and output and redacts card numbers."""
     config = tmp_path / "inferlog.toml"
     config.write_text(POLICY)
-    if request.param == "sqlite":
-        store: Store = SQLiteStore(f"sqlite:///{tmp_path / 'server.db'}")
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"))
+    store = backend_store(request, tmp_path / "server.db")
     keys = {
         role: create_key(store, role, ["*"], role)[0] for role in ("ingest", "reader", "auditor", "admin")
     }
@@ -102,12 +98,9 @@ def test_the_server_records_its_policy_and_applies_retention_on_schedule(tmp_pat
     store.append(old + fresh)
     app = create_app(store, auth=False, protection=load_protection(config), retention_every=3600)
     with TestClient(app):
-        deadline = time.monotonic() + 20
-        while not store.get(old[0].entry.id).purged:  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the retention pass did not run"
-            time.sleep(0.05)
-    assert not store.get(fresh[0].entry.id).purged  # type: ignore[union-attr]
-    actions = [e.entry.action for e in store.query(Query(kind="admin", limit=10))]  # type: ignore[union-attr]
+        wait_for(lambda: present(store.get(old[0].entry.id)).purged, "the retention pass", seconds=20)
+    assert not present(store.get(fresh[0].entry.id)).purged
+    actions = [e.action for e in of_kind(AdminEntry, store.query(Query(kind="admin", limit=10)))]
     assert actions == ["policy.changed", "retention.applied"]
     store.close()
 

@@ -10,7 +10,10 @@ import msgspec
 
 from inferlog.record import uuid7
 from inferlog.record.canonical import format_timestamp
+from inferlog.record.model import AccessEntry, FeedbackEntry
 from inferlog.store.base import Query
+from inferlog.store.sqlite import SQLiteStore
+from tests.helpers import inference, inferences, of_kind
 from tests.server.conftest import Server
 
 # Within the window a server accepts (INFERLOG_MAX_RECORD_AGE), and fixed: a retry is byte-identical.
@@ -38,7 +41,7 @@ def test_append_json_array_answers_seqs(server: Server) -> None:
     ]  # fmt: skip
     stored = server.store.get(str(records[0]["id"]))
     assert stored is not None
-    assert (stored.entry.system, stored.entry.source) == ("credit", "http")
+    assert (stored.entry.system, inference(stored.entry).source) == ("credit", "http")
 
 
 def test_append_ndjson_and_retry_is_idempotent(server: Server) -> None:
@@ -154,12 +157,13 @@ def test_reads_need_a_purpose_and_leave_an_access_entry(server: Server) -> None:
         "/v1/records", params={"purpose": "monitoring", "model": "credit-risk"}, headers=server.as_("reader")
     )
     assert len(page.json()["entries"]) == 1
-    trail = server.store.query(Query(kind="access")).entries
-    assert [(a.entry.action, a.entry.purpose, a.entry.count) for a in trail] == [
+    trail = of_kind(AccessEntry, server.store.query(Query(kind="access")))
+    assert [(a.action, a.purpose, a.count) for a in trail] == [
         ("get", "credit appeal #42", 1), ("query", "monitoring", 1),
     ]  # fmt: skip
-    assert trail[0].entry.actor.startswith("credit analyst")
-    assert trail[1].entry.query["model"] == "credit-risk"
+    assert trail[0].actor is not None
+    assert trail[0].actor.startswith("credit analyst")
+    assert trail[1].query["model"] == "credit-risk"
 
 
 def test_reader_sees_own_systems_auditor_sees_access_trail(server: Server) -> None:
@@ -209,6 +213,7 @@ def test_failed_access_entry_fails_the_read(sqlite_server: Server) -> None:
     rid = server.client.post("/v1/records", json=[rec()], headers=server.as_("ingest")).json()["results"][0][
         "id"
     ]
+    assert isinstance(server.store, SQLiteStore)
     server.store._timeout = 0.05
     server.store._writer.execute("PRAGMA busy_timeout = 50")
     blocker = sqlite3.connect(server.store.path, isolation_level=None)
@@ -232,8 +237,8 @@ def test_feedback_links_to_inference(server: Server) -> None:
     )
     assert r.status_code == 200
     assert r.json()["status"] == "new"
-    (fb,) = server.store.query(Query(kind="feedback", inference_id=rid)).entries
-    assert (fb.entry.label, fb.entry.actor, fb.entry.system) == (1, "reviewer-7", "credit")
+    (fb,) = of_kind(FeedbackEntry, server.store.query(Query(kind="feedback", inference_id=rid)))
+    assert (fb.label, fb.actor, fb.system) == (1, "reviewer-7", "credit")
     assert (
         server.client.post(
             f"/v1/records/{uuid7()}/feedback", json={"label": 1}, headers=server.as_("ingest")
@@ -291,7 +296,7 @@ def test_complete_ndjson_takes_the_fast_path_with_the_same_results(server: Serve
     assert r.json()["new"] == 3
     r = server.client.post("/v1/records", content=body(raw), headers=server.as_("ingest") | ndjson)
     assert r.json()["new"] == 2
-    sources = {e.id: e.entry.source for e in server.store.query(Query(kind="inference")).entries}
+    sources = {e.id: e.source for e in inferences(server.store.query(Query(kind="inference")))}
     assert [sources[x.id] for x in sdk] == ["sdk"] * 3
     assert [sources[x.id] for x in raw] == ["http"] * 2
     stored = server.store.get(sdk[0].id)

@@ -25,6 +25,7 @@ from inferlog.store import (
 )
 from inferlog.store.base import HoldFilter, Purge, Query
 from inferlog.testing import make_record, prepare
+from tests.helpers import inference, present
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -114,7 +115,7 @@ class StoreContract:
         assert results[1].seq == 2
         got = store.get(record.id)
         assert got is not None
-        assert got.entry.output == record.output
+        assert inference(got.entry).output == record.output
 
     def test_an_id_dated_elsewhere_is_still_a_conflict(self, store: Store) -> None:
         """Dedup is by id alone: the same id dated in another month is a conflict, and written once."""
@@ -129,7 +130,8 @@ class StoreContract:
     def test_failed_batch_writes_nothing_and_leaves_no_gap(self, store: Store) -> None:
         """A batch that fails midway is rolled back whole; the next batch continues seq without a gap."""
         good = prepare(make_record())[0]
-        broken = prepare(make_record())[0]._replace(leaf=None)  # NOT NULL: the database refuses it mid-batch
+        # NOT NULL: the database refuses it mid-batch
+        broken = prepare(make_record())[0]._replace(leaf=None)  # type: ignore[arg-type]
         with pytest.raises(Exception):  # noqa: B017, PT011 - any backend error will do
             store.append([good, broken])
         assert store.size() == 0
@@ -310,7 +312,7 @@ class StoreContract:
         """Nonsense filters raise UsageError before reaching the database."""
         for bad in ({"limit": 0}, {"order": "sideways"}, {"kind": "x"}, {"attributes": {"a'b": 1}}):
             with pytest.raises(UsageError):
-                store.query(Query(**bad))  # type: ignore[arg-type]
+                store.query(Query(**bad))
         with pytest.raises(UsageError):
             Query(since=dt.datetime(2026, 1, 1))  # noqa: DTZ001 - naive on purpose
 
@@ -395,8 +397,9 @@ class StoreContract:
             seen += [i for i, _ in page]
             after = page[-1][0]
         assert seen == sorted(p.entry.id for p in many)  # one pass, in id order, each once
-        assert store.get(first.entry.id) is not None
-        assert store.get(first.entry.id).body == first.body
+        got = store.get(first.entry.id)
+        assert got is not None
+        assert got.body == first.body
 
     def test_a_repeat_in_one_batch_keeps_the_first_key(self, store: Store) -> None:
         """A sealed entry sent twice in one batch is written once, with the data key of the body that was kept."""
@@ -416,7 +419,7 @@ class StoreContract:
         root = store.tree().root()
         purge = Purge(system="test-system", before=T0 + dt.timedelta(days=1))
         assert admin.purge(purge, dry_run=True).count == 2
-        assert store.get(old.entry.id).body is not None  # type: ignore[union-attr]
+        assert present(store.get(old.entry.id)).body is not None
         result = admin.purge(purge)
         assert (result.count, result.first_seq, result.last_seq) == (2, 1, 2)
         gone = store.get(old.entry.id)
@@ -424,9 +427,9 @@ class StoreContract:
         assert gone.purged
         assert gone.entry.id == old.entry.id
         assert gone.to_dict()["purged"] is True
-        assert store.get(about_old.id).purged  # type: ignore[union-attr]
-        assert not store.get(new.id).purged  # type: ignore[union-attr]
-        assert not store.get(note.id).purged  # type: ignore[union-attr]
+        assert present(store.get(about_old.id)).purged
+        assert not present(store.get(new.id)).purged
+        assert not present(store.get(note.id)).purged
         assert store.entry_keys([old.entry.id]) == {}
         assert store.tree().root() == root
         assert [row.body is None for row in store.ledger_rows()] == [True, True, False, False]
@@ -448,8 +451,8 @@ class StoreContract:
         store.append(prepare(review))
         result = admin.purge(Purge(before=T0 + dt.timedelta(days=1), keep=keep))
         assert result.count == 1
-        assert not store.get(review.id).purged  # type: ignore[union-attr]
-        assert [store.get(r.id).purged for r in (held_subject, in_range, other_system, free)] == [  # type: ignore[union-attr]
+        assert not present(store.get(review.id)).purged
+        assert [present(store.get(r.id)).purged for r in (held_subject, in_range, other_system, free)] == [
             False, False, False, True,
         ]  # fmt: skip
 
@@ -462,12 +465,12 @@ class StoreContract:
         store.append(prepare(theirs, raw, someone_else, review))
         result = admin.purge(Purge(subjects=("alice", "pse_aa")))
         assert result.count == 3
-        assert [store.get(e.id).purged for e in (theirs, raw, someone_else, review)] == [
+        assert [present(store.get(e.id)).purged for e in (theirs, raw, someone_else, review)] == [
             True,
             True,
             False,
             True,
-        ]  # type: ignore[union-attr]
+        ]
 
     def test_a_purged_entry_is_no_longer_found_by_its_payload(self, store: Store, admin: Store) -> None:
         """After a purge, attributes and identifiers no longer find an entry; its leaf's metadata still does."""
@@ -484,7 +487,7 @@ class StoreContract:
             {"trace_id": "t-gone"},
             {"session_id": "se-gone"},
         ):
-            assert store.query(Query(**filters)).entries == [], filters  # type: ignore[arg-type]
+            assert store.query(Query(**filters)).entries == [], filters
         assert [e.id for e in store.query(Query(model="test-model", version="1.0.0"))] == [record.id]
         got = store.get(record.id)
         assert got is not None

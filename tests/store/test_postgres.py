@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from inferlog.store.migrations.postgres import MIGRATIONS, latest
 from inferlog.store.postgres import GET_SQL, PostgresStore, migrate, query_sql
 from inferlog.testing import make_record, prepare
 from tests.fix_postgres import as_role
+from tests.helpers import inference, present, wait_for
 from tests.store.contract import StoreContract
 
 Connect = Callable[..., psycopg.Connection[Any]]
@@ -86,17 +86,6 @@ def _store_backends(conn: psycopg.Connection[Any], *, waiting_on: str | None = N
         for pid, wait, query in rows
         if waiting_on is None or (wait == "Lock" and query.startswith(waiting_on))
     ]
-
-
-def _wait_for(predicate: Callable[[], list[int]], timeout: float = 10.0) -> list[int]:
-    """Poll until ``predicate`` returns a non-empty list, and return it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for the store's backend")
 
 
 # -- planner ---------------------------------------------------------------------------------------
@@ -219,7 +208,7 @@ def test_purge_clears_body_salt_and_attributes(owner_store: PostgresStore, pg_co
     got = owner_store.get(record.id)
     assert got is not None
     assert got.purged
-    assert got.entry.model.version == "1.0.0"  # type: ignore[union-attr]  # rebuilt from the leaf
+    assert inference(got.entry).model.version == "1.0.0"  # rebuilt from the leaf
     assert owner_store.query(Query(attributes={"region": "eu"})).entries == []
     assert owner_store.ledger_rows()[0].salt is None
 
@@ -433,15 +422,17 @@ def _append_blocked_on_tiles(
     thread.start()
     try:
         for _ in range(kills):
-            pids = _wait_for(blocked)
+            pids = wait_for(blocked, "the store's backend to block")
             # Mid-transaction: its rows are COPYed but not committed, so nobody else sees them.
             outcome.setdefault("visible", []).append(
                 admin.execute("SELECT count(*) FROM inferlog.entries").fetchone()
             )
             admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
-            _wait_for(lambda: [] if set(pids) & set(_store_backends(admin)) else [1])  # noqa: B023
+            wait_for(lambda: not set(pids) & set(_store_backends(admin)), "the backend to end")  # noqa: B023
         if kills == 1:
-            outcome["retried_on"] = _wait_for(blocked)  # a fresh backend, blocked where the first one was
+            outcome["retried_on"] = wait_for(
+                blocked, "a fresh backend to block"
+            )  # blocked where the first one was
     finally:
         locker.rollback()
         locker.close()
@@ -480,7 +471,7 @@ def test_backend_killed_twice_raises_and_writes_nothing(
     assert [(r.seq, r.status) for r in results] == [(i, "new") for i in range(1, 301)]
     assert [r.status for r in app_store.append(outcome["batch"])] == ["duplicate"] * 300
     assert app_store.size() == 300
-    assert json.loads(app_store.get(outcome["batch"][0].entry.id).body or b"{}")["id"]  # type: ignore[union-attr]
+    assert json.loads(present(app_store.get(outcome["batch"][0].entry.id)).body or b"{}")["id"]
 
 
 def test_the_app_role_may_not_purge(app_store: PostgresStore) -> None:
@@ -489,4 +480,4 @@ def test_the_app_role_may_not_purge(app_store: PostgresStore) -> None:
     app_store.append(prepare(record))
     with pytest.raises(StoreError, match="needs the database owner's role"):
         app_store.purge(Purge(before=T0 + dt.timedelta(days=1)))
-    assert not app_store.get(record.id).purged  # type: ignore[union-attr]
+    assert not present(app_store.get(record.id)).purged

@@ -12,6 +12,7 @@ from inferlog.errors import StoreUnavailable, UnknownStore, UsageError
 from inferlog.store import open_store
 from inferlog.store.sqlite import SQLiteStore, path_of
 from inferlog.testing import make_record, prepare
+from tests.helpers import inference
 from tests.store.contract import StoreContract
 
 
@@ -57,7 +58,7 @@ def test_rows_cannot_be_updated_or_deleted(sqlite_url: str) -> None:
     store = SQLiteStore(sqlite_url)
     (entry,) = store.scan()
     assert entry.purged
-    assert entry.entry.model.version == "1.0.0"  # rebuilt from the leaf's metadata
+    assert inference(entry.entry).model.version == "1.0.0"  # rebuilt from the leaf's metadata
     store.close()
 
 
@@ -97,7 +98,7 @@ def test_relative_and_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_old_database_upgrades_in_place(sqlite_url: str) -> None:
     """A database made by schema version 1 gains later migrations on open, keeping its entries."""
-    from inferlog.store import sqlite as backend
+    from inferlog.store.migrations import sqlite as backend
 
     full = list(backend.MIGRATIONS)
     backend.MIGRATIONS[:] = full[:1]
