@@ -481,3 +481,29 @@ def test_the_app_role_may_not_purge(app_store: PostgresStore) -> None:
     with pytest.raises(StoreError, match="needs the database owner's role"):
         app_store.purge(Purge(before=T0 + dt.timedelta(days=1)))
     assert not present(app_store.get(record.id)).purged
+
+
+def test_opening_survives_its_session_being_ended_mid_migration(pg_url: str) -> None:
+    """A session ended while the store opens (a restart, pg_terminate_backend) is retried once on a new one.
+
+    The extra migration ends its own session the first time it runs (a sequence, which no rollback
+    undoes, counts the runs); the open must still succeed, with the schema fully migrated.
+    """
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE public.runs")
+    killer = (
+        latest() + 1,
+        "ends its own session on its first run",
+        "DO $$ BEGIN IF nextval('public.runs') = 1 THEN "
+        "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; END $$;",
+    )
+    store = PostgresStore(pg_url, migrations=[*MIGRATIONS, killer])
+    try:
+        assert store.schema_version() == latest() + 1
+        record = make_record()
+        assert [r.status for r in store.append(prepare(record))] == ["new"]
+    finally:
+        store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        runs = conn.execute("SELECT last_value FROM public.runs").fetchone()
+    assert runs == (2,)

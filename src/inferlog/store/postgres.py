@@ -162,26 +162,39 @@ class PostgresStore:
         self._closed = False
         self._months: set[dt.date] = set()  # months known to have a partition (after a commit)
         role = app_role or options.get("app_role")
-        with _connect(conninfo, self._where, timeout) as conn:
-            need = schema.latest(migrations)
-            version, owner = _installed(conn, self._where)
-            if owner and (version < need or role is not None):
-                version = _migrate(conn, self._where, migrations, role)
-            elif role is not None:
-                raise UsageError(
-                    f"cannot grant to {role!r}: the role in {self._where} does not own the inferlog schema"
-                )
-            elif version < need:
-                raise StoreUnavailable(
-                    f"the inferlog schema in {self._where} is at version {version}, this inferlog needs "
-                    f"{need}: run the migrations as the schema's owner "
-                    "(inferlog.store.postgres.migrate(owner_url, app_role=...))"
-                )
-            _make_months_ahead(conn)
+        for attempt in (1, 2):
+            conn = _connect(conninfo, self._where, timeout)
+            try:
+                with conn:
+                    self._prepare(conn, migrations, role)
+                break
+            except StoreUnavailable:
+                # The session was lost mid-start (a restart, an administrator ending backends): the
+                # schema work is transactional and idempotent, so try once more on a new session.
+                if attempt == 2 or not conn.closed:
+                    raise
         self._conninfo = conninfo
         self._pool: ConnectionPool[Conn] | None = self._open_pool()
         self._pool_lock = threading.Lock()
         _track_for_fork(self)
+
+    def _prepare(self, conn: Conn, migrations: Sequence[Migration], role: str | None) -> None:
+        """Check the schema (migrating it if this role owns it) and make the months ahead."""
+        need = schema.latest(migrations)
+        version, owner = _installed(conn, self._where)
+        if owner and (version < need or role is not None):
+            version = _migrate(conn, self._where, migrations, role)
+        elif role is not None:
+            raise UsageError(
+                f"cannot grant to {role!r}: the role in {self._where} does not own the inferlog schema"
+            )
+        elif version < need:
+            raise StoreUnavailable(
+                f"the inferlog schema in {self._where} is at version {version}, this inferlog needs "
+                f"{need}: run the migrations as the schema's owner "
+                "(inferlog.store.postgres.migrate(owner_url, app_role=...))"
+            )
+        _make_months_ahead(conn)
 
     def _open_pool(self) -> ConnectionPool[Conn]:
         pool: ConnectionPool[Conn] = ConnectionPool(
