@@ -33,7 +33,7 @@ from inferlog.server import pending
 from inferlog.server.auth import AuthError, Forbidden
 from inferlog.server.errors import PayloadTooLarge, UnsupportedMediaType
 from inferlog.server.retention import RetentionSchedule
-from inferlog.server.routes import admin, health, kserve, ledger, records, seldon
+from inferlog.server.routes import admin, health, kserve, ledger, otlp, records, seldon
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
 from inferlog.store.base import Store
@@ -143,7 +143,16 @@ def create_app(
             status_code=422,
         )
 
-    for router in (records.router, ledger.router, admin.router, health.router, kserve.router, seldon.router):
+    routers = (
+        records.router,
+        ledger.router,
+        admin.router,
+        health.router,
+        kserve.router,
+        seldon.router,
+        otlp.router,
+    )
+    for router in routers:
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:
