@@ -69,7 +69,7 @@ def to_record(span: Span, *, system: str) -> InferenceRecord:
     a = _Attributes(span.attributes)
     operation = _operation(a, span)
     provider = a.text("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-    parameters = _json_object(a.take("llm.invocation_parameters"))
+    parameters = _json_object(a.take("llm.invocation_parameters", "embedding.invocation_parameters"))
     model = _model(a, span, operation, provider, parameters)
     parameters.update(a.prefixed("gen_ai.request."))
     tools = _tools(a)
@@ -226,11 +226,11 @@ def _model(
     """``name`` = the model asked for, ``version`` = the model that answered (empty when unknown)."""
     asked = a.text("gen_ai.request.model", "llm.request.model_name")
     answered = a.text("gen_ai.response.model", "llm.response.model_name")
-    oi_model = a.text("llm.model_name")  # OpenInference: the answering model when known, else the asked one
-    other = a.text("embedding.model_name", "reranker.model_name")
+    # OpenInference: the answering model when known, else the asked one (which invocation parameters name)
+    oi_model = a.text("llm.model_name", "embedding.model_name", "reranker.model_name")
     requested = _text(parameters.get("model"))
-    name = asked or requested or oi_model or other or answered or _subject(a, span, operation)
-    version = answered or oi_model or ""
+    name = asked or requested or oi_model or answered or _subject(a, span, operation)
+    version = answered or (oi_model if oi_model != name or requested is None else "") or ""
     return Model(name=name[:_NAME_MAX], version=version[:_NAME_MAX], provider=provider)
 
 
