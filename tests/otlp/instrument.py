@@ -43,7 +43,13 @@ def call_openai(base_url: str) -> None:
     """A plain chat, a tool call and its answer, a stream, a failing call and an embedding, like an app would."""
     import openai
 
-    client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+    with openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0) as client:
+        _calls(client)
+
+
+def _calls(client: Any) -> None:
+    import openai
+
     client.chat.completions.create(
         model="gpt-test",
         messages=[
@@ -56,17 +62,17 @@ def call_openai(base_url: str) -> None:
     asked = client.chat.completions.create(
         model="gpt-test",
         messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=TOOLS,  # type: ignore[arg-type]
+        tools=TOOLS,
     )
-    call = asked.choices[0].message.tool_calls[0]  # type: ignore[index]
+    call = asked.choices[0].message.tool_calls[0]
     client.chat.completions.create(
         model="gpt-test",
         messages=[
             {"role": "user", "content": "Weather in Paris?"},
-            {"role": "assistant", "tool_calls": [call.model_dump()]},  # type: ignore[list-item]
+            {"role": "assistant", "tool_calls": [call.model_dump()]},
             {"role": "tool", "tool_call_id": call.id, "content": "18°C, sunny"},
         ],
-        tools=TOOLS,  # type: ignore[arg-type]
+        tools=TOOLS,
     )
     stream = client.chat.completions.create(
         model="gpt-test",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gzip
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 import msgspec
+from fastapi import FastAPI
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.trace import Tracer
@@ -31,6 +32,10 @@ JS = {"Content-Type": "application/json"}
 
 def _post(server: Server, body: bytes, headers: dict[str, str], who: str = "ingest_all") -> Any:
     return server.client.post("/v1/traces", content=body, headers={**headers, **server.as_(who)})
+
+
+def _app(server: Server) -> FastAPI:
+    return cast(FastAPI, server.client.app)
 
 
 def _records(server: Server) -> list[InferenceRecord]:
@@ -159,7 +164,7 @@ def test_ten_thousand_attributes_are_all_kept(server: Server) -> None:
         tracer.start_span("chat", attributes=attributes).end()
 
     spans = finished_spans(build, max_attributes=20_000)  # the SDK keeps 128 unless told otherwise
-    server.client.app.state.inferlog.max_body_bytes = 4 * 1024 * 1024
+    _app(server).state.inferlog.max_body_bytes = 4 * 1024 * 1024
     response = _post(server, protobuf_body(spans), PB)
     assert response.status_code == 200, response.text
     (record,) = _records(server)
@@ -213,7 +218,7 @@ def test_system_from_key_query_or_header(server: Server) -> None:
 def test_too_many_in_flight_is_429_with_retry_after(server: Server) -> None:
     """When the server is full of OTLP requests the next hears 429 with Retry-After; once free, it is accepted."""
     gate = InFlight(limit=1)
-    server.client.app.state.otlp_in_flight = gate
+    _app(server).state.otlp_in_flight = gate
     body = protobuf_body(chat_spans())
     with gate.held():
         response = _post(server, body, PB)
