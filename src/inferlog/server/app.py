@@ -33,7 +33,7 @@ from inferlog.server import pending
 from inferlog.server.auth import AuthError, Forbidden
 from inferlog.server.errors import PayloadTooLarge, UnsupportedMediaType
 from inferlog.server.retention import RetentionSchedule
-from inferlog.server.routes import admin, health, kserve, ledger, otlp, records, seldon
+from inferlog.server.routes import admin, health, kserve, ledger, otlp, records, seldon, traces
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
 from inferlog.store.base import Store
@@ -151,6 +151,7 @@ def create_app(
         kserve.router,
         seldon.router,
         otlp.router,
+        traces.router,
     )
     for router in routers:
         app.include_router(router)
