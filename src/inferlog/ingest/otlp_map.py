@@ -230,7 +230,7 @@ def _model(
     oi_model = a.text("llm.model_name", "embedding.model_name", "reranker.model_name")
     requested = _text(parameters.get("model"))
     name = asked or requested or oi_model or answered or _subject(a, span, operation)
-    version = answered or (oi_model if oi_model != name or requested is None else "") or ""
+    version = answered or oi_model or ""
     return Model(name=name[:_NAME_MAX], version=version[:_NAME_MAX], provider=provider)
 
 
