@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
+
+import msgspec
 
 from inferlog.errors import RecordInvalid
 from inferlog.ingest.otlp import Event, Span
@@ -44,6 +45,7 @@ _MESSAGE_EVENTS = {
     "gen_ai.tool.message": "tool",
 }
 _INDEX = re.compile(r"^\d+$")
+_json_decode = msgspec.json.Decoder().decode
 _NAME_MAX = 256
 
 
@@ -118,6 +120,16 @@ class _Attributes:
 
     def __init__(self, attributes: dict[str, Any]) -> None:
         self.left = dict(attributes)
+        # The one- and two-part prefixes of every name ("a.", "a.b." for "a.b.c"), the only depths the
+        # rules ask about: most are absent, and this says so without scanning every attribute each time.
+        self.prefixes: set[str] = set()
+        for key in attributes:
+            first = key.find(".")
+            if first > 0:
+                self.prefixes.add(key[: first + 1])
+                second = key.find(".", first + 1)
+                if second > 0:
+                    self.prefixes.add(key[: second + 1])
 
     def take(self, *names: str) -> Any:
         """The first of ``names`` present (all of them consumed)."""
@@ -134,12 +146,15 @@ class _Attributes:
 
     def prefixed(self, prefix: str) -> dict[str, Any]:
         """Every attribute under ``prefix`` (consumed), keyed by the rest of its name."""
+        if prefix not in self.prefixes:
+            return {}
         keys = [key for key in self.left if key.startswith(prefix)]
         return {key[len(prefix) :]: self.left.pop(key) for key in keys}
 
     def tree(self, prefix: str) -> Any:
         """Flattened attributes under ``prefix`` (``a.0.b``) rebuilt as nested lists and objects."""
-        return _unflatten(self.prefixed(prefix))
+        flat = self.prefixed(prefix)
+        return _unflatten(flat) if flat else None
 
 
 def _unflatten(flat: dict[str, Any]) -> Any:
@@ -185,8 +200,8 @@ def _parsed(value: Any) -> Any:
     """A JSON string's value (instrumentations put lists and objects in string attributes); else as is."""
     if isinstance(value, str) and value[:1] in ("[", "{"):
         try:
-            return json.loads(value)
-        except ValueError:
+            return _json_decode(value)
+        except (msgspec.DecodeError, RecursionError):
             return value
     return value
 
