@@ -8,9 +8,10 @@ Two lines for an app already traced with the OpenTelemetry SDK::
 Each AI-operation span (GenAI or OpenInference conventions; the same rule and mapping as the server's
 ``POST /v1/traces``, see docs/llm-traces.md) becomes an inference record *when it ends*, written into
 the log's durable spool on the thread that ended it: there is no in-memory queue to overflow, unlike
-the SDK's ``BatchSpanProcessor``, which drops spans when its queue is full. The cost is the spool's
-(a few µs plus the mapping), and the spool's own contract applies: when it is full ``record()`` blocks
-briefly, then raises with ``fail_closed=True`` or counts and logs the record it could not keep.
+the SDK's ``BatchSpanProcessor``, which drops spans when its queue is full. The price is paid on that
+thread: the mapping plus a ``record()`` (docs/benchmarks.md, "OTLP intake", measures it against the
+batch processor). The spool's own contract applies: when it is full ``record()`` blocks briefly, then
+raises with ``fail_closed=True`` or counts and logs the record it could not keep.
 Spans that are not AI operations are left out.
 
 The policy file applies as for any record: message text is redacted before the spool, user ids
