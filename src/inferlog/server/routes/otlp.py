@@ -117,7 +117,7 @@ async def export_traces(request: Request, state: State) -> Response:
         return _error(encoding, _Status(429, "too many OTLP requests in flight", RETRY_AFTER_BUSY))
     state.metrics.backlog.inc()
     try:
-        who = get_principal(request, state)
+        who = await run_in_threadpool(get_principal, request, state)  # a key lookup in the store
         who.require("ingest")
         if encoding is None:
             raise UnsupportedMediaType(
@@ -258,6 +258,7 @@ def _as_status(exc: InferlogError, state: ServerState) -> _Status:
         state.metrics.store_errors.inc()
         return _Status(503, str(exc), RETRY_AFTER_STORE)
     for kind, status in (
+        (otlp.ProtoMissing, 415),  # a RecordInvalid, but the body may be fine: this server cannot read it
         (AuthError, 401),
         (Forbidden, 403),
         (PayloadTooLarge, 413),
