@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any, cast
 
 import msgspec
+import pytest
 from fastapi import FastAPI
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -246,3 +247,20 @@ def test_store_unavailable_is_503_with_retry_after(sqlite_server: Server) -> Non
     assert int(response.headers["retry-after"]) >= 1
     assert _post(server, body, PB).status_code == 200
     assert len(_records(server)) == 2
+
+
+def test_protobuf_without_opentelemetry_proto_is_415(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server installed without inferlog[otlp] answers protobuf with 415 naming the extra; JSON still works."""
+    from inferlog.ingest import otlp
+
+    def missing() -> None:
+        raise otlp.ProtoMissing(
+            "reading OTLP protobuf needs the opentelemetry-proto package: pip install 'inferlog[otlp]'"
+        )
+
+    monkeypatch.setattr(otlp, "_request_class", missing)
+    spans = chat_spans()
+    response = _post(server, protobuf_body(spans), PB)
+    assert response.status_code == 415
+    assert "inferlog[otlp]" in Status.FromString(response.content).message
+    assert _post(server, json_body(spans), JS).status_code == 200
