@@ -120,16 +120,16 @@ class _Attributes:
 
     def __init__(self, attributes: dict[str, Any]) -> None:
         self.left = dict(attributes)
-        # The one- and two-part prefixes of every name ("a.", "a.b." for "a.b.c"), the only depths the
-        # rules ask about: most are absent, and this says so without scanning every attribute each time.
-        self.prefixes: set[str] = set()
+        # Names by their one- and two-part prefixes ("a.", "a.b." for "a.b.c"), the only depths the
+        # rules ask about: a prefix lookup then touches only the names under it.
+        self.under: dict[str, list[str]] = {}
         for key in attributes:
             first = key.find(".")
             if first > 0:
-                self.prefixes.add(key[: first + 1])
+                self.under.setdefault(key[: first + 1], []).append(key)
                 second = key.find(".", first + 1)
                 if second > 0:
-                    self.prefixes.add(key[: second + 1])
+                    self.under.setdefault(key[: second + 1], []).append(key)
 
     def take(self, *names: str) -> Any:
         """The first of ``names`` present (all of them consumed)."""
@@ -146,10 +146,11 @@ class _Attributes:
 
     def prefixed(self, prefix: str) -> dict[str, Any]:
         """Every attribute under ``prefix`` (consumed), keyed by the rest of its name."""
-        if prefix not in self.prefixes:
-            return {}
-        keys = [key for key in self.left if key.startswith(prefix)]
-        return {key[len(prefix) :]: self.left.pop(key) for key in keys}
+        keys = self.under.get(prefix)
+        if keys is None:  # a deeper prefix than indexed (none of the rules' is): scan
+            keys = [key for key in self.left if key.startswith(prefix)] if prefix.count(".") > 2 else []
+        left = self.left
+        return {key[len(prefix) :]: left.pop(key) for key in keys if key in left}
 
     def tree(self, prefix: str) -> Any:
         """Flattened attributes under ``prefix`` (``a.0.b``) rebuilt as nested lists and objects."""
