@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
-    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy), in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp), in place in docs/benchmarks.md
 
 Targets are the project's performance targets, stated beside each measure. Scratch files go to a temporary folder in
 the system temp dir (or --tmp; its filesystem is reported, since fsync costs what it costs there),
@@ -26,6 +26,7 @@ from common import OtherLoad, Summary, fmt, load_average, machine_info, table, v
 
 import ingest  # noqa: E402
 import integrity  # noqa: E402
+import otlp  # noqa: E402
 import privacy  # noqa: E402
 import proxy  # noqa: E402
 import server  # noqa: E402
@@ -54,6 +55,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "ingest": {"n": 30_000, "rounds": 1, "stage_n": 5_000},
     "proxy": {"n": 300, "warmup": 50},
     "privacy": {"n": 5_000, "rounds": 2, "sdk_n": 5_000},
+    "otlp": {"n": 5_120, "caller_n": 10_000, "warmup": 1_000, "rounds": 2},
 }
 FULL: dict[str, dict[str, Any]] = {
     "integrity": {"n": 20_000, "rounds": 3, "verify_n": 200_000},
@@ -70,9 +72,14 @@ FULL: dict[str, dict[str, Any]] = {
     "ingest": {"n": 100_000, "rounds": 3, "stage_n": 20_000},
     "proxy": {"n": 3_000, "warmup": 300},
     "privacy": {"n": 20_000, "rounds": 3, "sdk_n": 20_000},
+    "otlp": {"n": 25_600, "caller_n": 30_000, "warmup": 2_000, "rounds": 5},
 }
-SECTIONS = {"proxy": "## 5. The OIP proxy against MLServer", "privacy": "## 6. What encryption costs"}
-MODULES: dict[str, Any] = {"proxy": proxy, "privacy": privacy}
+SECTIONS = {
+    "proxy": "## 5. The OIP proxy against MLServer",
+    "privacy": "## 6. What encryption costs",
+    "otlp": "## 7. OTLP intake",
+}
+MODULES: dict[str, Any] = {"proxy": proxy, "privacy": privacy, "otlp": otlp}
 
 
 def _cells(s: Summary) -> list[str]:
@@ -550,6 +557,8 @@ def main() -> None:
         proxied = proxy.run(tmp, **sizes["proxy"])
         print(f"  {time.monotonic() - started:.0f}s; encryption on/off ...", flush=True)
         sealed = privacy.run(tmp, **sizes["privacy"])
+        print(f"  {time.monotonic() - started:.0f}s; OTLP intake ...", flush=True)
+        traced = otlp.run(tmp, **sizes["otlp"])
     elapsed = time.monotonic() - started
 
     report = Report(caller, ingested, gil)
@@ -582,6 +591,8 @@ def main() -> None:
         proxy.section(proxied),
         "",
         privacy.section(sealed),
+        "",
+        otlp.section(traced),
         "",
         report.problems(),
         "",

@@ -102,3 +102,17 @@ def inference(entry: Entry) -> InferenceRecord:
 def inferences(stored: Iterable[StoredEntry]) -> list[InferenceRecord]:
     """The inference records among stored entries, in order."""
     return of_kind(InferenceRecord, stored)
+
+
+def in_process_client(app: Any, headers: dict[str, str]) -> httpx.Client:
+    """A client that calls ``app`` in this process, for the SDK's ``_http`` slot (an ``httpx.Client``).
+
+    Starlette's ``TestClient`` is built on ``httpx2`` when that is installed (``openai`` brings it) and
+    on ``httpx`` otherwise; either way it has the ``httpx.Client`` methods the SDK calls, which is all
+    the cast claims.
+    """
+    from typing import cast
+
+    from fastapi.testclient import TestClient
+
+    return cast(httpx.Client, TestClient(app, headers=headers))

@@ -7,7 +7,8 @@ so are its subclasses), for callers that catch the built-in.
 
     InferlogError                500  anything inferlog raises on purpose
     ├── RecordInvalid (V)        422  a record or entry was refused at the edge (names field and reason)
-    │   └── ProtobufMissing      422  a protobuf value came, and the protobuf package is not installed
+    │   ├── ProtobufMissing      422  a protobuf value came, and the protobuf package is not installed
+    │   └── SpanInvalid          422  one OTLP span cannot be read (counted as rejected; the rest go on)
     ├── NotDurable               503  a record could not be made durable (fail_closed, spool full, fsync)
     │   └── SpoolFull            503  the spool hit its size bound and stayed full past the block timeout
     ├── StoreError               500  the store could not do what was asked
@@ -69,6 +70,10 @@ class ProtobufMissing(RecordInvalid):
 
     The Seldon sink answers it as :class:`UnsupportedMediaType` (415), with how to send JSON instead.
     """
+
+
+class SpanInvalid(RecordInvalid):
+    """One OTLP span cannot be read; the message says why (the request's other spans go on)."""
 
 
 class NotDurable(InferlogError):

@@ -38,7 +38,7 @@ from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
 from tests.attacks import test_poison as poison_tests
 from tests.attacks.test_poison import AN_HOUR_AGO, SELDON_INPUTS, SELDON_OUTPUTS, Sinks, sweep_later
-from tests.helpers import backend_store, inference, present
+from tests.helpers import backend_store, in_process_client, inference, present
 from tests.server import conftest as server_fixtures
 from tests.server.conftest import Server
 
@@ -422,7 +422,7 @@ def test_dead_letters_of_records_a_server_refused_import_with_inferlog_import(
     from inferlog.sdk.http import HttpTransport
 
     transport = HttpTransport("http://testserver", sqlite_server.keys["ingest"])
-    transport._http = TestClient(
+    transport._http = in_process_client(
         sqlite_server.client.app,
         headers={**sqlite_server.as_("ingest"), "User-Agent": "inferlog-sdk"},
     )

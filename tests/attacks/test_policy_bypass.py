@@ -37,7 +37,7 @@ from inferlog.store import Store
 from inferlog.store.base import Query
 from inferlog.store.postgres import PostgresStore
 from inferlog.store.sqlite import SQLiteStore
-from tests.helpers import inference
+from tests.helpers import in_process_client, inference
 
 EMAIL = "wilhelmina.quarrington@example.org"
 SECRET = "hunter2-correct-horse-battery"  # noqa: S105 - a planted value, not a credential
@@ -297,7 +297,7 @@ def test_the_sdk_sealing_with_the_servers_key_store_still_delivers(
     """Entries an SDK sealed under the server's own key store are delivered over HTTP; a foreign seal is refused."""
     deployed, protection = guarded
     transport = HttpTransport("http://testserver", deployed.keys["ingest"])
-    transport._http = TestClient(
+    transport._http = in_process_client(
         deployed.client.app,
         headers={"Authorization": f"Bearer {deployed.keys['ingest']}", "User-Agent": "inferlog-sdk"},
     )
@@ -416,7 +416,7 @@ def test_the_sdk_reader_gets_an_unreadable_entry_as_unreadable_not_an_error(
     )
     Ingestor(deployed.store).append([genuine, garbled])  # straight into the store, as an unchecked writer did
     reader = HttpReader("http://testserver", deployed.keys["reader"])
-    reader._http = TestClient(deployed.client.app, headers=deployed.as_("reader"))
+    reader._http = in_process_client(deployed.client.app, headers=deployed.as_("reader"))
     page = reader.query("review")
     assert [bool(s.unreadable) for s in page.entries] == [False, True]
     assert inference(page.entries[0].entry).input == {"email": "[REDACTED:email]", "secret": SECRET}

@@ -141,7 +141,7 @@ def test_ids_of_other_systems_answer_like_unknown_ids(api: Server) -> None:
     ][0]["id"]
     unknown = "01a00000-0000-7000-8000-000000000000"
     api.client.post("/v1/checkpoint", headers=api.as_("admin"))
-    probes = [
+    probes: list[tuple[str, str, dict[str, Any], str]] = [
         ("get", "/v1/records/{}", {"params": {"purpose": "p"}}, "reader_fraud"),
         ("get", "/v1/records/{}/proof", {}, "reader_fraud"),
     ]

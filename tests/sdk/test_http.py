@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 import inferlog
 from inferlog.apikeys import create_key
@@ -18,6 +17,7 @@ from inferlog.server import create_app
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
 from tests.fix_server import ServerProcess, run_cli
+from tests.helpers import in_process_client
 
 MODEL = Model("credit-risk", "3.2.1")
 
@@ -87,7 +87,7 @@ def test_transport_isolates_a_refused_record_and_splits_oversized_batches(tmp_pa
     store = SQLiteStore(f"sqlite:///{tmp_path / 't.db'}")
     token, _ = create_key(store, "ingest", ["*"], "t")
     transport = HttpTransport("http://testserver", token)
-    transport._http = TestClient(
+    transport._http = in_process_client(
         create_app(store, max_body_bytes=3000), headers={"Authorization": f"Bearer {token}"}
     )
     good = [make_record(input="x" * 900) for _ in range(6)]

@@ -80,6 +80,7 @@ def test_statuses_are_pinned() -> None:
         "ProofError": 500,
         "ProtobufMissing": 422,
         "RecordInvalid": 422,
+        "SpanInvalid": 422,
         "SpoolFull": 503,
         "StoreError": 500,
         "StoreUnavailable": 503,

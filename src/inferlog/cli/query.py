@@ -17,7 +17,8 @@ from inferlog.cli._common import (
     purpose_option,
     summary_line,
 )
-from inferlog.errors import NotFound
+from inferlog.cli.traces import show_session, show_trace
+from inferlog.errors import NotFound, UsageError
 from inferlog.export.jsonl import export_dict
 from inferlog.query import build_query, follow_pages, iter_entries, last_entries
 from inferlog.record.model import kind_of
@@ -77,11 +78,29 @@ def query_command(
 
 
 @click.command("show")
-@click.argument("entry_id", metavar="ID")
+@click.argument("entry_id", metavar="[ID]", required=False)
+@click.option(
+    "--trace", "trace_id", metavar="TRACE_ID", help="Show every entry of this trace, as its call tree."
+)
+@click.option(
+    "--session", "session_id", metavar="SESSION_ID", help="Show every trace of this session, as trees."
+)
 @purpose_option
 @pass_state
-def show_command(state: State, /, entry_id: str, purpose: str) -> None:
-    """Show one entry whole, with its leaf hash and feedback."""
+def show_command(
+    state: State, /, entry_id: str | None, trace_id: str | None, session_id: str | None, purpose: str
+) -> None:
+    """Show one entry whole, with its leaf hash and feedback; or a trace or session as a tree."""
+    if [entry_id, trace_id, session_id].count(None) != 2:
+        raise UsageError("give one of: an entry ID, --trace TRACE_ID, --session SESSION_ID")
+    if trace_id is not None:
+        show_trace(state, trace_id, purpose)
+        return
+    if session_id is not None:
+        show_session(state, session_id, purpose)
+        return
+    if entry_id is None:  # not reached (one of the three is given): for the type checker
+        raise UsageError("give an entry ID")
     store = state.store()
     stored = store.get(entry_id.strip().lower())
     if stored is None:

@@ -6,7 +6,6 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
-from inferlog.errors import RecordInvalid
 from inferlog.ingest.service import Ingestor
 from inferlog.record.model import Entry
 from inferlog.store.base import AppendResult
@@ -33,15 +32,7 @@ class StoreTransport:
         self.ingestor = ingestor or Ingestor(store)
 
     def send(self, batch: Sequence[Entry]) -> list[AppendResult]:
-        prepared = []
-        refused: dict[int, AppendResult] = {}
-        for index, entry in enumerate(batch):
-            try:
-                prepared.append(self.ingestor.pipeline.prepare(entry))
-            except RecordInvalid as exc:
-                refused[index] = AppendResult(entry.id, None, "invalid", str(exc))
-        appended = iter(self.store.append(prepared))
-        return [refused[i] if i in refused else next(appended) for i in range(len(batch))]
+        return self.ingestor.append_each(batch)
 
     def close(self) -> None:
         self.store.close()

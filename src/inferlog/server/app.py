@@ -21,7 +21,7 @@ from inferlog.integrity.checkpointer import CheckpointCadence, Checkpointer
 from inferlog.privacy.protect import Protection
 from inferlog.server import pending
 from inferlog.server.retention import RetentionSchedule
-from inferlog.server.routes import admin, health, kserve, ledger, records, seldon
+from inferlog.server.routes import admin, health, kserve, ledger, otlp, records, seldon, traces
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
 from inferlog.store.protocols import Store
@@ -109,7 +109,17 @@ def create_app(
             status_code=BadParameter.http_status,  # what a malformed named parameter answers
         )
 
-    for router in (records.router, ledger.router, admin.router, health.router, kserve.router, seldon.router):
+    routers = (
+        records.router,
+        ledger.router,
+        admin.router,
+        health.router,
+        kserve.router,
+        seldon.router,
+        otlp.router,
+        traces.router,
+    )
+    for router in routers:
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:
