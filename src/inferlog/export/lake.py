@@ -59,8 +59,8 @@ def parse_partition_by(text: str) -> tuple[str, ...]:
     """``"system,date,model"`` as keys; an unknown, repeated or missing key is a :class:`UsageError`."""
     keys = tuple(part.strip() for part in text.split(","))
     unknown = [key for key in keys if key not in PARTITION_KEYS]
-    if not text.strip() or unknown:
-        shown = ", ".join(repr(key) for key in unknown) or "nothing"
+    if unknown:
+        shown = ", ".join(repr(key) for key in unknown) if text.strip() else "nothing"
         raise UsageError(f"cannot partition by {shown}: choose from {', '.join(PARTITION_KEYS)}")
     if len(set(keys)) != len(keys):
         raise UsageError(f"partition keys repeat in {text!r}: name each once")
@@ -126,12 +126,12 @@ class LakeRun:
     """What one run added."""
 
     root: Path
+    spec: LakeSpec  # what the lake holds
     started_after: int  # the cursor before the run
     cursor: int  # the cursor after it
     rows: int = 0
     files: int = 0
     by_system: Counter[str] = field(default_factory=Counter)
-    spec: LakeSpec | None = None
 
 
 class Lake:
@@ -263,7 +263,7 @@ class _Run:
         self.chunk_rows, self.batch_rows, self.max_open, self.compression = sizes
         self.keys = state.spec.partition_by
         self.schema = lake_schema(self.keys)
-        self.result = LakeRun(lake.root, state.cursor, state.cursor, spec=state.spec)
+        self.result = LakeRun(lake.root, state.spec, state.cursor, state.cursor)
         self.current = self._new_commit()
 
     def go(self) -> LakeRun:
@@ -343,4 +343,5 @@ def _lake_query(query: Query) -> Query:
 
 
 def _words(filters: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(filters.items())) or "everything"
+    shown = {k: "|".join(map(str, v)) if isinstance(v, list) else v for k, v in filters.items()}
+    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "everything"
