@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
-    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp), in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake), in place in docs/benchmarks.md
 
 Targets are the project's performance targets, stated beside each measure. Scratch files go to a temporary folder in
 the system temp dir (or --tmp; its filesystem is reported, since fsync costs what it costs there),
@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import caller_cost  # noqa: E402
+import lake  # noqa: E402
 from common import OtherLoad, Summary, fmt, load_average, machine_info, table, verdict  # noqa: E402
 
 import ingest  # noqa: E402
@@ -56,6 +57,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "proxy": {"n": 300, "warmup": 50},
     "privacy": {"n": 5_000, "rounds": 2, "sdk_n": 5_000},
     "otlp": {"n": 5_120, "caller_n": 10_000, "warmup": 1_000, "rounds": 2},
+    "lake": {"n": 20_000, "rounds": 1, "increment": 2_000},
 }
 FULL: dict[str, dict[str, Any]] = {
     "integrity": {"n": 20_000, "rounds": 3, "verify_n": 200_000},
@@ -73,13 +75,15 @@ FULL: dict[str, dict[str, Any]] = {
     "proxy": {"n": 3_000, "warmup": 300},
     "privacy": {"n": 20_000, "rounds": 3, "sdk_n": 20_000},
     "otlp": {"n": 25_600, "caller_n": 30_000, "warmup": 2_000, "rounds": 5},
+    "lake": {"n": 100_000, "rounds": 3, "increment": 10_000},
 }
 SECTIONS = {
     "proxy": "## 5. The OIP proxy against MLServer",
     "privacy": "## 6. What encryption costs",
     "otlp": "## 7. OTLP intake",
+    "lake": "## 8. Exporting to the lake",
 }
-MODULES: dict[str, Any] = {"proxy": proxy, "privacy": privacy, "otlp": otlp}
+MODULES: dict[str, Any] = {"proxy": proxy, "privacy": privacy, "otlp": otlp, "lake": lake}
 
 
 def _cells(s: Summary) -> list[str]:
@@ -559,6 +563,8 @@ def main() -> None:
         sealed = privacy.run(tmp, **sizes["privacy"])
         print(f"  {time.monotonic() - started:.0f}s; OTLP intake ...", flush=True)
         traced = otlp.run(tmp, **sizes["otlp"])
+        print(f"  {time.monotonic() - started:.0f}s; lake export ...", flush=True)
+        laked = lake.run(tmp, **sizes["lake"])
     elapsed = time.monotonic() - started
 
     report = Report(caller, ingested, gil)
@@ -593,6 +599,8 @@ def main() -> None:
         privacy.section(sealed),
         "",
         otlp.section(traced),
+        "",
+        lake.section(laked),
         "",
         report.problems(),
         "",

@@ -1,4 +1,4 @@
-"""``inferlog export``: matching entries to a JSONL, CSV or Parquet file, with a progress bar."""
+"""``inferlog export``: matching entries to a JSONL, CSV or Parquet file, or onto a Parquet lake."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from inferlog.cli._common import State, console, filter_options, pass_state
+from inferlog.cli.lake import lake_export
 from inferlog.errors import UsageError
 from inferlog.export import exporters, get_exporter
 from inferlog.export.base import Destination
+from inferlog.export.lake import DEFAULT_PARTITION_BY, PARTITION_KEYS
 from inferlog.query import build_query, iter_entries
 from inferlog.record.model import StoredEntry
 from inferlog.store.base import MAX_PAGE, MAX_SEQ
@@ -28,9 +31,16 @@ _UNFILTERED = {"limit", "order", "after"}
     "-f", "--format", "fmt", metavar="FORMAT",
     help="jsonl, csv, parquet (or a plugin's format); default: from the output's file name.",
 )  # fmt: skip
+@click.option("-o", "--output", metavar="PATH", help="File to write ('-' = stdout for jsonl, csv).")
 @click.option(
-    "-o", "--output", required=True, metavar="PATH", help="File to write ('-' = stdout for jsonl, csv)."
-)
+    "--to", "to", metavar="DIR",
+    help="Add the entries logged since the last run to a Hive-partitioned Parquet lake in DIR (made if new).",
+)  # fmt: skip
+@click.option(
+    "--partition-by", metavar="KEYS",
+    help=f"With --to: folders by {', '.join(PARTITION_KEYS)}, comma-separated, in nesting order "
+    f"(default: the lake's own, or {','.join(DEFAULT_PARTITION_BY)}).",
+)  # fmt: skip
 @filter_options
 @click.option("--cursor", type=int, help="Start after this seq.")
 @click.option("--limit", type=click.IntRange(1, MAX_SEQ), help="Write at most this many entries.")
@@ -42,18 +52,32 @@ _UNFILTERED = {"limit", "order", "after"}
 @click.option(
     "--sealed", is_flag=True,
     help="Keep sealed fields as ciphertext (an erasure then shreds this file too); default: plaintext "
-    "when the policy's key store is readable.",
+    "when the policy's key store is readable (with --to: only for a purpose you state).",
 )  # fmt: skip
 @pass_state
 def export_command(
-    state: State, /, fmt: str | None, output: str, cursor: int | None, limit: int | None, order: str,
-    purpose: str, sealed: bool, **options: Any,
+    state: State, /, fmt: str | None, output: str | None, to: str | None, partition_by: str | None,
+    cursor: int | None, limit: int | None, order: str, purpose: str, sealed: bool, **options: Any,
 ) -> None:  # fmt: skip
-    """Write matching entries to a JSONL, CSV or Parquet file.
+    """Write matching entries to a JSONL, CSV or Parquet file, or add them to a Parquet lake.
 
-    Without filters, the whole log: for auditors, DuckDB, pandas or Spark. The export itself is
-    recorded in the log as an access entry (who, what query, how many, for what purpose).
+    Without filters, the whole log: for auditors, DuckDB, pandas or Spark. With --to DIR, each run
+    adds the inference and feedback entries logged since the last one to a Hive-partitioned dataset
+    (system=S/date=D folders) that DuckDB, pyarrow and Spark read; a run that dies is redone by the
+    next, every entry once. The export itself is recorded in the log as an access entry (who, what
+    query, how many, for what purpose).
     """
+    if to is not None:
+        if output is not None:
+            raise UsageError("give --output FILE or --to DIR, not both")
+        stated = click.get_current_context().get_parameter_source("purpose") is not ParameterSource.DEFAULT
+        given = {"--cursor": cursor is not None, "--limit": limit is not None, "--order": order != "asc"}
+        lake_export(state, Path(to), fmt, partition_by, purpose if stated else None, sealed, given, options)
+        return
+    if output is None:
+        raise UsageError("give --output FILE (or --to DIR for a lake)")
+    if partition_by is not None:
+        raise UsageError("--partition-by is for a lake: give --to DIR instead of --output")
     exporter = get_exporter(fmt or _format_of(output))
     if output == "-" and not exporter.streams:
         raise UsageError(f"{exporter.name} cannot be written to stdout: give --output a file name")
