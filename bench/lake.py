@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +22,9 @@ from common import fmt, load_average, machine_info, table
 from inferlog.export.lake import export_to_lake
 from inferlog.export.parquet import ParquetExporter
 from inferlog.ingest import Ingestor
+from inferlog.query import iter_entries
 from inferlog.record import Model
-from inferlog.record.model import Entry, StoredEntry
+from inferlog.record.model import Entry
 from inferlog.store.base import MAX_PAGE, Query
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
@@ -83,7 +84,7 @@ def run(tmp: Path, *, n: int, rounds: int, increment: int) -> LakeResults:
         return lambda: export_to_lake(store, target, partition_by=keys).rows
 
     def to_file(target: Path) -> Callable[[], int]:
-        return lambda: ParquetExporter().write(_pages(store), target)
+        return lambda: ParquetExporter().write(iter_entries(store, Query(limit=MAX_PAGE)), target)
 
     for r in range(rounds):
         for keys in (("system", "date"), ("system", "date", "model")):
@@ -98,16 +99,6 @@ def run(tmp: Path, *, n: int, rounds: int, increment: int) -> LakeResults:
     facts = machine_info(tmp)
     facts["load at end"] = load_average()
     return LakeResults(n, increment, rates, facts)
-
-
-def _pages(store: SQLiteStore) -> Iterator[StoredEntry]:
-    query = Query(limit=MAX_PAGE)
-    while True:
-        page = store.query(query)
-        yield from page.entries
-        if page.next_cursor is None:
-            return
-        query = query.next(page.next_cursor)
 
 
 def section(res: LakeResults) -> str:

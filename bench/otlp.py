@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import inferlog
 from inferlog.apikeys import create_key
+from inferlog.query import iter_entries
 from inferlog.record.model import InferenceRecord
 from inferlog.sdk.integrations.otel import InferlogSpanProcessor
 from inferlog.store import open_store
@@ -184,7 +185,7 @@ def postgres_intake(bodies: Sequence[bytes], n: int) -> Intake:
         try:
             records = [
                 s.entry
-                for s in _all(store, Query(kind="inference", limit=5000))
+                for s in iter_entries(store, Query(kind="inference", limit=5000))
                 if isinstance(s.entry, InferenceRecord)
             ]
         finally:
@@ -195,15 +196,6 @@ def postgres_intake(bodies: Sequence[bytes], n: int) -> Intake:
     finally:
         _drop(name)
     return Intake("PostgreSQL", n, n / seconds, copy_rate, 0.0)
-
-
-def _all(store: Any, query: Query) -> Iterator[Any]:
-    while True:
-        page = store.query(query)
-        yield from page.entries
-        if page.next_cursor is None:
-            return
-        query = query.next(page.next_cursor)
 
 
 # -- the caller's cost per span --------------------------------------------------------------------

@@ -285,7 +285,7 @@ def _payload(a: _Attributes, events: list[Event]) -> tuple[Any, Any, list[Event]
     """``input`` and ``output`` from every convention that carries content; events not used are returned."""
     inputs: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
-    messages = _messages_in(a)
+    messages = _messages(a, "input")
     event_in, event_out, events = _event_messages(events)
     messages = messages or event_in
     if messages:
@@ -293,7 +293,7 @@ def _payload(a: _Attributes, events: list[Event]) -> tuple[Any, Any, list[Event]
     system = _parsed(a.take("gen_ai.system_instructions"))
     if system is not None:
         inputs["system_instructions"] = system
-    out_messages = _messages_out(a) or event_out
+    out_messages = _messages(a, "output") or event_out
     if out_messages:
         outputs["messages"] = out_messages
     prompts = a.take("llm.prompts") or _values(a.tree("llm.prompts."), "prompt", "text")
@@ -347,27 +347,18 @@ def _generic(a: _Attributes, side: str, into: dict[str, Any]) -> None:
             into.setdefault("value", _parsed(found))
 
 
-def _messages_in(a: _Attributes) -> list[Any]:
-    current = _parsed(a.take("gen_ai.input.messages"))
-    if isinstance(current, list) and current:
-        return current
-    flattened = a.tree("llm.input_messages.")
-    if flattened:
-        return [_oi_message(item) for item in _as_list(flattened)]
-    legacy = a.tree("gen_ai.prompt.")
-    if legacy:
-        return [_legacy_message(item) for item in _as_list(legacy)]
-    return [current] if current else []
+_LEGACY_MESSAGES = {"input": "gen_ai.prompt.", "output": "gen_ai.completion."}
 
 
-def _messages_out(a: _Attributes) -> list[Any]:
-    current = _parsed(a.take("gen_ai.output.messages"))
+def _messages(a: _Attributes, side: str) -> list[Any]:
+    """The ``side`` ("input" or "output") messages: GenAI's current list, OpenInference's, or GenAI's older one."""
+    current = _parsed(a.take(f"gen_ai.{side}.messages"))
     if isinstance(current, list) and current:
         return current
-    flattened = a.tree("llm.output_messages.")
+    flattened = a.tree(f"llm.{side}_messages.")
     if flattened:
         return [_oi_message(item) for item in _as_list(flattened)]
-    legacy = a.tree("gen_ai.completion.")
+    legacy = a.tree(_LEGACY_MESSAGES[side])
     if legacy:
         return [_legacy_message(item) for item in _as_list(legacy)]
     return [current] if current else []
