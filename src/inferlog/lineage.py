@@ -1,0 +1,242 @@
+"""The model registry kept in the log: which digest and lineage URI a (model, version) stands for.
+
+:func:`register_model` puts a registration on record as a ``model.registered`` admin entry (system
+``*``); :func:`registered_models` reads them back (the latest registration of a (name, version)
+wins). A version registered again with *another* digest is refused with :class:`ModelConflict`: a
+version names one artifact for good, so a new artifact needs a new version. The CLI
+(``inferlog models``), the server (``/v1/models``) and the SDK (``Log.register_model``) all call these.
+
+Capture paths that cannot know the artifact (the OIP proxy, the KServe/Seldon sinks, ``wrap``
+without a digest) attach ``digest`` and ``uri`` from a :class:`ModelRegistry`: an in-memory copy of
+the registrations, refreshed when a registration goes through it, every ``refresh_interval`` seconds,
+and when a (name, version) it does not know appears (at most every ``unknown_interval`` seconds). Capture never queries the
+store per record. Attaching fills only what the record lacks: a digest the producer sent is kept.
+
+A model card may be large and may change outside the log: the entry keeps its SHA-256, its size and
+the reference given (a file name or URL), and the text itself when it is at most
+:data:`CARD_INLINE_BYTES` of UTF-8, so an auditor can check the card they are shown is the one
+registered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from inferlog.errors import InferlogError, ModelConflict, RecordInvalid
+from inferlog.pipeline import Pipeline
+from inferlog.record.ids import uuid7
+from inferlog.record.model import AdminEntry, Model
+from inferlog.record.validate import checked
+from inferlog.store.base import MAX_PAGE, Query
+from inferlog.store.protocols import EntryReader, EntryStore
+
+log = logging.getLogger("inferlog")
+
+MODEL_REGISTERED = "model.registered"
+UNVERSIONED = "unversioned"  # what wrap() records for an estimator nobody gave a version
+CARD_INLINE_BYTES = 16 * 1024
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+_LOG_SYSTEM = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One model version as registered: its artifact digest, lineage URI and card, who and when."""
+
+    name: str
+    version: str
+    digest: str
+    uri: str | None = None
+    card: Mapping[str, Any] | None = None  # {"sha256", "bytes", "ref", "text"?}
+    actor: str | None = None
+    ts: dt.datetime | None = None
+    entry_id: str | None = None
+
+    def details(self) -> dict[str, Any]:
+        """The admin entry's ``details``."""
+        out: dict[str, Any] = {"name": self.name, "version": self.version, "digest": self.digest}
+        if self.uri is not None:
+            out["uri"] = self.uri
+        if self.card is not None:
+            out["card"] = dict(self.card)
+        return out
+
+    def public_view(self) -> dict[str, Any]:
+        """What the CLI and ``GET /v1/models`` show."""
+        return {
+            **self.details(),
+            "registered_by": self.actor,
+            "registered_at": self.ts.isoformat() if self.ts else None,
+            "entry_id": self.entry_id,
+        }
+
+
+def card_of(data: bytes, ref: str) -> dict[str, Any]:
+    """What the log keeps of a model card: SHA-256, size, reference, and the text when small."""
+    card: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "ref": ref}
+    if len(data) <= CARD_INLINE_BYTES:
+        with contextlib.suppress(UnicodeDecodeError):  # a binary card: its hash and reference only
+            card["text"] = data.decode("utf-8")
+    return card
+
+
+def check_digest(digest: str) -> str:
+    """``digest`` if it is ``sha256:`` and 64 lowercase hex digits; RecordInvalid otherwise."""
+    if not DIGEST_PATTERN.match(digest):
+        raise RecordInvalid(f"must be 'sha256:' and 64 lowercase hex digits, got {digest!r}", field="digest")
+    return digest
+
+
+def registered_models(store: EntryReader) -> list[Registration]:
+    """Every registered (name, version), its latest registration each, in order of first registration."""
+    found: dict[tuple[str, str], Registration] = {}
+    after = 0
+    while True:
+        page = store.query(Query(kind="admin", system=_LOG_SYSTEM, after=after, limit=MAX_PAGE))
+        for stored in page:
+            entry = stored.entry
+            if isinstance(entry, AdminEntry) and entry.action == MODEL_REGISTERED:
+                registration = _from_entry(entry)
+                if registration is not None:
+                    found[(registration.name, registration.version)] = registration
+        if page.next_cursor is None:
+            return list(found.values())
+        after = page.next_cursor
+
+
+def _from_entry(entry: AdminEntry) -> Registration | None:
+    d = entry.details
+    name, version, digest = d.get("name"), d.get("version"), d.get("digest")
+    if not (isinstance(name, str) and isinstance(version, str) and isinstance(digest, str)):
+        return None  # not one this module wrote: ignored rather than trusted
+    uri = d.get("uri")
+    card = d.get("card")
+    return Registration(
+        name,
+        version,
+        digest,
+        uri if isinstance(uri, str) else None,
+        card if isinstance(card, dict) else None,
+        entry.actor,
+        entry.ts,
+        entry.id,
+    )
+
+
+def register_model(
+    store: EntryStore,
+    name: str,
+    version: str,
+    *,
+    digest: str,
+    uri: str | None = None,
+    card: Mapping[str, Any] | None = None,
+    actor: str | None,
+) -> Registration:
+    """Put a model version on record (a ``model.registered`` admin entry by ``actor``).
+
+    Registering a version again with the same digest records the new URI/card (the latest wins);
+    with another digest it is refused (:class:`ModelConflict`): register the artifact as a new version.
+    ``card`` is what :func:`card_of` makes of the card file.
+    """
+    check_digest(digest)
+    if not version or version == UNVERSIONED:
+        raise RecordInvalid(f"a registered model needs a real version, got {version!r}", field="version")
+    for known in registered_models(store):
+        if known.name == name and known.version == version and known.digest != digest:
+            raise ModelConflict(
+                f"{name} {version} is registered with digest {known.digest}, not {digest}: "
+                "a version names one artifact; register this one as a new version"
+            )
+    registration = Registration(name, version, digest, uri, card, actor, dt.datetime.now(dt.UTC), uuid7())
+    Model(name, version, digest, uri)  # the same bounds a record's model has
+    entry = AdminEntry(
+        id=registration.entry_id or uuid7(),
+        system=_LOG_SYSTEM,
+        ts=registration.ts or dt.datetime.now(dt.UTC),
+        actor=actor,
+        action=MODEL_REGISTERED,
+        details=registration.details(),
+    )
+    store.append(Pipeline().prepare_all([checked(entry)]))
+    return registration
+
+
+def unregistered(
+    models: Iterable[Mapping[str, Any]], registrations: Iterable[Registration]
+) -> list[dict[str, Any]]:
+    """The ``stats`` model rows whose (model, version) is not registered (``unversioned`` ones included)."""
+    known = {(r.name, r.version) for r in registrations}
+    return [dict(row) for row in models if (row.get("model"), row.get("version")) not in known]
+
+
+@dataclass
+class ModelRegistry:
+    """An in-memory copy of the registrations that capture paths attach lineage from.
+
+    ``load`` reads all registrations (:func:`registered_models` on a store, or a server's
+    ``GET /v1/models``). It runs on the first lookup, when the copy is older than ``refresh_interval``,
+    and when a (name, version) it does not know appears and the copy is older than ``unknown_interval``:
+    an unregistered model in a busy stream costs a dictionary lookup, not a query per record.
+    """
+
+    load: Callable[[], Iterable[Registration]]
+    refresh_interval: float = 30.0
+    unknown_interval: float = 1.0  # an unknown (name, version) reloads a copy older than this
+    clock: Callable[[], float] = time.monotonic
+    _known: dict[tuple[str, str], Registration] = field(default_factory=dict, init=False)
+    _loaded_at: float | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def refresh(self) -> None:
+        """Read the registrations again now."""
+        known = {(r.name, r.version): r for r in self.load()}
+        with self._lock:
+            self._known = known
+            self._loaded_at = self.clock()
+
+    def remember(self, registration: Registration) -> None:
+        """A registration made through this process: known at once, without a reload."""
+        with self._lock:
+            self._known[(registration.name, registration.version)] = registration
+
+    def lookup(self, name: str, version: str) -> Registration | None:
+        """The registration of (name, version), reloading first if the copy is due for it."""
+        found = self._known.get((name, version))
+        loaded = self._loaded_at
+        due = self.refresh_interval if found is not None else self.unknown_interval
+        if loaded is None or self.clock() - loaded >= due:
+            self._quiet_refresh()
+            found = self._known.get((name, version))
+        return found
+
+    def _quiet_refresh(self) -> None:
+        """A reload on the capture path: a failure keeps the old copy (logged), never fails a record."""
+        try:
+            self.refresh()
+        except InferlogError as exc:
+            with self._lock:
+                self._loaded_at = self.clock()  # not retried per record: after the interval again
+            log.warning("inferlog: could not read the model registry (lineage not attached): %s", exc)
+
+    def attach(self, model: Model) -> Model:
+        """``model`` with ``digest`` and ``uri`` filled from its registration where it lacks them."""
+        if model.digest is not None and model.uri is not None:
+            return model
+        found = self.lookup(model.name, model.version)
+        if found is None:
+            return model
+        digest = model.digest if model.digest is not None else found.digest
+        uri = model.uri if model.uri is not None else found.uri
+        if digest == model.digest and uri == model.uri:
+            return model
+        return Model(model.name, model.version, digest, uri, model.provider)
