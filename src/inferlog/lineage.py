@@ -194,29 +194,39 @@ class ModelRegistry:
     unknown_interval: float = 1.0  # an unknown (name, version) reloads a copy older than this
     clock: Callable[[], float] = time.monotonic
     _known: dict[tuple[str, str], Registration] = field(default_factory=dict, init=False)
+    _by_digest: dict[str, Registration] = field(default_factory=dict, init=False)
     _loaded_at: float | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def refresh(self) -> None:
         """Read the registrations again now."""
-        known = {(r.name, r.version): r for r in self.load()}
+        registrations = list(self.load())
         with self._lock:
-            self._known = known
+            self._known = {(r.name, r.version): r for r in registrations}
+            self._by_digest = {r.digest: r for r in registrations}
             self._loaded_at = self.clock()
 
     def remember(self, registration: Registration) -> None:
         """A registration made through this process: known at once, without a reload."""
         with self._lock:
-            self._known[(registration.name, registration.version)] = registration
+            self._known = {**self._known, (registration.name, registration.version): registration}
+            self._by_digest = {**self._by_digest, registration.digest: registration}
 
     def lookup(self, name: str, version: str) -> Registration | None:
         """The registration of (name, version), reloading first if the copy is due for it."""
-        found = self._known.get((name, version))
+        return self._find(lambda: self._known.get((name, version)))
+
+    def lookup_digest(self, digest: str) -> Registration | None:
+        """The latest registration of an artifact digest (what ``wrap`` knows of an estimator)."""
+        return self._find(lambda: self._by_digest.get(digest))
+
+    def _find(self, get: Callable[[], Registration | None]) -> Registration | None:
+        found = get()
         loaded = self._loaded_at
         due = self.refresh_interval if found is not None else self.unknown_interval
         if loaded is None or self.clock() - loaded >= due:
             self._quiet_refresh()
-            found = self._known.get((name, version))
+            found = get()
         return found
 
     def _quiet_refresh(self) -> None:
@@ -229,7 +239,17 @@ class ModelRegistry:
             log.warning("inferlog: could not read the model registry (lineage not attached): %s", exc)
 
     def attach(self, model: Model) -> Model:
-        """``model`` with ``digest`` and ``uri`` filled from its registration where it lacks them."""
+        """``model`` with ``digest`` and ``uri`` filled from its registration where it lacks them.
+
+        An ``unversioned`` model with a digest (``wrap`` of an estimator) takes the name, version
+        and URI its digest is registered under.
+        """
+        if model.version == UNVERSIONED and model.digest is not None:
+            by_digest = self.lookup_digest(model.digest)
+            if by_digest is not None:
+                uri = model.uri if model.uri is not None else by_digest.uri
+                return Model(by_digest.name, by_digest.version, model.digest, uri, model.provider)
+            return model
         if model.digest is not None and model.uri is not None:
             return model
         found = self.lookup(model.name, model.version)

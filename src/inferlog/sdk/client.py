@@ -29,7 +29,14 @@ from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.proofs import InclusionProof
 from inferlog.integrity.tree import inclusion
 from inferlog.keystore.reveal import reveal
-from inferlog.lineage import ModelRegistry, Registration, card_of, register_model, registered_models
+from inferlog.lineage import (
+    UNVERSIONED,
+    ModelRegistry,
+    Registration,
+    card_of,
+    register_model,
+    registered_models,
+)
 from inferlog.privacy.frames import FrameCipher
 from inferlog.privacy.protect import Protection
 from inferlog.record.ids import is_uuid, uuid7
@@ -241,7 +248,7 @@ class Log:
         if type(model) is not Model:
             model = _as_model(model)
         self._check_model(model)
-        if (model.digest is None or model.uri is None) and self.lineage is not None:
+        if (model.digest is None or model.uri is None or model.version == UNVERSIONED) and self.lineage:
             model = self.lineage.attach(model)
         if error is not None:
             error = _error_info(error)
