@@ -68,7 +68,7 @@ def test_another_digest_for_a_registered_version_is_refused(store: Store) -> Non
 
 @pytest.mark.parametrize(
     ("version", "digest", "field"),
-    [("1", "sha256:abc", "digest"), ("1", "md5:" + "a" * 32, "digest"), ("1", A.upper(), "digest"),
+    [("1", "sha256:abc", "digest"), ("v" * 257, A, "version"), ("1", "md5:" + "a" * 32, "digest"), ("1", A.upper(), "digest"),
      ("unversioned", A, "version"), ("", A, "version")],
 )  # fmt: skip
 def test_bad_registrations_are_refused(store: Store, version: str, digest: str, field: str) -> None:
@@ -76,6 +76,17 @@ def test_bad_registrations_are_refused(store: Store, version: str, digest: str, 
     with pytest.raises(RecordInvalid) as raised:
         register_model(store, "fraud", version, digest=digest, actor="ops")
     assert raised.value.field == field
+    assert store.size() == 0
+
+
+def test_names_and_uris_are_bounded_as_in_records(store: Store) -> None:
+    """A name over 256 characters or a URI over 4096 is refused before anything is written."""
+    with pytest.raises(RecordInvalid) as raised:
+        register_model(store, "n" * 257, "1", digest=A, actor="ops")
+    assert raised.value.field == "name"
+    with pytest.raises(RecordInvalid) as raised:
+        register_model(store, "fraud", "1", digest=A, uri="u" * 4097, actor="ops")
+    assert raised.value.field == "uri"
     assert store.size() == 0
 
 

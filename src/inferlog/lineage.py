@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from inferlog.errors import InferlogError, ModelConflict, RecordInvalid
 from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid7
@@ -44,6 +46,7 @@ log = logging.getLogger("inferlog")
 MODEL_REGISTERED = "model.registered"
 UNVERSIONED = "unversioned"  # what wrap() records for an estimator nobody gave a version
 CARD_INLINE_BYTES = 16 * 1024
+URI_MAX_LENGTH = 4096
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 _LOG_SYSTEM = "*"
 
@@ -94,6 +97,17 @@ def check_digest(digest: str) -> str:
     if not DIGEST_PATTERN.match(digest):
         raise RecordInvalid(f"must be 'sha256:' and 64 lowercase hex digits, got {digest!r}", field="digest")
     return digest
+
+
+def _check_model(name: str, version: str, uri: str | None) -> None:
+    """The bounds a record's model has (a registration names what records will carry)."""
+    try:
+        msgspec.convert({"name": name, "version": version}, Model)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$.")
+        raise RecordInvalid(message, field=where.rstrip("`") or "model") from None
+    if uri is not None and not 0 < len(uri) <= URI_MAX_LENGTH:
+        raise RecordInvalid(f"must be 1 to {URI_MAX_LENGTH} characters", field="uri")
 
 
 def registered_models(store: EntryReader) -> list[Registration]:
@@ -157,8 +171,8 @@ def register_model(
                 f"{name} {version} is registered with digest {known.digest}, not {digest}: "
                 "a version names one artifact; register this one as a new version"
             )
+    _check_model(name, version, uri)
     registration = Registration(name, version, digest, uri, card, actor, dt.datetime.now(dt.UTC), uuid7())
-    Model(name, version, digest, uri)  # the same bounds a record's model has
     entry = AdminEntry(
         id=registration.entry_id or uuid7(),
         system=_LOG_SYSTEM,
