@@ -13,6 +13,7 @@ from inferlog.lineage import (
     MODEL_REGISTERED,
     ModelRegistry,
     Registration,
+    StoreRegistrations,
     card_of,
     register_model,
     registered_models,
@@ -172,3 +173,17 @@ def test_a_registry_that_cannot_load_never_fails_a_record(caplog: pytest.LogCapt
     assert "could not read the model registry" in caplog.text
     with pytest.raises(StoreUnavailable):
         registry.refresh()
+
+
+def test_store_registrations_read_only_what_was_appended_since(store: Store) -> None:
+    """The capture paths' loader reads new admin entries only, and still sees the latest registration of each."""
+    loader = StoreRegistrations(store)
+    register_model(store, "fraud", "1", digest=A, uri="old", actor="ops")
+    assert [(r.version, r.uri) for r in loader()] == [("1", "old")]
+    first_cursor = loader.after
+    assert first_cursor > 0
+    register_model(store, "fraud", "1", digest=A, uri="new", actor="ops")
+    register_model(store, "fraud", "2", digest=B, actor="ops")
+    assert [(r.version, r.uri) for r in loader()] == [("1", "new"), ("2", None)]
+    assert loader.after > first_cursor
+    assert loader() == registered_models(store)

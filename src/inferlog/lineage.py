@@ -112,19 +112,34 @@ def _check_model(name: str, version: str, uri: str | None) -> None:
 
 def registered_models(store: EntryReader) -> list[Registration]:
     """Every registered (name, version), its latest registration each, in order of first registration."""
-    found: dict[tuple[str, str], Registration] = {}
-    after = 0
-    while True:
-        page = store.query(Query(kind="admin", system=_LOG_SYSTEM, after=after, limit=MAX_PAGE))
-        for stored in page:
-            entry = stored.entry
-            if isinstance(entry, AdminEntry) and entry.action == MODEL_REGISTERED:
-                registration = _from_entry(entry)
-                if registration is not None:
-                    found[(registration.name, registration.version)] = registration
-        if page.next_cursor is None:
-            return list(found.values())
-        after = page.next_cursor
+    return StoreRegistrations(store)()
+
+
+class StoreRegistrations:
+    """Reads a store's registrations incrementally: each call reads only the admin entries appended since
+    the last one (the log is append-only), so a capture path's periodic reload stays cheap however many
+    admin entries (erasures, key changes) the log holds."""
+
+    def __init__(self, store: EntryReader) -> None:
+        self.store = store
+        self.after = 0  # the last seq read
+        self.found: dict[tuple[str, str], Registration] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self) -> list[Registration]:
+        with self._lock:
+            while True:
+                query = Query(kind="admin", system=_LOG_SYSTEM, after=self.after, limit=MAX_PAGE)
+                page = self.store.query(query)
+                for stored in page:
+                    self.after = max(self.after, stored.seq)
+                    entry = stored.entry
+                    if isinstance(entry, AdminEntry) and entry.action == MODEL_REGISTERED:
+                        registration = _from_entry(entry)
+                        if registration is not None:
+                            self.found[(registration.name, registration.version)] = registration
+                if page.next_cursor is None:
+                    return list(self.found.values())
 
 
 def _from_entry(entry: AdminEntry) -> Registration | None:

@@ -33,6 +33,7 @@ from inferlog.lineage import (
     UNVERSIONED,
     ModelRegistry,
     Registration,
+    StoreRegistrations,
     card_of,
     register_model,
     registered_models,
@@ -602,7 +603,7 @@ class Log:
 def _registry(store: Store | None, reader: HttpReader | None) -> ModelRegistry | None:
     """The registry a Log attaches lineage from: its store's registrations, or its server's."""
     if store is not None:
-        return ModelRegistry(lambda: registered_models(store))
+        return ModelRegistry(StoreRegistrations(store))
     if reader is not None:
         return ModelRegistry(reader.models)
     return None
