@@ -159,17 +159,23 @@ def test_attach_keeps_what_the_producer_sent_and_maps_a_digest_to_its_version() 
 
 
 def test_a_registry_that_cannot_load_never_fails_a_record(caplog: pytest.LogCaptureFixture) -> None:
-    """A load failure on the capture path leaves the model as it was, is logged, and is not retried per record."""
+    """A load failure on the capture path leaves the model as it was, is logged, and is retried only after the full interval."""
     calls: list[int] = []
 
     def broken() -> list[Registration]:
         calls.append(1)
         raise StoreUnavailable("the store is down")
 
-    registry = ModelRegistry(broken, clock=Clock())
+    clock = Clock()
+    registry = ModelRegistry(broken, refresh_interval=30.0, unknown_interval=1.0, clock=clock)
     for _ in range(10):
         assert registry.attach(Model("fraud", "1")) == Model("fraud", "1")
+    clock.now = 5.0  # past unknown_interval: a failed registry still waits the full refresh_interval
+    assert registry.attach(Model("fraud", "1")) == Model("fraud", "1")
     assert len(calls) == 1
+    clock.now = 31.0
+    registry.attach(Model("fraud", "1"))
+    assert len(calls) == 2
     assert "could not read the model registry" in caplog.text
     with pytest.raises(StoreUnavailable):
         registry.refresh()

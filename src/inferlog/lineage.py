@@ -225,6 +225,7 @@ class ModelRegistry:
     _known: dict[tuple[str, str], Registration] = field(default_factory=dict, init=False)
     _by_digest: dict[str, Registration] = field(default_factory=dict, init=False)
     _loaded_at: float | None = field(default=None, init=False)
+    _failed: bool = field(default=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def refresh(self) -> None:
@@ -234,6 +235,7 @@ class ModelRegistry:
             self._known = {(r.name, r.version): r for r in registrations}
             self._by_digest = {r.digest: r for r in registrations}
             self._loaded_at = self.clock()
+            self._failed = False
 
     def remember(self, registration: Registration) -> None:
         """A registration made through this process: known at once, without a reload."""
@@ -252,7 +254,8 @@ class ModelRegistry:
     def _find(self, get: Callable[[], Registration | None]) -> Registration | None:
         found = get()
         loaded = self._loaded_at
-        due = self.refresh_interval if found is not None else self.unknown_interval
+        quick = found is None and not self._failed  # after a failed reload, wait the full interval
+        due = self.unknown_interval if quick else self.refresh_interval
         if loaded is None or self.clock() - loaded >= due:
             self._quiet_refresh()
             found = get()
@@ -264,7 +267,8 @@ class ModelRegistry:
             self.refresh()
         except InferlogError as exc:
             with self._lock:
-                self._loaded_at = self.clock()  # not retried per record: after the interval again
+                self._loaded_at = self.clock()  # not retried per record: after refresh_interval again
+                self._failed = True
             log.warning("inferlog: could not read the model registry (lineage not attached): %s", exc)
 
     def attach(self, model: Model) -> Model:
