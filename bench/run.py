@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
-    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake), in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence), in place in docs/benchmarks.md
 
 Targets are the project's performance targets, stated beside each measure. Scratch files go to a temporary folder in
 the system temp dir (or --tmp; its filesystem is reported, since fsync costs what it costs there),
@@ -25,6 +25,7 @@ import caller_cost  # noqa: E402
 import lake  # noqa: E402
 from common import OtherLoad, Summary, fmt, load_average, machine_info, table, verdict  # noqa: E402
 
+import evidence  # noqa: E402
 import ingest  # noqa: E402
 import integrity  # noqa: E402
 import otlp  # noqa: E402
@@ -58,6 +59,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "privacy": {"n": 5_000, "rounds": 2, "sdk_n": 5_000},
     "otlp": {"n": 5_120, "caller_n": 10_000, "warmup": 1_000, "rounds": 2},
     "lake": {"n": 20_000, "rounds": 1, "increment": 2_000},
+    "evidence": {"n": 20_000, "rounds": 1},
 }
 FULL: dict[str, dict[str, Any]] = {
     "integrity": {"n": 20_000, "rounds": 3, "verify_n": 200_000},
@@ -76,14 +78,22 @@ FULL: dict[str, dict[str, Any]] = {
     "privacy": {"n": 20_000, "rounds": 3, "sdk_n": 20_000},
     "otlp": {"n": 25_600, "caller_n": 30_000, "warmup": 2_000, "rounds": 5},
     "lake": {"n": 100_000, "rounds": 3, "increment": 10_000},
+    "evidence": {"n": 1_000_000, "rounds": 1},
 }
 SECTIONS = {
     "proxy": "## 5. The OIP proxy against MLServer",
     "privacy": "## 6. What encryption costs",
     "otlp": "## 7. OTLP intake",
     "lake": "## 8. Exporting to the lake",
+    "evidence": "## 9. Evidence packs: build and verify",
 }
-MODULES: dict[str, Any] = {"proxy": proxy, "privacy": privacy, "otlp": otlp, "lake": lake}
+MODULES: dict[str, Any] = {
+    "proxy": proxy,
+    "privacy": privacy,
+    "otlp": otlp,
+    "lake": lake,
+    "evidence": evidence,
+}
 
 
 def _cells(s: Summary) -> list[str]:
@@ -565,6 +575,8 @@ def main() -> None:
         traced = otlp.run(tmp, **sizes["otlp"])
         print(f"  {time.monotonic() - started:.0f}s; lake export ...", flush=True)
         laked = lake.run(tmp, **sizes["lake"])
+        print(f"  {time.monotonic() - started:.0f}s; evidence packs ...", flush=True)
+        packed = evidence.run(tmp, **sizes["evidence"])
     elapsed = time.monotonic() - started
 
     report = Report(caller, ingested, gil)
@@ -601,6 +613,8 @@ def main() -> None:
         otlp.section(traced),
         "",
         lake.section(laked),
+        "",
+        evidence.section(packed),
         "",
         report.problems(),
         "",

@@ -15,6 +15,7 @@ so are its subclasses), for callers that catch the built-in.
     │   ├── StoreUnavailable     503  the store cannot be opened or reached
     │   ├── UnknownStore         500  no backend is registered for a URL's scheme
     │   └── Conflict             409  an id was appended twice with different content
+    │       └── ModelConflict    409  a model version is registered again with another digest
     ├── NotFound (K)             404  no entry has that id
     ├── UsageError (V)           400  a caller asked for something that makes no sense (a closed log)
     │   └── BadParameter         422  one named parameter (a filter, a cursor, a time) is malformed
@@ -104,6 +105,10 @@ class Conflict(StoreError):
     """An id that is already in the log was appended again with different content."""
 
     http_status = 409
+
+
+class ModelConflict(Conflict):
+    """A model version is registered again with another digest: a version names one artifact."""
 
 
 class NotFound(InferlogError, KeyError):

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from inferlog.apikeys import create_key
 from inferlog.ingest import kserve
+from inferlog.lineage import register_model
 from inferlog.record.model import InferenceRecord
 from inferlog.server import create_app
 from inferlog.store.base import Query
@@ -271,3 +272,14 @@ def test_key_is_required_and_may_be_a_query_param(sink: Sink) -> None:
 def test_system_param_must_be_allowed(sink: Sink) -> None:
     """A ?system= outside the key's systems is forbidden."""
     assert sink.send("s", "request", system="other") == 403
+
+
+def test_joined_records_carry_the_registered_digest_and_uri(sink: Sink) -> None:
+    """A KServe event names no artifact: the record gets the digest and URI registered for its model version."""
+    digest = "sha256:" + "d" * 64
+    register_model(sink.store, "sklearn-iris", "v3", digest=digest, uri="gs://models/iris/v3", actor="ops")
+    assert sink.send("inf-lineage", "request") == 202
+    assert sink.send("inf-lineage", "response") == 202
+    (rec,) = sink.records()
+    assert (rec.model.name, rec.model.version) == ("sklearn-iris", "v3")
+    assert (rec.model.digest, rec.model.uri) == (digest, "gs://models/iris/v3")

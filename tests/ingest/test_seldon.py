@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from inferlog.apikeys import create_key
 from inferlog.errors import ProtobufMissing, RecordInvalid
 from inferlog.ingest import oip_proto, seldon
+from inferlog.lineage import register_model
 from inferlog.record.model import InferenceRecord
 from inferlog.server import create_app
 from inferlog.store.base import Query
@@ -350,3 +352,22 @@ def test_topic_may_be_a_query_parameter(sink: Sink) -> None:
         assert done.status_code == 202
     (rec,) = sink.records()
     assert rec.output == RESPONSE
+
+
+def test_joined_records_carry_the_registered_digest_and_uri(sink: Sink) -> None:
+    """A Seldon message names no artifact: the record gets the digest and URI registered for its model version."""
+    digest = "sha256:" + "e" * 64
+    assert sink.send(INPUTS, "before") == 202
+    assert sink.send(OUTPUTS, "before") == 202
+    (before,) = sink.records()
+    register_model(
+        sink.store, before.model.name, before.model.version, digest=digest, uri="s3://iris", actor="ops"
+    )
+    app = sink.client.app
+    assert isinstance(app, FastAPI)
+    app.state.inferlog.lineage.refresh()  # registered outside this server: its copy reloads now
+    assert sink.send(INPUTS, "after") == 202
+    assert sink.send(OUTPUTS, "after") == 202
+    after = [r for r in sink.records() if r.id != before.id]
+    assert [(r.model.digest, r.model.uri) for r in after] == [(digest, "s3://iris")]
+    assert (before.model.digest, before.model.uri) == (None, None)

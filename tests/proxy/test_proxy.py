@@ -295,3 +295,20 @@ def test_a_blocked_record_does_not_stall_other_proxied_calls(
     records = rig.records()
     assert len(records) == 2
     assert "blocked-call" in {rec.request_id for rec in records}
+
+
+def test_records_carry_the_registered_digest_and_uri(rig: Rig) -> None:
+    """An infer call names a model and version only: the proxy's records get the registered digest and URI."""
+    digest = "sha256:" + "f" * 64
+    with httpx.Client() as c:
+        assert c.post(
+            rig.proxy.url + "/v2/models/iris/infer", json=_infer_body([[1.0, 2.0, 3.0, 4.0]])
+        ).is_success
+        rig.log.register_model("iris", "1", digest=digest, uri="mlflow://runs/iris-1")
+        assert c.post(
+            rig.proxy.url + "/v2/models/iris/infer", json=_infer_body([[1.0, 2.0, 3.0, 4.0]])
+        ).is_success
+    before, after = rig.records()
+    assert (before.model.digest, before.model.uri) == (None, None)
+    assert (after.model.name, after.model.version) == ("iris", "1")
+    assert (after.model.digest, after.model.uri) == (digest, "mlflow://runs/iris-1")

@@ -11,9 +11,10 @@ import inferlog
 from inferlog.apikeys import create_key
 from inferlog.errors import UsageError
 from inferlog.record import Model
-from inferlog.record.model import kind_of
+from inferlog.record.model import InferenceRecord, kind_of
 from inferlog.sdk.http import HttpTransport
 from inferlog.server import create_app
+from inferlog.store import open_store
 from inferlog.store.sqlite import SQLiteStore
 from inferlog.testing import make_record
 from tests.fix_server import ServerProcess, run_cli
@@ -97,3 +98,34 @@ def test_transport_isolates_a_refused_record_and_splits_oversized_batches(tmp_pa
     assert "model.name" in (results[3].reason or "")
     assert store.size() == 6
     store.close()
+
+
+def test_a_log_through_the_server_registers_and_attaches_lineage(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    """An admin's Log registers over HTTP; an ingest key's Log reads the registry and its records carry the digest."""
+    admin = run_cli(
+        "--db", server_process.db, "keys", "create", "--role", "admin", "--system", "*", "--name", "ops"
+    ).strip()
+    ingest = run_cli(
+        "--db", server_process.db, "keys", "create", "--role", "ingest", "--system", "credit", "--name", "m"
+    ).strip()
+    digest = "sha256:" + "c" * 64
+    with inferlog.open(server_process.url, api_key=admin, system="credit", spool_dir=tmp_path / "a") as log:
+        made = log.register_model(MODEL.name, MODEL.version, digest=digest, uri="mlflow://runs/3")
+        assert (made.digest, made.uri) == (digest, "mlflow://runs/3")
+    with inferlog.open(server_process.url, api_key=ingest, system="credit", spool_dir=tmp_path / "i") as log:
+        with pytest.raises(UsageError, match="403"):
+            log.register_model("other", "1", digest=digest)
+        assert [r.version for r in log.registered_models()] == [MODEL.version]
+        record_id = log.record(model=MODEL, output=1)
+        assert log.flush(timeout=30)
+    store = open_store(server_process.db)
+    try:
+        found = store.get(record_id)
+        assert found is not None
+        entry = found.entry
+        assert isinstance(entry, InferenceRecord)
+        assert (entry.model.digest, entry.model.uri) == (digest, "mlflow://runs/3")
+    finally:
+        store.close()

@@ -73,6 +73,7 @@ def test_statuses_are_pinned() -> None:
         "InferlogError": 500,
         "IntegrityError": 500,
         "KeyDestroyed": 410,
+        "ModelConflict": 409,
         "NoteError": 500,
         "NotDurable": 503,
         "NotFound": 404,

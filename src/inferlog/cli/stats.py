@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from inferlog.cli._common import State, console, filter_options, inert, pass_state
+from inferlog.lineage import registered_models, unregistered
 from inferlog.query import build_query
 
 
@@ -19,9 +20,12 @@ from inferlog.query import build_query
 def stats_command(state: State, /, as_json: bool, **options: Any) -> None:
     """Counts, error rates and latency percentiles.
 
-    By kind, status, system and model version; filters narrow what is counted.
+    By kind, status, system and model version; filters narrow what is counted. Model versions seen in
+    records but not registered (``inferlog models register``), ``unversioned`` ones included, are flagged.
     """
-    numbers = state.store().stats(build_query(**state.filters(options)))
+    store = state.store()
+    numbers = store.stats(build_query(**state.filters(options)))
+    numbers["unregistered"] = unregistered(numbers["models"], registered_models(store))
     if as_json:
         click.echo(json.dumps(numbers, indent=2))
         return
@@ -31,7 +35,12 @@ def stats_command(state: State, /, as_json: bool, **options: Any) -> None:
         if numbers.get(key):
             out.print(_counts(title, numbers[key]))
     if numbers.get("models"):
-        out.print(_models(numbers["models"]))
+        out.print(_models(numbers["models"], numbers["unregistered"]))
+    if numbers["unregistered"]:
+        out.print(
+            f"[yellow]{len(numbers['unregistered'])} model version(s) seen in records are not registered[/yellow]"
+            " (no digest or lineage from the registry): inferlog models register NAME VERSION --digest ..."
+        )
 
 
 def _overview(numbers: dict[str, Any]) -> Table:
@@ -56,16 +65,24 @@ def _counts(title: str, counts: dict[str, int]) -> Table:
     return table
 
 
-def _models(models: list[dict[str, Any]]) -> Table:
+def _models(models: list[dict[str, Any]], unknown: list[dict[str, Any]]) -> Table:
     table = Table(title="inferences by model", title_justify="left")
     for column in ("model", "version"):
         table.add_column(column)
     for column in ("inferences", "errors", "error rate"):
         table.add_column(column, justify="right")
+    table.add_column("registered")
+    missing = {(row["model"], row["version"]) for row in unknown}
     for row in models:
         rate = row["errors"] / row["count"] if row["count"] else 0.0
+        registered = "[yellow]no[/yellow]" if (row["model"], row["version"]) in missing else "yes"
         table.add_row(
-            inert(row["model"]), inert(row["version"]), str(row["count"]), str(row["errors"]), f"{rate:.1%}"
+            inert(row["model"]),
+            inert(row["version"]),
+            str(row["count"]),
+            str(row["errors"]),
+            f"{rate:.1%}",
+            registered,
         )
     return table
 

@@ -29,6 +29,15 @@ from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.proofs import InclusionProof
 from inferlog.integrity.tree import inclusion
 from inferlog.keystore.reveal import reveal
+from inferlog.lineage import (
+    UNVERSIONED,
+    ModelRegistry,
+    Registration,
+    StoreRegistrations,
+    card_of,
+    register_model,
+    registered_models,
+)
 from inferlog.privacy.frames import FrameCipher
 from inferlog.privacy.protect import Protection
 from inferlog.record.ids import is_uuid, uuid7
@@ -144,6 +153,7 @@ class Log:
         reader: HttpReader | None = None,
         protection: Protection | None = None,
         exit_timeout: float = 5.0,
+        lineage: ModelRegistry | None = None,
     ) -> None:
         if durability not in DURABILITY_LEVELS:
             raise UsageError(f"durability must be 'process' or 'machine', got {durability!r}")
@@ -157,6 +167,8 @@ class Log:
         self._valid_models: set[Model] = set()  # models record() has checked (a handful per process)
         self.store = store
         self.reader = reader  # reads through a server: each states a purpose (see HttpReader)
+        # Registered models: record() fills a model's missing digest/uri from this copy (lineage.py).
+        self.lineage = lineage if lineage is not None else _registry(store, reader)
         self.checkpointer = checkpointer
         # Redaction and pseudonyms run in record(), before the spool; with a key store the frame is
         # sealed whole there (one AES-GCM call), and the shipper seals the fields (see privacy.frames).
@@ -237,6 +249,8 @@ class Log:
         if type(model) is not Model:
             model = _as_model(model)
         self._check_model(model)
+        if (model.digest is None or model.uri is None or model.version == UNVERSIONED) and self.lineage:
+            model = self.lineage.attach(model)
         if error is not None:
             error = _error_info(error)
             status = "error"
@@ -398,6 +412,43 @@ class Log:
         """
         return Call(self, model, fields)
 
+    def register_model(
+        self,
+        name: str,
+        version: str,
+        *,
+        digest: str,
+        uri: str | None = None,
+        card: str | os.PathLike[str] | None = None,
+        actor: str | None = None,
+    ) -> Registration:
+        """Register a model version in the log (a ``model.registered`` admin entry); see docs/capture.md.
+
+        Records of ``name``/``version`` made without a digest or URI get them from this registration.
+        ``card``: a model card file; the log keeps its SHA-256, size and name (and its text when small).
+        Through a server this needs an admin key. ModelConflict if the version has another digest.
+        """
+        card_info = card_of(Path(card).read_bytes(), Path(card).name) if card is not None else None
+        if self.store is not None:
+            registration = register_model(
+                self.store, name, version, digest=digest, uri=uri, card=card_info, actor=actor or os_user()
+            )
+        elif self.reader is not None:
+            registration = self.reader.register_model(name, version, digest=digest, uri=uri, card=card_info)
+        else:
+            raise UsageError("this Log has neither a store nor a server to register models in")
+        if self.lineage is not None:
+            self.lineage.remember(registration)
+        return registration
+
+    def registered_models(self) -> list[Registration]:
+        """Every registered model version (the latest registration of each)."""
+        if self.store is not None:
+            return registered_models(self.store)
+        if self.reader is not None:
+            return self.reader.models()
+        raise UsageError("this Log has neither a store nor a server to read models from")
+
     # -- reading ------------------------------------------------------------------------------
 
     def _reader(self) -> Store:
@@ -547,6 +598,15 @@ class Log:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _registry(store: Store | None, reader: HttpReader | None) -> ModelRegistry | None:
+    """The registry a Log attaches lineage from: its store's registrations, or its server's."""
+    if store is not None:
+        return ModelRegistry(StoreRegistrations(store))
+    if reader is not None:
+        return ModelRegistry(reader.models)
+    return None
 
 
 def _unchanged(entry: Entry) -> Entry:

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from inferlog.errors import NotFound, RecordInvalid, StoreUnavailable, UsageError
+from inferlog.errors import ModelConflict, NotFound, RecordInvalid, StoreUnavailable, UsageError
+from inferlog.lineage import Registration
 from inferlog.record.canonical import canonical_json
 from inferlog.record.model import Entry, StoredEntry
 from inferlog.record.validate import decode_entry
@@ -124,6 +125,17 @@ class HttpReader(_PerProcess):
         data = response.json()
         return Page([self._stored(item) for item in data["entries"]], data.get("next_cursor"))
 
+    def models(self) -> list[Registration]:
+        """The server's registered models (``GET /v1/models``)."""
+        return [_registration(item) for item in self._request("GET", "/v1/models").json()]
+
+    def register_model(
+        self, name: str, version: str, *, digest: str, uri: str | None, card: dict[str, Any] | None
+    ) -> Registration:
+        """Register a model version through the server (``POST /v1/models``, an admin key)."""
+        body = {"name": name, "version": version, "digest": digest, "uri": uri, "card": card}
+        return _registration(self._request("POST", "/v1/models", json=body).json())
+
     def _stored(self, data: dict[str, Any]) -> StoredEntry:
         """An entry as the server showed it to this key, in the type a store read gives.
 
@@ -155,7 +167,9 @@ class HttpReader(_PerProcess):
             response = self._client().request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise StoreUnavailable(f"cannot reach {self.base_url}: {exc}") from exc
-        if response.status_code in (200, 404):
+        if response.status_code == 409:
+            raise ModelConflict(_detail(response).get("message", response.text[:200]))
+        if response.status_code in (200, 201, 404):
             if response.status_code == 404 and "/v1/records/" not in path:
                 raise NotFound(_detail(response).get("message", "not found"))
             return response
@@ -163,6 +177,20 @@ class HttpReader(_PerProcess):
         if response.status_code in (400, 401, 403, 422):
             raise UsageError(f"{self.base_url} refused the read ({response.status_code}): {message}")
         raise StoreUnavailable(f"{self.base_url} answered {response.status_code}: {message}")
+
+
+def _registration(data: dict[str, Any]) -> Registration:
+    at = data.get("registered_at")
+    return Registration(
+        name=data["name"],
+        version=data["version"],
+        digest=data["digest"],
+        uri=data.get("uri"),
+        card=data.get("card"),
+        actor=data.get("registered_by"),
+        ts=dt.datetime.fromisoformat(at) if at else None,
+        entry_id=data.get("entry_id"),
+    )
 
 
 def _detail(response: httpx.Response) -> dict[str, Any]:

@@ -31,12 +31,14 @@ from inferlog.config import DEFAULT_KSERVE_TIMEOUT
 from inferlog.errors import RecordInvalid, StoreError, StoreUnavailable, UsageError
 from inferlog.ingest import kserve, seldon
 from inferlog.ingest.service import Ingestor
+from inferlog.lineage import ModelRegistry
 from inferlog.pipeline import body_of
 from inferlog.privacy.frames import FrameCipher
 from inferlog.record.ids import uuid8
 from inferlog.record.model import InferenceRecord, StoredEntry
 from inferlog.record.validate import check_entry
 from inferlog.server.auth import Principal
+from inferlog.store.base import AppendResult
 from inferlog.store.forksafe import GATE, gated
 from inferlog.store.protocols import EntryReader
 
@@ -76,8 +78,10 @@ class PendingHalves:
         store: EntryReader,  # the log the Ingestor appends to, read for records already there
         timeout: float = DEFAULT_KSERVE_TIMEOUT,
         cipher: FrameCipher | None = None,
+        lineage: ModelRegistry | None = None,
     ) -> None:
         self.path = str(path)
+        self.lineage = lineage  # registered models: a record's digest/uri come from it
         self.ingestor = ingestor
         self.store = store
         self.timeout = timeout
@@ -164,10 +168,20 @@ class PendingHalves:
                         "halves of %s do not join (%s); each is recorded alone after the timeout", rid, exc
                     )
                     return "pending"
-                self.ingestor.append([record])
+                self._append(record)
                 self.db.execute("DELETE FROM pending WHERE rid = ?", (rid,))
                 return "joined"
         return "pending"
+
+    def _append(self, record: InferenceRecord) -> AppendResult:
+        """Append one record, its model's digest and URI filled from the registry (KServe and Seldon
+        events name a model and version, never the artifact)."""
+        if self.lineage is not None:
+            model = self.lineage.attach(record.model)
+            if model is not record.model:
+                record = msgspec.structs.replace(record, model=model)
+        (result,) = self.ingestor.append([record])
+        return result
 
     def _kept(self, data: bytes) -> bytes:
         """A half's bytes as the file keeps them: sealed when there is a key store."""
@@ -183,7 +197,7 @@ class PendingHalves:
         recorded_half = found[0] if found is not None else _half_of(self.store.get(rid))
         if recorded_half is None or recorded_half == half:
             return "duplicate"  # joined already, or this very half again
-        (result,) = self.ingestor.append([continuation(alone, rid, half)])
+        result = self._append(continuation(alone, rid, half))
         return "continued" if result.status == "new" else "duplicate"
 
     @gated
@@ -233,7 +247,7 @@ class PendingHalves:
         joiner = JOINERS[source]
         if self.store.get(rid) is not None:
             return 0
-        self.ingestor.append([_alone(joiner, half, joiner.decode(self._opened(data)), system)])
+        self._append(_alone(joiner, half, joiner.decode(self._opened(data)), system))
         self.db.execute(
             "INSERT OR REPLACE INTO alone (rid, half, recorded) VALUES (?, ?, ?)", (rid, half, time.time())
         )
@@ -309,7 +323,8 @@ def _open(app_state: Any, path: Path) -> PendingHalves:
     timeout = float(getattr(app_state, "kserve_timeout", DEFAULT_KSERVE_TIMEOUT))
     protection = app_state.inferlog.protection
     cipher = FrameCipher(protection.keyring) if protection is not None and protection.keyring else None
-    keeper = PendingHalves(path, app_state.inferlog.ingestor, app_state.inferlog.store, timeout, cipher)
+    state = app_state.inferlog
+    keeper = PendingHalves(path, state.ingestor, state.store, timeout, cipher, state.lineage)
     keeper.start()
     app_state.kserve_pending = keeper
     return keeper

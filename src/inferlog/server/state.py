@@ -11,6 +11,7 @@ from inferlog.ingest.service import Ingestor
 from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.reveal import reveal
+from inferlog.lineage import ModelRegistry, StoreRegistrations
 from inferlog.pipeline import Pipeline
 from inferlog.privacy.policy import Policy
 from inferlog.privacy.protect import Protection
@@ -31,12 +32,15 @@ class ServerState:
     window: AcceptedWindow = field(default_factory=AcceptedWindow.from_env)  # writers' ts, see ingest.window
     ingestor: Ingestor = field(init=False)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    lineage: ModelRegistry = field(init=False)  # the sinks attach digest/uri from it (lineage.py)
 
     def __post_init__(self) -> None:
         # Every entry that arrives (records, feedback, the sinks' records) passes the policy's admission,
         # also on a server without a policy file: a claimed seal is checked, never trusted.
         admission = (self.protection or Protection(Policy.default())).admit
         self.ingestor = Ingestor(self.store, Pipeline([admission]))
+        store = self.store
+        self.lineage = ModelRegistry(StoreRegistrations(store))
 
     def stored_subject(self, subject: str | None) -> str | None:
         """A subject as the log stores it: its keyed pseudonym when the policy has a key store.

@@ -2,10 +2,19 @@
 
 Each ``predict`` / ``predict_proba`` / ``decision_function`` call is one record: the input rows, the
 outputs, the method, and the estimator's class and parameters. Everything else passes through.
+
+Without a ``model``, the record's model is the estimator's class, and its digest is
+:func:`fitted_digest`: a SHA-256 of the fitted state, the same for the same fit whatever the Python,
+pickle or scikit-learn build (a pickle's bytes are not). If that digest is registered in the log
+(``inferlog models register NAME VERSION --digest ...``), the registration's name, version and URI
+are recorded instead of ``unversioned``. The digest is taken once, when the estimator is wrapped:
+wrap it again after refitting it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +30,78 @@ LOGGED_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_fun
 def default_model(estimator: Any) -> Model:
     cls = type(estimator)
     version = getattr(estimator, "__inferlog_version__", None) or "unversioned"
-    return Model(name=cls.__name__, version=str(version), provider=cls.__module__.split(".")[0])
+    return Model(
+        name=cls.__name__,
+        version=str(version),
+        digest=fitted_digest(estimator),
+        provider=cls.__module__.split(".")[0],
+    )
+
+
+def fitted_digest(estimator: Any) -> str | None:
+    """``sha256:<hex>`` of an estimator's fitted state; None if it is not fitted.
+
+    What is hashed, in a canonical order: the class's qualified name, ``get_params(deep=False)``, and
+    every fitted attribute (a public name ending in ``_``). Arrays count by dtype, shape and bytes
+    (object arrays item by item); nested estimators and objects such as a tree's ``tree_`` by their
+    state. So the same data and parameters give the same digest, and any change in the fit another.
+    """
+    fitted = sorted(k for k in vars(estimator) if k.endswith("_") and not k.startswith("_"))
+    if not fitted:
+        return None
+    sha = hashlib.sha256()
+    _feed(sha, type(estimator).__module__ + "." + type(estimator).__qualname__, 0)
+    get_params = getattr(estimator, "get_params", None)
+    _feed(sha, get_params(deep=False) if get_params is not None else {}, 0)
+    for name in fitted:
+        _feed(sha, name, 0)
+        _feed(sha, getattr(estimator, name), 0)
+    return f"sha256:{sha.hexdigest()}"
+
+
+_MAX_DEPTH = 50
+
+
+def _feed(sha: Any, value: Any, depth: int) -> None:
+    """Add ``value`` to the hash, each kind tagged so ``[1]`` and ``"1"`` differ."""
+    if depth > _MAX_DEPTH:
+        sha.update(b"<deep>")
+        return
+    if value is None or isinstance(value, bool | int | float | str):
+        sha.update(b"j" + json.dumps(value).encode() + b";")
+        return
+    if isinstance(value, bytes):
+        sha.update(b"b%d:" % len(value) + value)
+        return
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and hasattr(value, "tobytes") and hasattr(value, "shape"):
+        if dtype.kind == "O" or dtype.hasobject:  # pointers: hash the items themselves
+            sha.update(b"O" + repr(value.shape).encode())
+            _feed(sha, value.tolist(), depth + 1)
+        else:
+            sha.update(b"a" + dtype.str.encode() + repr(value.shape).encode())
+            sha.update(value.tobytes(order="C"))
+        return
+    if isinstance(value, dict):
+        sha.update(b"{%d" % len(value))
+        for key in sorted(value, key=repr):
+            _feed(sha, repr(key), depth + 1)
+            _feed(sha, value[key], depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        sha.update(b"[%d" % len(value))
+        for item in value:
+            _feed(sha, item, depth + 1)
+        return
+    if hasattr(value, "get_params"):  # a nested estimator (a forest's trees, a pipeline's steps)
+        sha.update(b"e" + (fitted_digest(value) or repr(value)).encode())
+        return
+    state = value.__reduce__() if hasattr(value, "__reduce__") else None
+    if isinstance(state, tuple) and len(state) >= 3 and isinstance(state[2], dict):  # a Cython tree
+        sha.update(b"s" + type(value).__qualname__.encode())
+        _feed(sha, state[2], depth + 1)
+        return
+    sha.update(b"r" + repr(value).encode())
 
 
 class LoggedEstimator:

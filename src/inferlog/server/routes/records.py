@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from inferlog.errors import Forbidden, NotFound, RecordInvalid
 from inferlog.ingest.audit import counts_by_system
+from inferlog.lineage import registered_models, unregistered
 from inferlog.query.filters import build_query
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, StoredEntry, kind_of
@@ -264,4 +265,5 @@ def stats(state: State, who: Who, system: SystemParam = None, since: str | None 
         query = dataclasses.replace(query, systems=who.systems)
     result = state.store.stats(query)
     state.metrics.ledger_size.set(result["size"])
+    result["unregistered"] = unregistered(result["models"], registered_models(state.store))
     return result

@@ -1,0 +1,295 @@
+"""The model registry kept in the log: which digest and lineage URI a (model, version) stands for.
+
+:func:`register_model` puts a registration on record as a ``model.registered`` admin entry (system
+``*``); :func:`registered_models` reads them back (the latest registration of a (name, version)
+wins). A version registered again with *another* digest is refused with :class:`ModelConflict`: a
+version names one artifact for good, so a new artifact needs a new version. The CLI
+(``inferlog models``), the server (``/v1/models``) and the SDK (``Log.register_model``) all call these.
+
+Capture paths that cannot know the artifact (the OIP proxy, the KServe/Seldon sinks, ``wrap``
+without a digest) attach ``digest`` and ``uri`` from a :class:`ModelRegistry`: an in-memory copy of
+the registrations, refreshed when a registration goes through it, every ``refresh_interval`` seconds,
+and when a (name, version) it does not know appears (at most every ``unknown_interval`` seconds). Capture never queries the
+store per record. Attaching fills only what the record lacks: a digest the producer sent is kept.
+
+A model card may be large and may change outside the log: the entry keeps its SHA-256, its size and
+the reference given (a file name or URL), and the text itself when it is at most
+:data:`CARD_INLINE_BYTES` of UTF-8, so an auditor can check the card they are shown is the one
+registered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from inferlog.errors import InferlogError, ModelConflict, RecordInvalid
+from inferlog.pipeline import Pipeline
+from inferlog.record.ids import uuid7
+from inferlog.record.model import AdminEntry, Model
+from inferlog.record.validate import checked
+from inferlog.store.base import MAX_PAGE, Query
+from inferlog.store.protocols import EntryReader, EntryStore
+
+log = logging.getLogger("inferlog")
+
+MODEL_REGISTERED = "model.registered"
+UNVERSIONED = "unversioned"  # what wrap() records for an estimator nobody gave a version
+CARD_INLINE_BYTES = 16 * 1024
+URI_MAX_LENGTH = 4096
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+_LOG_SYSTEM = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One model version as registered: its artifact digest, lineage URI and card, who and when."""
+
+    name: str
+    version: str
+    digest: str
+    uri: str | None = None
+    card: Mapping[str, Any] | None = None  # {"sha256", "bytes", "ref", "text"?}
+    actor: str | None = None
+    ts: dt.datetime | None = None
+    entry_id: str | None = None
+
+    def details(self) -> dict[str, Any]:
+        """The admin entry's ``details``."""
+        out: dict[str, Any] = {"name": self.name, "version": self.version, "digest": self.digest}
+        if self.uri is not None:
+            out["uri"] = self.uri
+        if self.card is not None:
+            out["card"] = dict(self.card)
+        return out
+
+    def public_view(self) -> dict[str, Any]:
+        """What the CLI and ``GET /v1/models`` show."""
+        return {
+            **self.details(),
+            "registered_by": self.actor,
+            "registered_at": self.ts.isoformat() if self.ts else None,
+            "entry_id": self.entry_id,
+        }
+
+
+def card_of(data: bytes, ref: str) -> dict[str, Any]:
+    """What the log keeps of a model card: SHA-256, size, reference, and the text when small."""
+    card: dict[str, Any] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "ref": ref}
+    if len(data) <= CARD_INLINE_BYTES:
+        with contextlib.suppress(UnicodeDecodeError):  # a binary card: its hash and reference only
+            card["text"] = data.decode("utf-8")
+    return card
+
+
+def check_digest(digest: str) -> str:
+    """``digest`` if it is ``sha256:`` and 64 lowercase hex digits; RecordInvalid otherwise."""
+    if not DIGEST_PATTERN.match(digest):
+        raise RecordInvalid(f"must be 'sha256:' and 64 lowercase hex digits, got {digest!r}", field="digest")
+    return digest
+
+
+def _check_model(name: str, version: str, uri: str | None) -> None:
+    """The bounds a record's model has (a registration names what records will carry)."""
+    try:
+        msgspec.convert({"name": name, "version": version}, Model)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$.")
+        raise RecordInvalid(message, field=where.rstrip("`") or "model") from None
+    if uri is not None and not 0 < len(uri) <= URI_MAX_LENGTH:
+        raise RecordInvalid(f"must be 1 to {URI_MAX_LENGTH} characters", field="uri")
+
+
+def registered_models(store: EntryReader) -> list[Registration]:
+    """Every registered (name, version), its latest registration each, in order of first registration."""
+    return StoreRegistrations(store)()
+
+
+class StoreRegistrations:
+    """Reads a store's registrations incrementally: each call reads only the admin entries appended since
+    the last one (the log is append-only), so a capture path's periodic reload stays cheap however many
+    admin entries (erasures, key changes) the log holds."""
+
+    def __init__(self, store: EntryReader) -> None:
+        self.store = store
+        self.after = 0  # the last seq read
+        self.found: dict[tuple[str, str], Registration] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self) -> list[Registration]:
+        with self._lock:
+            while True:
+                query = Query(kind="admin", system=_LOG_SYSTEM, after=self.after, limit=MAX_PAGE)
+                page = self.store.query(query)
+                for stored in page:
+                    self.after = max(self.after, stored.seq)
+                    entry = stored.entry
+                    if isinstance(entry, AdminEntry) and entry.action == MODEL_REGISTERED:
+                        registration = _from_entry(entry)
+                        if registration is not None:
+                            self.found[(registration.name, registration.version)] = registration
+                if page.next_cursor is None:
+                    return list(self.found.values())
+
+
+def _from_entry(entry: AdminEntry) -> Registration | None:
+    d = entry.details
+    name, version, digest = d.get("name"), d.get("version"), d.get("digest")
+    if not (isinstance(name, str) and isinstance(version, str) and isinstance(digest, str)):
+        return None  # not one this module wrote: ignored rather than trusted
+    uri = d.get("uri")
+    card = d.get("card")
+    return Registration(
+        name,
+        version,
+        digest,
+        uri if isinstance(uri, str) else None,
+        card if isinstance(card, dict) else None,
+        entry.actor,
+        entry.ts,
+        entry.id,
+    )
+
+
+def register_model(
+    store: EntryStore,
+    name: str,
+    version: str,
+    *,
+    digest: str,
+    uri: str | None = None,
+    card: Mapping[str, Any] | None = None,
+    actor: str | None,
+) -> Registration:
+    """Put a model version on record (a ``model.registered`` admin entry by ``actor``).
+
+    Registering a version again with the same digest records the new URI/card (the latest wins);
+    with another digest it is refused (:class:`ModelConflict`): register the artifact as a new version.
+    ``card`` is what :func:`card_of` makes of the card file.
+    """
+    check_digest(digest)
+    if not version or version == UNVERSIONED:
+        raise RecordInvalid(f"a registered model needs a real version, got {version!r}", field="version")
+    for known in registered_models(store):
+        if known.name == name and known.version == version and known.digest != digest:
+            raise ModelConflict(
+                f"{name} {version} is registered with digest {known.digest}, not {digest}: "
+                "a version names one artifact; register this one as a new version"
+            )
+    _check_model(name, version, uri)
+    registration = Registration(name, version, digest, uri, card, actor, dt.datetime.now(dt.UTC), uuid7())
+    entry = AdminEntry(
+        id=registration.entry_id or uuid7(),
+        system=_LOG_SYSTEM,
+        ts=registration.ts or dt.datetime.now(dt.UTC),
+        actor=actor,
+        action=MODEL_REGISTERED,
+        details=registration.details(),
+    )
+    store.append(Pipeline().prepare_all([checked(entry)]))
+    return registration
+
+
+def unregistered(
+    models: Iterable[Mapping[str, Any]], registrations: Iterable[Registration]
+) -> list[dict[str, Any]]:
+    """The ``stats`` model rows whose (model, version) is not registered (``unversioned`` ones included)."""
+    known = {(r.name, r.version) for r in registrations}
+    return [dict(row) for row in models if (row.get("model"), row.get("version")) not in known]
+
+
+@dataclass
+class ModelRegistry:
+    """An in-memory copy of the registrations that capture paths attach lineage from.
+
+    ``load`` reads all registrations (:func:`registered_models` on a store, or a server's
+    ``GET /v1/models``). It runs on the first lookup, when the copy is older than ``refresh_interval``,
+    and when a (name, version) it does not know appears and the copy is older than ``unknown_interval``:
+    an unregistered model in a busy stream costs a dictionary lookup, not a query per record.
+    """
+
+    load: Callable[[], Iterable[Registration]]
+    refresh_interval: float = 30.0
+    unknown_interval: float = 1.0  # an unknown (name, version) reloads a copy older than this
+    clock: Callable[[], float] = time.monotonic
+    _known: dict[tuple[str, str], Registration] = field(default_factory=dict, init=False)
+    _by_digest: dict[str, Registration] = field(default_factory=dict, init=False)
+    _loaded_at: float | None = field(default=None, init=False)
+    _failed: bool = field(default=False, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def refresh(self) -> None:
+        """Read the registrations again now."""
+        registrations = list(self.load())
+        with self._lock:
+            self._known = {(r.name, r.version): r for r in registrations}
+            self._by_digest = {r.digest: r for r in registrations}
+            self._loaded_at = self.clock()
+            self._failed = False
+
+    def remember(self, registration: Registration) -> None:
+        """A registration made through this process: known at once, without a reload."""
+        with self._lock:
+            self._known = {**self._known, (registration.name, registration.version): registration}
+            self._by_digest = {**self._by_digest, registration.digest: registration}
+
+    def lookup(self, name: str, version: str) -> Registration | None:
+        """The registration of (name, version), reloading first if the copy is due for it."""
+        return self._find(lambda: self._known.get((name, version)))
+
+    def lookup_digest(self, digest: str) -> Registration | None:
+        """The latest registration of an artifact digest (what ``wrap`` knows of an estimator)."""
+        return self._find(lambda: self._by_digest.get(digest))
+
+    def _find(self, get: Callable[[], Registration | None]) -> Registration | None:
+        found = get()
+        loaded = self._loaded_at
+        quick = found is None and not self._failed  # after a failed reload, wait the full interval
+        due = self.unknown_interval if quick else self.refresh_interval
+        if loaded is None or self.clock() - loaded >= due:
+            self._quiet_refresh()
+            found = get()
+        return found
+
+    def _quiet_refresh(self) -> None:
+        """A reload on the capture path: a failure keeps the old copy (logged), never fails a record."""
+        try:
+            self.refresh()
+        except InferlogError as exc:
+            with self._lock:
+                self._loaded_at = self.clock()  # not retried per record: after refresh_interval again
+                self._failed = True
+            log.warning("inferlog: could not read the model registry (lineage not attached): %s", exc)
+
+    def attach(self, model: Model) -> Model:
+        """``model`` with ``digest`` and ``uri`` filled from its registration where it lacks them.
+
+        An ``unversioned`` model with a digest (``wrap`` of an estimator) takes the name, version
+        and URI its digest is registered under.
+        """
+        if model.version == UNVERSIONED and model.digest is not None:
+            by_digest = self.lookup_digest(model.digest)
+            if by_digest is not None:
+                uri = model.uri if model.uri is not None else by_digest.uri
+                return Model(by_digest.name, by_digest.version, model.digest, uri, model.provider)
+            return model
+        if model.digest is not None and model.uri is not None:
+            return model
+        found = self.lookup(model.name, model.version)
+        if found is None:
+            return model
+        digest = model.digest if model.digest is not None else found.digest
+        uri = model.uri if model.uri is not None else found.uri
+        if digest == model.digest and uri == model.uri:
+            return model
+        return Model(model.name, model.version, digest, uri, model.provider)

@@ -1,0 +1,61 @@
+"""``/v1/models``: registering model versions over HTTP, reading them back, and the stats flag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inferlog.record.model import AdminEntry
+from inferlog.store.base import Query
+from tests.helpers import of_kind
+from tests.server.conftest import Server
+from tests.server.test_records import rec
+
+A = "sha256:" + "a" * 64
+B = "sha256:" + "b" * 64
+
+
+def _body(version: str = "1", digest: str = A, **extra: Any) -> dict[str, Any]:
+    return {"name": "credit-risk", "version": version, "digest": digest, **extra}
+
+
+def test_an_admin_registers_and_every_role_reads(server: Server) -> None:
+    """An admin's POST is one ``model.registered`` entry by that key; ingest, reader and auditor keys list it."""
+    done = server.client.post("/v1/models", json=_body(uri="mlflow://runs/1"), headers=server.as_("admin"))
+    assert done.status_code == 201, done.text
+    assert done.json()["digest"] == A
+    assert done.json()["registered_by"].startswith("ops")
+    for role in ("ingest", "reader", "auditor", "admin"):
+        listed = server.client.get("/v1/models", headers=server.as_(role))
+        assert listed.status_code == 200
+        assert [(m["name"], m["version"], m["uri"]) for m in listed.json()] == [
+            ("credit-risk", "1", "mlflow://runs/1")
+        ]
+    (entry,) = of_kind(AdminEntry, server.store.query(Query(kind="admin")))
+    assert entry.action == "model.registered"
+    assert (entry.actor or "").startswith("ops")
+
+
+def test_registration_is_refused_clearly(server: Server) -> None:
+    """Non-admin keys get 403, a malformed digest 422, another digest for a registered version 409."""
+    for role in ("ingest", "reader", "auditor"):
+        assert server.client.post("/v1/models", json=_body(), headers=server.as_(role)).status_code == 403
+    bad = server.client.post("/v1/models", json=_body(digest="sha256:xyz"), headers=server.as_("admin"))
+    assert bad.status_code == 422
+    assert server.client.post("/v1/models", json=_body(), headers=server.as_("admin")).status_code == 201
+    conflict = server.client.post("/v1/models", json=_body(digest=B), headers=server.as_("admin"))
+    assert conflict.status_code == 409
+    assert conflict.json()["error"] == "ModelConflict"
+    assert "new version" in conflict.json()["message"]
+
+
+def test_stats_flag_the_unregistered_model_versions(server: Server) -> None:
+    """Stats name the model versions in records that are not registered; registering one clears it."""
+    sent = server.client.post("/v1/records", json=[rec(), rec()], headers=server.as_("ingest"))
+    assert sent.status_code == 200, sent.text
+    stats = server.client.get("/v1/stats", headers=server.as_("reader")).json()
+    pairs = {(m["model"], m["version"]) for m in stats["models"]}
+    assert {(m["model"], m["version"]) for m in stats["unregistered"]} == pairs
+    for name, version in pairs:
+        body = {"name": name, "version": version, "digest": A}
+        assert server.client.post("/v1/models", json=body, headers=server.as_("admin")).status_code == 201
+    assert server.client.get("/v1/stats", headers=server.as_("reader")).json()["unregistered"] == []

@@ -1,0 +1,195 @@
+"""``inferlog.lineage``: the model registry kept in the log, and the cached copy capture paths attach from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inferlog.errors import ModelConflict, RecordInvalid, StoreUnavailable
+from inferlog.lineage import (
+    CARD_INLINE_BYTES,
+    MODEL_REGISTERED,
+    ModelRegistry,
+    Registration,
+    StoreRegistrations,
+    card_of,
+    register_model,
+    registered_models,
+    unregistered,
+)
+from inferlog.record.model import AdminEntry, Model
+from inferlog.store import Store
+from inferlog.store.base import Query
+from tests.helpers import backend_store
+
+A = "sha256:" + "a" * 64
+B = "sha256:" + "b" * 64
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh log on each backend."""
+    opened = backend_store(request, tmp_path / "log.db")
+    yield opened
+    opened.close()
+
+
+def test_a_registration_round_trips_as_an_admin_entry(store: Store) -> None:
+    """A registration is one ``model.registered`` admin entry by the actor, and reads back as registered."""
+    card = card_of(b"# fraud model\nTrained on 2026 data.", "card.md")
+    made = register_model(store, "fraud", "1.2", digest=A, uri="mlflow://runs/7", card=card, actor="ops")
+    (stored,) = store.query(Query(kind="admin"))
+    entry = stored.entry
+    assert isinstance(entry, AdminEntry)
+    assert (entry.action, entry.actor, entry.system) == (MODEL_REGISTERED, "ops", "*")
+    assert entry.details["card"]["text"] == "# fraud model\nTrained on 2026 data."
+    (read,) = registered_models(store)
+    assert (read.name, read.version, read.digest, read.uri) == ("fraud", "1.2", A, "mlflow://runs/7")
+    assert read.card == card
+    assert (read.actor, read.entry_id) == ("ops", made.entry_id)
+
+
+def test_the_latest_registration_of_a_version_wins(store: Store) -> None:
+    """Registering a version again with the same digest records the new URI; other versions stay listed."""
+    register_model(store, "fraud", "1", digest=A, uri="old", actor="ops")
+    register_model(store, "fraud", "2", digest=B, actor="ops")
+    register_model(store, "fraud", "1", digest=A, uri="new", actor="ops")
+    assert [(r.version, r.uri) for r in registered_models(store)] == [("1", "new"), ("2", None)]
+
+
+def test_another_digest_for_a_registered_version_is_refused(store: Store) -> None:
+    """A version names one artifact: the same version with another digest is a ModelConflict, and nothing is written."""
+    register_model(store, "fraud", "1", digest=A, actor="ops")
+    with pytest.raises(ModelConflict, match="register this one as a new version"):
+        register_model(store, "fraud", "1", digest=B, actor="ops")
+    assert store.size() == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "digest", "field"),
+    [("1", "sha256:abc", "digest"), ("v" * 257, A, "version"), ("1", "md5:" + "a" * 32, "digest"), ("1", A.upper(), "digest"),
+     ("unversioned", A, "version"), ("", A, "version")],
+)  # fmt: skip
+def test_bad_registrations_are_refused(store: Store, version: str, digest: str, field: str) -> None:
+    """A malformed digest or a missing version is refused, naming the field, and nothing is written."""
+    with pytest.raises(RecordInvalid) as raised:
+        register_model(store, "fraud", version, digest=digest, actor="ops")
+    assert raised.value.field == field
+    assert store.size() == 0
+
+
+def test_names_and_uris_are_bounded_as_in_records(store: Store) -> None:
+    """A name over 256 characters or a URI over 4096 is refused before anything is written."""
+    with pytest.raises(RecordInvalid) as raised:
+        register_model(store, "n" * 257, "1", digest=A, actor="ops")
+    assert raised.value.field == "name"
+    with pytest.raises(RecordInvalid) as raised:
+        register_model(store, "fraud", "1", digest=A, uri="u" * 4097, actor="ops")
+    assert raised.value.field == "uri"
+    assert store.size() == 0
+
+
+def test_a_large_or_binary_card_is_kept_by_hash_and_reference() -> None:
+    """A card over the inline limit, or not UTF-8, keeps its SHA-256, size and reference but no text."""
+    big = card_of(b"x" * (CARD_INLINE_BYTES + 1), "card.md")
+    assert set(big) == {"sha256", "bytes", "ref"}
+    assert big["bytes"] == CARD_INLINE_BYTES + 1
+    assert "text" not in card_of(b"\xff\xfe", "card.bin")
+    assert card_of(b"x", "a")["sha256"] != card_of(b"y", "a")["sha256"]
+
+
+def test_unregistered_names_the_model_versions_missing_from_the_registry() -> None:
+    """Stats rows whose (model, version) is not registered are named, ``unversioned`` ones included."""
+    rows = [
+        {"model": "fraud", "version": "1", "count": 3, "errors": 0},
+        {"model": "fraud", "version": "2", "count": 1, "errors": 0},
+        {"model": "LogisticRegression", "version": "unversioned", "count": 5, "errors": 0},
+    ]
+    registrations = [Registration("fraud", "1", A)]
+    assert [(r["model"], r["version"]) for r in unregistered(rows, registrations)] == [
+        ("fraud", "2"),
+        ("LogisticRegression", "unversioned"),
+    ]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_registry_copy_loads_rarely_and_picks_up_new_versions() -> None:
+    """Known models are served from memory; an unknown one reloads at most every ``unknown_interval``."""
+    loads: list[float] = []
+    known = [Registration("fraud", "1", A, "uri:1")]
+    clock = Clock()
+
+    def load() -> list[Registration]:
+        loads.append(clock.now)
+        return list(known)
+
+    registry = ModelRegistry(load, refresh_interval=30.0, unknown_interval=1.0, clock=clock)
+    for _ in range(100):
+        assert registry.attach(Model("fraud", "1")) == Model("fraud", "1", A, "uri:1")
+        assert registry.attach(Model("fraud", "2")) == Model("fraud", "2")
+    assert loads == [0.0], "one load for 200 lookups within the interval"
+    known.append(Registration("fraud", "2", B))
+    clock.now = 1.5
+    assert registry.attach(Model("fraud", "2")) == Model("fraud", "2", B)
+    assert loads == [0.0, 1.5]
+    clock.now = 2.0
+    registry.remember(Registration("fraud", "3", "sha256:" + "c" * 64))
+    assert registry.attach(Model("fraud", "3")).digest == "sha256:" + "c" * 64
+    assert loads == [0.0, 1.5], "a registration made through this process needs no reload"
+
+
+def test_attach_keeps_what_the_producer_sent_and_maps_a_digest_to_its_version() -> None:
+    """A digest or URI the record carries is kept; an unversioned model is named by its registered digest."""
+    registry = ModelRegistry(lambda: [Registration("fraud", "1", A, "uri:1")])
+    assert registry.attach(Model("fraud", "1", B)) == Model("fraud", "1", B, "uri:1")
+    assert registry.attach(Model("fraud", "1", None, "mine")) == Model("fraud", "1", A, "mine")
+    wrapped = Model("LogisticRegression", "unversioned", A, None, "sklearn")
+    assert registry.attach(wrapped) == Model("fraud", "1", A, "uri:1", "sklearn")
+    other = Model("LogisticRegression", "unversioned", B, None, "sklearn")
+    assert registry.attach(other) is other
+
+
+def test_a_registry_that_cannot_load_never_fails_a_record(caplog: pytest.LogCaptureFixture) -> None:
+    """A load failure on the capture path leaves the model as it was, is logged, and is retried only after the full interval."""
+    calls: list[int] = []
+
+    def broken() -> list[Registration]:
+        calls.append(1)
+        raise StoreUnavailable("the store is down")
+
+    clock = Clock()
+    registry = ModelRegistry(broken, refresh_interval=30.0, unknown_interval=1.0, clock=clock)
+    for _ in range(10):
+        assert registry.attach(Model("fraud", "1")) == Model("fraud", "1")
+    clock.now = 5.0  # past unknown_interval: a failed registry still waits the full refresh_interval
+    assert registry.attach(Model("fraud", "1")) == Model("fraud", "1")
+    assert len(calls) == 1
+    clock.now = 31.0
+    registry.attach(Model("fraud", "1"))
+    assert len(calls) == 2
+    assert "could not read the model registry" in caplog.text
+    with pytest.raises(StoreUnavailable):
+        registry.refresh()
+
+
+def test_store_registrations_read_only_what_was_appended_since(store: Store) -> None:
+    """The capture paths' loader reads new admin entries only, and still sees the latest registration of each."""
+    loader = StoreRegistrations(store)
+    register_model(store, "fraud", "1", digest=A, uri="old", actor="ops")
+    assert [(r.version, r.uri) for r in loader()] == [("1", "old")]
+    first_cursor = loader.after
+    assert first_cursor > 0
+    register_model(store, "fraud", "1", digest=A, uri="new", actor="ops")
+    register_model(store, "fraud", "2", digest=B, actor="ops")
+    assert [(r.version, r.uri) for r in loader()] == [("1", "new"), ("2", None)]
+    assert loader.after > first_cursor
+    assert loader() == registered_models(store)
