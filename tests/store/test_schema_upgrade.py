@@ -59,7 +59,7 @@ def upgraded(url: str) -> Iterator[tuple[Store, InferenceRecord]]:
                     actor=actor,
                     verification="confirmed",
                     schema_version=2,
-                )  # fmt: skip
+                )
                 for actor in ("officer-1", "officer-2", "officer-1")
             ),
             period_entry(id=uuid7(), system="border-gate", ts=TS, action=PERIOD_ENDED, period=pid),
