@@ -249,7 +249,9 @@ def _append_feedback(state: ServerState, who: Principal, entry_id: str, body: Fe
         comment=body.comment,
         actor=body.actor,
         attributes=body.attributes or {},
+        verification=body.verification,
     )
+    entry = check_entry(entry)  # a verification names who verified (actor), else 422 naming it
     if body.ts is not None:
         state.window.check_time(entry.ts)
     (result,) = state.ingestor.append([entry])
