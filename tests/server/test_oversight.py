@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from inferlog.record import uuid7
+from inferlog.record.model import AccessEntry
 from inferlog.store.base import Query
 from tests.record.test_schema import biometric
 from tests.server.conftest import Server
@@ -89,7 +90,9 @@ def test_periods_are_written_as_records_and_read_back(server: Server) -> None:
         False,
         RECENT,
     )
-    assert server.store.query(Query(kind="access")).entries[-1].entry.action == "periods"
+    trail = server.store.query(Query(kind="access")).entries[-1].entry
+    assert isinstance(trail, AccessEntry)
+    assert trail.action == "periods"
     forged = {"kind": "admin", "ts": RECENT, "action": "retention.applied"}
     assert server.client.post("/v1/records", json=[forged], headers=server.as_("ingest")).status_code == 403
     no_id = server.client.post(
