@@ -107,6 +107,7 @@ def _register() -> None:
         importing,
         integrity,
         keys,
+        oversight,
         proxy,
         query,
         serve,
@@ -117,6 +118,7 @@ def _register() -> None:
     for module in (
         query,
         stats,
+        oversight,
         export,
         evidence,
         importing,
