@@ -42,7 +42,7 @@ def test_the_pack_shows_periods_matches_and_two_person_verification(
             ts=DAY + dt.timedelta(minutes=i),
             model=Model("face-match", "3.1"),
             biometric=msgspec.convert(biometric(), Biometric),
-        )  # fmt: skip
+        )
         for i in (1, 2)
     )
     verifications = [
@@ -53,7 +53,7 @@ def test_the_pack_shows_periods_matches_and_two_person_verification(
             inference_id=inference.id,
             actor=actor,
             verification="confirmed",
-        )  # fmt: skip
+        )
         for inference, actor in ((matched, "officer-1"), (matched, "officer-2"), (unverified, "officer-1"))
     ]
     store = open_store(url)
