@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from inferlog.evidence import Selection, build_pack
+from inferlog.evidence import Selection, build_pack, layout
 from inferlog.evidence.verify import verify_pack
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.signer import CheckpointSigner
@@ -94,6 +96,11 @@ def test_the_pack_shows_periods_matches_and_two_person_verification(
     assert built.entries == 8
     report = verify_pack(out, load_verifiers([str(tmp_path / "signer.pub")]))
     assert report.ok, report
+    script = subprocess.run(
+        [sys.executable, str(out / layout.VERIFIER_SCRIPT), str(out), "--key", signer.verifier_key_string()],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert script.returncode == 0, script.stdout + script.stderr
     oversight = json.loads((out / "summary.json").read_text())["oversight"]
     (period,) = oversight["periods"]
     assert (period["id"], period["purpose"], period["start"][:16]) == (pid, "gate A3", "2026-05-01T09:00")

@@ -13,12 +13,13 @@ import pytest
 
 from inferlog.export import get_exporter
 from inferlog.integrity.verify import audit
+from inferlog.pipeline import body_of
 from inferlog.query import iter_entries
 from inferlog.query.oversight import periods, verification
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Biometric, FeedbackEntry, InferenceRecord
 from inferlog.record.periods import PERIOD_ENDED, PERIOD_STARTED, period_entry
-from inferlog.record.validate import decode_entry
+from inferlog.record.validate import decode_entry, to_entry
 from inferlog.store import Store, open_store
 from inferlog.store.base import MAX_PAGE, Query
 from inferlog.testing import make_record, prepare
@@ -91,7 +92,8 @@ def test_the_mixed_log_verifies(upgraded: tuple[Store, InferenceRecord]) -> None
 
 
 def test_v1_and_v2_entries_export(upgraded: tuple[Store, InferenceRecord], tmp_path: Path) -> None:
-    """JSONL keeps each entry's fields (no schema_version on v1, biometric on v2); CSV keeps v2 fields in extra."""
+    """JSONL keeps each entry's fields (no schema_version on v1, biometric on v2) and re-imports to the same
+    bytes; CSV keeps v2 fields in extra."""
     store, bio = upgraded
     buffer = io.BytesIO()
     assert get_exporter("jsonl").write(iter_entries(store, Query(limit=MAX_PAGE)), buffer) == 11
@@ -101,6 +103,9 @@ def test_v1_and_v2_entries_export(upgraded: tuple[Store, InferenceRecord], tmp_p
     assert v1["model"]["name"] == "face-match"
     assert lines[bio.id]["schema_version"] == 2
     assert lines[bio.id]["biometric"]["reference_database"]["name"] == "watchlist"
+    reimported = to_entry(v1)  # what `inferlog import` does with an exported line
+    assert body_of(reimported) == V1_INFERENCE
+    assert to_entry(lines[bio.id]) == bio
     path = tmp_path / "out.csv"
     get_exporter("csv").write(iter_entries(store, Query(limit=MAX_PAGE)), path)
     with path.open(encoding="utf-8", newline="") as file:
