@@ -61,3 +61,24 @@ def test_verifications_says_two_person_and_exits_1_when_not(tmp_path: Path) -> N
     unknown = CliRunner().invoke(cli, ["--db", url, "verifications", "01890a5d-ac96-774b-bcce-b302099a8057"])
     assert unknown.exit_code == 1
     assert "no inference with id" in unknown.output
+
+
+def test_verifications_lists_a_systems_uses_and_needs_an_id_or_a_system(tmp_path: Path) -> None:
+    """``--system`` lists each use with its verifiers; ``--unverified`` keeps open matches (exit 1); neither is one line."""
+    url, _, rid = _filled(tmp_path)
+    with inferlog.open(url, system="gate", spool_dir=tmp_path / "spool") as log:
+        lone = log.record(model=inferlog.Model("face-match", "3.1"), biometric=biometric())
+    listed = CliRunner().invoke(cli, ["--db", url, "verifications", "--system", "gate", "--json"])
+    assert listed.exit_code == 1  # one match is not two-person verified
+    rows = {row["id"]: row for row in map(json.loads, listed.output.splitlines())}
+    assert (rows[rid]["two_person"], rows[lone]["two_person"]) == (True, False)
+    only = CliRunner().invoke(
+        cli, ["--db", url, "verifications", "--system", "gate", "--unverified", "--json"]
+    )
+    assert [json.loads(line)["id"] for line in only.output.splitlines()] == [lone]
+    none = CliRunner().invoke(cli, ["--db", url, "verifications", "--system", "gate", "--database", "other"])
+    assert none.exit_code == 0
+    assert "0 biometric use(s)" in none.output
+    neither = CliRunner().invoke(cli, ["--db", url, "verifications"])
+    assert neither.exit_code == 1
+    assert "name one INFERENCE_ID" in neither.output

@@ -100,3 +100,28 @@ def test_periods_are_written_as_records_and_read_back(server: Server) -> None:
     )
     assert no_id.status_code == 422
     assert "details.period" in no_id.text
+
+
+def test_biometric_uses_list_by_database_and_unverified(server: Server) -> None:
+    """``GET /v1/biometric`` lists uses with their verifiers, filtered by database and by lack of two persons."""
+    verified, pending = rec(biometric=biometric()), rec(biometric=biometric())
+    other = rec(biometric=biometric(reference_database={"name": "visa-photos"}, match=None))
+    server.client.post("/v1/records", json=[verified, pending, other, rec()], headers=server.as_("ingest"))
+    for actor in ("officer-1", "officer-2"):
+        server.client.post(
+            f"/v1/records/{verified['id']}/feedback",
+            json={"verification": "confirmed", "actor": actor},
+            headers=server.as_("ingest"),
+        )
+    every = server.client.get("/v1/biometric", params=PURPOSE, headers=server.as_("reader")).json()["uses"]
+    assert {u["id"] for u in every} == {verified["id"], pending["id"], other["id"]}
+    watch = server.client.get(
+        "/v1/biometric", params=PURPOSE | {"database": "watchlist"}, headers=server.as_("reader")
+    ).json()["uses"]
+    assert {u["id"] for u in watch} == {verified["id"], pending["id"]}
+    (open_match,) = server.client.get(
+        "/v1/biometric", params=PURPOSE | {"unverified": "true"}, headers=server.as_("reader")
+    ).json()["uses"]
+    assert (open_match["id"], open_match["matched"], open_match["two_person"]) == (pending["id"], True, False)
+    elsewhere = server.client.get("/v1/biometric", params=PURPOSE, headers=server.as_("reader_fraud"))
+    assert elsewhere.json()["uses"] == []

@@ -5,6 +5,8 @@
 * :func:`verification`: for one inference, the distinct natural persons who confirmed or rejected it
   (``feedback`` entries with ``verification`` and an ``actor``); Art. 14(5) asks for two confirmations
   before a remote biometric identification is acted on.
+* :func:`biometric_uses`: the uses of a remote biometric identification system in a window (by
+  reference database, or only the matches not yet confirmed by two persons), each with its verifiers.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import msgspec
+
 from inferlog.query import iter_entries
-from inferlog.record.model import Entry, FeedbackEntry
+from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, StoredEntry
 from inferlog.record.periods import Period, is_period, periods_of
 from inferlog.store.base import MAX_PAGE, Query
 from inferlog.store.protocols import EntryReader
@@ -81,4 +85,88 @@ def verification_of(inference_id: str, entries: Iterable[Entry]) -> Verification
     return Verification(inference_id, tuple(confirmed), tuple(rejected))
 
 
-__all__ = ["Period", "Verification", "periods", "verification", "verification_of"]
+@dataclass(frozen=True, slots=True)
+class BiometricUse:
+    """One use of a remote biometric identification system (a v2 record with ``biometric``) and who verified it."""
+
+    stored: StoredEntry
+    verification: Verification
+
+    @property
+    def matched(self) -> bool:
+        record = self.stored.entry
+        return (
+            type(record) is InferenceRecord
+            and record.biometric is not None
+            and record.biometric.match is not None
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        record = self.stored.entry
+        bio = record.biometric if type(record) is InferenceRecord else None
+        return {
+            "id": record.id,
+            "seq": self.stored.seq,
+            "system": record.system,
+            "biometric": None if bio is None else msgspec.to_builtins(bio),
+            "matched": self.matched,
+            **{k: v for k, v in self.verification.to_dict().items() if k != "inference_id"},
+        }
+
+
+def biometric_uses(
+    store: EntryReader,
+    *,
+    system: str | None = None,
+    systems: tuple[str, ...] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    database: str | None = None,
+    unverified: bool = False,
+) -> list[BiometricUse]:
+    """The biometric uses recorded in ``[since, until)``, each with who verified it.
+
+    ``database`` keeps the uses checked against that reference database (by name); ``unverified``
+    keeps the matches not confirmed by two distinct persons (what Art. 14(5) forbids acting on). A
+    scan of the window's inferences: meant for audits and reviews, not for a hot path.
+    """
+    query = Query(system=system, systems=systems, kind="inference", since=since, until=until, limit=MAX_PAGE)
+    found = [
+        stored
+        for stored in iter_entries(store, query)
+        if type(stored.entry) is InferenceRecord
+        and stored.entry.biometric is not None
+        and (database is None or stored.entry.biometric.reference_database.name == database)
+    ]
+    if not found:
+        return []
+    wanted = {stored.entry.id for stored in found}
+    reviews = Query(system=system, systems=systems, kind="feedback", since=since, limit=MAX_PAGE)
+    by_inference: dict[str, list[Entry]] = {}
+    for stored in iter_entries(store, reviews):
+        entry = stored.entry
+        if type(entry) is FeedbackEntry and entry.inference_id in wanted and entry.verification is not None:
+            by_inference.setdefault(entry.inference_id, []).append(entry)
+    uses = [
+        BiometricUse(stored, verification_of(stored.entry.id, _same_system(by_inference, stored)))
+        for stored in found
+    ]
+    if unverified:
+        uses = [use for use in uses if use.matched and not use.verification.two_person]
+    return uses
+
+
+def _same_system(by_inference: dict[str, list[Entry]], stored: StoredEntry) -> list[Entry]:
+    """A use's verifications, only those filed under its own system (another system's writer cannot add)."""
+    return [entry for entry in by_inference.get(stored.entry.id, []) if entry.system == stored.entry.system]
+
+
+__all__ = [
+    "BiometricUse",
+    "Period",
+    "Verification",
+    "biometric_uses",
+    "periods",
+    "verification",
+    "verification_of",
+]
