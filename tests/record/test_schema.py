@@ -166,3 +166,20 @@ def test_stamping_keeps_the_entry_type() -> None:
     assert type(out) is InferenceRecord
     assert out.schema_version == 2
     assert out.biometric == record.biometric
+
+
+def test_a_period_entry_names_its_period_and_one_system() -> None:
+    """Period entries without a period UUID, with a non-string purpose, or for the whole log ("*") are refused by field."""
+    base: dict[str, Any] = {"kind": "admin", "system": "gate", "action": "period.started"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"details": {}}, "details.period"),
+        ({"details": {"period": "gate-a3"}}, "details.period"),
+        ({"details": {"period": "01890a5d-ac96-774b-bcce-b302099a8057", "purpose": 3}}, "details.purpose"),
+        ({"system": "*", "details": {"period": "01890a5d-ac96-774b-bcce-b302099a8057"}}, "system"),
+    ]
+    for extra, field in cases:
+        with pytest.raises(RecordInvalid) as info:
+            to_entry(base | extra)
+        assert info.value.field == field
+    entry = to_entry(base | {"details": {"period": "01890a5d-ac96-774b-bcce-b302099a8057"}})
+    assert entry.schema_version == 1  # an admin action, not a new field: every reader reads it

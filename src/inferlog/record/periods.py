@@ -81,6 +81,10 @@ def check_period(entry: Entry, index: int | None = None) -> None:
     """Refuse a period entry whose details do not name its period by UUID, naming the field."""
     if type(entry) is not AdminEntry or entry.action not in PERIOD_ACTIONS:
         return
+    if entry.system == "*":  # "*" holds entries about the whole log, which every system's pack carries
+        raise RecordInvalid(
+            "must name one AI system: a period of use is a system's", field="system", index=index
+        )
     period = entry.details.get("period")
     if not (isinstance(period, str) and is_uuid(period)):
         raise RecordInvalid(
