@@ -118,7 +118,7 @@ class Pipeline:
         self.processors = list(processors)
 
     def prepare(self, entry: Entry) -> Prepared:
-        check_entry(entry)  # every way in (SDK, HTTP, sinks, import) meets the same limits here
+        entry = check_entry(entry)  # every way in (SDK, HTTP, sinks, import) meets the same limits here
         for processor in self.processors:
             entry = processor(entry)
         key = None

@@ -108,6 +108,7 @@ def _register() -> None:
         integrity,
         keys,
         models,
+        oversight,
         proxy,
         query,
         serve,
@@ -118,6 +119,7 @@ def _register() -> None:
     for module in (
         query,
         stats,
+        oversight,
         export,
         evidence,
         importing,

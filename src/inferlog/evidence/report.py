@@ -42,6 +42,7 @@ def render(summary: dict[str, Any], lineage: dict[str, Any], policy: dict[str, A
         _models(summary, lineage),
         _access(summary),
         _policy(policy),
+        _oversight(summary),
         _admin(summary),
         _checkpoints(summary),
         _files(),
@@ -297,6 +298,37 @@ def _policy(policy: dict[str, Any]) -> str:
         + "<p>Changes from the start of the period on:</p>"
         + changes
     )
+
+
+def _oversight(summary: dict[str, Any]) -> str:
+    """Periods of use, and each biometric match with who verified it (AI Act Art. 12(3), 14(5))."""
+    found = summary.get("oversight") or {}
+    periods = found.get("periods") or []
+    bio = found.get("biometric") or {}
+    if not periods and not bio.get("uses"):
+        return ""
+    rows = [
+        (p["start"] or "", p["end"] or "open", p["purpose"] or "", p["actor"] or "", p["id"]) for p in periods
+    ]
+    html = "<h2>Periods of use</h2>" + _table(("start", "end", "purpose", "by", "period"), rows)
+    if bio.get("uses"):
+        html += (
+            f"<h2>Biometric identification</h2><p>{bio['uses']} uses, {bio['matches']} matches, "
+            f"{bio['two_person_verified']} confirmed by two distinct persons.</p>"
+        )
+        matches = [
+            (
+                m["seq"], (m["period"] or {}).get("start", ""), (m["reference_database"] or {}).get("name", ""),
+                ", ".join(m["confirmed_by"]), ", ".join(m["rejected_by"]), "yes" if m["two_person"] else "NO",
+            )
+            for m in bio.get("matches_listed", [])
+        ]  # fmt: skip
+        html += _table(
+            ("seq", "use started", "reference database", "confirmed by", "rejected by", "two persons"),
+            matches,
+            {0},
+        )
+    return html
 
 
 def _admin(summary: dict[str, Any]) -> str:

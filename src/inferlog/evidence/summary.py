@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inferlog.evidence.rows import PackRow
+from inferlog.record.periods import PERIOD_ACTIONS, PERIOD_STARTED
 
-MAX_LISTED = 200  # access entries listed one by one in the summary (all are counted)
+MAX_LISTED = 200  # access entries (and biometric matches) listed one by one in the summary (all are counted)
+TWO_PERSONS = 2  # AI Act Art. 14(5): a match is acted on only once two natural persons confirmed it
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -30,6 +32,58 @@ class _Model:
     first: str | None = None
     last: str | None = None
     artifacts: Counter[tuple[str | None, str | None, str | None]] = field(default_factory=Counter)
+
+
+@dataclass
+class Oversight:
+    """Periods of use declared in the pack, and the biometric uses (AI Act Art. 12(3)) with who verified them."""
+
+    periods: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # period id -> start, end, purpose, actor
+    uses: dict[str, dict[str, Any]] = field(default_factory=dict)  # inference id -> its biometric fields
+    confirmed: dict[str, dict[str, None]] = field(default_factory=dict)  # inference id -> distinct persons
+    rejected: dict[str, dict[str, None]] = field(default_factory=dict)
+
+    def period(self, row: PackRow, body: dict[str, Any]) -> None:
+        details = body.get("details") or {}
+        found = self.periods.setdefault(
+            str(details.get("period")), {"start": None, "end": None, "purpose": None, "actor": None}
+        )
+        found["start" if body.get("action") == PERIOD_STARTED else "end"] = row.ts
+        found["purpose"] = found["purpose"] or details.get("purpose")
+        found["actor"] = found["actor"] or body.get("actor")
+
+    def use(self, row: PackRow, biometric: dict[str, Any]) -> None:
+        database = biometric.get("reference_database") or {}
+        self.uses[row.id] = {
+            "seq": row.seq, "id": row.id, "period": biometric.get("period"),
+            "reference_database": database, "match": biometric.get("match") is not None,
+        }  # fmt: skip
+
+    def verified(self, body: dict[str, Any]) -> None:
+        target = self.confirmed if body.get("verification") == "confirmed" else self.rejected
+        target.setdefault(str(body.get("inference_id")), {})[str(body.get("actor"))] = None
+
+    def summary(self) -> dict[str, Any]:
+        matches = [use for use in self.uses.values() if use["match"]]
+        listed = []
+        for use in matches:
+            confirmed = list(self.confirmed.get(use["id"], {}))
+            rejected = list(self.rejected.get(use["id"], {}))
+            two_person = len(confirmed) >= TWO_PERSONS and not rejected
+            listed.append(
+                use | {"confirmed_by": confirmed, "rejected_by": rejected, "two_person": two_person}
+            )
+        return {
+            "periods": [{"id": pid, **found} for pid, found in self.periods.items()],
+            "biometric": {
+                "uses": len(self.uses),
+                "matches": len(matches),
+                "two_person_verified": sum(m["two_person"] for m in listed),
+                "matches_listed": listed[:MAX_LISTED],
+            },
+        }
 
 
 @dataclass
@@ -49,6 +103,7 @@ class Tally:
     reads: list[dict[str, Any]] = field(default_factory=list)
     admin: list[dict[str, Any]] = field(default_factory=list)
     policies: list[dict[str, Any]] = field(default_factory=list)
+    oversight: Oversight = field(default_factory=Oversight)
 
     def add(self, row: PackRow, role: str) -> None:
         leaf = json.loads(row.leaf)
@@ -83,12 +138,16 @@ class Tally:
             return
         full = body.get("model") or {}
         model.artifacts[(full.get("digest"), full.get("uri"), full.get("provider"))] += 1
+        if isinstance(body.get("biometric"), dict):
+            self.oversight.use(row, body["biometric"])
 
     def _feedback(self, leaf: dict[str, Any], body: dict[str, Any] | None) -> None:
         self.feedback["total"] += 1
         if body is None:
             self.feedback["erased"] += 1
             return
+        if body.get("verification") is not None:
+            self.oversight.verified(body)
         for name in ("label", "outcome", "override"):
             if body.get(name) is not None:
                 self.feedback[name] += 1
@@ -114,6 +173,8 @@ class Tally:
             "seq": row.seq, "ts": row.ts, "system": row.system, "action": action, "actor": body.get("actor"),
             "details": details if action != "policy.changed" else {"digest": details.get("digest")},
         })  # fmt: skip
+        if action in PERIOD_ACTIONS:
+            self.oversight.period(row, body)
         if action == "policy.changed":
             self.policies.append({
                 "seq": row.seq, "ts": row.ts, "actor": body.get("actor"), "digest": details.get("digest"),
@@ -174,6 +235,7 @@ class Tally:
                 "by_action": dict(Counter(a["action"] for a in self.admin).most_common()),
                 "entries": self.admin,
             },
+            "oversight": self.oversight.summary(),
         }
 
     def lineage(self) -> dict[str, Any]:

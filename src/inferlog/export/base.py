@@ -18,7 +18,7 @@ from typing import IO, Any, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
-from inferlog.record.model import SCHEMA_VERSION, StoredEntry
+from inferlog.record.model import StoredEntry
 
 Destination: TypeAlias = str | os.PathLike[str] | IO[bytes]
 
@@ -76,7 +76,7 @@ def flat_row(stored: StoredEntry) -> dict[str, Any]:
             row[key] = value
         elif key == "ts":
             continue  # already there, as a datetime
-        elif key != "schema_version" or value != SCHEMA_VERSION:
+        else:  # schema_version only when above 1 (the default, which the entry omits), v2 fields ...
             extra[key] = value
     if row["kind"] == "inference":
         row["status"] = row["status"] or "ok"

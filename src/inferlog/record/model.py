@@ -1,4 +1,4 @@
-"""The ledger's entries, schema version 1 (every field: docs/data-dictionary.md).
+"""The ledger's entries, schema version 2 (every field: docs/data-dictionary.md; evolution: docs/schema.md).
 
 Entries are msgspec Structs: constructing one does not validate (the SDK's hot path builds them
 directly), decoding or converting one does, with a message that names the field. Every way into the
@@ -16,7 +16,11 @@ import msgspec
 
 from inferlog.record.canonical import format_timestamp
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The newest field set this code reads and writes. An entry says the newest one it *uses*
+(:func:`inferlog.record.schema.stamped`): an entry with no v2 field stays version 1, which is the
+default and so omitted from its body, and its bytes and leaf hash are those it always had."""
+FIRST_SCHEMA_VERSION = 1
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
@@ -29,11 +33,13 @@ Ref = Annotated[str, msgspec.Meta(max_length=REF_MAX_LENGTH)]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True, description="UTC, timezone-aware")]
 Status = Literal["ok", "error"]
 Source = Literal["sdk", "http", "oip", "kserve", "seldon", "otlp", "broker", "import"]
+Verification = Literal["confirmed", "rejected"]
 Kind = Literal["inference", "feedback", "access", "admin"]
 
 KINDS: tuple[Kind, ...] = ("inference", "feedback", "access", "admin")
 STATUSES: tuple[Status, ...] = ("ok", "error")
 SOURCES: tuple[Source, ...] = ("sdk", "http", "oip", "kserve", "seldon", "otlp", "broker", "import")
+VERIFICATIONS: tuple[Verification, ...] = ("confirmed", "rejected")
 
 
 class Model(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
@@ -81,6 +87,41 @@ class Sealed(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forb
     dek: WrappedKey | None = None  # only in transit; the store keeps it beside the body
 
 
+class ReferenceDatabase(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
+    """The reference database a biometric search checked its input against (AI Act Art. 12(3)(b)).
+
+    Name it so the exact state searched can be found again: a version (or snapshot id) and, ideally,
+    the ``sha256:<hex>`` digest of its export.
+    """
+
+    name: Name
+    version: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    digest: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+
+
+class UsePeriod(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When one use of the system started and ended (AI Act Art. 12(3)(a)); ``end`` is not before ``start``."""
+
+    start: Timestamp
+    end: Timestamp
+
+
+class Biometric(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """What AI Act Art. 12(3) asks a remote biometric identification system to log for each use (schema v2).
+
+    ``match`` is the input data for which the search led to a match, or a reference to it (an object
+    id, a digest); absent when the search matched nothing. Who verified the result is not here: each
+    verification is a ``feedback`` entry with ``verification`` and an ``actor`` (Art. 14(5): two
+    distinct natural persons), written when it happens.
+    """
+
+    period: UsePeriod
+    reference_database: ReferenceDatabase
+    match: Any = None
+
+
 class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind", forbid_unknown_fields=True):
     # Unknown fields are refused, not dropped: a producer that misspells ``atributes`` must hear so.
     id: EntryId
@@ -88,7 +129,8 @@ class _Entry(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="kind",
     ts: Timestamp
     actor: str | None = None
     attributes: dict[str, Any] = {}
-    schema_version: Annotated[int, msgspec.Meta(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+    # The default is 1, never the newest: a v1 entry's body omits it, so its bytes never change.
+    schema_version: Annotated[int, msgspec.Meta(ge=1, le=SCHEMA_VERSION)] = FIRST_SCHEMA_VERSION
     sealed: Sealed | None = None
 
 
@@ -109,6 +151,7 @@ class InferenceRecord(_Entry, tag="inference"):
     session_id: Ref | None = None
     subject: Ref | None = None
     source: Source = "sdk"
+    biometric: Biometric | None = None  # schema v2
 
 
 class FeedbackEntry(_Entry, tag="feedback"):
@@ -119,6 +162,7 @@ class FeedbackEntry(_Entry, tag="feedback"):
     outcome: Any = None
     override: Any = None  # the output a human put in place of the model's
     comment: str | None = None
+    verification: Verification | None = None  # schema v2: a human verified the result (needs ``actor``)
 
 
 class AccessEntry(_Entry, tag="access"):
@@ -137,6 +181,7 @@ class AdminEntry(_Entry, tag="admin"):
     details: dict[str, Any] = {}
 
 
+EntryBase = _Entry  # what every entry kind is (for code generic over the kinds)
 Entry: TypeAlias = InferenceRecord | FeedbackEntry | AccessEntry | AdminEntry
 
 KIND_OF: dict[type[Any], Kind] = {

@@ -24,6 +24,8 @@ from inferlog.errors import RecordInvalid
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry
+from inferlog.record.periods import check_period
+from inferlog.record.schema import stamped
 
 MAX_DEPTH = 64
 """How many arrays/objects a field's value may nest (the field's own object or array counts)."""
@@ -184,7 +186,8 @@ def check_entry(entry: Entry, index: int | None = None) -> Entry:
         format_timestamp(entry.ts)
     except RecordInvalid as exc:
         raise RecordInvalid(exc.reason, field="ts", index=index) from None
-    return entry
+    check_period(entry, index)
+    return stamped(entry, index)
 
 
 def decode_json(data: bytes | str, what: str = "body", index: int | None = None) -> Any:

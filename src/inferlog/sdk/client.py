@@ -44,6 +44,8 @@ from inferlog.record.ids import is_uuid, uuid7
 from inferlog.record.model import (
     REF_MAX_LENGTH,
     SOURCES,
+    VERIFICATIONS,
+    Biometric,
     Entry,
     ErrorInfo,
     FeedbackEntry,
@@ -51,7 +53,9 @@ from inferlog.record.model import (
     Model,
     Source,
     StoredEntry,
+    Verification,
 )
+from inferlog.record.schema import checked_biometric, stamped
 from inferlog.record.validate import (
     LONE_SURROGATE,
     check_storable,
@@ -60,6 +64,7 @@ from inferlog.record.validate import (
 )
 from inferlog.sdk.capture import Call, decorate
 from inferlog.sdk.http import HttpReader
+from inferlog.sdk.periods import PeriodOfUse
 from inferlog.sdk.shipper import Counters, Shipper
 from inferlog.sdk.spool import SpoolWriter
 from inferlog.sdk.transport import Transport
@@ -241,10 +246,13 @@ class Log:
         id: str | None = None,
         ts: dt.datetime | None = None,
         source: Source = "sdk",
+        biometric: Biometric | Mapping[str, Any] | None = None,
     ) -> str:
         """Record one inference; returns its id. Durable (at the Log's level) when it returns.
 
         ``source`` says which producer made it; capture layers built on the SDK (the OIP proxy) set it.
+        ``biometric`` (schema v2) holds what AI Act Art. 12(3) asks of a remote biometric
+        identification system for each use: the period, the reference database, the matched input.
         """
         if type(model) is not Model:
             model = _as_model(model)
@@ -296,6 +304,8 @@ class Log:
             attributes=attributes if type(attributes) is dict else _mapping("attributes", attributes),
             source=source,
         )
+        if biometric is not None:  # checked now (a use that ends before it starts), not by the shipper
+            entry = stamped(msgspec.structs.replace(entry, biometric=checked_biometric(biometric)))
         self._write(entry)
         return entry.id
 
@@ -322,8 +332,13 @@ class Log:
         actor: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         ts: dt.datetime | None = None,
+        verification: Verification | None = None,
     ) -> str:
-        """Record ground truth, an outcome, or a human review/override of one inference."""
+        """Record ground truth, an outcome, or a human review/override of one inference.
+
+        ``verification`` (``"confirmed"`` or ``"rejected"``, schema v2) says a natural person, the
+        ``actor``, verified the result (AI Act Art. 14(5): two distinct persons for a biometric match).
+        """
         if type(inference_id) is not str or not is_uuid(inference_id):
             raise RecordInvalid(f"must be an inference id, got {inference_id!r}", field="inference_id")
         check_storable({"label": label, "outcome": outcome, "override": override, "attributes": attributes})
@@ -342,8 +357,20 @@ class Log:
             actor=actor,
             attributes=_mapping("attributes", attributes),
         )
+        if verification is not None:
+            if verification not in VERIFICATIONS:
+                raise RecordInvalid(
+                    f"must be one of {', '.join(VERIFICATIONS)}, got {verification!r}", field="verification"
+                )
+            entry = stamped(msgspec.structs.replace(entry, verification=verification))
         self._write(entry)
         return entry.id
+
+    def period(self, *, purpose: str | None = None, actor: str | None = None) -> PeriodOfUse:
+        """A period of use of this system: ``with log.period(purpose=...):`` writes a ``period.started``
+        admin entry on entry and ``period.ended`` on exit (also when the block raises)."""
+        _check_strings(purpose=purpose, actor=actor)
+        return PeriodOfUse(self._write, system=self.system, purpose=purpose, actor=actor)
 
     def _write(self, entry: Entry) -> None:
         if self._forked:

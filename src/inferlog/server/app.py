@@ -21,7 +21,18 @@ from inferlog.integrity.checkpointer import CheckpointCadence, Checkpointer
 from inferlog.privacy.protect import Protection
 from inferlog.server import pending
 from inferlog.server.retention import RetentionSchedule
-from inferlog.server.routes import admin, health, kserve, ledger, models, otlp, records, seldon, traces
+from inferlog.server.routes import (
+    admin,
+    health,
+    kserve,
+    ledger,
+    models,
+    otlp,
+    oversight,
+    records,
+    seldon,
+    traces,
+)
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
 from inferlog.store.protocols import Store
@@ -119,6 +130,7 @@ def create_app(
         seldon.router,
         otlp.router,
         traces.router,
+        oversight.router,
     )
     for router in routers:
         app.include_router(router)

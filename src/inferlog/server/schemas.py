@@ -9,7 +9,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inferlog.errors import RecordInvalid
-from inferlog.record.model import InferenceRecord
+from inferlog.record.model import InferenceRecord, Verification
 from inferlog.record.validate import check_depth, check_finite
 
 
@@ -32,6 +32,7 @@ class FeedbackBody(BaseModel):
     actor: str | None = Field(default=None, max_length=256)
     attributes: dict[str, Any] | None = None
     ts: dt.datetime | None = None
+    verification: Verification | None = None
 
     @field_validator("label", "outcome", "override", "attributes")
     @classmethod

@@ -16,6 +16,7 @@ from inferlog.lineage import registered_models, unregistered
 from inferlog.query.filters import build_query
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, StoredEntry, kind_of
+from inferlog.record.periods import is_period
 from inferlog.record.validate import check_entry, decode_json, to_entry
 from inferlog.server.auth import Principal
 from inferlog.server.body import read_body
@@ -121,9 +122,10 @@ async def append_records(request: Request, state: State, who: Who) -> dict[str, 
                 raise
         state.window.check(entries)
         for entry in entries:
-            if kind_of(entry) not in WRITABLE_KINDS:
+            if kind_of(entry) not in WRITABLE_KINDS and not is_period(entry):
                 raise Forbidden(
-                    f"{kind_of(entry)} entries are written by the log itself, not through the API"
+                    f"{kind_of(entry)} entries are written by the log itself, not through the API "
+                    "(but for the period.started and period.ended admin entries of a period of use)"
                 )
             who.require_system(entry.system)
         with state.metrics.write_seconds.time():
@@ -248,7 +250,9 @@ def _append_feedback(state: ServerState, who: Principal, entry_id: str, body: Fe
         comment=body.comment,
         actor=body.actor,
         attributes=body.attributes or {},
+        verification=body.verification,
     )
+    entry = check_entry(entry)  # a verification names who verified (actor), else 422 naming it
     if body.ts is not None:
         state.window.check_time(entry.ts)
     (result,) = state.ingestor.append([entry])
