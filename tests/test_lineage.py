@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,7 +134,8 @@ def test_the_registry_copy_loads_rarely_and_picks_up_new_versions() -> None:
         loads.append(clock.now)
         return list(known)
 
-    registry = ModelRegistry(load, refresh_interval=30.0, unknown_interval=1.0, clock=clock)
+    # background=False: the reloads run on this thread, so the schedule can be read off ``loads``.
+    registry = ModelRegistry(load, refresh_interval=30.0, unknown_interval=1.0, clock=clock, background=False)
     for _ in range(100):
         assert registry.attach(Model("fraud", "1")) == Model("fraud", "1", A, "uri:1")
         assert registry.attach(Model("fraud", "2")) == Model("fraud", "2")
@@ -167,7 +170,9 @@ def test_a_registry_that_cannot_load_never_fails_a_record(caplog: pytest.LogCapt
         raise StoreUnavailable("the store is down")
 
     clock = Clock()
-    registry = ModelRegistry(broken, refresh_interval=30.0, unknown_interval=1.0, clock=clock)
+    registry = ModelRegistry(
+        broken, refresh_interval=30.0, unknown_interval=1.0, clock=clock, background=False
+    )
     for _ in range(10):
         assert registry.attach(Model("fraud", "1")) == Model("fraud", "1")
     clock.now = 5.0  # past unknown_interval: a failed registry still waits the full refresh_interval
@@ -193,3 +198,49 @@ def test_store_registrations_read_only_what_was_appended_since(store: Store) -> 
     assert [(r.version, r.uri) for r in loader()] == [("1", "new"), ("2", None)]
     assert loader.after > first_cursor
     assert loader() == registered_models(store)
+
+
+def test_a_reload_after_the_first_never_holds_up_the_caller() -> None:
+    """Past the interval, a lookup starts the reload in a background thread and answers from the copy it has."""
+    release = threading.Event()
+    loads: list[str] = []
+    clock = Clock()
+
+    def slow() -> list[Registration]:
+        loads.append(threading.current_thread().name)
+        if len(loads) > 1:
+            assert release.wait(30), "the test never released the reload"
+            return [Registration("fraud", "1", A), Registration("fraud", "2", B)]
+        return [Registration("fraud", "1", A)]
+
+    registry = ModelRegistry(slow, refresh_interval=30.0, unknown_interval=1.0, clock=clock)
+    assert registry.attach(Model("fraud", "1")).digest == A  # the first load, on this thread
+    clock.now = 2.0
+    assert registry.attach(Model("fraud", "2")) == Model("fraud", "2")  # answered while the reload waits
+    assert registry.attach(Model("fraud", "2")) == Model("fraud", "2")  # and no second reload starts
+    release.set()
+    assert registry._reloader is not None
+    registry._reloader.join(10)
+    assert loads == ["MainThread", "inferlog-lineage"]
+    assert registry.attach(Model("fraud", "2")).digest == B
+
+
+def test_a_forked_child_looks_up_although_a_parent_thread_held_the_registry_lock() -> None:
+    """A child forked while a parent thread was reading the registry gets fresh locks, not a deadlock."""
+    registry = ModelRegistry(lambda: [Registration("fraud", "1", A)], background=False)
+    registry.attach(Model("fraud", "1"))
+    registry._lock.acquire()  # as a parent thread would hold it at the moment of fork()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: must not hang on the lock its parent's thread held
+            code = 2
+            try:
+                if registry._lock.acquire(timeout=10):
+                    registry._lock.release()
+                    code = 0 if registry.attach(Model("fraud", "1")).digest == A else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        registry._lock.release()
+    assert os.waitstatus_to_exitcode(status) == 0

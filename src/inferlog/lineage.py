@@ -39,6 +39,7 @@ from inferlog.record.ids import uuid7
 from inferlog.record.model import AdminEntry, Model
 from inferlog.record.validate import checked
 from inferlog.store.base import MAX_PAGE, Query
+from inferlog.store.forksafe import reset_in_child
 from inferlog.store.protocols import EntryReader, EntryStore
 
 log = logging.getLogger("inferlog")
@@ -125,6 +126,11 @@ class StoreRegistrations:
         self.after = 0  # the last seq read
         self.found: dict[tuple[str, str], Registration] = {}
         self._lock = threading.Lock()
+        _track_reader(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a parent thread may have held the lock mid-read; that thread is gone."""
+        self._lock = threading.Lock()
 
     def __call__(self) -> list[Registration]:
         with self._lock:
@@ -140,6 +146,9 @@ class StoreRegistrations:
                             self.found[(registration.name, registration.version)] = registration
                 if page.next_cursor is None:
                     return list(self.found.values())
+
+
+_track_reader = reset_in_child(StoreRegistrations._after_fork)
 
 
 def _from_entry(entry: AdminEntry) -> Registration | None:
@@ -208,7 +217,7 @@ def unregistered(
     return [dict(row) for row in models if (row.get("model"), row.get("version")) not in known]
 
 
-@dataclass
+@dataclass(eq=False)  # eq=False: hashable by identity, so a fork tracker can hold it weakly
 class ModelRegistry:
     """An in-memory copy of the registrations that capture paths attach lineage from.
 
@@ -216,6 +225,11 @@ class ModelRegistry:
     ``GET /v1/models``). It runs on the first lookup, when the copy is older than ``refresh_interval``,
     and when a (name, version) it does not know appears and the copy is older than ``unknown_interval``:
     an unregistered model in a busy stream costs a dictionary lookup, not a query per record.
+
+    Only the first load runs on the caller's thread (the copy starts empty). Later reloads run in a
+    named background thread (``background=True``, the default), so ``record()`` does not wait for the
+    store or the server, even when it is down; the caller gets the copy it has meanwhile. A forked
+    child starts with fresh locks and its own reloader.
     """
 
     load: Callable[[], Iterable[Registration]]
@@ -227,6 +241,15 @@ class ModelRegistry:
     _loaded_at: float | None = field(default=None, init=False)
     _failed: bool = field(default=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    background: bool = True
+    _reloader: threading.Thread | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        _track_registry(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._reloader = None  # the parent's thread does not exist here
 
     def refresh(self) -> None:
         """Read the registrations again now."""
@@ -256,10 +279,26 @@ class ModelRegistry:
         loaded = self._loaded_at
         quick = found is None and not self._failed  # after a failed reload, wait the full interval
         due = self.unknown_interval if quick else self.refresh_interval
-        if loaded is None or self.clock() - loaded >= due:
+        if loaded is None:  # the first lookup: the copy is empty, load it now
             self._quiet_refresh()
+            return get()
+        if self.clock() - loaded >= due:
+            self._refresh_behind()
             found = get()
         return found
+
+    def _refresh_behind(self) -> None:
+        """Reload without holding up the caller: in one background thread at a time."""
+        if not self.background:
+            self._quiet_refresh()
+            return
+        with self._lock:
+            if self._reloader is not None and self._reloader.is_alive():
+                return
+            self._reloader = threading.Thread(
+                target=self._quiet_refresh, name="inferlog-lineage", daemon=True
+            )
+            self._reloader.start()
 
     def _quiet_refresh(self) -> None:
         """A reload on the capture path: a failure keeps the old copy (logged), never fails a record."""
@@ -293,3 +332,6 @@ class ModelRegistry:
         if digest == model.digest and uri == model.uri:
             return model
         return Model(model.name, model.version, digest, uri, model.provider)
+
+
+_track_registry = reset_in_child(ModelRegistry._after_fork)
