@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from inferlog.errors import RecordInvalid
 from inferlog.pipeline import Pipeline
@@ -32,7 +32,8 @@ from inferlog.store.base import MAX_PAGE, Query
 from inferlog.store.protocols import EntryReader, EntryStore
 
 MODEL_SCHEMA = "model.schema"
-SCHEMA_SOURCES = ("oip", "sklearn", "user")
+SchemaSource = Literal["oip", "sklearn", "user"]
+SCHEMA_SOURCES: tuple[SchemaSource, ...] = ("oip", "sklearn", "user")
 MAX_FIELDS = 10_000  # inputs, and outputs, each
 NAME_MAX_LENGTH = 256
 _LOG_SYSTEM = "*"
@@ -102,7 +103,9 @@ def _fields(value: Any, where: str) -> list[dict[str, Any]]:
         shape = item.get("shape")
         if shape is not None:
             if not isinstance(shape, list) or not all(type(d) is int for d in shape) or len(shape) > 64:
-                raise RecordInvalid("must be a list of at most 64 integers (-1: any size)", field=f"{at}.shape")
+                raise RecordInvalid(
+                    "must be a list of at most 64 integers (-1: any size)", field=f"{at}.shape"
+                )
             field["shape"] = shape
         extra = sorted(set(item) - {"name", "datatype", "shape"})
         if extra:
@@ -114,7 +117,9 @@ def _fields(value: Any, where: str) -> list[dict[str, Any]]:
 def check_schema(schema: Any) -> dict[str, list[dict[str, Any]]]:
     """``{"inputs": [...], "outputs": [...]}`` checked and canonical; RecordInvalid naming the field."""
     if not isinstance(schema, Mapping):
-        raise RecordInvalid(f"must be an object with inputs and outputs, got {type(schema).__name__}", field="schema")
+        raise RecordInvalid(
+            f"must be an object with inputs and outputs, got {type(schema).__name__}", field="schema"
+        )
     extra = sorted(set(schema) - {"inputs", "outputs"})
     if extra:
         raise RecordInvalid(f"unknown keys {', '.join(map(repr, extra))}", field="schema")

@@ -38,6 +38,7 @@ from inferlog.lineage import (
     register_model,
     registered_models,
 )
+from inferlog.model_schemas import ModelSchema, SchemaSource, check_schema, model_schemas, record_schema
 from inferlog.privacy.frames import FrameCipher
 from inferlog.privacy.protect import Protection
 from inferlog.record.ids import is_uuid, uuid7
@@ -448,25 +449,63 @@ class Log:
         uri: str | None = None,
         card: str | os.PathLike[str] | None = None,
         actor: str | None = None,
+        schema: Mapping[str, Any] | None = None,
     ) -> Registration:
         """Register a model version in the log (a ``model.registered`` admin entry); see docs/capture.md.
 
         Records of ``name``/``version`` made without a digest or URI get them from this registration.
         ``card``: a model card file; the log keeps its SHA-256, size and name (and its text when small).
+        ``schema``: its inputs and outputs (see :meth:`record_schema`), kept as a ``model.schema`` entry.
         Through a server this needs an admin key. ModelConflict if the version has another digest.
         """
         card_info = card_of(Path(card).read_bytes(), Path(card).name) if card is not None else None
+        if schema is not None:
+            check_schema(schema)  # before anything is written
         if self.store is not None:
             registration = register_model(
                 self.store, name, version, digest=digest, uri=uri, card=card_info, actor=actor or os_user()
             )
+            if schema is not None:
+                record_schema(self.store, name, version, schema, source="user", actor=actor or os_user())
         elif self.reader is not None:
-            registration = self.reader.register_model(name, version, digest=digest, uri=uri, card=card_info)
+            registration = self.reader.register_model(
+                name, version, digest=digest, uri=uri, card=card_info, schema=schema
+            )
         else:
             raise UsageError("this Log has neither a store nor a server to register models in")
         if self.lineage is not None:
             self.lineage.remember(registration)
         return registration
+
+    def record_schema(
+        self,
+        name: str,
+        version: str,
+        schema: Mapping[str, Any],
+        *,
+        source: SchemaSource = "user",
+        actor: str | None = None,
+    ) -> ModelSchema:
+        """Record the input/output schema of a model version (a ``model.schema`` admin entry).
+
+        ``schema`` is ``{"inputs": [{"name", "datatype"?, "shape"?}], "outputs": [...]}``
+        (:func:`inferlog.model_schemas.sklearn_schema` makes one from a fitted estimator). The same
+        schema again writes nothing; another one for the version is recorded and flagged ``changed``.
+        Through a server this needs an admin key (and the source is ``user``).
+        """
+        if self.store is not None:
+            return record_schema(self.store, name, version, schema, source=source, actor=actor or os_user())
+        if self.reader is not None:
+            return self.reader.record_schema(name, version, schema)
+        raise UsageError("this Log has neither a store nor a server to record schemas in")
+
+    def model_schemas(self) -> list[ModelSchema]:
+        """The latest schema of each model version, each flagged ``changed`` if its source changed it."""
+        if self.store is not None:
+            return model_schemas(self.store)
+        if self.reader is not None:
+            return self.reader.model_schemas()
+        raise UsageError("this Log has neither a store nor a server to read schemas from")
 
     def registered_models(self) -> list[Registration]:
         """Every registered model version (the latest registration of each)."""
