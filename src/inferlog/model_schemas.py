@@ -144,11 +144,26 @@ def schema_entry_id(name: str, version: str, sha256: str) -> str:
 
 
 def oip_schema(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The schema in an OIP model metadata answer (``GET /v2/models/{name}``), None if it has none."""
+    """The schema in an OIP model metadata answer (``GET /v2/models/{name}``), None if it has none.
+
+    Each tensor keeps its ``name``, ``datatype`` and ``shape``; anything else it carries (``parameters``)
+    is left out.
+    """
     inputs, outputs = metadata.get("inputs"), metadata.get("outputs")
     if not inputs and not outputs:
         return None
-    return {"inputs": inputs or [], "outputs": outputs or []}
+
+    def tensors(value: Any) -> Any:
+        if not isinstance(value, list):
+            return value  # refused by check_schema, naming the field
+        return [
+            {k: v for k, v in t.items() if k in ("name", "datatype", "shape")}
+            if isinstance(t, Mapping)
+            else t
+            for t in value
+        ]
+
+    return {"inputs": tensors(inputs or []), "outputs": tensors(outputs or [])}
 
 
 def sklearn_schema(estimator: Any) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from inferlog.config import DURABILITY_LEVELS
-from inferlog.errors import NotDurable, NotFound, RecordInvalid, StoreUnavailable, UsageError
+from inferlog.errors import InferlogError, NotDurable, NotFound, RecordInvalid, StoreUnavailable, UsageError
 from inferlog.ingest import Ingestor
 from inferlog.ingest.audit import counts_by_system, os_user, record_read
 from inferlog.integrity.checkpointer import Checkpointer
@@ -171,6 +171,8 @@ class Log:
         self.exit_timeout = exit_timeout  # how long interpreter exit waits to deliver what is pending
         self.transport = transport
         self._valid_models: set[Model] = set()  # models record() has checked (a handful per process)
+        self._schemas_seen: set[tuple[str, str, str]] = set()  # schemas capture_schema() has recorded
+        self._schema_lock = threading.Lock()
         self.store = store
         self.reader = reader  # reads through a server: each states a purpose (see HttpReader)
         # Registered models: record() fills a model's missing digest/uri from this copy (lineage.py).
@@ -491,13 +493,34 @@ class Log:
         ``schema`` is ``{"inputs": [{"name", "datatype"?, "shape"?}], "outputs": [...]}``
         (:func:`inferlog.model_schemas.sklearn_schema` makes one from a fitted estimator). The same
         schema again writes nothing; another one for the version is recorded and flagged ``changed``.
-        Through a server this needs an admin key (and the source is ``user``).
+        Through a server this needs an admin key.
         """
         if self.store is not None:
             return record_schema(self.store, name, version, schema, source=source, actor=actor or os_user())
         if self.reader is not None:
-            return self.reader.record_schema(name, version, schema)
+            return self.reader.record_schema(name, version, schema, source)
         raise UsageError("this Log has neither a store nor a server to record schemas in")
+
+    def capture_schema(self, model: Model, schema: Mapping[str, Any] | None, source: SchemaSource) -> None:
+        """What a capture path (the proxy, ``wrap``) calls: record ``schema`` once per process per
+        (name, version, schema), never raising. An ``unversioned`` model has no schema to keep."""
+        if (
+            schema is None
+            or model.version in (UNVERSIONED, "")
+            or (self.store is None and self.reader is None)
+        ):
+            return
+        key = (model.name, model.version, repr(schema))
+        with self._schema_lock:
+            if key in self._schemas_seen:
+                return
+            self._schemas_seen.add(key)
+        try:
+            self.record_schema(
+                model.name, model.version, schema, source=source, actor=f"{source}:{os_user()}"
+            )
+        except InferlogError as exc:  # a schema is worth a warning, never an inference
+            log.warning("inferlog: the schema of %s %s was not recorded: %s", model.name, model.version, exc)
 
     def model_schemas(self) -> list[ModelSchema]:
         """The latest schema of each model version, each flagged ``changed`` if its source changed it."""

@@ -19,7 +19,7 @@ import msgspec
 
 from inferlog.errors import ModelConflict, NotFound, RecordInvalid, StoreUnavailable, UsageError
 from inferlog.lineage import Registration
-from inferlog.model_schemas import ModelSchema
+from inferlog.model_schemas import ModelSchema, SchemaSource
 from inferlog.record.canonical import canonical_json
 from inferlog.record.model import Entry, StoredEntry
 from inferlog.record.validate import decode_entry
@@ -146,9 +146,11 @@ class HttpReader(_PerProcess):
             body["schema"] = dict(schema)
         return _registration(self._request("POST", "/v1/models", json=body).json())
 
-    def record_schema(self, name: str, version: str, schema: Mapping[str, Any]) -> ModelSchema:
+    def record_schema(
+        self, name: str, version: str, schema: Mapping[str, Any], source: SchemaSource = "user"
+    ) -> ModelSchema:
         """Record a model version's schema through the server (``POST /v1/models/schemas``, an admin key)."""
-        body = {"name": name, "version": version, "schema": dict(schema)}
+        body = {"name": name, "version": version, "schema": dict(schema), "source": source}
         return _model_schema(self._request("POST", "/v1/models/schemas", json=body).json())
 
     def model_schemas(self) -> list[ModelSchema]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -32,6 +32,9 @@ class SchemaRequest(BaseModel):
     name: str = Field(min_length=1, max_length=256, pattern=_NO_NUL)
     version: str = Field(min_length=1, max_length=256, pattern=_NO_NUL)
     schema_: dict[str, Any] = Field(alias="schema")
+    source: Literal["oip", "sklearn", "user"] = (
+        "user"  # who said it: a server's metadata, an estimator, a person
+    )
 
 
 @router.post("/models", status_code=201, summary="Register a model version (its digest and lineage URI)")
@@ -56,7 +59,9 @@ def register(state: State, who: Who, body: ModelRequest) -> dict[str, Any]:
 )
 def add_schema(state: State, who: Who, body: SchemaRequest) -> dict[str, Any]:
     who.require("admin")
-    made = record_schema(state.store, body.name, body.version, body.schema_, source="user", actor=who.name)
+    made = record_schema(
+        state.store, body.name, body.version, body.schema_, source=body.source, actor=who.name
+    )
     return made.public_view()
 
 
