@@ -57,7 +57,7 @@ def test_register_model_with_a_schema(tmp_path: Path) -> None:
     with inferlog.open(
         f"sqlite:///{tmp_path / 'log.db'}", system="iris", spool_dir=tmp_path / "spool"
     ) as log:
-        with pytest.raises(RecordInvalid, match="schema.inputs"):
+        with pytest.raises(RecordInvalid, match=r"schema\.inputs"):
             log.register_model("iris", "1", digest=DIGEST, schema={"inputs": "x"})
         assert log.registered_models() == []
         log.register_model("iris", "1", digest=DIGEST, schema={"inputs": [{"name": "x"}]}, actor="ops")
