@@ -63,3 +63,15 @@ def test_register_model_with_a_schema(tmp_path: Path) -> None:
         log.register_model("iris", "1", digest=DIGEST, schema={"inputs": [{"name": "x"}]}, actor="ops")
         (schema,) = log.model_schemas()
         assert (schema.source, schema.actor, schema.inputs) == ("user", "ops", [{"name": "x"}])
+
+
+def test_a_schema_capture_path_cannot_record_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``capture_schema`` with a malformed schema logs a warning naming the model and raises nothing."""
+    with inferlog.open(
+        f"sqlite:///{tmp_path / 'log.db'}", system="iris", spool_dir=tmp_path / "spool"
+    ) as log:
+        log.capture_schema(inferlog.Model("iris", "1"), {"inputs": [{"name": ""}]}, "oip")
+        assert log.model_schemas() == []
+    assert "the schema of iris 1 was not recorded" in caplog.text

@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from inferlog.config import DURABILITY_LEVELS
-from inferlog.errors import InferlogError, NotDurable, NotFound, RecordInvalid, StoreUnavailable, UsageError
+from inferlog.errors import NotDurable, NotFound, RecordInvalid, StoreUnavailable, UsageError
 from inferlog.ingest import Ingestor
 from inferlog.ingest.audit import counts_by_system, os_user, record_read
 from inferlog.integrity.checkpointer import Checkpointer
@@ -519,7 +519,7 @@ class Log:
             self.record_schema(
                 model.name, model.version, schema, source=source, actor=f"{source}:{os_user()}"
             )
-        except InferlogError as exc:  # a schema is worth a warning, never an inference
+        except Exception as exc:  # noqa: BLE001 - a schema is worth a warning, never an inference
             log.warning("inferlog: the schema of %s %s was not recorded: %s", model.name, model.version, exc)
 
     def model_schemas(self) -> list[ModelSchema]:
