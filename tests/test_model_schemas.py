@@ -134,3 +134,17 @@ def test_oip_metadata_gives_its_tensors_without_extras() -> None:
         "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]}],
     }
     assert oip_schema({"name": "iris", "platform": "sklearn"}) is None
+
+
+def test_an_estimator_fitted_on_an_array_gives_positional_names() -> None:
+    """Without feature names, inputs are ``x0``.. from ``n_features_in_``; a regressor's output has no datatype."""
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    from inferlog.model_schemas import sklearn_schema
+
+    fitted = LinearRegression().fit(np.arange(6.0).reshape(3, 2), [1.0, 2.0, 3.0])
+    assert sklearn_schema(fitted) == {
+        "inputs": [{"name": "x0"}, {"name": "x1"}],
+        "outputs": [{"name": "predict"}],
+    }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -178,9 +179,9 @@ def sklearn_schema(estimator: Any) -> dict[str, Any] | None:
         inputs = [{"name": str(n)} for n in list(names)]
     else:
         count = getattr(estimator, "n_features_in_", None)
-        if not isinstance(count, int):
+        if not isinstance(count, numbers.Integral) or isinstance(count, bool):
             return None
-        inputs = [{"name": f"x{i}"} for i in range(count)]
+        inputs = [{"name": f"x{i}"} for i in range(int(count))]
     output: dict[str, Any] = {"name": "predict"}
     classes = getattr(estimator, "classes_", None)
     dtype = getattr(classes, "dtype", None)
