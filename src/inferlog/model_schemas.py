@@ -179,7 +179,7 @@ def sklearn_schema(estimator: Any) -> dict[str, Any] | None:
         inputs = [{"name": str(n)} for n in list(names)]
     else:
         count = getattr(estimator, "n_features_in_", None)
-        if not isinstance(count, numbers.Integral) or isinstance(count, bool):
+        if not isinstance(count, numbers.Integral):
             return None
         inputs = [{"name": f"x{i}"} for i in range(int(count))]
     output: dict[str, Any] = {"name": "predict"}
