@@ -312,3 +312,19 @@ def test_records_carry_the_registered_digest_and_uri(rig: Rig) -> None:
     assert (before.model.digest, before.model.uri) == (None, None)
     assert (after.model.name, after.model.version) == ("iris", "1")
     assert (after.model.digest, after.model.uri) == (digest, "mlflow://runs/iris-1")
+
+
+def test_the_metadata_schema_is_recorded_once_per_model_version(rig: Rig) -> None:
+    """The upstream's OIP metadata gives iris 1 one ``model.schema`` entry (source oip), however many calls."""
+    with httpx.Client() as c:
+        for _ in range(3):
+            assert c.post(
+                rig.proxy.url + "/v2/models/iris/infer", json=_infer_body([[1.0, 2.0, 3.0, 4.0]])
+            ).is_success
+    assert len(rig.records()) == 3
+    (schema,) = rig.log.model_schemas()
+    assert (schema.name, schema.version, schema.source, schema.changed) == ("iris", "1", "oip", False)
+    assert schema.inputs == [{"name": "x", "datatype": "FP64", "shape": [-1, 4]}]
+    assert schema.outputs == [{"name": "label", "datatype": "INT64", "shape": [-1]}]
+    admin = rig.log.query(kind="admin", limit=100)
+    assert [getattr(e.entry, "action", None) for e in admin.entries] == ["model.schema"]

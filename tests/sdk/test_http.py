@@ -129,3 +129,28 @@ def test_a_log_through_the_server_registers_and_attaches_lineage(
         assert (entry.model.digest, entry.model.uri) == (digest, "mlflow://runs/3")
     finally:
         store.close()
+
+
+def test_a_log_through_the_server_records_and_reads_schemas(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    """An admin's Log records a schema (with registration and on its own) over HTTP; an ingest key's reads them."""
+    admin = run_cli(
+        "--db", server_process.db, "keys", "create", "--role", "admin", "--system", "*", "--name", "ops"
+    ).strip()
+    ingest = run_cli(
+        "--db", server_process.db, "keys", "create", "--role", "ingest", "--system", "credit", "--name", "m"
+    ).strip()
+    schema = {"inputs": [{"name": "age", "datatype": "INT64"}], "outputs": [{"name": "score"}]}
+    with inferlog.open(server_process.url, api_key=admin, system="credit", spool_dir=tmp_path / "a") as log:
+        log.register_model(MODEL.name, MODEL.version, digest="sha256:" + "d" * 64, schema=schema)
+        made = log.record_schema("other", "2", schema, source="sklearn")
+        assert (made.source, made.name, made.changed) == ("sklearn", "other", False)
+    with inferlog.open(server_process.url, api_key=ingest, system="credit", spool_dir=tmp_path / "i") as log:
+        listed = log.model_schemas()
+        assert [(s.name, s.version, s.source) for s in listed] == [
+            (MODEL.name, MODEL.version, "user"),
+            ("other", "2", "sklearn"),
+        ]
+        with pytest.raises(UsageError, match="403"):
+            log.record_schema("other", "3", schema)

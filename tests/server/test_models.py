@@ -59,3 +59,43 @@ def test_stats_flag_the_unregistered_model_versions(server: Server) -> None:
         body = {"name": name, "version": version, "digest": A}
         assert server.client.post("/v1/models", json=body, headers=server.as_("admin")).status_code == 201
     assert server.client.get("/v1/stats", headers=server.as_("reader")).json()["unregistered"] == []
+
+
+SCHEMA: dict[str, Any] = {"inputs": [{"name": "age", "datatype": "INT64"}], "outputs": [{"name": "score"}]}
+
+
+def test_schemas_over_http(server: Server) -> None:
+    """POST /v1/models with a schema, and /v1/models/schemas, record it once; GET shows it, a change flagged."""
+    done = server.client.post("/v1/models", json=_body(schema=SCHEMA), headers=server.as_("admin"))
+    assert done.status_code == 201, done.text
+    assert done.json()["schema"]["inputs"] == SCHEMA["inputs"]
+    same = server.client.post(
+        "/v1/models/schemas",
+        json={"name": "credit-risk", "version": "1", "schema": SCHEMA},
+        headers=server.as_("admin"),
+    )
+    assert same.status_code == 201, same.text
+    assert same.json()["entry_id"] == done.json()["schema"]["entry_id"]
+    assert len(of_kind(AdminEntry, server.store.query(Query(kind="admin")))) == 2
+    (listed,) = server.client.get("/v1/models", headers=server.as_("reader")).json()
+    assert (listed["schema"]["source"], listed["schema"]["changed"]) == ("user", False)
+    other = {"inputs": [{"name": "age", "datatype": "FP64"}]}
+    body = {"name": "credit-risk", "version": "1", "schema": other}
+    assert server.client.post("/v1/models/schemas", json=body, headers=server.as_("admin")).status_code == 201
+    (schema,) = server.client.get("/v1/models/schemas", headers=server.as_("ingest")).json()
+    assert (schema["changed"], schema["inputs"]) == (True, other["inputs"])
+
+
+def test_bad_schemas_are_refused_over_http(server: Server) -> None:
+    """A schema without a field name is 422 naming it (nothing registered); a non-admin key is 403."""
+    bad = {"inputs": [{"datatype": "FP64"}]}
+    refused = server.client.post("/v1/models", json=_body(schema=bad), headers=server.as_("admin"))
+    assert refused.status_code == 422
+    assert "schema.inputs[0].name" in refused.text
+    assert server.client.get("/v1/models", headers=server.as_("admin")).json() == []
+    body = {"name": "credit-risk", "version": "1", "schema": SCHEMA}
+    assert (
+        server.client.post("/v1/models/schemas", json=body, headers=server.as_("ingest")).status_code == 403
+    )
+    body["source"] = "guess"
+    assert server.client.post("/v1/models/schemas", json=body, headers=server.as_("admin")).status_code == 422

@@ -2,7 +2,9 @@
 
 Bytes pass through as the upstream sent them (a gzip body stays gzip, with its ``Content-Encoding``);
 only infer calls are read whole, because their record needs the request and the decoded response.
-Other routes (health, metadata) are streamed straight through. Recording only spools
+Other routes (health, metadata) are streamed straight through. The model metadata the proxy reads
+(``GET /v2/models/{name}``) gives each model version's schema, recorded once per process as a
+``model.schema`` entry (:meth:`Log.capture_schema`). Recording only spools
 (``Log.record``), so it adds no round trip. It runs in a worker thread, never on the event loop:
 ``record()`` blocks while the spool is full (up to the Log's ``block_timeout``), and on the loop that
 would stall every request the proxy carries, not just the one being recorded. With a fail-closed Log,
@@ -36,6 +38,7 @@ from starlette.routing import Route
 
 from inferlog.errors import NotDurable
 from inferlog.ingest import oip
+from inferlog.model_schemas import oip_schema
 from inferlog.record.ids import is_uuid
 from inferlog.record.model import ErrorInfo
 from inferlog.sdk.capture import record_for_caller
@@ -146,6 +149,9 @@ class _Proxy:
         self.timeout = timeout
         self.close_log = close_log
         self.metadata: dict[str, dict[str, Any]] = {}
+        self.schemas_sent: set[tuple[str, str]] = (
+            set()
+        )  # model versions whose metadata schema went to the log
         self._client: aiohttp.ClientSession | None = None
 
     def client(self) -> aiohttp.ClientSession:
@@ -266,6 +272,10 @@ class _Proxy:
             id=call.rid if is_uuid(call.rid) else None,
             source="oip",
         )
+        version = (fields.model.name, fields.model.version)
+        if meta and version not in self.schemas_sent:  # once per model version per process
+            self.schemas_sent.add(version)
+            self.log.capture_schema(fields.model, oip_schema(meta), "oip")
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -38,6 +38,7 @@ from inferlog.lineage import (
     register_model,
     registered_models,
 )
+from inferlog.model_schemas import ModelSchema, SchemaSource, check_schema, model_schemas, record_schema
 from inferlog.privacy.frames import FrameCipher
 from inferlog.privacy.protect import Protection
 from inferlog.record.ids import is_uuid, uuid7
@@ -170,6 +171,8 @@ class Log:
         self.exit_timeout = exit_timeout  # how long interpreter exit waits to deliver what is pending
         self.transport = transport
         self._valid_models: set[Model] = set()  # models record() has checked (a handful per process)
+        self._schemas_seen: set[tuple[str, str, str]] = set()  # schemas capture_schema() has recorded
+        self._schema_lock = threading.Lock()
         self.store = store
         self.reader = reader  # reads through a server: each states a purpose (see HttpReader)
         # Registered models: record() fills a model's missing digest/uri from this copy (lineage.py).
@@ -448,25 +451,84 @@ class Log:
         uri: str | None = None,
         card: str | os.PathLike[str] | None = None,
         actor: str | None = None,
+        schema: Mapping[str, Any] | None = None,
     ) -> Registration:
         """Register a model version in the log (a ``model.registered`` admin entry); see docs/capture.md.
 
         Records of ``name``/``version`` made without a digest or URI get them from this registration.
         ``card``: a model card file; the log keeps its SHA-256, size and name (and its text when small).
+        ``schema``: its inputs and outputs (see :meth:`record_schema`), kept as a ``model.schema`` entry.
         Through a server this needs an admin key. ModelConflict if the version has another digest.
         """
         card_info = card_of(Path(card).read_bytes(), Path(card).name) if card is not None else None
+        if schema is not None:
+            check_schema(schema)  # before anything is written
         if self.store is not None:
             registration = register_model(
                 self.store, name, version, digest=digest, uri=uri, card=card_info, actor=actor or os_user()
             )
+            if schema is not None:
+                record_schema(self.store, name, version, schema, source="user", actor=actor or os_user())
         elif self.reader is not None:
-            registration = self.reader.register_model(name, version, digest=digest, uri=uri, card=card_info)
+            registration = self.reader.register_model(
+                name, version, digest=digest, uri=uri, card=card_info, schema=schema
+            )
         else:
             raise UsageError("this Log has neither a store nor a server to register models in")
         if self.lineage is not None:
             self.lineage.remember(registration)
         return registration
+
+    def record_schema(
+        self,
+        name: str,
+        version: str,
+        schema: Mapping[str, Any],
+        *,
+        source: SchemaSource = "user",
+        actor: str | None = None,
+    ) -> ModelSchema:
+        """Record the input/output schema of a model version (a ``model.schema`` admin entry).
+
+        ``schema`` is ``{"inputs": [{"name", "datatype"?, "shape"?}], "outputs": [...]}``
+        (:func:`inferlog.model_schemas.sklearn_schema` makes one from a fitted estimator). The same
+        schema again writes nothing; another one for the version is recorded and flagged ``changed``.
+        Through a server this needs an admin key.
+        """
+        if self.store is not None:
+            return record_schema(self.store, name, version, schema, source=source, actor=actor or os_user())
+        if self.reader is not None:
+            return self.reader.record_schema(name, version, schema, source)
+        raise UsageError("this Log has neither a store nor a server to record schemas in")
+
+    def capture_schema(self, model: Model, schema: Mapping[str, Any] | None, source: SchemaSource) -> None:
+        """What a capture path (the proxy, ``wrap``) calls: record ``schema`` once per process per
+        (name, version, schema), never raising. An ``unversioned`` model has no schema to keep."""
+        if (
+            schema is None
+            or model.version in (UNVERSIONED, "")
+            or (self.store is None and self.reader is None)
+        ):
+            return
+        key = (model.name, model.version, repr(schema))
+        with self._schema_lock:
+            if key in self._schemas_seen:
+                return
+            self._schemas_seen.add(key)
+        try:
+            self.record_schema(
+                model.name, model.version, schema, source=source, actor=f"{source}:{os_user()}"
+            )
+        except Exception as exc:  # noqa: BLE001 - a schema is worth a warning, never an inference
+            log.warning("inferlog: the schema of %s %s was not recorded: %s", model.name, model.version, exc)
+
+    def model_schemas(self) -> list[ModelSchema]:
+        """The latest schema of each model version, each flagged ``changed`` if its source changed it."""
+        if self.store is not None:
+            return model_schemas(self.store)
+        if self.reader is not None:
+            return self.reader.model_schemas()
+        raise UsageError("this Log has neither a store nor a server to read schemas from")
 
     def registered_models(self) -> list[Registration]:
         """Every registered model version (the latest registration of each)."""

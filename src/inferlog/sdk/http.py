@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -19,6 +19,7 @@ import msgspec
 
 from inferlog.errors import ModelConflict, NotFound, RecordInvalid, StoreUnavailable, UsageError
 from inferlog.lineage import Registration
+from inferlog.model_schemas import ModelSchema, SchemaSource
 from inferlog.record.canonical import canonical_json
 from inferlog.record.model import Entry, StoredEntry
 from inferlog.record.validate import decode_entry
@@ -130,11 +131,31 @@ class HttpReader(_PerProcess):
         return [_registration(item) for item in self._request("GET", "/v1/models").json()]
 
     def register_model(
-        self, name: str, version: str, *, digest: str, uri: str | None, card: dict[str, Any] | None
+        self,
+        name: str,
+        version: str,
+        *,
+        digest: str,
+        uri: str | None,
+        card: dict[str, Any] | None,
+        schema: Mapping[str, Any] | None = None,
     ) -> Registration:
         """Register a model version through the server (``POST /v1/models``, an admin key)."""
         body = {"name": name, "version": version, "digest": digest, "uri": uri, "card": card}
+        if schema is not None:
+            body["schema"] = dict(schema)
         return _registration(self._request("POST", "/v1/models", json=body).json())
+
+    def record_schema(
+        self, name: str, version: str, schema: Mapping[str, Any], source: SchemaSource = "user"
+    ) -> ModelSchema:
+        """Record a model version's schema through the server (``POST /v1/models/schemas``, an admin key)."""
+        body = {"name": name, "version": version, "schema": dict(schema), "source": source}
+        return _model_schema(self._request("POST", "/v1/models/schemas", json=body).json())
+
+    def model_schemas(self) -> list[ModelSchema]:
+        """The latest schema of each model version (``GET /v1/models/schemas``)."""
+        return [_model_schema(item) for item in self._request("GET", "/v1/models/schemas").json()]
 
     def _stored(self, data: dict[str, Any]) -> StoredEntry:
         """An entry as the server showed it to this key, in the type a store read gives.
@@ -177,6 +198,22 @@ class HttpReader(_PerProcess):
         if response.status_code in (400, 401, 403, 422):
             raise UsageError(f"{self.base_url} refused the read ({response.status_code}): {message}")
         raise StoreUnavailable(f"{self.base_url} answered {response.status_code}: {message}")
+
+
+def _model_schema(data: dict[str, Any]) -> ModelSchema:
+    at = data.get("recorded_at")
+    return ModelSchema(
+        name=data["name"],
+        version=data["version"],
+        source=data["source"],
+        inputs=data["inputs"],
+        outputs=data["outputs"],
+        sha256=data["sha256"],
+        actor=data.get("recorded_by"),
+        ts=dt.datetime.fromisoformat(at) if at else None,
+        entry_id=data.get("entry_id"),
+        changed=bool(data.get("changed")),
+    )
 
 
 def _registration(data: dict[str, Any]) -> Registration:

@@ -9,6 +9,11 @@ pickle or scikit-learn build (a pickle's bytes are not). If that digest is regis
 (``inferlog models register NAME VERSION --digest ...``), the registration's name, version and URI
 are recorded instead of ``unversioned``. The digest is taken once, when the estimator is wrapped:
 wrap it again after refitting it.
+
+At wrap time the estimator's schema (:func:`inferlog.model_schemas.sklearn_schema`: its feature
+names, its classes' type) is recorded as a ``model.schema`` entry of the model version, once per
+process, when the version is known (given, or found by digest in the registry) and the Log can write
+it (a store, or a server with an admin key); a failure is a warning, never an error of ``wrap``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from inferlog.model_schemas import sklearn_schema
 from inferlog.record.model import Model
 from inferlog.sdk.capture import record_for_caller
 
@@ -114,6 +120,8 @@ class LoggedEstimator:
         self.attributes = dict(fields.pop("attributes", None) or {})
         self.fields = fields
         self._parameters = _jsonable_params(estimator)
+        named = log.lineage.attach(self.model) if log.lineage is not None else self.model
+        log.capture_schema(named, sklearn_schema(estimator), "sklearn")
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.estimator, name)
