@@ -33,8 +33,8 @@ from inferlog.evidence.select import Chosen, Selection, choose
 from inferlog.evidence.summary import Tally
 from inferlog.evidence.verify import verify_pack
 from inferlog.integrity.tree import hashes_of
-from inferlog.ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint
 from inferlog.ledger.batch import SharedHashes
+from inferlog.ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint
 from inferlog.ledger.hashing import leaf_hash
 from inferlog.ledger.merkle import (
     TiledHashes,
