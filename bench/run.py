@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
     .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence), in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only evidence --evidence-entries 200000   # a smaller pack than 1 M
 
 Targets are the project's performance targets, stated beside each measure. Scratch files go to a temporary folder in
 the system temp dir (or --tmp; its filesystem is reported, since fsync costs what it costs there),
@@ -547,8 +548,17 @@ def main() -> None:
         choices=sorted(SECTIONS),
         help="run one section and replace it in --out, leaving the rest of the file as it is",
     )
+    parser.add_argument(
+        "--evidence-entries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="entries in the evidence pack benchmark (default 1,000,000; 20,000 with --quick)",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
+    if args.evidence_entries is not None:
+        sizes = {**sizes, "evidence": {**sizes["evidence"], "n": args.evidence_entries}}
     if args.only:
         run_one(args.only, sizes, args.out, args.tmp)
         return

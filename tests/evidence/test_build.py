@@ -306,3 +306,13 @@ def test_build_and_verify_round_trip_on_postgresql(pg_url: str, tmp_path: Path, 
     build(made, sqlite_pack)
     assert kinds == member(sqlite_pack, "pack.json")["entries"]["by_kind"]
     shutil.rmtree(tmp_path / "pg", ignore_errors=True)
+
+
+def test_pack_rows_carry_the_pack_columns_in_order() -> None:
+    """A PackRow's fields are the pack's columns, in order: as_dict, the JSON lines and Parquet rely on it."""
+    from dataclasses import fields
+
+    from inferlog.evidence.layout import COLUMNS
+    from inferlog.evidence.rows import PackRow
+
+    assert tuple(f.name for f in fields(PackRow)) == COLUMNS

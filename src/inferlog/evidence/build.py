@@ -33,6 +33,7 @@ from inferlog.evidence.select import Chosen, Selection, choose
 from inferlog.evidence.summary import Tally
 from inferlog.evidence.verify import verify_pack
 from inferlog.integrity.tree import hashes_of
+from inferlog.ledger.batch import SharedHashes
 from inferlog.ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint
 from inferlog.ledger.hashing import leaf_hash
 from inferlog.ledger.merkle import (
@@ -174,13 +175,14 @@ class _Writer:
         tally = Tally()
         size, root = self.checkpoint.size, self.checkpoint.root
         (self.folder / "proofs").mkdir()
+        shared = SharedHashes(self.hashes, size)  # neighbouring entries' proofs share most subtrees
         with (
             (self.folder / layout.ENTRIES_JSONL).open("wb") as entries,
             (self.folder / layout.INCLUSION).open("wb") as proofs,
         ):
             for row in read_rows(self.store, chosen.seqs()):
                 _check_row(row)
-                proof = inclusion_proof(row.seq - 1, size, self.hashes)
+                proof = inclusion_proof(row.seq - 1, size, shared)
                 try:
                     verify_inclusion(row.seq - 1, size, row.leaf_hash, proof, root)
                 except ProofError as exc:

@@ -181,6 +181,12 @@ class LeafList:
         """Add one leaf hash at the end."""
         self._leaves.append(leaf_hash)
 
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of [start, end); IndexError if the range runs past the last leaf."""
+        if not 0 <= start <= end <= len(self._leaves):
+            raise IndexError(f"leaves [{start}, {end}) are not within {len(self._leaves)} leaves")
+        return self._leaves[start:end]
+
     def perfect(self, level: int, index: int) -> bytes:
         """Hash the aligned perfect subtree from the stored leaves."""
         lo, hi = _span(level, index)
@@ -243,6 +249,10 @@ class TiledHashes:
             return _perfect_root(self._leaves(lo, hi))
         shift = level - stratum
         return _perfect_root(self._stratum(stratum, index << shift, (index + 1) << shift))
+
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of [start, end) in one read; IndexError if the reader returns fewer."""
+        return self._leaves(start, end)
 
     def _leaves(self, start: int, end: int) -> list[bytes]:
         hashes = list(self._read_leaves(start, end))
