@@ -14,10 +14,24 @@ from inferlog.errors import NotFound
 from inferlog.query.filters import parse_since
 from inferlog.query.oversight import biometric_uses, periods, verification
 from inferlog.record.model import kind_of
+from inferlog.server.auth import Principal
 from inferlog.server.deps import State, Who
 from inferlog.server.routes.records import Purpose, SystemParam
 
 router = APIRouter(prefix="/v1", tags=["oversight"])
+
+
+def _window(who: Principal, system: str | None, since: str | None, until: str | None) -> dict[str, Any]:
+    """A window read's filters: a reader or auditor, within the key's systems, times parsed."""
+    who.require("reader", "auditor")
+    if system is not None:
+        who.require_system(system)
+    return {
+        "system": system,
+        "systems": None if "*" in who.systems else who.systems,
+        "since": parse_since(since) if since else None,
+        "until": parse_since(until, name="until") if until else None,
+    }
 
 
 @router.get("/periods", summary="Periods of use, paired from their start and end entries (audited)")
@@ -29,17 +43,7 @@ def list_periods(
     since: Annotated[str | None, Query(description="ISO-8601 time, or a duration ago: 30m, 1h, 7d")] = None,
     until: str | None = None,
 ) -> dict[str, Any]:
-    who.require("reader", "auditor")
-    if system is not None:
-        who.require_system(system)
-    scope = None if "*" in who.systems else who.systems
-    found = periods(
-        state.store,
-        system=system,
-        systems=scope,
-        since=parse_since(since) if since else None,
-        until=parse_since(until, name="until") if until else None,
-    )
+    found = periods(state.store, **_window(who, system, since, until))
     counts: dict[str, int] = {}
     for period in found:
         counts[period.system] = counts.get(period.system, 0) + 1
@@ -82,16 +86,9 @@ def list_biometric(
     ] = None,
     unverified: Annotated[bool, Query(description="Only matches not confirmed by two persons.")] = False,
 ) -> dict[str, Any]:
-    who.require("reader", "auditor")
-    if system is not None:
-        who.require_system(system)
-    scope = None if "*" in who.systems else who.systems
     uses = biometric_uses(
         state.store,
-        system=system,
-        systems=scope,
-        since=parse_since(since) if since else None,
-        until=parse_since(until, name="until") if until else None,
+        **_window(who, system, since, until),
         database=database,
         unverified=unverified,
     )
