@@ -11,6 +11,7 @@ import gc
 import os
 import platform
 import sqlite3
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -195,6 +196,11 @@ def fmt(value: float, digits: int = 2) -> str:
     if value >= 100:
         return f"{value:.1f}"
     return f"{value:.{digits}f}"
+
+
+def rate_row(name: str, values: Sequence[float]) -> list[str]:
+    """A table row for a measure taken over rounds: name, median, best, every round."""
+    return [name, fmt(statistics.median(values)), fmt(max(values)), ", ".join(fmt(v) for v in values)]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -11,13 +11,12 @@ the pack / wall time; rounds alternate the variants.
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import fmt, load_average, machine_info, table
+from common import load_average, machine_info, rate_row, table
 
 from inferlog.evidence import Selection, build_pack, verify_pack
 from inferlog.ingest import Ingestor
@@ -110,10 +109,7 @@ def run(tmp: Path, *, n: int, rounds: int) -> EvidenceResults:
 
 
 def section(res: EvidenceResults) -> str:
-    rows = [
-        [name, fmt(statistics.median(values)), fmt(max(values)), ", ".join(fmt(v) for v in values)]
-        for name, values in res.rates.items()
-    ]
+    rows = [rate_row(name, values) for name, values in res.rates.items()]
     sizes = ", ".join(f"{kind} {size / 1e6:.1f} MB" for kind, size in res.sizes.items())
     return "\n".join(
         [

@@ -11,13 +11,12 @@ exports only those. Rates are records written / wall time, rounds alternate the 
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import fmt, load_average, machine_info, table
+from common import load_average, machine_info, rate_row, table
 
 from inferlog.export.lake import export_to_lake
 from inferlog.export.parquet import ParquetExporter
@@ -102,10 +101,7 @@ def run(tmp: Path, *, n: int, rounds: int, increment: int) -> LakeResults:
 
 
 def section(res: LakeResults) -> str:
-    rows = [
-        [name, fmt(statistics.median(values)), fmt(max(values)), ", ".join(fmt(v) for v in values)]
-        for name, values in res.rates.items()
-    ]
+    rows = [rate_row(name, values) for name, values in res.rates.items()]
     return "\n".join(
         [
             "## 8. Exporting to the lake",

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import fmt, load_average, machine_info, table, verdict
+from common import load_average, machine_info, rate_row, table, verdict
 
 import inferlog
 from inferlog.keystore.protection import load_protection
@@ -103,9 +103,6 @@ def section(res: PrivacyResults) -> str:
     ingest = res.slowdown(res.on, res.off)
     sdk = res.slowdown(res.sdk_on, res.sdk_off)
 
-    def row(name: str, values: list[float]) -> list[str]:
-        return [name, fmt(statistics.median(values)), fmt(max(values)), ", ".join(fmt(x) for x in values)]
-
     lines = [
         "## 6. What encryption costs",
         "",
@@ -121,10 +118,10 @@ def section(res: PrivacyResults) -> str:
         table(
             ["variant", "median", "best", "rounds"],
             [
-                row("Ingestor, encryption on", res.on),
-                row("Ingestor, encryption off", res.off),
-                row("SDK end to end, encryption on", res.sdk_on),
-                row("SDK end to end, encryption off", res.sdk_off),
+                rate_row("Ingestor, encryption on", res.on),
+                rate_row("Ingestor, encryption off", res.off),
+                rate_row("SDK end to end, encryption on", res.sdk_on),
+                rate_row("SDK end to end, encryption off", res.sdk_off),
             ],
         ),
         "",
