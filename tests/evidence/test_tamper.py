@@ -296,3 +296,44 @@ def test_an_inclusion_proof_for_another_root_is_named(made: Made, folder_copy: P
     ok, text = verify(folder_copy, made.verifier_key)
     assert not ok
     assert f"seq {item['seq']}: its inclusion proof does not lead to checkpoint" in text
+
+
+def _leaf_hash_b64(leaf: str) -> str:
+    import base64
+
+    from inferlog.ledger.hashing import leaf_hash
+
+    return base64.b64encode(leaf_hash(leaf.encode("utf-8", "surrogatepass"))).decode()
+
+
+@pytest.mark.parametrize(
+    "case", ["leaf-not-object", "lone-surrogate", "consistency-name-not-text", "checkpoint-not-object"]
+)
+def test_well_formed_json_of_the_wrong_shape_fails_without_a_traceback(
+    made: Made, folder_copy: Path, verify: Verify, case: str
+) -> None:
+    """Valid JSON that is not what a pack holds (a list for a leaf, a lone surrogate, a list for a name) is a finding, not a crash."""
+    if case in ("leaf-not-object", "lone-surrogate"):
+        rows = lines(folder_copy, layout.ENTRIES_JSONL)
+        row = json.loads(rows[0])
+        if case == "leaf-not-object":
+            row["leaf"] = "[1]"
+            row["leaf_hash"] = _leaf_hash_b64("[1]")
+        else:
+            row["leaf"] = "\ud800"
+        rows[0] = json.dumps(row).encode() + b"\n"  # json.dumps writes the surrogate as \ud800
+        (folder_copy / layout.ENTRIES_JSONL).write_bytes(b"".join(rows))
+        named = f"{layout.ENTRIES_JSONL}" if case == "lone-surrogate" else f"seq {row['seq']}"
+    elif case == "consistency-name-not-text":
+        item = json.loads(lines(folder_copy, layout.CONSISTENCY)[0])
+        item["old_checkpoint"] = ["x"]
+        (folder_copy / layout.CONSISTENCY).write_text(json.dumps(item) + "\n")
+        named = f"{layout.CONSISTENCY} line 1"
+    else:
+        info = json.loads((folder_copy / layout.PACK_INFO).read_bytes())
+        info["checkpoint"] = "x"
+        (folder_copy / layout.PACK_INFO).write_text(json.dumps(info))
+        named = layout.PACK_INFO
+    ok, text = verify(folder_copy, made.verifier_key)
+    assert not ok
+    assert named in text

@@ -460,7 +460,9 @@ class Verifier:
             self.fail("checkpoint.note", f"does not verify with the key you gave: {exc}")
             return
         claimed = self.info.get("checkpoint", {})
-        if claimed and (claimed.get("size"), claimed.get("root")) != (size, _b64(root)):
+        if not isinstance(claimed, dict):
+            self.fail("pack.json", "its checkpoint is not an object of size and root")
+        elif claimed and (claimed.get("size"), claimed.get("root")) != (size, _b64(root)):
             self.fail("pack.json", f"names checkpoint {claimed.get('size')}, not the signed one ({size})")
         if {"entries.jsonl", "proofs/inclusion.jsonl"} <= names:
             self.entries_and_proofs(size, root)
@@ -514,7 +516,7 @@ class Verifier:
                 continue
             good = (
                 isinstance(row, dict) and tuple(row) == COLUMNS and type(row["seq"]) is int and row["seq"] > 0
-                and all(isinstance(row[c], str) or (c in NULLABLE and row[c] is None) for c in COLUMNS[1:])
+                and all(_utf8(row[c]) or (c in NULLABLE and row[c] is None) for c in COLUMNS[1:])
             )  # fmt: skip
             yield number, row if good else None
 
@@ -561,8 +563,9 @@ class Verifier:
             )
         try:
             meta = json.loads(leaf)
-            assert isinstance(meta, dict)  # noqa: S101 - caught below: a leaf is a JSON object
-        except (ValueError, AssertionError):
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict):  # not an assert: `python -O` would skip it
             self.fail(f"seq {seq}", "its leaf is not a JSON object")
             return digest
         for name in ("id", "kind", "system", "ts"):
@@ -606,8 +609,9 @@ class Verifier:
                 seq, index, tree = item["seq"], item["leaf_index"], item["tree_size"]
                 leaf = _b64decode(item["leaf_hash"])
                 path = [_b64decode(h) for h in item["hashes"]]
-                assert all(type(n) is int for n in (seq, index, tree))  # noqa: S101 - caught below
-            except (ValueError, KeyError, TypeError, AssertionError, Bad):
+                if not all(type(n) is int for n in (seq, index, tree)):  # not an assert: `python -O`
+                    raise TypeError("seq, leaf_index and tree_size are whole numbers")
+            except (ValueError, KeyError, TypeError, Bad):
                 self.fail(where, "not an inclusion proof (seq, leaf_index, tree_size, leaf_hash, hashes)")
                 continue
             if seq <= previous:
@@ -642,6 +646,8 @@ class Verifier:
                 item = json.loads(line)
                 old_size, name, new_size = item["old_size"], item["old_checkpoint"], item["new_size"]
                 path = [_b64decode(h) for h in item["hashes"]]
+                if not (isinstance(name, str) and type(old_size) is int and type(new_size) is int):
+                    raise TypeError("old_checkpoint is text, the sizes whole numbers")
             except (ValueError, KeyError, TypeError, Bad):
                 self.fail(where, "not a consistency proof (old_size, old_checkpoint, new_size, hashes)")
                 continue
@@ -688,6 +694,17 @@ class Verifier:
         counts[1] += sum(1 for _ in jsonl)
         if counts[0] != counts[1]:
             self.fail("entries.parquet", f"holds {counts[0]} rows, entries.jsonl {counts[1]}")
+
+
+def _utf8(value: object) -> bool:
+    """Text that UTF-8 can hold: JSON's \\ud800 escapes make lone surrogates, which it cannot."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _b64(data: bytes) -> str:

@@ -181,7 +181,12 @@ class _Checks:
             self.fail(layout.CHECKPOINT, f"does not verify with the key you gave: {exc}")
             return None
         claimed = self.report.info.get("checkpoint", {})
-        if claimed and (claimed.get("size"), claimed.get("root")) != (checkpoint.size, _b64(checkpoint.root)):
+        if not isinstance(claimed, dict):
+            self.fail(layout.PACK_INFO, "its checkpoint is not an object of size and root")
+        elif claimed and (claimed.get("size"), claimed.get("root")) != (
+            checkpoint.size,
+            _b64(checkpoint.root),
+        ):
             self.fail(
                 layout.PACK_INFO,
                 f"names checkpoint {claimed.get('size')}, not the signed one ({checkpoint.size})",
@@ -238,7 +243,9 @@ class _Checks:
         try:
             meta = json.loads(leaf)
         except ValueError:
-            self.fail(f"seq {seq}", "its leaf is not JSON")
+            meta = None
+        if not isinstance(meta, dict):
+            self.fail(f"seq {seq}", "its leaf is not a JSON object")
             return digest
         for name in ("id", "kind", "system", "ts"):
             if meta.get(name) != row[name]:
@@ -337,6 +344,8 @@ class _Checks:
                     item = json.loads(line)
                     old_size, name, new_size = item["old_size"], item["old_checkpoint"], item["new_size"]
                     hashes = [base64.b64decode(h, validate=True) for h in item["hashes"]]
+                    if not (isinstance(name, str) and type(old_size) is int and type(new_size) is int):
+                        raise TypeError("old_checkpoint is text, the sizes whole numbers")
                 except (ValueError, KeyError, TypeError, binascii.Error):
                     self.fail(where, "not a consistency proof (old_size, old_checkpoint, new_size, hashes)")
                     continue
@@ -392,9 +401,18 @@ def _is_row(row: object) -> bool:
         return False
     if type(row["seq"]) is not int or row["seq"] < 1:
         return False
-    return all(
-        isinstance(row[n], str) or (n in layout.NULLABLE and row[n] is None) for n in layout.COLUMNS[1:]
-    )
+    return all(_utf8(row[n]) or (n in layout.NULLABLE and row[n] is None) for n in layout.COLUMNS[1:])
+
+
+def _utf8(value: object) -> bool:
+    """Text that UTF-8 can hold: JSON's \\ud800 escapes make lone surrogates, which it cannot."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _proof(line: bytes) -> tuple[int, int, int, bytes, list[bytes]] | None:
