@@ -9,6 +9,7 @@ log order and a file's name says which rows it holds.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Sequence
@@ -73,6 +74,9 @@ class _PartFile:
         os.replace(self.temporary, self.folder / f"part-{self.first:020d}-{self.last:020d}.parquet")
 
     def discard(self) -> None:
+        """Close the writer before its stream (else it complains at collection) and drop the file."""
+        with contextlib.suppress(Exception):  # a writer on a failed run may refuse to close cleanly
+            self.writer.close()
         self.stream.close()
         self.temporary.unlink(missing_ok=True)
 
