@@ -244,3 +244,14 @@ def test_a_forked_child_looks_up_although_a_parent_thread_held_the_registry_lock
     finally:
         registry._lock.release()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_registry_whose_source_answers_garbage_never_fails_a_record() -> None:
+    """A source that raises something other than an inferlog error (a server answering HTML) leaves the model as it was."""
+
+    def garbage() -> list[Registration]:
+        raise ValueError("Expecting value: line 1 column 1 (char 0)")
+
+    registry = ModelRegistry(garbage, background=False)
+    for _ in range(3):
+        assert registry.attach(Model("fraud", "1")) == Model("fraud", "1")

@@ -33,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from inferlog.errors import InferlogError, ModelConflict, RecordInvalid
+from inferlog.errors import ModelConflict, RecordInvalid
 from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AdminEntry, Model
@@ -304,7 +304,7 @@ class ModelRegistry:
         """A reload on the capture path: a failure keeps the old copy (logged), never fails a record."""
         try:
             self.refresh()
-        except InferlogError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the registry's source does, a record goes on
             with self._lock:
                 self._loaded_at = self.clock()  # not retried per record: after refresh_interval again
                 self._failed = True
