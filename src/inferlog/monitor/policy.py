@@ -80,7 +80,9 @@ class MonitoringPolicy:
     systems: Mapping[str, FeatureConfig] = field(default_factory=lambda: MappingProxyType({}))
     references: Mapping[str, ReferenceSpec] = field(default_factory=lambda: MappingProxyType({}))
     alerts: tuple[AlertRule, ...] = ()
-    webhooks: tuple[str, ...] = ()  # where every rule's alerts are POSTed (a rule's own webhook replaces them)
+    webhooks: tuple[
+        str, ...
+    ] = ()  # where every rule's alerts are POSTed (a rule's own webhook replaces them)
 
     def features_of(self, system: str) -> FeatureConfig:
         """The feature configuration of one system (inferred features when it has none)."""

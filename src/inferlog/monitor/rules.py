@@ -235,7 +235,9 @@ class _Parser:
         webhooks = self.urls(data.get("webhooks", []), "monitoring.webhooks")
         rules = data.get("alerts", [])
         if not isinstance(rules, list):
-            self.fail("monitoring.alerts", f"must be a list of tables ([[monitoring.alerts]]), not {_show(rules)}")
+            self.fail(
+                "monitoring.alerts", f"must be a list of tables ([[monitoring.alerts]]), not {_show(rules)}"
+            )
         alerts: list[AlertRule] = []
         for i, table in enumerate(rules):
             rule = self.rule(table, _key("monitoring.alerts", i), systems, references)
@@ -288,7 +290,7 @@ class _Parser:
                 path = base_dir / path
             return ReferenceSpec(name=name, system=system, file=path)
         if not has_period:
-            self.fail(where, "give a period (since = ..., until = ...) or a file = \"reference.parquet\"")
+            self.fail(where, 'give a period (since = ..., until = ...) or a file = "reference.parquet"')
         for required in ("since", "until"):
             if required not in table:
                 self.fail(where, f"{required} is required with a period (since and until)")
@@ -304,9 +306,12 @@ class _Parser:
             if value.tzinfo is None or value.utcoffset() is None:
                 self.fail(where, f"{value.isoformat()} has no timezone (write e.g. {value.isoformat()}Z)")
             return value.astimezone(dt.UTC)
-        if isinstance(value, dt.date):
-            return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-        self.fail(where, f"must be a date or a datetime with a timezone (2026-07-01T00:00:00Z), not {_show(value)}")
+        if not isinstance(value, dt.date):
+            self.fail(
+                where,
+                f"must be a date or a datetime with a timezone (2026-07-01T00:00:00Z), not {_show(value)}",
+            )
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
 
     def rule(
         self,
@@ -360,7 +365,7 @@ class _Parser:
                 self.fail(
                     where,
                     f'unknown metric "{name}" (known: {", ".join(METRIC_NAMES)}; per feature: '
-                    f'{", ".join(f"{m}:<feature>" for m in FEATURE_METRICS)}){hint}',
+                    f"{', '.join(f'{m}:<feature>' for m in FEATURE_METRICS)}){hint}",
                 )
             return text
         if name not in FEATURE_METRICS:
@@ -375,7 +380,7 @@ class _Parser:
             self.fail(
                 where,
                 f'feature "{feature}" is not monitored for this system (its features: '
-                f'{", ".join(config.features)}); add it to [monitoring.systems.<system>] features',
+                f"{', '.join(config.features)}); add it to [monitoring.systems.<system>] features",
             )
         return text
 
