@@ -40,13 +40,12 @@ from inferlog.store.protocols import EntryReader, EntryStore
 
 log = logging.getLogger("inferlog.monitor.alerts")
 
-ALERT_FIRED = "alert.fired"
-ALERT_RESOLVED = "alert.resolved"
-ALERT_ACTIONS = (ALERT_FIRED, ALERT_RESOLVED)
+Action = Literal["alert.fired", "alert.resolved"]
+ALERT_FIRED: Action = "alert.fired"
+ALERT_RESOLVED: Action = "alert.resolved"
+ALERT_ACTIONS: tuple[Action, ...] = (ALERT_FIRED, ALERT_RESOLVED)
 DEFAULT_ACTOR = "monitor"
 RECENT = 1000  # transitions an AlertState keeps for listings (the log keeps them all)
-
-Action = Literal["alert.fired", "alert.resolved"]
 
 
 def scope_of(rule: AlertRule) -> Scope:
