@@ -68,7 +68,8 @@ def test_a_rule_fires_above_its_threshold_and_resolves_below() -> None:
     bad_window(source, T0)
     state = AlertState()
     [fired] = evaluate([ERRORS], source, T0, state)
-    assert fired.firing and fired.action == ALERT_FIRED
+    assert fired.firing
+    assert fired.action == ALERT_FIRED
     assert fired.reading.value == pytest.approx(0.15)
     name, scope, since, until, reference = source.calls[0]
     assert (name, scope, since, until, reference) == (
@@ -137,7 +138,8 @@ def test_fire_and_resolve_are_admin_entries_and_state_survives_a_restart(store: 
     entries = alert_entries(store)
     assert [e.action for e in entries] == [ALERT_FIRED, ALERT_RESOLVED]
     assert [e.id for e in entries] == [fired.id, resolved.id]
-    assert entries[0].ts == T0 and entries[1].ts == later
+    assert entries[0].ts == T0
+    assert entries[1].ts == later
     assert entries[1].details["fired_at"] == "2026-11-02T12:00:00Z"
     recent = recent_transitions(store, limit=10)
     assert [(s.rule, s.firing) for s in recent] == [("credit errors", False), ("credit errors", True)]
@@ -176,36 +178,38 @@ def test_nothing_personal_goes_into_an_alert_entry(store: Store) -> None:
         assert personal not in text
 
 
+def race(url: str) -> None:
+    """Two evaluators on their own connections to ``url`` see the same breach at once."""
+    first, second = open_store(url), open_store(url)
+    try:
+        source = EventSource(barrier=threading.Barrier(2))
+        bad_window(source, T0)
+        policy = MonitoringPolicy(alerts=(AlertRule("r", "error_rate", "credit", 15 * MINUTE, above=0.05),))
+        alerters = [Alerter(first, policy, source), Alerter(second, policy, source)]
+        made = [0, 0]
+
+        def run(i: int) -> None:
+            # They measure at slightly different times, so their entries' bodies differ too.
+            made[i] = len(alerters[i].run_once(T0 + i * dt.timedelta(seconds=1)))
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(made) == [0, 1], url
+        assert [e.action for e in alert_entries(first)] == [ALERT_FIRED], url
+        assert sum(a.raced for a in alerters) == 1
+        assert all(a.state.firing("r") for a in alerters)  # the loser read the winner's entry
+    finally:
+        first.close()
+        second.close()
+
+
 def test_racing_evaluators_write_each_transition_once(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """Two evaluators on separate connections measure the same breach at once: one fired entry, one writer."""
+    """Two evaluators measure the same breach at once: one fired entry, one writer (SQLite and PostgreSQL)."""
     for backend in ("sqlite", "postgresql"):
-        url = backend_url(request, tmp_path / f"race-{backend}.db", backend)
-        first, second = open_store(url), open_store(url)
-        try:
-            source = EventSource(barrier=threading.Barrier(2))
-            bad_window(source, T0)
-            policy = MonitoringPolicy(
-                alerts=(AlertRule("r", "error_rate", "credit", 15 * MINUTE, above=0.05),)
-            )
-            alerters = [Alerter(first, policy, source), Alerter(second, policy, source)]
-            made: list[int] = [0, 0]
-
-            def run(i: int) -> None:
-                # Both measure at slightly different times, so their entries' bodies differ too.
-                made[i] = len(alerters[i].run_once(T0 + i * dt.timedelta(seconds=1)))
-
-            threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            assert sorted(made) == [0, 1], backend
-            assert [e.action for e in alert_entries(first)] == [ALERT_FIRED], backend
-            assert sum(a.raced for a in alerters) == 1
-            assert all(a.state.firing("r") for a in alerters)  # the loser read the winner's entry
-        finally:
-            first.close()
-            second.close()
+        race(backend_url(request, tmp_path / f"race-{backend}.db", backend))
 
 
 def test_a_stale_evaluator_cannot_fork_the_history(store: Store) -> None:
