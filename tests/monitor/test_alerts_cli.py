@@ -44,7 +44,7 @@ def make_log(tmp_path: Path, errors: int, total: int = 20) -> tuple[str, Path]:
             input={"income": 1000 + i},
             status="error" if i < errors else "ok",
             subject=f"customer-{i}",
-        )  # fmt: skip
+        )
         for i in range(total)
     ]
     store = open_store(url)
@@ -153,7 +153,7 @@ def test_run_every_evaluates_until_stopped(tmp_path: Path) -> None:
     """run --every in its own process records the firing on its first pass and exits 0 on SIGTERM."""
     url, policy = make_log(tmp_path, errors=4)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+    proc = subprocess.Popen(
         [sys.executable, "-m", "inferlog", "--db", url, "monitor", "run", "--every", "1s",
          "--policy", str(policy), "--source", SOURCE],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
