@@ -21,13 +21,16 @@ from inferlog.monitor.alerts import (
     recent_transitions,
 )
 from inferlog.monitor.policy import AlertRule, MonitoringPolicy
+from inferlog.monitor.scheduler import AlertSchedule
 from inferlog.monitor.source import Scope
 from inferlog.pipeline import Pipeline
+from inferlog.privacy.policy import parse_policy
 from inferlog.record.ids import uuid7
 from inferlog.record.model import AdminEntry, InferenceRecord, Model
+from inferlog.retention import Governance
 from inferlog.store import Store, open_store
 from inferlog.store.base import Query
-from tests.helpers import backend_store, backend_url
+from tests.helpers import backend_store, backend_url, wait_for
 from tests.monitor.alerting import T0, EventSource
 
 MINUTE = dt.timedelta(minutes=1)
@@ -240,3 +243,49 @@ def test_state_ignores_foreign_admin_entries(store: Store) -> None:
     state = read_state(store)
     assert state.rules == {}
     assert state.after == 2
+
+
+def test_listings_keep_the_transition_time_and_the_window_apart(store: Store) -> None:
+    """AlertStatus.to_dict: ``at`` is when the transition happened, ``since``/``until`` bound its window."""
+    source = EventSource()
+    bad_window(source, T0)
+    alerter = Alerter(store, MonitoringPolicy(alerts=(ERRORS,)), source)
+    alerter.run_once(T0)
+    [status] = alerter.state.firing_alerts()
+    view = status.to_dict()
+    assert view["at"] == "2026-11-02T12:00:00Z"
+    assert view["since"] == "2026-11-02T11:45:00Z"
+    assert view["until"] == "2026-11-02T12:00:00Z"
+    assert view["firing"] is True
+    assert "previous" not in view
+
+
+def test_the_schedule_outlives_a_failing_pass(tmp_path: Path) -> None:
+    """A pass that fails (the store is gone) is counted and logged; the thread keeps going and stops on close."""
+    store = open_store(f"sqlite:///{tmp_path / 'gone.db'}")
+    source = EventSource()
+    bad_window(source, T0)
+    passes: list[int] = []
+    schedule = AlertSchedule(
+        Alerter(store, MonitoringPolicy(alerts=(ERRORS,)), source), 0.01, on_pass=lambda a: passes.append(1)
+    )
+    store.close()
+    schedule.start()
+    wait_for(lambda: schedule.failures >= 2, "two failed passes")
+    schedule.close()
+    assert len(passes) >= 2
+    assert not any(t.name == "inferlog-alerts" for t in threading.enumerate())
+
+
+def test_the_recorded_policy_never_holds_a_webhook_secret(store: Store) -> None:
+    """policy.changed keeps the [monitoring] table, with webhook URLs masked (their path is a secret)."""
+    text = (
+        '[monitoring]\nwebhooks = ["https://hooks.example.com/services/T0/B0/secret-token"]\n'
+        '[[monitoring.alerts]]\nname = "r"\nmetric = "error_rate"\nsystem = "credit"\nabove = 0.05\n'
+        'window = "15m"\nwebhook = "https://hooks.example.com/other-secret"\n'
+    )
+    Governance(store, parse_policy(text, "inferlog.toml"), actor="test").record_policy()
+    [entry] = [s.entry for s in store.query(Query(kind="admin")) if isinstance(s.entry, AdminEntry)]
+    assert entry.details["policy"]["monitoring"]["alerts"][0]["name"] == "r"
+    assert "secret" not in str(entry.details)
+    assert "hooks.example.com" in str(entry.details)

@@ -116,7 +116,7 @@ class AlertStatus:
     firing: bool
     entry_id: str  # the newest transition's id (the next one follows from it)
     seq: int
-    at: dt.datetime  # when that transition happened
+    at: dt.datetime  # when that transition happened (``since``/``until`` in details bound its window)
     details: Mapping[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +125,7 @@ class AlertStatus:
             "rule": self.rule,
             "system": self.system,
             "firing": self.firing,
-            "since": _iso(self.at),
+            "at": _iso(self.at),
             "entry_id": self.entry_id,
             "seq": self.seq,
             **{k: v for k, v in self.details.items() if k not in ("rule", "previous")},

@@ -103,9 +103,12 @@ class AlertSchedule:
         """One pass; a failure (the store down, say) is logged and counted, and the next pass tries again."""
         try:
             self.alerter.run_once(now)
-        except (InferlogError, OSError) as exc:
+        except InferlogError as exc:
             self.failures += 1
             log.error("alert rules not evaluated: %s", exc)
+        except Exception:  # the schedule outlives any one failed pass
+            self.failures += 1
+            log.exception("alert rules not evaluated")
         if self.on_pass is not None:
             self.on_pass(self.alerter)
 
