@@ -309,32 +309,41 @@ class Alerter:
         return read_state(self.store, self.state)
 
     def run_once(self, now: dt.datetime | None = None) -> list[Transition]:
-        """One pass at ``now`` (default: the clock); returns the transitions this process appended."""
-        with self._lock:
-            at = now or self.clock()
-            self.refresh()
-            readings = [measure(rule, self.source, at) for rule in self.rules]
-            self.readings = {r.rule.name: r for r in readings}
-            self.errors += sum(1 for r in readings if r.error is not None)
-            made = []
-            for transition in decide(readings, self.state):
-                if record_transition(self.store, transition, self.actor):
-                    made.append(transition)
-                    details = transition.details()
-                    log.warning(
-                        "%s: %s (%s = %s, %s %s over %s)", transition.action, transition.rule.name,
-                        transition.rule.metric, details["value"], details["condition"], details["threshold"],
-                        details["window"],
-                    )  # fmt: skip
-                else:
-                    self.raced += 1
-            self.refresh()  # the state is what the log says, our own entries and a racer's alike
-            self.written += len(made)
-            self.passes += 1
-        if self.notifier is not None:
-            for transition in made:
-                self.notifier.notify(transition, transition.id)
+        """One pass at ``now`` (default: the clock); returns the transitions this process appended.
+
+        If the store fails midway the error propagates, and the transitions already appended are
+        still handed to the notifier.
+        """
+        made: list[Transition] = []
+        try:
+            with self._lock:
+                at = now or self.clock()
+                self.refresh()
+                readings = [measure(rule, self.source, at) for rule in self.rules]
+                self.readings = {r.rule.name: r for r in readings}
+                self.errors += sum(1 for r in readings if r.error is not None)
+                for transition in decide(readings, self.state):
+                    if record_transition(self.store, transition, self.actor):
+                        made.append(transition)
+                        self.written += 1
+                        _log_transition(transition)
+                    else:
+                        self.raced += 1
+                self.refresh()  # the state is what the log says, our own entries and a racer's alike
+                self.passes += 1
+        finally:
+            if self.notifier is not None:
+                for transition in made:
+                    self.notifier.notify(transition, transition.id)
         return made
+
+
+def _log_transition(transition: Transition) -> None:
+    details = transition.details()
+    log.warning(
+        "%s: %s (%s = %s, %s %s over %s)", transition.action, transition.rule.name, transition.rule.metric,
+        details["value"], details["condition"], details["threshold"], details["window"],
+    )  # fmt: skip
 
 
 def recent_transitions(
