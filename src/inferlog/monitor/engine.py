@@ -329,6 +329,11 @@ class Monitor:
         ref = self._reference_for(name, scope, reference)
         return _value(name, self.window(scope, since, until), ref)
 
+    def values(self, scope: Scope, since: dt.datetime, until: dt.datetime) -> dict[str, float | None]:
+        """Every plain metric (:data:`METRIC_NAMES`) of a scope over one window, from one merge."""
+        window = self.window(scope, since, until)
+        return {name: _value(name, window, None) for name in METRIC_NAMES}
+
     def series(
         self,
         name: str,

@@ -26,6 +26,7 @@ from inferlog.server.routes import (
     health,
     kserve,
     ledger,
+    monitor,
     models,
     otlp,
     oversight,
@@ -131,6 +132,7 @@ def create_app(
         otlp.router,
         traces.router,
         oversight.router,
+        monitor.router,
     )
     for router in routers:
         app.include_router(router)
