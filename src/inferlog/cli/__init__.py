@@ -108,6 +108,7 @@ def _register() -> None:
         integrity,
         keys,
         models,
+        monitor,
         oversight,
         proxy,
         query,
@@ -119,6 +120,7 @@ def _register() -> None:
     for module in (
         query,
         stats,
+        monitor,
         oversight,
         export,
         evidence,
