@@ -435,3 +435,21 @@ def _value(name: str, state: BucketState, reference: BucketState | None) -> floa
         "override_rate": truth.override_rate,
     }
     return measures[name](state)
+
+
+def add_reference(
+    store: MonitorStore,
+    name: str,
+    data: Any,
+    *,
+    system: str | None = None,
+    policy: MonitoringPolicy | None = None,
+    privacy: Policy | None = None,
+    keyring: Keyring | None = None,
+) -> Reference:
+    """Keep a reference data set (a pandas DataFrame, a pyarrow Table, or a Parquet/CSV path) as ``name``.
+
+    Give the same ``policy``, ``privacy`` and ``keyring`` as the monitors that will use it, so its
+    features are read (and protected categories masked) the same way as the stream's.
+    """
+    return Monitor(store, policy, privacy=privacy, keyring=keyring).add_reference(name, data, system=system)
