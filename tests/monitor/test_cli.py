@@ -25,10 +25,14 @@ def _log(tmp_path: Path) -> str:
         prepare(
             *[
                 make_record(
-                    system="credit", model=Model(name="m", version="1"), ts=NOW - dt.timedelta(minutes=i),
+                    system="credit",
+                    model=Model(name="m", version="1"),
+                    ts=NOW - dt.timedelta(minutes=i),
                     input={"income": rng.gauss(50 if i >= 100 else 80, 10), "job": rng.choice("ab")},
-                    output={"prediction": i % 2}, latency_ms=3.0, status="error" if i % 4 == 0 else "ok",
-                )  # fmt: skip
+                    output={"prediction": i % 2},
+                    latency_ms=3.0,
+                    status="error" if i % 4 == 0 else "ok",
+                )
                 for i in range(200)
             ]
         )
@@ -85,7 +89,10 @@ def test_rebuild_folds_everything_again_and_bad_input_is_one_line(tmp_path: Path
     rebuilt = run(url, "rebuild")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "from 200 entries" in rebuilt.output
-    for args in (("show", "--system", "credit", "--since", "someday"), ("show", "--system", "credit", "--version", "1")):
+    for args in (
+        ("show", "--system", "credit", "--since", "someday"),
+        ("show", "--system", "credit", "--version", "1"),
+    ):
         bad = run(url, *args)
         assert bad.exit_code == 1
         assert len(bad.output.strip().splitlines()) == 1, bad.output

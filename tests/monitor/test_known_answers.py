@@ -29,11 +29,18 @@ def _stream(rng: random.Random, start: dt.datetime, n: int, *, income_mean: floa
             jobs: str = "abc") -> list[Any]:  # fmt: skip
     return [
         make_record(
-            system="credit", model=MODEL, ts=start + dt.timedelta(seconds=i * 60),
-            input={"income": rng.gauss(income_mean, 10), "age": rng.gauss(40, 8), "job": rng.choice(jobs),
-                   "region": rng.choice(["north", "south"])},
-            output={"prediction": rng.choice([0, 1])}, latency_ms=1 + rng.random() * 9,
-        )  # fmt: skip
+            system="credit",
+            model=MODEL,
+            ts=start + dt.timedelta(seconds=i * 60),
+            input={
+                "income": rng.gauss(income_mean, 10),
+                "age": rng.gauss(40, 8),
+                "job": rng.choice(jobs),
+                "region": rng.choice(["north", "south"]),
+            },
+            output={"prediction": rng.choice([0, 1])},
+            latency_ms=1 + rng.random() * 9,
+        )
         for i in range(n)
     ]
 
@@ -58,9 +65,9 @@ def test_a_planted_shift_is_flagged_on_that_feature_only(any_store: Store, plant
             assert feature.psi < 0.1, feature
     same_day = monitor.drift(SCOPE, reference, T0, T0 + DAY)
     assert same_day.drifted == []
-    assert monitor.metric(f"psi:{planted}", SCOPE, T0 + DAY, T0 + 2 * DAY, reference=reference) == pytest.approx(
-        report.feature(planted).psi
-    )
+    assert monitor.metric(
+        f"psi:{planted}", SCOPE, T0 + DAY, T0 + 2 * DAY, reference=reference
+    ) == pytest.approx(report.feature(planted).psi)
 
 
 def test_a_reference_data_set_flags_the_shift_and_survives_a_new_monitor(store: Store, tmp_path: Any) -> None:
@@ -83,7 +90,9 @@ def test_a_reference_data_set_flags_the_shift_and_survives_a_new_monitor(store: 
     csv = monitor.add_reference("q3csv", tmp_path / "ref.csv", system="credit")
     df = monitor.add_reference("q3df", frame, system="credit")
     assert csv.rows == df.rows == 2000
-    psi = [monitor.metric("psi:income", SCOPE, T0, T0 + DAY, reference=name) for name in ("q3", "q3csv", "q3df")]
+    psi = [
+        monitor.metric("psi:income", SCOPE, T0, T0 + DAY, reference=name) for name in ("q3", "q3csv", "q3df")
+    ]
     assert psi[0] is not None
     assert psi[0] > 0.2
     assert psi == pytest.approx([psi[0]] * 3, rel=0.05)
@@ -114,7 +123,9 @@ def test_missing_values_and_type_changes_are_rates(store: Store) -> None:
     for i in range(400):
         value: Any = None if i % 4 == 0 else ("n/a" if i % 10 == 1 else float(i))
         payload = {"x": 1.0} if value is None and i % 8 == 0 else {"x": 1.0, "y": value}
-        records.append(make_record(system="credit", model=MODEL, ts=T0 + dt.timedelta(seconds=i), input=payload))
+        records.append(
+            make_record(system="credit", model=MODEL, ts=T0 + dt.timedelta(seconds=i), input=payload)
+        )
     store.append(prepare(*records))
     monitor = Monitor(store)
     monitor.catch_up()
@@ -130,13 +141,26 @@ def test_oip_tensors_are_features_by_name(store: Store) -> None:
     rng = random.Random(1)
     records = [
         make_record(
-            system="iris", model=MODEL, ts=T0 + dt.timedelta(seconds=i), source="oip",
-            input={"inputs": [{"name": "input-0", "shape": [2, 3], "datatype": "FP64",
-                               "data": [rng.random() for _ in range(6)]},
-                              {"name": "flag", "shape": [2], "datatype": "BOOL", "data": [True, False]}]},
-            output={"model_name": "iris", "outputs": [{"name": "predict", "shape": [2], "datatype": "INT64",
-                                                       "data": [1, 2]}]},
-        )  # fmt: skip
+            system="iris",
+            model=MODEL,
+            ts=T0 + dt.timedelta(seconds=i),
+            source="oip",
+            input={
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "shape": [2, 3],
+                        "datatype": "FP64",
+                        "data": [rng.random() for _ in range(6)],
+                    },
+                    {"name": "flag", "shape": [2], "datatype": "BOOL", "data": [True, False]},
+                ]
+            },
+            output={
+                "model_name": "iris",
+                "outputs": [{"name": "predict", "shape": [2], "datatype": "INT64", "data": [1, 2]}],
+            },
+        )
         for i in range(50)
     ]
     store.append(prepare(*records))
@@ -159,8 +183,13 @@ def _labelled(rng: random.Random, n: int, classes: list[Any]) -> tuple[list[Any]
                              input={"x": float(i)}, output={"prediction": predicted})  # fmt: skip
         records.append(record)
         feedback.append(
-            FeedbackEntry(id=uuid7(), system="credit", ts=record.ts + dt.timedelta(seconds=100 + i),
-                          inference_id=record.id, label=label)  # fmt: skip
+            FeedbackEntry(
+                id=uuid7(),
+                system="credit",
+                ts=record.ts + dt.timedelta(seconds=100 + i),
+                inference_id=record.id,
+                label=label,
+            )
         )
         pairs.append((label, predicted))
     return records, feedback, pairs
@@ -185,7 +214,9 @@ def test_classification_scores_equal_scikit_learns(any_store: Store) -> None:
     assert source.metric("recall", SCOPE, T0, until) == pytest.approx(
         recall_score(truth, guess, average="macro", zero_division=0)
     )
-    assert source.metric("f1", SCOPE, T0, until) == pytest.approx(f1_score(truth, guess, average="macro", zero_division=0))
+    assert source.metric("f1", SCOPE, T0, until) == pytest.approx(
+        f1_score(truth, guess, average="macro", zero_division=0)
+    )
     # The first hour alone: the pairs of the inferences made in it (120 at one every 30 s).
     hour = pairs[:120]
     assert monitor.metric("accuracy", SCOPE, T0, T0 + dt.timedelta(hours=1)) == pytest.approx(
@@ -205,7 +236,9 @@ def test_regression_errors_equal_numpys(store: Store) -> None:
         record = make_record(system="credit", model=MODEL, ts=T0 + dt.timedelta(seconds=i),
                              input={"x": 1.0}, output=predicted)  # fmt: skip
         records.append(record)
-        feedback.append(FeedbackEntry(id=uuid7(), system="credit", ts=record.ts, inference_id=record.id, label=label))
+        feedback.append(
+            FeedbackEntry(id=uuid7(), system="credit", ts=record.ts, inference_id=record.id, label=label)
+        )
         labels.append(label)
         preds.append(predicted)
     store.append(prepare(*records, *feedback))

@@ -42,10 +42,13 @@ def _batch(rng: random.Random, start: dt.datetime, n: int) -> list[Any]:
         if rng.random() < 0.3:
             entries.append(
                 FeedbackEntry(
-                    id=uuid7(), system="credit", ts=ts + dt.timedelta(minutes=rng.randrange(1, 90)),
-                    inference_id=entry.id, label=rng.choice([0, 1]),
+                    id=uuid7(),
+                    system="credit",
+                    ts=ts + dt.timedelta(minutes=rng.randrange(1, 90)),
+                    inference_id=entry.id,
+                    label=rng.choice([0, 1]),
                     override=rng.choice([None, None, 0, 1]),
-                )  # fmt: skip
+                )
             )
     return entries
 
@@ -120,9 +123,15 @@ def test_incremental_rollups_equal_a_rebuild_and_a_naive_count(any_store: Store)
         monitor.catch_up()
     incremental = _snapshot(any_store)
     naive = _naive(any_store)
-    minutes = {k: (s[0], s[1], s[2], sum(n for _, row in s[6] for _, n in row)) for k, s in incremental.items() if k[0] == 60}
+    minutes = {
+        k: (s[0], s[1], s[2], sum(n for _, row in s[6] for _, n in row))
+        for k, s in incremental.items()
+        if k[0] == 60
+    }
     assert minutes == naive
     assert any(v[2] < v[0] for v in naive.values())  # purges did reach payloads
-    assert any(k[4] < int(NEW.timestamp()) - 86400 * 300 and v[2] == 0 for k, v in naive.items())  # retention did
+    assert any(
+        k[4] < int(NEW.timestamp()) - 86400 * 300 and v[2] == 0 for k, v in naive.items()
+    )  # retention did
     Monitor(any_store).rebuild()
     assert _snapshot(any_store) == incremental

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from inferlog.errors import UsageError
+from inferlog.errors import Conflict, UsageError
 from inferlog.ledger.merkle import LeafList, root_of
 from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.record.model import AdminEntry, WrappedKey
@@ -23,7 +23,6 @@ from inferlog.store import (
     Store,
     open_store,
 )
-from inferlog.errors import Conflict
 from inferlog.store.base import HoldFilter, Purge, Query, Rollup, RollupFilter, RollupKey, RollupState
 from inferlog.testing import make_record, prepare
 from tests.helpers import inference, present

@@ -36,8 +36,12 @@ def _scope_options(command: Any) -> Any:
         (
             click.option("--system", required=True, help="The AI system."),
             click.option("--model", default=None, help="Only this model."),
-            click.option("--version", "version_", default=None, help="Only this model version (with --model)."),
-            click.option("--since", default="1d", show_default=True, help="ISO-8601 time or a duration ago (30m, 7d)."),
+            click.option(
+                "--version", "version_", default=None, help="Only this model version (with --model)."
+            ),
+            click.option(
+                "--since", default="1d", show_default=True, help="ISO-8601 time or a duration ago (30m, 7d)."
+            ),
             click.option("--until", default=None, help="ISO-8601 time or a duration ago; default now."),
             click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
         )
@@ -91,7 +95,9 @@ def show_command(
             return
         table = Table(title="monitored scopes (all time)", title_justify="left")
         for column in ("system", "model", "version", "volume", "error rate", "p50 ms", "p95 ms", "last day"):
-            table.add_column(column, justify="right" if column[0] in "vep" and column != "version" else "left")
+            table.add_column(
+                column, justify="right" if column[0] in "vep" and column != "version" else "left"
+            )
         for s in scopes:
             table.add_row(s["system"], s["model"], s["version"], str(s["volume"]), _number(s["error_rate"]),
                           _number(s["latency_p50"]), _number(s["latency_p95"]), s["last_day"][:10])  # fmt: skip
@@ -101,7 +107,9 @@ def show_command(
     start, end = _window(since, until)
     values = engine.values(scope, start, end)
     if as_json:
-        click.echo(json.dumps({"since": start.isoformat(), "until": end.isoformat(), "metrics": values}, indent=2))
+        click.echo(
+            json.dumps({"since": start.isoformat(), "until": end.isoformat(), "metrics": values}, indent=2)
+        )
         return
     table = Table(
         title=f"{system} {model or ''} {version_ or ''}".strip(), title_justify="left",
@@ -130,8 +138,19 @@ def drift_command(
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    table = Table(title=f"drift of {system} against {reference} ({report.volume} records)", title_justify="left")
-    for column in ("feature", "type", "PSI", "JS distance", "Wasserstein", "missing", "type changes", "verdict"):
+    table = Table(
+        title=f"drift of {system} against {reference} ({report.volume} records)", title_justify="left"
+    )
+    for column in (
+        "feature",
+        "type",
+        "PSI",
+        "JS distance",
+        "Wasserstein",
+        "missing",
+        "type changes",
+        "verdict",
+    ):
         table.add_column(column, justify="left" if column in ("feature", "type", "verdict") else "right")
     for f in report.features:
         verdict = {"major": "[red]major[/red]", "moderate": "[yellow]moderate[/yellow]"}.get(f.severity, "-")
@@ -158,7 +177,9 @@ def reference_group() -> None:
 @reference_group.command("add")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--system", default=None, help="The system the data set describes (its feature settings apply).")
+@click.option(
+    "--system", default=None, help="The system the data set describes (its feature settings apply)."
+)
 @pass_state
 def reference_add_command(state: State, /, name: str, file: Path, system: str | None) -> None:
     """Profile a Parquet or CSV FILE (a column per feature) and keep it as NAME."""
@@ -171,7 +192,9 @@ def reference_add_command(state: State, /, name: str, file: Path, system: str | 
 def reference_list_command(state: State, /) -> None:
     """The kept reference data sets."""
     for kept in make_monitor(state).references.list():
-        click.echo(f"{kept.name}\t{kept.system or '*'}\t{kept.rows} rows\t{kept.created:%Y-%m-%d %H:%M}\t{kept.source}")
+        click.echo(
+            f"{kept.name}\t{kept.system or '*'}\t{kept.rows} rows\t{kept.created:%Y-%m-%d %H:%M}\t{kept.source}"
+        )
 
 
 @reference_group.command("remove")

@@ -92,8 +92,7 @@ def _jsd(window: Sequence[float], reference: Sequence[float]) -> float:
 
 def _splits(reference: FeatureState) -> list[float]:
     assert reference.num is not None  # noqa: S101 - callers check
-    cuts = sorted({float(x) for x in reference.num.get_quantiles(DECILES)})
-    return cuts
+    return sorted({float(x) for x in reference.num.get_quantiles(DECILES)})
 
 
 def numeric_distances(window: FeatureState, reference: FeatureState) -> tuple[float, float, float] | None:

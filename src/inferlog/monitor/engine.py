@@ -96,7 +96,13 @@ class DriftReport:
 
 
 def _key(entry: InferenceRecord, level: int = 60) -> RollupKey:
-    return RollupKey(level, entry.system, entry.model.name, entry.model.version, windows.floor(windows.seconds(entry.ts), level))
+    return RollupKey(
+        level,
+        entry.system,
+        entry.model.name,
+        entry.model.version,
+        windows.floor(windows.seconds(entry.ts), level),
+    )
 
 
 def _up(key: RollupKey, level: int) -> RollupKey:
@@ -235,12 +241,18 @@ class Monitor:
             first, last = details.get("first_seq"), details.get("last_seq")
             if isinstance(first, int) and isinstance(last, int):
                 for row in self.store.purged_rows(first, last):
-                    minutes.add(RollupKey(60, row.system, row.model, row.version, windows.floor(windows.seconds(row.ts), 60)))
+                    minutes.add(
+                        RollupKey(
+                            60, row.system, row.model, row.version, windows.floor(windows.seconds(row.ts), 60)
+                        )
+                    )
         else:
             for system in details.get("systems", []):
                 if not isinstance(system, dict) or not system.get("cutoff"):
                     continue
-                cutoff = windows.seconds(dt.datetime.fromisoformat(str(system["cutoff"]).replace("Z", "+00:00")))
+                cutoff = windows.seconds(
+                    dt.datetime.fromisoformat(str(system["cutoff"]).replace("Z", "+00:00"))
+                )
                 where = RollupFilter(60, system=str(system["system"]), until=cutoff + 60, with_payloads=True)
                 minutes.update(row.key for row in self.store.rollups(where))
         if minutes:
@@ -267,7 +279,9 @@ class Monitor:
                 parts = {
                     row.key: BucketState.from_bytes(row.data)
                     for row in self.store.rollups(
-                        RollupFilter(finer, up.system, up.model, up.version, since=up.bucket, until=up.bucket + level)
+                        RollupFilter(
+                            finer, up.system, up.model, up.version, since=up.bucket, until=up.bucket + level
+                        )
                     )
                 }
                 parts.update({k: s for k, s in fresh.items() if k.level == finer and _up(k, level) == up})
@@ -299,8 +313,12 @@ class Monitor:
             self._folder.inference(state, entry, stored.body is not None)
             if stored.body is None:
                 continue
-            feedback = self.store.query(Query(kind="feedback", inference_id=stored.id, limit=MAX_PAGE)).entries
-            for answer in self._readable([f for f in feedback if stored.seq < f.seq <= cursor and f.body is not None]):
+            feedback = self.store.query(
+                Query(kind="feedback", inference_id=stored.id, limit=MAX_PAGE)
+            ).entries
+            for answer in self._readable(
+                [f for f in feedback if stored.seq < f.seq <= cursor and f.body is not None]
+            ):
                 assert isinstance(answer.entry, FeedbackEntry)  # noqa: S101 - queried by kind
                 self._folder.feedback(state, answer.entry, entry)
         return state
@@ -350,9 +368,13 @@ class Monitor:
         start = windows.floor(windows.seconds(since), width)
         end = windows.ceil(windows.seconds(until), width)
         if (end - start) // width > 10_000:
-            raise BadParameter(f"{(end - start) // width} {bucket}s is too many points (at most 10000)", field="bucket")
+            raise BadParameter(
+                f"{(end - start) // width} {bucket}s is too many points (at most 10000)", field="bucket"
+            )
         by_bucket: dict[int, list[BucketState]] = {}
-        for row in self.store.rollups(RollupFilter(width, scope.system, scope.model, scope.version, start, end)):
+        for row in self.store.rollups(
+            RollupFilter(width, scope.system, scope.model, scope.version, start, end)
+        ):
             by_bucket.setdefault(row.bucket, []).append(BucketState.from_bytes(row.data))
         return [
             (windows.at(t), _value(name, merged(by_bucket.get(t, [])), ref)) for t in range(start, end, width)
@@ -377,10 +399,16 @@ class Monitor:
             total = merged(BucketState.from_bytes(r.data) for r in rows)
             summaries.append(
                 ScopeSummary(
-                    sys_, model, version, total.volume, _value("error_rate", total, None),
-                    total.latency_quantile(0.5), total.latency_quantile(0.95),
-                    windows.at(rows[0].bucket), windows.at(rows[-1].bucket),
-                )  # fmt: skip
+                    sys_,
+                    model,
+                    version,
+                    total.volume,
+                    _value("error_rate", total, None),
+                    total.latency_quantile(0.5),
+                    total.latency_quantile(0.95),
+                    windows.at(rows[0].bucket),
+                    windows.at(rows[-1].bucket),
+                )
             )
         return summaries
 

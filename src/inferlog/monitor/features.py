@@ -33,7 +33,11 @@ def rows_of(value: Any) -> list[dict[str, Any]]:
     """The feature rows of one input: ``[{feature: value}]`` (empty when the input has no features)."""
     if isinstance(value, Mapping):
         tensors = value.get("inputs")
-        if isinstance(tensors, list) and tensors and all(isinstance(t, Mapping) and "data" in t for t in tensors):
+        if (
+            isinstance(tensors, list)
+            and tensors
+            and all(isinstance(t, Mapping) and "data" in t for t in tensors)
+        ):
             return _tensor_rows(tensors)
         row: dict[str, Any] = {}
         _flatten(value, "", row, 1)

@@ -58,11 +58,11 @@ class Masker:
         if found is None:
             found = False
             for path in self._protected_paths(system):
+                below = path.startswith(field + ".")
+                reaches = feature is None or "*" in path or path == f"{field}.{feature}"
                 if path in ("*", field) or (
-                    path.startswith(field + ".")
-                    and (feature is None or "*" in path or path.startswith(f"{field}.inputs")
-                         or path == f"{field}.{feature}" or path.startswith(f"{field}.{feature}."))
-                ):  # fmt: skip
+                    below and (reaches or path.startswith((f"{field}.inputs", f"{field}.{feature}.")))
+                ):
                     found = True
                     break
             self._cache[cache_key] = found
@@ -133,7 +133,11 @@ class Folder:
             task = self._config(system)[0].task
             masked = self.masker.protects(system, "output")
             for value in ft.predictions(entry.output):
-                if task != "classification" and finite(value) and (task == "regression" or isinstance(value, float)):
+                if (
+                    task != "classification"
+                    and finite(value)
+                    and (task == "regression" or isinstance(value, float))
+                ):
                     state.add_output_number(float(value))
                 elif task != "regression":
                     label = ft.class_label(value)
@@ -175,4 +179,3 @@ class Folder:
 def _fractional(*values: Any) -> bool:
     """Whether any value is a float with a fractional part (a regression target, not a class)."""
     return any(isinstance(v, float) and not v.is_integer() for v in values)
-

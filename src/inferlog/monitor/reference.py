@@ -89,7 +89,9 @@ def read_table(data: Any, fmt: str | None = None) -> Any:
             return pq.read_table(path) if kind == "parquet" else pcsv.read_csv(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise BadParameter(f"not a readable {fmt or 'Parquet/CSV'} data set: {exc}", field="file") from exc
-    raise UsageError(f"a reference is a DataFrame, a pyarrow Table or a Parquet/CSV path, not {type(data).__name__}")
+    raise UsageError(
+        f"a reference is a DataFrame, a pyarrow Table or a Parquet/CSV path, not {type(data).__name__}"
+    )
 
 
 def profile(folder: Folder, table: Any, system: str | None) -> BucketState:
@@ -103,14 +105,24 @@ def profile(folder: Folder, table: Any, system: str | None) -> BucketState:
 class ReferenceStore:
     """Kept references (in the store) and the policy's, resolved to the sketches drift compares with."""
 
-    def __init__(self, store: RollupStore, folder: Folder, policy: MonitoringPolicy, base_dir: Path | None) -> None:
+    def __init__(
+        self, store: RollupStore, folder: Folder, policy: MonitoringPolicy, base_dir: Path | None
+    ) -> None:
         self._store = store
         self._folder = folder
         self._policy = policy
         self._base = base_dir or Path.cwd()
         self._files: dict[tuple[Path, float], BucketState] = {}
 
-    def add(self, name: str, data: Any, *, system: str | None = None, fmt: str | None = None, source: str | None = None) -> Reference:
+    def add(
+        self,
+        name: str,
+        data: Any,
+        *,
+        system: str | None = None,
+        fmt: str | None = None,
+        source: str | None = None,
+    ) -> Reference:
         """Profile a data set and keep it as ``name`` (replacing one of that name)."""
         if not NAME.match(name):
             raise BadParameter("a reference name is 1-64 letters, digits, '.', '_' or '-'", field="name")
@@ -152,11 +164,17 @@ class ReferenceStore:
             try:
                 start, end = (dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (since, until))
             except ValueError:
-                raise BadParameter(f"{name!r} is not an ISO-8601 interval <since>/<until>", field="reference") from None
+                raise BadParameter(
+                    f"{name!r} is not an ISO-8601 interval <since>/<until>", field="reference"
+                ) from None
             if start.tzinfo is None or end.tzinfo is None or end <= start:
-                raise BadParameter("a period reference needs timezone-aware ends, since < until", field="reference")
+                raise BadParameter(
+                    "a period reference needs timezone-aware ends, since < until", field="reference"
+                )
             return window(Scope(scope.system, scope.model), start, end)
-        raise NotFound(f"no reference {name!r} (kept data sets: {', '.join(r.name for r in self.list()) or 'none'})")
+        raise NotFound(
+            f"no reference {name!r} (kept data sets: {', '.join(r.name for r in self.list()) or 'none'})"
+        )
 
     def _spec(self, spec: ReferenceSpec, scope: Scope, window: Window) -> BucketState:
         if spec.file is not None:

@@ -217,7 +217,9 @@ class BucketState:
         return sum(sum(row.values()) for row in self.confusion.values())
 
     def latency_quantile(self, q: float) -> float | None:
-        return None if self.latency is None or self.latency.is_empty() else float(self.latency.get_quantile(q))
+        return (
+            None if self.latency is None or self.latency.is_empty() else float(self.latency.get_quantile(q))
+        )
 
     # -- bytes --------------------------------------------------------------------------------
 
@@ -240,8 +242,15 @@ class BucketState:
         wire = _decode(data)
         state = cls()
         if wire.format != FORMAT:
-            raise ValueError(f"rollup format {wire.format}, this inferlog reads {FORMAT}: run `inferlog monitor rebuild`")
-        state.volume, state.errors, state.payloads, state.rows = wire.volume, wire.errors, wire.payloads, wire.rows
+            raise ValueError(
+                f"rollup format {wire.format}, this inferlog reads {FORMAT}: run `inferlog monitor rebuild`"
+            )
+        state.volume, state.errors, state.payloads, state.rows = (
+            wire.volume,
+            wire.errors,
+            wire.payloads,
+            wire.rows,
+        )
         state.latency = _kll_of(wire.latency)
         state.out_num = _kll_of(wire.out_num)
         state.out_cats = Categories(dict(wire.out_cats), wire.out_other)

@@ -36,7 +36,9 @@ DEFAULT_WINDOW = dt.timedelta(days=1)
 
 SystemRequired = Annotated[str, Query(min_length=1, max_length=256, description="The AI system.")]
 ModelParam = Annotated[str | None, Query(max_length=256, description="Only this model.")]
-VersionParam = Annotated[str | None, Query(max_length=256, description="Only this model version (with model).")]
+VersionParam = Annotated[
+    str | None, Query(max_length=256, description="Only this model version (with model).")
+]
 TimeParam = Annotated[str | None, Query(description="ISO-8601 time, or a duration ago: 30m, 1h, 7d")]
 _REFERENCE = "A kept reference data set, a policy reference, or an ISO-8601 interval <since>/<until>."
 ReferenceParam = Annotated[str | None, Query(max_length=200, description=_REFERENCE)]
@@ -153,13 +155,15 @@ def references(request: Request, state: State, who: Who) -> dict[str, Any]:
     return {"references": [r.to_dict() for r in kept if r.system is None or who.covers(r.system)]}
 
 
-@router.post("/references", summary="Upload a reference data set (Parquet or CSV body); admin", status_code=201)
+@router.post(
+    "/references", summary="Upload a reference data set (Parquet or CSV body); admin", status_code=201
+)
 async def add_reference(
     request: Request,
     state: State,
     who: Who,
     name: Annotated[str, Query(min_length=1, max_length=64, description="Name to keep it under.")],
-    format: Annotated[str, Query(description="parquet or csv")],  # noqa: A002 - the parameter's public name
+    format: Annotated[str, Query(description="parquet or csv")],
     system: Annotated[str | None, Query(max_length=256, description="The system it describes.")] = None,
 ) -> dict[str, Any]:
     who.require("admin")
