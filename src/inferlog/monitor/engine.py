@@ -28,7 +28,7 @@ from inferlog.monitor import truth, windows
 from inferlog.monitor.fold import Folder, Masker
 from inferlog.monitor.policy import MonitoringPolicy
 from inferlog.monitor.reference import Reference, ReferenceStore
-from inferlog.monitor.sketch import BucketState, merged
+from inferlog.monitor.sketch import ALL, COUNTS, BucketState, merged
 from inferlog.monitor.source import FEATURE_METRICS, METRIC_NAMES, Scope
 from inferlog.privacy.policy import Policy
 from inferlog.privacy.seal import Keyring, Opener
@@ -219,11 +219,14 @@ class Monitor:
 
     def _merged_rows(self, deltas: Mapping[RollupKey, BucketState]) -> list[Rollup]:
         """The minute deltas merged into their minute, hour and day rollups."""
-        levels: dict[RollupKey, BucketState] = {}
-        for key, delta in deltas.items():
-            for level in (60, 3600, 86400):
+        # Minutes are the deltas themselves; an hour is a fresh merge of its minutes, a day of its hours.
+        levels: dict[RollupKey, BucketState] = dict(deltas)
+        for level, finer in ((3600, 60), (86400, 3600)):
+            for key, delta in [(k, v) for k, v in levels.items() if k.level == finer]:
                 up = _up(key, level)
-                levels[up] = levels[up].merge(delta) if up in levels else merged([delta])
+                if up not in levels:
+                    levels[up] = BucketState()
+                levels[up].merge(delta)
         existing = {row.key: row for row in self.store.rollups_at(list(levels))}
         rows = []
         for key, delta in levels.items():
@@ -325,8 +328,13 @@ class Monitor:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def window(self, scope: Scope, since: dt.datetime, until: dt.datetime) -> BucketState:
-        """The merged state of a scope over ``[since, until)`` (whole minutes, see :func:`windows.cover`)."""
+    def window(
+        self, scope: Scope, since: dt.datetime, until: dt.datetime, parts: frozenset[str] = ALL
+    ) -> BucketState:
+        """The merged state of a scope over ``[since, until)`` (whole minutes, see :func:`windows.cover`).
+
+        ``parts`` says which sketches to read beside the counts (all by default; see ``BucketState.from_bytes``).
+        """
         pieces = windows.cover(windows.seconds(since), windows.seconds(until))
         states: list[BucketState] = []
         for level in windows.LEVELS:
@@ -337,7 +345,7 @@ class Monitor:
                 RollupFilter(level, scope.system, scope.model, scope.version, min(starts), max(starts) + 1)
             ):
                 if row.bucket in starts:
-                    states.append(BucketState.from_bytes(row.data))
+                    states.append(BucketState.from_bytes(row.data, parts))
         return merged(states)
 
     def metric(
@@ -345,11 +353,11 @@ class Monitor:
     ) -> float | None:
         """One metric (a :data:`METRIC_NAMES` name or ``<drift metric>:<feature>``); None = no data."""
         ref = self._reference_for(name, scope, reference)
-        return _value(name, self.window(scope, since, until), ref)
+        return _value(name, self.window(scope, since, until, parts_of(name)), ref)
 
     def values(self, scope: Scope, since: dt.datetime, until: dt.datetime) -> dict[str, float | None]:
         """Every plain metric (:data:`METRIC_NAMES`) of a scope over one window, from one merge."""
-        window = self.window(scope, since, until)
+        window = self.window(scope, since, until, frozenset({"latency", "delay"}))
         return {name: _value(name, window, None) for name in METRIC_NAMES}
 
     def series(
@@ -375,7 +383,7 @@ class Monitor:
         for row in self.store.rollups(
             RollupFilter(width, scope.system, scope.model, scope.version, start, end)
         ):
-            by_bucket.setdefault(row.bucket, []).append(BucketState.from_bytes(row.data))
+            by_bucket.setdefault(row.bucket, []).append(BucketState.from_bytes(row.data, parts_of(name)))
         return [
             (windows.at(t), _value(name, merged(by_bucket.get(t, [])), ref)) for t in range(start, end, width)
         ]
@@ -396,7 +404,7 @@ class Monitor:
             groups.setdefault((row.system, row.model, row.version), []).append(row)
         summaries = []
         for (sys_, model, version), rows in sorted(groups.items()):
-            total = merged(BucketState.from_bytes(r.data) for r in rows)
+            total = merged(BucketState.from_bytes(r.data, frozenset({"latency"})) for r in rows)
             summaries.append(
                 ScopeSummary(
                     sys_,
@@ -433,6 +441,16 @@ class Monitor:
     def add_reference(self, name: str, data: Any, *, system: str | None = None) -> Reference:
         """Keep a reference data set (pandas DataFrame, pyarrow Table, or a Parquet/CSV path) as ``name``."""
         return self.references.add(name, data, system=system)
+
+
+def parts_of(name: str) -> frozenset[str]:
+    """Which sketches metric ``name`` reads beside the counts."""
+    base, _, feature = name.partition(":")
+    if feature and base in FEATURE_METRICS:
+        return frozenset({f"feature:{feature}"})
+    if name.startswith("latency_p"):
+        return frozenset({"latency"})
+    return {"output_psi": frozenset({"outputs"}), "label_delay_p50": frozenset({"delay"})}.get(name, COUNTS)
 
 
 def _value(name: str, state: BucketState, reference: BucketState | None) -> float | None:

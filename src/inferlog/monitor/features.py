@@ -54,8 +54,11 @@ def rows_of(value: Any) -> list[dict[str, Any]]:
 
 def _flatten(value: Mapping[str, Any], prefix: str, into: dict[str, Any], depth: int) -> None:
     for key, item in value.items():
-        name = f"{prefix}{key}"
-        if isinstance(item, Mapping):
+        name = f"{prefix}{key}" if prefix else key
+        kind = type(item)
+        if kind is float or kind is int or kind is str or item is None:  # the common case, cheaply
+            into[name] = item
+        elif isinstance(item, Mapping):
             if depth < MAX_DEPTH:
                 _flatten(item, f"{name}.", into, depth + 1)
         elif not isinstance(item, list):

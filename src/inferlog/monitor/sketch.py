@@ -22,6 +22,8 @@ from datasketches import kll_doubles_sketch
 KLL_K = 200
 CATEGORY_CAP = 100  # distinct values kept per feature and bucket; the rest count as "other"
 FORMAT = 1  # bumps when the serialized shape changes (older rollups are rebuilt)
+ALL = frozenset({"latency", "outputs", "features", "delay"})  # what from_bytes reads beside the counts
+COUNTS: frozenset[str] = frozenset()  # counts, confusion, errors sums and reviews only
 
 
 def new_kll() -> kll_doubles_sketch:
@@ -238,7 +240,12 @@ class BucketState:
         return _encode(wire)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> BucketState:
+    def from_bytes(cls, data: bytes, parts: frozenset[str] = ALL) -> BucketState:
+        """The state in ``data``; of the sketches, only the ``parts`` asked for (see :data:`ALL`).
+
+        Quantile sketches cost microseconds each to read and to merge: a query for an error rate
+        over a month should not pay for every feature's sketch.
+        """
         wire = _decode(data)
         state = cls()
         if wire.format != FORMAT:
@@ -251,10 +258,15 @@ class BucketState:
             wire.payloads,
             wire.rows,
         )
-        state.latency = _kll_of(wire.latency)
-        state.out_num = _kll_of(wire.out_num)
-        state.out_cats = Categories(dict(wire.out_cats), wire.out_other)
+        if "latency" in parts:
+            state.latency = _kll_of(wire.latency)
+        if "outputs" in parts:
+            state.out_num = _kll_of(wire.out_num)
+            state.out_cats = Categories(dict(wire.out_cats), wire.out_other)
+        every = "features" in parts
         for name, (num, counts, other, nulls) in wire.features.items():
+            if not every and f"feature:{name}" not in parts:
+                continue
             feature = state.feature(name)
             feature.num = _kll_of(num)
             feature.cats = Categories(dict(counts), other)
@@ -262,7 +274,8 @@ class BucketState:
         state.confusion = {label: dict(row) for label, row in wire.confusion.items()}
         state.reg_n, state.reg_abs, state.reg_sq = wire.reg_n, wire.reg_abs, wire.reg_sq
         state.reviewed, state.overridden = wire.reviewed, wire.overridden
-        state.delay = _kll_of(wire.delay)
+        if "delay" in parts:
+            state.delay = _kll_of(wire.delay)
         return state
 
 
