@@ -337,15 +337,11 @@ class Monitor:
         """
         pieces = windows.cover(windows.seconds(since), windows.seconds(until))
         states: list[BucketState] = []
-        for level in windows.LEVELS:
-            starts = {bucket for width, bucket in pieces if width == level}
-            if not starts:
-                continue
+        for level, first, end in windows.runs(pieces):
             for row in self.store.rollups(
-                RollupFilter(level, scope.system, scope.model, scope.version, min(starts), max(starts) + 1)
+                RollupFilter(level, scope.system, scope.model, scope.version, first, end)
             ):
-                if row.bucket in starts:
-                    states.append(BucketState.from_bytes(row.data, parts))
+                states.append(BucketState.from_bytes(row.data, parts))
         return merged(states)
 
     def metric(

@@ -83,26 +83,49 @@ class Categories:
 
 
 class FeatureState:
-    """One feature in one bucket: numeric values (KLL), categorical values (counts), and nulls."""
+    """One feature in one bucket: numeric values (KLL), categorical values (counts), and nulls.
 
-    __slots__ = ("cats", "nulls", "num")
+    New numbers wait in ``pending`` until the sketch is read or written: a fold that puts one minute's
+    values into its minute, hour and day then costs one sketch update per value and level (~0.15 µs)
+    instead of a sketch merge per feature and level (~15 µs), which dominates when buckets are sparse.
+    """
+
+    __slots__ = ("_num", "cats", "nulls", "pending")
 
     def __init__(self) -> None:
-        self.num: kll_doubles_sketch | None = None
+        self._num: kll_doubles_sketch | None = None
+        self.pending: list[float] = []
         self.cats = Categories()
         self.nulls = 0
 
+    @property
+    def num(self) -> kll_doubles_sketch | None:
+        """The numeric values' sketch (None if there are none), with every pending value in it."""
+        if self.pending:
+            if self._num is None:
+                self._num = new_kll()
+            update = self._num.update
+            for value in self.pending:
+                update(value)
+            self.pending = []
+        return self._num
+
+    @num.setter
+    def num(self, sketch: kll_doubles_sketch | None) -> None:
+        self._num = sketch
+
     def add_number(self, value: float) -> None:
-        if self.num is None:
-            self.num = new_kll()
-        self.num.update(value)
+        self.pending.append(value)
 
     @property
     def numbers(self) -> int:
-        return 0 if self.num is None else int(self.num.n)
+        return (0 if self._num is None else int(self._num.n)) + len(self.pending)
 
     def merge(self, other: FeatureState) -> None:
-        self.num = merge_kll(self.num, other.num)
+        if other.pending:
+            self.pending.extend(other.pending)
+        if other._num is not None:
+            self._num = merge_kll(self._num, other._num)
         self.cats.merge(other.cats)
         self.nulls += other.nulls
 

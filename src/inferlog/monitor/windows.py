@@ -49,6 +49,21 @@ def cover(since: int, until: int) -> list[tuple[int, int]]:
     return pieces
 
 
+def runs(pieces: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """``(level, first, end)``: the pieces of :func:`cover` as contiguous runs of one level each.
+
+    One range query per run, so the minutes at the two edges of a month are two small reads, not one
+    read of every minute in between.
+    """
+    found: list[tuple[int, int, int]] = []
+    for level, bucket in pieces:
+        if found and found[-1][0] == level and found[-1][2] == bucket:
+            found[-1] = (level, found[-1][1], bucket + level)
+        else:
+            found.append((level, bucket, bucket + level))
+    return found
+
+
 def width_of(bucket: str) -> int:
     try:
         return WIDTHS[bucket]
