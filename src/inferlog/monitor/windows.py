@@ -10,6 +10,8 @@ from inferlog.errors import BadParameter
 Bucket = Literal["minute", "hour", "day"]
 WIDTHS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
 LEVELS = (86400, 3600, 60)  # coarsest first
+FIRST = 0  # 1970-01-01
+LAST = 7_258_118_400  # 2200-01-01
 
 
 def seconds(t: dt.datetime) -> int:
@@ -38,7 +40,8 @@ def cover(since: int, until: int) -> list[tuple[int, int]]:
     up to whole minutes (so "the last 15 minutes" at 12:07:30 is 11:53 to 12:08, the current minute
     included). Days and hours are used where they fit whole, so a month is ~30 rows, not 43,200.
     """
-    t, end = ceil(since, 60), ceil(until, 60)
+    # Nothing is logged before 1970 or after 2200 (a day piece each would make a huge list of them).
+    t, end = ceil(max(since, FIRST), 60), ceil(min(until, LAST), 60)
     pieces: list[tuple[int, int]] = []
     while t < end:
         for width in LEVELS:
