@@ -86,3 +86,16 @@ def test_features_from_flat_nested_batched_and_tensor_inputs() -> None:
     assert ft.class_label(1.0) == ft.class_label(1) == ft.class_label("1") == "1"
     assert ft.predictions({"outputs": [{"name": "p", "data": [0, 1]}]}) == [0, 1]
     assert ft.prediction({"label": "approve", "score": 0.9}) == "approve"
+
+
+def test_a_rollup_filter_refuses_text_no_store_holds() -> None:
+    """A NUL in a scope is a BadParameter naming the field, before any database sees it."""
+    import pytest
+
+    from inferlog.errors import BadParameter
+    from inferlog.store.base import RollupFilter
+
+    with pytest.raises(BadParameter, match="system"):
+        RollupFilter(60, system="a\x00b")
+    with pytest.raises(BadParameter, match="version"):
+        RollupFilter(3600, system="a", model="m", version="\ud800")

@@ -341,6 +341,11 @@ class RollupFilter:
     def __post_init__(self) -> None:
         if self.level not in ROLLUP_LEVELS:
             raise UsageError(f"rollup level must be one of {ROLLUP_LEVELS}, got {self.level}")
+        for name in ("system", "model", "version"):
+            value = getattr(self, name)
+            problem = _unstorable_text(value) if value is not None else None
+            if problem is not None:
+                raise BadParameter(problem, field=name)
 
 
 class PurgedRow(NamedTuple):
