@@ -117,7 +117,7 @@ def run(tmp: Path, *, n: int, rounds: int, round_size: int, repeat: int) -> Moni
         fold_us.append((time.perf_counter() - began) / folded * 1e6)
     end = START + dt.timedelta(days=DAYS)
     week = end - dt.timedelta(days=7)
-    queries = {
+    queries: dict[str, Callable[[], Any]] = {
         "series, 30 days by day": lambda: monitor.series("latency_p95", SCOPE, "day", START, end),
         "series, 7 days by hour": lambda: monitor.series("error_rate", SCOPE, "hour", week, end),
         "series, 1 day by minute": lambda: monitor.series(
@@ -147,7 +147,10 @@ def run(tmp: Path, *, n: int, rounds: int, round_size: int, repeat: int) -> Moni
     queries["drift, 7 days against a data set"] = lambda: monitor.drift(SCOPE, "bench", week, end)
     measured = {name: _repeat(action, repeat) for name, action in queries.items()}
     rollups = {level: len(store.rollups(RollupFilter(level))) for level in (60, 3600, 86400)}
-    facts = machine_info(tmp) | {"date": dt.datetime.now(dt.UTC).date().isoformat(), "load at end": load_average()}
+    facts = machine_info(tmp) | {
+        "date": dt.datetime.now(dt.UTC).date().isoformat(),
+        "load at end": load_average(),
+    }
     store.close()
     return MonitorResults(
         n + rounds * round_size, round_size, ingest_us, fold_us, build, measured, rollups, facts

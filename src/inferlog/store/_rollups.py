@@ -33,7 +33,7 @@ def select_sql(where: RollupFilter, table: str, mark: str) -> tuple[str, list[An
         clauses.append("payloads > 0")
     sql = (
         f"SELECT {ROLLUP_COLUMNS} FROM {table} WHERE {' AND '.join(clauses)} "
-        "ORDER BY system, model, version, bucket"
+        "ORDER BY bucket, system, model, version"
     )
     return sql, params
 

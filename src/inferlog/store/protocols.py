@@ -170,7 +170,7 @@ class RollupStore(Protocol):
         ...
 
     def rollups(self, where: RollupFilter) -> list[Rollup]:
-        """The rollups of one level matching ``where``, by scope then bucket."""
+        """The rollups of one level matching ``where``, by bucket then scope."""
         ...
 
     def rollups_at(self, keys: Sequence[RollupKey]) -> list[Rollup]:

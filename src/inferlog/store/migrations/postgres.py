@@ -411,6 +411,8 @@ MIGRATIONS.append(
             data     bytea NOT NULL,
             PRIMARY KEY (level, system, model, version, bucket)
         );
+        -- A window of a whole system (no model given) reads by bucket, not the system's every row.
+        CREATE INDEX monitor_rollups_by_bucket ON inferlog.monitor_rollups (level, system, bucket);
         -- The fold cursor (name 'state') and what the monitor keeps beside it (reference profiles).
         CREATE TABLE inferlog.monitor_values (
             name  text PRIMARY KEY,

@@ -156,6 +156,8 @@ MIGRATIONS.append(
             data     BLOB NOT NULL,
             PRIMARY KEY (level, system, model, version, bucket)
         ) WITHOUT ROWID;
+        -- A window of a whole system (no model given) reads by bucket, not the system's every row.
+        CREATE INDEX monitor_rollups_by_bucket ON monitor_rollups (level, system, bucket);
         -- The fold cursor (name 'state') and what the monitor keeps beside it (reference profiles).
         CREATE TABLE monitor_values (
             name  TEXT PRIMARY KEY,
