@@ -37,7 +37,7 @@ from inferlog.store.base import MAX_PAGE, Query, Rollup, RollupFilter, RollupKey
 from inferlog.store.protocols import MonitorStore
 
 PURGE_ACTIONS = ("subject.erased", "retention.applied")
-KEY_NAME = "monitor:categories"  # the key store's key for masked categories (or a stored one without)
+KEY_NAME = "key:categories"  # the monitor value holding the key of masked categories
 _ATTEMPTS = 5
 ScopeKey = tuple[str, str, str]  # system, model, version
 
@@ -114,8 +114,8 @@ class Monitor:
 
     ``policy`` is the policy file's ``[monitoring]`` table (features, references); ``privacy`` its
     privacy part (fields whose categorical values are masked); ``keyring`` the key store, which opens
-    sealed payloads for monitoring and keys the masking (without one, sealed fields are not
-    monitored and the masking key is kept beside the rollups). ``base_dir`` resolves reference files.
+    sealed payloads for monitoring (without one, sealed fields are not monitored). ``base_dir``
+    resolves reference files.
     """
 
     def __init__(
@@ -133,17 +133,17 @@ class Monitor:
         self.store = store
         self.policy = policy or MonitoringPolicy()
         self._opener = Opener(keyring) if keyring is not None else None
-        self._folder = Folder(self.policy, Masker(privacy, self._mask_key(keyring)))
+        self._folder = Folder(self.policy, Masker(privacy, self._mask_key()))
         self.references = ReferenceStore(store, self._folder, self.policy, base_dir)
         self._batch = batch
 
-    def _mask_key(self, keyring: Keyring | None) -> bytes:
-        if keyring is not None:
-            return keyring.current(KEY_NAME)[1]
-        key = self.store.monitor_value("key")
+    def _mask_key(self) -> bytes:
+        """The key of masked categories, kept beside the rollups: every monitor of this log uses it, with
+        or without the key store, so their digests agree."""
+        key = self.store.monitor_value(KEY_NAME)
         if key is None:
-            self.store.put_monitor_value("key", os.urandom(32))
-            key = self.store.monitor_value("key")
+            self.store.put_monitor_value(KEY_NAME, os.urandom(32))
+            key = self.store.monitor_value(KEY_NAME)
         assert key is not None  # noqa: S101 - just written
         return key
 
