@@ -9,21 +9,28 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
 from inferlog.cli._common import State, console, pass_state
 from inferlog.errors import BadParameter
-from inferlog.monitor.engine import Monitor
 from inferlog.monitor.policy import MonitoringPolicy
 from inferlog.monitor.source import Scope
 from inferlog.query.filters import parse_since
 
+if TYPE_CHECKING:
+    from inferlog.monitor.engine import Monitor
+
 
 def make_monitor(state: State, policy: MonitoringPolicy | None = None) -> Monitor:
-    """The engine over ``--db``, with the policy file's privacy part and key store (if it names one)."""
+    """The engine over ``--db``, with the policy file's privacy part and key store (if it names one).
+
+    Imported here, not at the top: the engine's sketches bring numpy, which other commands need not load.
+    """
+    from inferlog.monitor.engine import Monitor
+
     protection = state.protection()
     base = Path(state.config).parent if state.config else None
     return Monitor(
