@@ -19,7 +19,9 @@ from inferlog.store import (
     EntryReader,
     EntryWriter,
     LedgerStore,
+    MonitorStore,
     PayloadStore,
+    RollupStore,
     Store,
     open_store,
 )
@@ -64,7 +66,16 @@ class StoreContract:
 
     def test_every_role_is_there(self, store: Store) -> None:
         """The backend has every role protocol's methods, so any caller may be handed it."""
-        roles = (EntryWriter, EntryReader, LedgerStore, PayloadStore, ApiKeyStore, Store)
+        roles = (
+            EntryWriter,
+            EntryReader,
+            LedgerStore,
+            PayloadStore,
+            ApiKeyStore,
+            RollupStore,
+            MonitorStore,
+            Store,
+        )
         assert [role.__name__ for role in roles if not isinstance(store, role)] == []
 
     def test_seq_is_gap_free_from_one_across_batches(self, store: Store) -> None:
