@@ -135,3 +135,37 @@ def test_incremental_rollups_equal_a_rebuild_and_a_naive_count(any_store: Store)
     )  # retention did
     Monitor(any_store).rebuild()
     assert _snapshot(any_store) == incremental
+
+
+def test_two_monitors_folding_at_once_count_every_entry_once(any_store: Store) -> None:
+    """Two monitors (a server and a CLI) folding while records arrive: no entry is folded twice or missed."""
+    import threading
+
+    rng = random.Random(3)
+    monitors = [Monitor(any_store, batch=50), Monitor(any_store, batch=70)]
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def fold(monitor: Monitor) -> None:
+        try:
+            while not stop.is_set():
+                monitor.catch_up()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=fold, args=(m,)) for m in monitors]
+    for thread in threads:
+        thread.start()
+    appended = 0
+    for _ in range(10):
+        batch = [e for e in _batch(rng, NEW, 40) if isinstance(e, InferenceRecord)]
+        any_store.append(prepare(*batch))
+        appended += len(batch)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    monitors[0].catch_up()
+    assert failures == []
+    day = int(NEW.timestamp()) // 86400 * 86400
+    rows = any_store.rollups(RollupFilter(86400, system="credit", since=day, until=day + 86400))
+    assert sum(BucketState.from_bytes(row.data).volume for row in rows) == appended

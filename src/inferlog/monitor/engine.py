@@ -164,7 +164,7 @@ class Monitor:
                     break
                 except Conflict:
                     if attempt == _ATTEMPTS - 1:
-                        raise
+                        return done  # another monitor keeps winning: it is folding these entries
             done += len(entries)
             for event in purges:
                 self._after_purge(event)
@@ -264,13 +264,15 @@ class Monitor:
     def refold(self, minutes: Iterable[RollupKey]) -> None:
         """Fold these minute buckets again from the log (up to the cursor), then their hours and days."""
         wanted = sorted(set(minutes))
-        for attempt in range(_ATTEMPTS):
+        # Each lost race means another monitor folded new entries; the refold must still happen (the
+        # cursor is past the purge), so it tries on (bounded only against a bug).
+        for attempt in range(100 * _ATTEMPTS):
             state = self.store.rollup_state()
             try:
                 self._refold(state, wanted)
                 return
             except Conflict:
-                if attempt == _ATTEMPTS - 1:
+                if attempt == 100 * _ATTEMPTS - 1:
                     raise
 
     def _refold(self, state: RollupState, minutes: Sequence[RollupKey]) -> None:
