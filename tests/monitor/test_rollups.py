@@ -169,3 +169,26 @@ def test_two_monitors_folding_at_once_count_every_entry_once(any_store: Store) -
     day = int(NEW.timestamp()) // 86400 * 86400
     rows = any_store.rollups(RollupFilter(86400, system="credit", since=day, until=day + 86400))
     assert sum(BucketState.from_bytes(row.data).volume for row in rows) == appended
+
+
+class _StopsBeforeRefold(Monitor):
+    """A monitor that stops right after writing a fold (as a killed process would), before refolding."""
+
+    def _pending_refolds(self) -> None:
+        return None
+
+
+def test_a_refold_interrupted_by_a_stop_is_done_by_the_next_fold(store: Store) -> None:
+    """The fold notes each purge before writing; a monitor stopped before the refold leaves the note to the next."""
+    rng = random.Random(5)
+    store.append(prepare(*_batch(rng, NEW, 100)))
+    Monitor(store).catch_up()
+    erase(Governance(store, parse_policy(""), actor="dpo"), SUBJECTS[0])
+    _StopsBeforeRefold(store).catch_up()
+    stale = {k: (s[0], s[1], s[2]) for k, s in _snapshot(store).items() if k[0] == 60}
+    naive = {k: v[:3] for k, v in _naive(store).items()}
+    assert stale != naive  # the erased payloads still count
+    assert store.monitor_values("pending-refold:") != []
+    Monitor(store).catch_up()  # nothing new to fold, but the note is there
+    assert {k: (s[0], s[1], s[2]) for k, s in _snapshot(store).items() if k[0] == 60} == naive
+    assert store.monitor_values("pending-refold:") == []

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from inferlog.errors import BadParameter, Conflict, NotFound, UsageError
 from inferlog.keystore.reveal import reveal
 from inferlog.monitor import drift as drift_math
@@ -37,6 +39,7 @@ from inferlog.store.base import MAX_PAGE, Query, Rollup, RollupFilter, RollupKey
 from inferlog.store.protocols import MonitorStore
 
 PURGE_ACTIONS = ("subject.erased", "retention.applied")
+PENDING = "pending-refold:"  # monitor values: purges met by the fold, not yet refolded
 KEY_NAME = "key:categories"  # the monitor value holding the key of masked categories
 _ATTEMPTS = 5
 ScopeKey = tuple[str, str, str]  # system, model, version
@@ -152,6 +155,7 @@ class Monitor:
     def catch_up(self, limit: int | None = None) -> int:
         """Fold the entries logged since the last fold (at most ``limit``); return how many were read."""
         done = 0
+        self._pending_refolds()  # left by a monitor that stopped between a fold and its refold
         while limit is None or done < limit:
             size = self._batch if limit is None else min(self._batch, limit - done)
             for attempt in range(_ATTEMPTS):
@@ -160,15 +164,22 @@ class Monitor:
                 if not entries:
                     return done
                 try:
-                    purges = self._fold(state, entries)
+                    self._fold(state, entries)
                     break
                 except Conflict:
                     if attempt == _ATTEMPTS - 1:
                         return done  # another monitor keeps winning: it is folding these entries
             done += len(entries)
-            for event in purges:
-                self._after_purge(event)
+            self._pending_refolds()
         return done
+
+    def _pending_refolds(self) -> None:
+        """Refold after every purge the fold has met and not yet refolded for (see :meth:`_fold`)."""
+        for name in self.store.monitor_values(PENDING):
+            raw = self.store.monitor_value(name)
+            if raw is not None:
+                self._after_purge(msgspec.json.decode(raw, type=AdminEntry))
+            self.store.put_monitor_value(name, None)
 
     def rebuild(self) -> int:
         """Forget every rollup and fold the whole log again; return how many entries were read."""
@@ -178,7 +189,7 @@ class Monitor:
     def _readable(self, entries: Sequence[StoredEntry]) -> list[StoredEntry]:
         return reveal(self.store, self._opener, entries) if self._opener is not None else list(entries)
 
-    def _fold(self, state: RollupState, entries: Sequence[StoredEntry]) -> list[AdminEntry]:
+    def _fold(self, state: RollupState, entries: Sequence[StoredEntry]) -> None:
         deltas: dict[RollupKey, BucketState] = {}
         purges: list[AdminEntry] = []
         batch = self._readable(entries)
@@ -207,9 +218,12 @@ class Monitor:
                 folder.feedback(delta, entry, inference)
             elif isinstance(entry, AdminEntry) and entry.action in PURGE_ACTIONS:
                 purges.append(entry)
+        # Noted before the fold's write, removed after the refold: a monitor that stops in between
+        # leaves the note, and the next fold refolds (a refold twice gives the same rollups).
+        for event in purges:
+            self.store.put_monitor_value(PENDING + event.id, msgspec.json.encode(event))
         rows = self._merged_rows(deltas)
         self.store.put_rollups(rows, expect=state, cursor=entries[-1].seq)
-        return purges
 
     def _inference(self, entry_id: str) -> StoredEntry | None:
         found = self.store.get(entry_id)
