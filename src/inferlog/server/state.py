@@ -11,7 +11,7 @@ from inferlog.ingest.service import Ingestor
 from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.reveal import reveal
-from inferlog.lineage import ModelRegistry, StoreRegistrations
+from inferlog.lineage import ModelRegistry, registrations_of
 from inferlog.pipeline import Pipeline
 from inferlog.privacy.policy import Policy
 from inferlog.privacy.protect import Protection
@@ -40,7 +40,7 @@ class ServerState:
         admission = (self.protection or Protection(Policy.default())).admit
         self.ingestor = Ingestor(self.store, Pipeline([admission]))
         store = self.store
-        self.lineage = ModelRegistry(StoreRegistrations(store))
+        self.lineage = ModelRegistry(registrations_of(store))  # the reader GET /v1/models shares
 
     def stored_subject(self, subject: str | None) -> str | None:
         """A subject as the log stores it: its keyed pseudonym when the policy has a key store.
