@@ -76,6 +76,13 @@ _biometric_decoder = msgspec.json.Decoder(Biometric)
 def checked_biometric(value: Biometric | Mapping[str, Any]) -> Biometric:
     """A ``biometric`` value built in code or given as a mapping, validated as a read would decode it;
     a refusal names the field (``biometric.reference_database.name``)."""
+    # validate imports this module: imported here. ``match`` is free-form JSON, bounded like ``input``
+    # (nested past the limit it would fail the encoder with a RecursionError, or the pipeline later).
+    from inferlog.record.validate import SCALAR_TYPES, check_storable
+
+    match = value.get("match") if isinstance(value, Mapping) else getattr(value, "match", None)
+    if type(match) not in SCALAR_TYPES:
+        check_storable({"biometric.match": match})
     try:
         if isinstance(value, Mapping):
             return msgspec.convert(dict(value), Biometric)

@@ -182,6 +182,11 @@ def check_entry(entry: Entry, index: int | None = None) -> Entry:
     """What a typed entry can still hold that no store could keep: values nested too deep, a time
     that is not a time once in UTC. Refused here, by field, rather than found by the store later."""
     check_depth({name: getattr(entry, name, None) for name in _FREE_FORM}, index)
+    biometric = getattr(entry, "biometric", None)
+    if (
+        biometric is not None and type(biometric.match) not in _SCALARS
+    ):  # the one free-form value nested in a typed one
+        check_storable({"biometric.match": biometric.match}, index)
     try:
         format_timestamp(entry.ts)
     except RecordInvalid as exc:
