@@ -103,4 +103,5 @@ def test_the_access_entry_of_a_windowed_read_names_its_window(tmp_path: Path) ->
         store.close()
     assert [t.action for t in trail] == ["periods", "biometric"]
     for entry in trail:
-        assert entry.query["since"] and entry.query["until"].startswith("2099-01-01"), entry.query
+        assert entry.query["since"], entry.query
+        assert entry.query["until"].startswith("2099-01-01"), entry.query
