@@ -24,6 +24,7 @@ from inferlog.lineage import (
     registered_models,
     unregistered,
 )
+from inferlog.model_schemas import record_schema
 from inferlog.record.model import AdminEntry, Model
 from inferlog.store import Store, open_store
 from inferlog.store.base import Query
@@ -365,3 +366,20 @@ def test_registering_reads_only_what_was_appended_since(store: Store) -> None:
     assert read_after == [0, 0, 1, 2, 3], "each read starts where the last one ended"
     assert [r.version for r in registered_models(counting)] == [str(v) for v in range(5)]  # type: ignore[arg-type]
     assert read_after[-1] == 4
+
+
+def test_a_registration_and_a_schema_check_the_model_alike(store: Store) -> None:
+    """One check of a model's (name, version) for registrations and schemas: a NUL (which PostgreSQL
+    cannot keep) or an over-long name is refused naming the field, by both, with nothing written."""
+    schema = {"inputs": [{"name": "x"}], "outputs": []}
+    for name, version, field in (
+        ("a\x00b", "1", "name"),
+        ("m", "1\x00", "version"),
+        ("m" * 257, "1", "name"),
+    ):
+        with pytest.raises(RecordInvalid) as registering:
+            register_model(store, name, version, digest=A, actor="ops")
+        with pytest.raises(RecordInvalid) as describing:
+            record_schema(store, name, version, schema, source="user", actor="ops")
+        assert registering.value.field == describing.value.field == field
+    assert list(store.query(Query(kind="admin", limit=10))) == []

@@ -34,15 +34,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from inferlog.errors import ModelConflict, RecordInvalid, StoreError
 from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid8
 from inferlog.record.model import AdminEntry, Model
-from inferlog.record.validate import checked
+from inferlog.record.validate import check_model, checked
 from inferlog.store.base import MAX_PAGE, Query
 from inferlog.store.forksafe import reset_in_child
+from inferlog.store.paging import iter_entries
 from inferlog.store.protocols import EntryReader, EntryStore
 
 log = logging.getLogger("inferlog")
@@ -105,11 +104,7 @@ def check_digest(digest: str) -> str:
 
 def _check_model(name: str, version: str, uri: str | None) -> None:
     """The bounds a record's model has (a registration names what records will carry)."""
-    try:
-        msgspec.convert({"name": name, "version": version}, Model)
-    except msgspec.ValidationError as exc:
-        message, _, where = str(exc).partition(" - at `$.")
-        raise RecordInvalid(message, field=where.rstrip("`") or "model") from None
+    check_model(name, version)
     if uri is not None and not 0 < len(uri) <= URI_MAX_LENGTH:
         raise RecordInvalid(f"must be 1 to {URI_MAX_LENGTH} characters", field="uri")
 
@@ -158,20 +153,17 @@ class StoreRegistrations:
 
     def __call__(self) -> list[Registration]:
         with self._lock:
-            while True:
-                query = Query(kind="admin", system=_LOG_SYSTEM, after=self.after, limit=MAX_PAGE)
-                page = self.store.query(query)
-                for stored in page:
-                    self.after = max(self.after, stored.seq)
-                    entry = stored.entry
-                    if isinstance(entry, AdminEntry) and entry.action == MODEL_REGISTERED:
-                        registration = _from_entry(entry)
-                        if registration is not None:
-                            key = (registration.name, registration.version)
-                            self.found[key] = registration
-                            self.count[key] = self.count.get(key, 0) + 1
-                if page.next_cursor is None:
-                    return list(self.found.values())
+            query = Query(kind="admin", system=_LOG_SYSTEM, after=self.after, limit=MAX_PAGE)
+            for stored in iter_entries(self.store, query):
+                self.after = max(self.after, stored.seq)
+                entry = stored.entry
+                if isinstance(entry, AdminEntry) and entry.action == MODEL_REGISTERED:
+                    registration = _from_entry(entry)
+                    if registration is not None:
+                        key = (registration.name, registration.version)
+                        self.found[key] = registration
+                        self.count[key] = self.count.get(key, 0) + 1
+            return list(self.found.values())
 
 
 _track_reader = reset_in_child(StoreRegistrations._after_fork)
