@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -383,3 +385,15 @@ def test_a_registration_and_a_schema_check_the_model_alike(store: Store) -> None
             record_schema(store, name, version, schema, source="user", actor="ops")
         assert registering.value.field == describing.value.field == field
     assert list(store.query(Query(kind="admin", limit=10))) == []
+
+
+def test_the_shared_registrations_reader_does_not_keep_a_store_alive(tmp_path: Path) -> None:
+    """The per-store reader GET /v1/models and register_model share goes away with its store."""
+    opened = open_store(f"sqlite:///{tmp_path / 'gone.db'}")
+    register_model(opened, "fraud", "1", digest=A, actor="ops")
+    assert [r.version for r in registered_models(opened)] == ["1"]
+    gone = weakref.ref(opened)
+    opened.close()
+    del opened
+    gc.collect()
+    assert gone() is None

@@ -32,7 +32,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from inferlog.errors import ModelConflict, RecordInvalid, StoreError
 from inferlog.pipeline import Pipeline
@@ -130,7 +130,9 @@ def registrations_of(store: EntryReader) -> StoreRegistrations:
         except TypeError:  # a store that cannot be weakly referenced: a reader of its own each time
             return StoreRegistrations(store)
         if reader is None:
-            reader = _READERS[store] = StoreRegistrations(store)
+            # A proxy, not the store: the reader is the dictionary's value, and a value that held
+            # its own key would keep every store ever opened alive.
+            reader = _READERS[store] = StoreRegistrations(cast(EntryReader, weakref.proxy(store)))
         return reader
 
 
