@@ -52,7 +52,7 @@ class NatsTarget:
     @property
     def display(self) -> str:
         """The servers and stream, without credentials (for logs and errors)."""
-        hosts = ",".join(server.rsplit("@", 1)[-1] for server in self.servers)
+        hosts = ",".join(server.split("://", 1)[-1].rsplit("@", 1)[-1] for server in self.servers)
         return f"nats://{hosts} stream {self.stream}"
 
     @classmethod

@@ -113,6 +113,7 @@ def _register() -> None:
         query,
         serve,
         stats,
+        worker,
     )
 
     integrity.verify_group.add_command(evidence.verify_pack_command)
@@ -129,6 +130,7 @@ def _register() -> None:
         governance,
         serve,
         proxy,
+        worker,
         demo,
     ):
         for command in module.COMMANDS:

@@ -1,0 +1,376 @@
+"""The worker: a durable JetStream pull consumer that appends what it fetches to the log.
+
+Many worker processes share one durable consumer, so JetStream spreads the messages among them.
+Each loop of a worker:
+
+1. fetches a batch (at most ``batch_size`` messages, waiting at most ``fetch_wait`` seconds);
+2. does the per-record work outside any lock, in parallel with the other workers: decode, validate,
+   the privacy policy's admission (redact, pseudonymize, seal), canonical body, commitment, leaf hash;
+3. appends the batch in one transaction under the log's sequencer (the store's advisory lock keeps
+   one Merkle order, however many workers append);
+4. acknowledges the messages only after that commit.
+
+A worker killed between 3 and 4 leaves its messages unacknowledged: JetStream redelivers them (after
+``ack_wait``) and the append answers ``duplicate`` for each, so every entry is in the log exactly once.
+While the store is down the worker keeps its batch, retries with backoff and tells JetStream it is
+still working on it (``+WPI``), so an outage does not count as a delivery.
+
+A message that cannot be stored goes to the dead-letter subject (a stream of its own, holding the
+original bytes and the reason): at once when it can never be stored (undecodable, refused by
+validation or the policy, a conflicting id), and after ``max_deliver`` deliveries otherwise (a poison
+message that kills or stalls its workers). Each dead letter is also put on record as an admin entry
+(``broker.dead_letter``, no payload) in the same transaction as its batch: the log itself says which
+entry it does not hold and why, ``inferlog stats`` counts them, and no broker access is needed to see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.client import JetStreamContext
+
+from inferlog.broker import wire
+from inferlog.broker.loop import NatsLoop, gather_all
+from inferlog.errors import IntegrityError, RecordInvalid, StoreUnavailable
+from inferlog.pipeline import Pipeline
+from inferlog.record.model import AdminEntry, Entry
+from inferlog.record.prepared import Prepared
+from inferlog.store.base import AppendResult
+from inferlog.store.protocols import EntryWriter
+from inferlog.worker.metrics import WorkerMetrics
+from inferlog.worker.signing import SignerElection
+
+log = logging.getLogger("inferlog.worker")
+
+DEAD_LETTER_ACTION = "broker.dead_letter"
+DEAD_LETTER_ATTRIBUTE = "dead_letter"  # attributes={"dead_letter": true}: what `inferlog stats` counts
+_REASON_MAX = 500
+_MAX_BACKOFF = 2.0
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    durable: str = "inferlog-workers"
+    batch_size: int = 500
+    max_deliver: int = 5
+    ack_wait: float = 30.0
+    fetch_wait: float = 1.0  # seconds a fetch waits for messages; also how soon a drain is noticed
+    drain_timeout: float = 30.0  # how long a draining worker keeps retrying an append the store refuses
+    housekeeping_every: float = 1.0  # seconds between lag reads and signer ticks
+
+
+class DeadLetter(NamedTuple):
+    msg: Msg
+    reason: str
+    entry: Entry | None
+
+
+class Worker:
+    """One worker process's consumer loop. ``run()`` until ``drain()``; then ``close()``."""
+
+    def __init__(
+        self,
+        store: EntryWriter,
+        target: wire.NatsTarget,
+        *,
+        options: WorkerOptions | None = None,
+        pipeline: Pipeline | None = None,
+        metrics: WorkerMetrics | None = None,
+        signer: SignerElection | None = None,
+        name: str = "inferlog-worker",
+    ) -> None:
+        self.store = store
+        self.target = target
+        self.options = options or WorkerOptions()
+        self.pipeline = pipeline or Pipeline()
+        self.metrics = metrics or WorkerMetrics()
+        self.signer = signer
+        self.loop = NatsLoop(target, name=f"{name}-nats")
+        self.appended = 0  # new entries this worker appended
+        self.dead_lettered = 0
+        self._admin_pipeline = Pipeline()
+        self._sub: Any = None  # nats-py's PullSubscription, made on the first fetch
+        self._draining = threading.Event()
+        self._next_housekeeping = 0.0
+        self._broker_error = ""
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Stop fetching; the batch in hand is finished (appended and acknowledged) first."""
+        self._draining.set()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
+
+    def run(self) -> None:
+        """Fetch, append, acknowledge, until drained."""
+        backoff = 0.05
+        try:
+            while not self._draining.is_set():
+                try:
+                    messages = self._fetch()
+                except Exception as exc:  # noqa: BLE001 - the broker is down or restarting: wait, retry
+                    self._broker_down(exc)
+                    self._draining.wait(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
+                    continue
+                backoff = 0.05
+                if messages:
+                    self.process(messages)
+                self._housekeeping()
+        finally:
+            if self.signer is not None:
+                self.signer.tick(final=True)  # sign what arrived since the last checkpoint
+                self.signer.close()
+
+    def _fetch(self) -> list[Msg]:
+        return self.loop.run(self._fetch_async, timeout=self.options.fetch_wait + 10)
+
+    async def _fetch_async(self) -> list[Msg]:
+        js = await self.loop.jetstream()
+        if self._sub is None:
+            self._sub = await self._subscribe(js)
+        try:
+            messages: list[Msg] = await self._sub.fetch(self.options.batch_size, timeout=self.options.fetch_wait)
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            return []
+        return messages
+
+    async def _subscribe(self, js: JetStreamContext) -> Any:
+        config = ConsumerConfig(
+            durable_name=self.options.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.options.ack_wait,
+            max_deliver=-1,  # the worker counts deliveries itself and dead-letters (with a reason)
+            max_ack_pending=-1,
+        )
+        return await js.pull_subscribe(
+            self.target.subject, durable=self.options.durable, stream=self.target.stream, config=config
+        )
+
+    def _broker_down(self, exc: BaseException) -> None:
+        self.metrics.broker_errors.inc()
+        self.metrics.health = {"status": "degraded", "reason": f"broker: {exc or type(exc).__name__}"}
+        if str(exc) != self._broker_error:
+            self._broker_error = str(exc)
+            log.warning("fetching from %s failed (retrying): %s", self.target.display, exc or type(exc).__name__)
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def process(self, messages: Sequence[Msg]) -> None:
+        """Prepare, append in one transaction, then acknowledge (and dead-letter what cannot be stored)."""
+        self.metrics.batch_size.observe(len(messages))
+        ready: list[tuple[Msg, Prepared]] = []
+        dead: list[DeadLetter] = []
+        for msg in messages:
+            delivered = msg.metadata.num_delivered
+            if delivered > 1:
+                self.metrics.redeliveries.inc()
+            entry: Entry | None = None
+            try:
+                entry = wire.decode(msg.data)
+            except Exception as exc:  # noqa: BLE001 - whatever is wrong with the bytes, they cannot be stored
+                dead.append(DeadLetter(msg, f"undecodable: {type(exc).__name__}: {exc}", None))
+                continue
+            if delivered > self.options.max_deliver:
+                reason = f"delivered more than {self.options.max_deliver} times without being stored"
+                dead.append(DeadLetter(msg, reason, entry))
+                continue
+            try:
+                ready.append((msg, self.pipeline.prepare(entry)))
+            except RecordInvalid as exc:
+                dead.append(DeadLetter(msg, f"invalid: {exc}", entry))
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one entry the policy cannot process; the rest go on
+                dead.append(DeadLetter(msg, f"cannot be prepared: {type(exc).__name__}: {exc}", entry))
+        letters = [self._letter(d) for d in dead]
+        results = self._append([p for _, p in ready] + letters, messages)
+        if results is None:
+            return  # drained while the store was down: nothing acknowledged, JetStream redelivers
+        refused = []
+        for (msg, prepared), result in zip(ready, results, strict=False):
+            if result.status in ("new", "duplicate"):
+                self.metrics.records.labels(result.status).inc()
+                self.appended += result.status == "new"
+            else:
+                refused.append(DeadLetter(msg, f"{result.status}: {result.reason}", prepared.entry))
+        if refused:  # known only after the append: put them on record in a second transaction
+            later = self._append([self._letter(d) for d in refused], messages)
+            if later is None:
+                return
+            dead += refused
+        if dead:
+            self._publish_dead(dead)
+        self._ack(messages)
+        self.metrics.health = {"status": "ok", "appended": self.appended}
+
+    def _append(self, batch: list[Prepared], messages: Sequence[Msg]) -> list[AppendResult] | None:
+        """Append under the sequencer, retrying while the store is unavailable; None if drained first."""
+        backoff = 0.05
+        draining_since: float | None = None
+        while True:
+            started = time.perf_counter()
+            try:
+                results = self.store.append(batch) if batch else []
+            except StoreUnavailable as exc:
+                self.metrics.store_errors.inc()
+                self.metrics.health = {"status": "degraded", "reason": f"store: {exc}"}
+                log.warning("appending %d entries failed (retrying in %.2fs): %s", len(batch), backoff, exc)
+            except IntegrityError:
+                raise  # the database was changed outside inferlog: stop, and say so
+            else:
+                self.metrics.append_seconds.observe(time.perf_counter() - started)
+                return results
+            if self._draining.is_set():
+                draining_since = draining_since or time.monotonic()
+                if time.monotonic() - draining_since > self.options.drain_timeout:
+                    log.warning("drained with %d messages unappended: JetStream redelivers them", len(messages))
+                    return None
+            self._still_working(messages)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    def _letter(self, dead: DeadLetter) -> Prepared:
+        """The admin entry that puts a dead letter on record (deterministic, so redeliveries agree)."""
+        md = dead.msg.metadata
+        stream_seq = md.sequence.stream if md.sequence is not None else 0
+        details: dict[str, Any] = {
+            "reason": _one_line(dead.reason),
+            "stream": self.target.stream,
+            "stream_seq": stream_seq,
+            "dead_letter_subject": self.target.dead_letter,
+        }
+        if dead.entry is not None:
+            details["entry_id"] = dead.entry.id
+        stored_at = md.timestamp if md.timestamp is not None else dt.datetime.now(dt.UTC)
+        entry = AdminEntry(
+            id=wire.dead_letter_id(self.target.stream, stream_seq),
+            system=dead.entry.system if dead.entry is not None else "*",
+            ts=stored_at.astimezone(dt.UTC),
+            actor="inferlog-worker",
+            action=DEAD_LETTER_ACTION,
+            details=details,
+            attributes={DEAD_LETTER_ATTRIBUTE: True},
+        )
+        return self._admin_pipeline.prepare(entry)
+
+    def _publish_dead(self, dead: list[DeadLetter]) -> None:
+        """Copy each dead letter to the dead-letter stream (original bytes, reason in a header)."""
+
+        async def publish() -> None:
+            js = await self.loop.jetstream()
+            outcomes = await gather_all(
+                [
+                    js.publish(
+                        self.target.dead_letter,
+                        d.msg.data,
+                        timeout=5.0,
+                        stream=self.target.dead_letter_stream,
+                        headers=_dead_headers(d),
+                    )
+                    for d in dead
+                ]
+            )
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            if failed:
+                raise StoreUnavailable(f"{len(failed)} dead letters not acknowledged: {failed[0]}")
+
+        self.loop.run(publish, timeout=15)  # raising here leaves the batch unacknowledged: redelivered
+        self.metrics.dead_letters.inc(len(dead))
+        self.dead_lettered += len(dead)
+        for d in dead:
+            log.error("message %s dead-lettered: %s", _stream_seq(d.msg), d.reason)
+
+    def _ack(self, messages: Sequence[Msg]) -> None:
+        """Acknowledge after the commit; a lost ack means a redelivery, which the append deduplicates."""
+
+        async def ack() -> None:
+            for msg in messages:
+                await msg.ack()
+            await self.loop.flush(timeout=5.0)
+
+        try:
+            self.loop.run(ack, timeout=10)
+        except Exception as exc:  # noqa: BLE001 - redelivered later and answered as duplicates
+            self.metrics.broker_errors.inc()
+            log.warning("acknowledging %d messages failed (they come back as duplicates): %s", len(messages), exc)
+
+    def _still_working(self, messages: Sequence[Msg]) -> None:
+        """Tell JetStream the batch is in hand (+WPI), so a store outage does not cause redeliveries."""
+
+        async def progress() -> None:
+            for msg in messages:
+                await msg.in_progress()
+
+        try:
+            self.loop.run(progress, timeout=5)
+        except Exception as exc:  # noqa: BLE001 - at worst the batch is redelivered: duplicates, not loss
+            log.debug("in-progress acknowledgement failed: %s", exc)
+
+    # -- lag, health, the signer --------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + self.options.housekeeping_every
+        self.refresh_lag()
+        if self.signer is not None:
+            if self.signer.tick() is not None:
+                self.metrics.checkpoints.inc()
+            self.metrics.signer.set(1 if self.signer.leader else 0)
+
+    def refresh_lag(self) -> int | None:
+        """Read the consumer's lag (messages pending + unacknowledged) into the metrics."""
+        if self._sub is None:
+            return None
+
+        async def info() -> int:
+            found = await self._sub.consumer_info()
+            return int(found.num_pending or 0) + int(found.num_ack_pending or 0)
+
+        try:
+            lag = self.loop.run(info, timeout=5)
+        except Exception as exc:  # noqa: BLE001 - a broker hiccup: the next look will tell
+            log.debug("reading the consumer's lag failed: %s", exc)
+            return None
+        self.metrics.lag.set(lag)
+        if self.loop.connected and self.metrics.health.get("status") != "degraded":
+            self.metrics.health = {"status": "ok", "appended": self.appended}
+        return lag
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.loop.close(timeout)
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _REASON_MAX else flat[: _REASON_MAX - 1] + "…"
+
+
+def _stream_seq(msg: Msg) -> int:
+    seq = msg.metadata.sequence
+    return seq.stream if seq is not None else 0
+
+
+def _dead_headers(dead: DeadLetter) -> dict[str, str]:
+    seq = _stream_seq(dead.msg)
+    return {
+        wire.MSG_ID: f"dead-{seq}",
+        wire.REASON: _one_line(dead.reason).encode("ascii", "replace").decode("ascii"),
+        wire.DELIVERIES: str(dead.msg.metadata.num_delivered),
+        wire.ORIGIN_SEQ: str(seq),
+    }
