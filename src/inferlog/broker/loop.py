@@ -77,16 +77,21 @@ class NatsLoop:
                     name=self.name,
                     connect_timeout=self.connect_timeout,
                     allow_reconnect=True,
-                    max_reconnect_attempts=-1,  # forever: a restarted broker is found again
+                    max_reconnect_attempts=1,  # a first connect tries each server twice, then raises
                     reconnect_time_wait=0.25,
                     disconnected_cb=self._disconnected,
                     error_cb=self._error,
                 )
             except Exception as exc:  # noqa: BLE001 - any failure to connect means: not now, retry
                 raise StoreUnavailable(f"cannot connect to {self.target.display}: {exc or type(exc).__name__}") from exc
+            # Once connected, reconnect forever: a restarted broker is found again, and publishes wait
+            # in the client's buffer meanwhile (nats-py reads this option at each reconnect).
+            nc.options["max_reconnect_attempts"] = -1
             self._nc = nc
             self._js = nc.jetstream(timeout=5.0)
         assert self._js is not None
+        if not nc.is_connected:  # reconnecting: say so now rather than buffer and wait for a timeout
+            raise StoreUnavailable(f"{self.target.display} is unreachable (reconnecting)")
         if not self._streams_ready:
             await self._ensure_streams(self._js)
             self._streams_ready = True
@@ -134,6 +139,10 @@ class NatsLoop:
                     await asyncio.wait_for(nc.close(), timeout)
                 except Exception as exc:  # noqa: BLE001 - closing is best effort; the broker keeps the data
                     log.debug("closing %s: %s", self.name, exc)
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:  # the client's readers and flushers: ended here, not left to the GC
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         try:
             asyncio.run_coroutine_threadsafe(shut(), self._loop).result(timeout + 1)

@@ -40,7 +40,7 @@ class PublishCounters:
 class NatsTransport:
     """Publishes batches to a JetStream stream; one named thread (``inferlog-nats``) runs the client."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.url = url
         self.target = wire.NatsTarget.parse(url)
         self.timeout = timeout
