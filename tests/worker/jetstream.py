@@ -41,10 +41,16 @@ def stream_count(url: str, stream: str = wire.DEFAULT_STREAM) -> int:
 
 
 def consumer_state(url: str, durable: str = "inferlog-workers", stream: str = wire.DEFAULT_STREAM) -> dict[str, int]:
-    """The durable consumer's pending (not yet delivered) and ack_pending (delivered, not acknowledged)."""
+    """The durable consumer's pending (not yet delivered) and ack_pending (delivered, not acknowledged).
+
+    Both -1 while no worker has made the consumer yet.
+    """
 
     async def q(nc: Client) -> dict[str, int]:
-        info = await nc.jetstream().consumer_info(stream, durable)
+        try:
+            info = await nc.jetstream().consumer_info(stream, durable)
+        except NotFoundError:
+            return {"pending": -1, "ack_pending": -1}
         return {"pending": int(info.num_pending or 0), "ack_pending": int(info.num_ack_pending or 0)}
 
     return _ask(url, q)
