@@ -298,6 +298,8 @@ class Worker:
         """Acknowledge after the commit; a lost ack means a redelivery, which the append deduplicates."""
 
         async def ack() -> None:
+            if not self.loop.connected:  # reconnecting: the acks would wait in a buffer; redelivery is cheaper
+                raise StoreUnavailable(f"{self.target.display} is unreachable")
             for msg in messages:
                 await msg.ack()
             await self.loop.flush(timeout=5.0)
