@@ -47,11 +47,14 @@ class NatsServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
-        wait_for(self._ready, f"nats-server on port {self.port} to serve JetStream", seconds=30, interval=0.05)
+        wait_for(
+            self._ready, f"nats-server on port {self.port} to serve JetStream", seconds=30, interval=0.05
+        )
 
     def _ready(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, (
-            f"nats-server exited with {self.proc and self.proc.returncode}; see {self.log_file}"
+        assert self.proc is not None
+        assert self.proc.poll() is None, (
+            f"nats-server exited with {self.proc.returncode}; see {self.log_file}"
         )
         try:
             url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"

@@ -40,7 +40,9 @@ def stream_count(url: str, stream: str = wire.DEFAULT_STREAM) -> int:
     return _ask(url, q)
 
 
-def consumer_state(url: str, durable: str = "inferlog-workers", stream: str = wire.DEFAULT_STREAM) -> dict[str, int]:
+def consumer_state(
+    url: str, durable: str = "inferlog-workers", stream: str = wire.DEFAULT_STREAM
+) -> dict[str, int]:
     """The durable consumer's pending (not yet delivered) and ack_pending (delivered, not acknowledged).
 
     Both -1 while no worker has made the consumer yet.
@@ -82,7 +84,9 @@ def nak_times(url: str, times: int, durable: str = "inferlog-workers") -> int:
             wire.DEFAULT_SUBJECT,
             durable=durable,
             stream=wire.DEFAULT_STREAM,
-            config=ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
+            config=ConsumerConfig(
+                durable_name=durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1
+            ),
         )
         delivered = 0
         for _ in range(times):

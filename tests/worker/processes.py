@@ -16,7 +16,9 @@ from tests.helpers import free_port, wait_for
 class WorkerProcess:
     """One ``python -m inferlog worker`` with its own metrics port and log file."""
 
-    def __init__(self, nats_url: str, db_url: str, log_file: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, nats_url: str, db_url: str, log_file: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.metrics_port = free_port()
         self.log_file = log_file
         command = [
@@ -24,11 +26,15 @@ class WorkerProcess:
             "--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port), *extra,
         ]  # fmt: skip
         with open(log_file, "ab") as out:
-            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+            self.proc = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
         wait_for(self._serving, f"worker {self.proc.pid} to serve /healthz", seconds=30, interval=0.1)
 
     def _serving(self) -> bool:
-        assert self.proc.poll() is None, f"worker exited with {self.proc.returncode}: {self.log_file.read_text()}"
+        assert self.proc.poll() is None, (
+            f"worker exited with {self.proc.returncode}: {self.log_file.read_text()}"
+        )
         try:
             httpx.get(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=1)
         except httpx.HTTPError:

@@ -44,14 +44,13 @@ def test_chaos(nats_server: NatsServer, pg_url: str, pg_store: Store, tmp_path: 
     def worker(n: int) -> WorkerProcess:
         return WorkerProcess(nats_server.url, pg_url, tmp_path / f"worker-{n}.log", *args, env=env)
 
+    def _producer_args(p: int) -> list[str]:
+        ids = tmp_path / f"ids-{p}.txt"
+        return [nats_server.url, str(tmp_path / "spool"), str(ids), str(PER_PRODUCER), str(PAUSE)]
+
     workers = [worker(i) for i in range(3)]
     producers = [
-        subprocess.Popen(
-            [
-                sys.executable, "-m", "tests.worker.producer", nats_server.url, str(tmp_path / "spool"),
-                str(tmp_path / f"ids-{p}.txt"), str(PER_PRODUCER), str(PAUSE),
-            ]
-        )  # fmt: skip
+        subprocess.Popen([sys.executable, "-m", "tests.worker.producer", *_producer_args(p)])
         for p in range(PRODUCERS)
     ]
     try:
@@ -68,9 +67,15 @@ def test_chaos(nats_server: NatsServer, pg_url: str, pg_store: Store, tmp_path: 
         for p in range(PRODUCERS):
             acknowledged += (tmp_path / f"ids-{p}.txt").read_text().split()
         assert len(acknowledged) == PRODUCERS * PER_PRODUCER
-        wait_for(lambda: pg_store.size() >= len(acknowledged), "every acknowledged record in the log", seconds=180)
-        wait_for(lambda: consumer_state(nats_server.url) == {"pending": 0, "ack_pending": 0}, "lag 0", seconds=60)
-        wait_for(lambda: workers[1].metric("inferlog_worker_consumer_lag") == 0, "the lag metric at 0", seconds=30)
+        wait_for(
+            lambda: pg_store.size() >= len(acknowledged), "every acknowledged record in the log", seconds=180
+        )
+        wait_for(
+            lambda: consumer_state(nats_server.url) == {"pending": 0, "ack_pending": 0}, "lag 0", seconds=60
+        )
+        wait_for(
+            lambda: workers[1].metric("inferlog_worker_consumer_lag") == 0, "the lag metric at 0", seconds=30
+        )
         for w in workers:
             assert w.terminate(60) == 0
     finally:
@@ -85,12 +90,15 @@ def test_chaos(nats_server: NatsServer, pg_url: str, pg_store: Store, tmp_path: 
             "SELECT count(*), count(DISTINCT id), max(seq) FROM inferlog.entries WHERE kind = 'inference'"
         ).fetchone() or (0, 0, 0)
         (everything,) = conn.execute("SELECT count(*) FROM inferlog.entries").fetchone() or (0,)
-        stored = {row[0] for row in conn.execute("SELECT id::text FROM inferlog.entries WHERE kind = 'inference'")}
+        stored = {
+            row[0] for row in conn.execute("SELECT id::text FROM inferlog.entries WHERE kind = 'inference'")
+        }
     assert count == distinct == len(acknowledged)  # exactly once
     assert stored == set(acknowledged)  # every acknowledged record, and nothing else
     assert everything == top == pg_store.size()  # seq gap-free (only inferences were written)
     sizes = [c.size for c in pg_store.checkpoints()]
-    assert sizes and sizes == sorted(set(sizes)) and sizes[-1] == pg_store.size()  # one root per size, the last final
+    assert sizes == sorted(set(sizes))  # one root per size
+    assert sizes[-1] == pg_store.size()  # and the last one covers everything
     verify = subprocess.run(
         [sys.executable, "-m", "inferlog", "--db", pg_url, "verify", "--key", str(tmp_path / "signer.pub")],
         capture_output=True,

@@ -101,7 +101,12 @@ def test_url_options_are_parsed_and_checked() -> None:
     """Stream, subject and replicas come from the URL; an unknown option or scheme is a UsageError."""
     target = wire.NatsTarget.parse("nats://a:4222,b:4222?stream=S&subject=x.y&replicas=3")
     assert target.servers == ("nats://a:4222", "nats://b:4222")
-    assert (target.stream, target.subject, target.replicas, target.dead_letter_stream) == ("S", "x.y", 3, "S_DEAD")
+    assert (target.stream, target.subject, target.replicas, target.dead_letter_stream) == (
+        "S",
+        "x.y",
+        3,
+        "S_DEAD",
+    )
     with pytest.raises(UsageError, match="unknown NATS URL option"):
         wire.NatsTarget.parse("nats://a:4222?strem=S")
     with pytest.raises(UsageError, match="replicas"):

@@ -51,7 +51,9 @@ def _ids_in(store: Store, kind: str = "inference") -> list[str]:
         after = page.next_cursor
 
 
-def test_every_published_entry_is_appended_once(nats_server: NatsServer, pg_store: Store, start_worker: StartWorker) -> None:
+def test_every_published_entry_is_appended_once(
+    nats_server: NatsServer, pg_store: Store, start_worker: StartWorker
+) -> None:
     """Two workers share the durable consumer: every entry lands once, seq is gap-free, the lag drains to 0."""
     ids = _publish_records(nats_server.url, 1200)
     workers = [start_worker(nats_server.url, options={"batch_size": 100}) for _ in range(2)]
@@ -103,7 +105,9 @@ def test_acknowledged_only_after_the_commit(
     assert pg_store.size() == 50
 
 
-def test_dead_letter_after_n_deliveries(nats_server: NatsServer, pg_url: str, pg_store: Store, start_worker: StartWorker) -> None:
+def test_dead_letter_after_n_deliveries(
+    nats_server: NatsServer, pg_url: str, pg_store: Store, start_worker: StartWorker
+) -> None:
     """A message delivered more than max_deliver times is dead-lettered: DLQ stream, admin entry, metrics, stats."""
     [poison] = _publish_records(nats_server.url, 1)
     assert nak_times(nats_server.url, 3) == 3  # three deliveries that came to nothing
@@ -152,7 +156,9 @@ def test_what_can_never_be_stored_is_dead_lettered_at_once(
     assert worker.metrics.redeliveries._value.get() == 0
 
 
-def test_one_signer_among_workers(nats_server: NatsServer, pg_url: str, pg_store: Store, tmp_path: Path) -> None:
+def test_one_signer_among_workers(
+    nats_server: NatsServer, pg_url: str, pg_store: Store, tmp_path: Path
+) -> None:
     """The advisory lock elects one signer; when it leaves, the other takes over; verify passes."""
     key = tmp_path / "signer.key"
     init_signer(key)
@@ -178,12 +184,15 @@ def test_one_signer_among_workers(nats_server: NatsServer, pg_url: str, pg_store
         for election in elections:
             election.close()
     sizes = [c.size for c in pg_store.checkpoints()]
-    assert sizes == sorted(set(sizes)) and sizes[-1] == pg_store.size()
+    assert sizes == sorted(set(sizes))
+    assert sizes[-1] == pg_store.size()
     result = CliRunner().invoke(cli, ["--db", pg_url, "verify", "--key", str(tmp_path / "signer.pub")])
     assert result.exit_code == 0, result.output
 
 
-def test_metrics_and_health_endpoints(nats_server: NatsServer, start_worker: StartWorker, pg_store: Store) -> None:
+def test_metrics_and_health_endpoints(
+    nats_server: NatsServer, start_worker: StartWorker, pg_store: Store
+) -> None:
     """/metrics exposes lag, batch size, append latency; /healthz is 200 once the worker works; others 404."""
     metrics = WorkerMetrics()
     server = MetricsServer(metrics, "127.0.0.1", free_port())
@@ -208,7 +217,9 @@ def test_metrics_and_health_endpoints(nats_server: NatsServer, start_worker: Sta
 
 def test_the_cli_refuses_what_it_cannot_run(sqlite_url: str) -> None:
     """No stream named, or a store other than PostgreSQL: one line, exit 1."""
-    result = CliRunner().invoke(cli, ["worker", "--db", "postgresql://x@127.0.0.1/none"], env={"INFERLOG_NATS": ""})
+    result = CliRunner().invoke(
+        cli, ["worker", "--db", "postgresql://x@127.0.0.1/none"], env={"INFERLOG_NATS": ""}
+    )
     assert result.exit_code == 1
     assert "--nats" in result.output
     result = CliRunner().invoke(cli, ["worker", "--nats", "nats://127.0.0.1:4222", "--db", sqlite_url])

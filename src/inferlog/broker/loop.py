@@ -82,14 +82,17 @@ class NatsLoop:
                     disconnected_cb=self._disconnected,
                     error_cb=self._error,
                 )
-            except Exception as exc:  # noqa: BLE001 - any failure to connect means: not now, retry
-                raise StoreUnavailable(f"cannot connect to {self.target.display}: {exc or type(exc).__name__}") from exc
+            except Exception as exc:  # any failure to connect means: not now, retry
+                raise StoreUnavailable(
+                    f"cannot connect to {self.target.display}: {exc or type(exc).__name__}"
+                ) from exc
             # Once connected, reconnect forever: a restarted broker is found again, and publishes wait
             # in the client's buffer meanwhile (nats-py reads this option at each reconnect).
             nc.options["max_reconnect_attempts"] = -1
             self._nc = nc
             self._js = nc.jetstream(timeout=5.0)
-        assert self._js is not None
+        if self._js is None:  # pragma: no cover - set together with _nc above
+            raise StoreUnavailable(f"no JetStream context for {self.target.display}")
         if not nc.is_connected:  # reconnecting: say so now rather than buffer and wait for a timeout
             raise StoreUnavailable(f"{self.target.display} is unreachable (reconnecting)")
         if not self._streams_ready:
@@ -120,7 +123,7 @@ class NatsLoop:
     async def _error(self, exc: Exception) -> None:
         log.debug("%s: %s", self.name, exc)
 
-    async def flush(self, timeout: float) -> None:
+    async def flush(self, timeout: int) -> None:
         if self._nc is not None and self._nc.is_connected:
             await self._nc.flush(timeout=timeout)
 

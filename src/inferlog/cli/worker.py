@@ -23,22 +23,57 @@ from inferlog.config import (
 )
 from inferlog.errors import UsageError
 
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - the metrics and health port: a scraper and a probe must reach it
+
 
 @click.command("worker")
-@click.option("--nats", "nats_url", metavar="URL", help=f"The stream to consume (or set {ENV_NATS}), e.g. nats://host:4222?stream=INFERLOG.")
-@click.option("--durable", metavar="NAME", help=f"The durable consumer the workers share (or {ENV_WORKER_DURABLE}; default inferlog-workers).")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), help=f"Messages per fetch and transaction (or {ENV_WORKER_BATCH}; default 500).")
-@click.option("--max-deliver", type=click.IntRange(1, 1000), help=f"Deliveries before a message is dead-lettered (or {ENV_WORKER_MAX_DELIVER}; default 5).")
-@click.option("--ack-wait", type=click.FloatRange(1), help=f"Seconds before JetStream redelivers an unacknowledged message (or {ENV_WORKER_ACK_WAIT}; default 30).")
-@click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Address of /metrics and /healthz.")  # noqa: S104 - a probe must reach it
-@click.option("--metrics-port", type=click.IntRange(0, 65_535), help=f"Port of /metrics and /healthz (or {ENV_WORKER_METRICS_PORT}; default 9464; 0: off).")
+@click.option(
+    "--nats",
+    "nats_url",
+    metavar="URL",
+    help=f"The stream to consume (or set {ENV_NATS}), e.g. nats://host:4222?stream=INFERLOG.",
+)
+@click.option(
+    "--durable",
+    metavar="NAME",
+    help=f"The durable consumer the workers share (or {ENV_WORKER_DURABLE}; default inferlog-workers).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    help=f"Messages per fetch and transaction (or {ENV_WORKER_BATCH}; default 500).",
+)
+@click.option(
+    "--max-deliver",
+    type=click.IntRange(1, 1000),
+    help=f"Deliveries before a message is dead-lettered (or {ENV_WORKER_MAX_DELIVER}; default 5).",
+)
+@click.option(
+    "--ack-wait",
+    type=click.FloatRange(1),
+    help=f"Seconds before JetStream redelivers an unacknowledged message (or {ENV_WORKER_ACK_WAIT}; default 30).",
+)
+@click.option(
+    "--metrics-host", default=ALL_INTERFACES, show_default=True, help="Address of /metrics and /healthz."
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65_535),
+    help=f"Port of /metrics and /healthz (or {ENV_WORKER_METRICS_PORT}; default 9464; 0: off).",
+)
 @click.option(
     "--signer-key",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar=ENV_SIGNER_KEY_FILE,
     help=f"Be a candidate to sign checkpoints with this key (or {ENV_SIGNER_KEY_FILE}); one worker is elected.",
 )
-@click.option("--drain-timeout", default=30.0, show_default=True, type=click.FloatRange(0), help="On SIGTERM, how long to keep retrying the batch in hand while the database is down.")
+@click.option(
+    "--drain-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="On SIGTERM, how long to keep retrying the batch in hand while the database is down.",
+)
 @pass_state
 def worker_command(
     state: State,
@@ -89,7 +124,9 @@ def worker_command(
     metrics = WorkerMetrics()
     port = settings.metrics_port if metrics_port is None else metrics_port
     server = MetricsServer(metrics, metrics_host, port) if port else None
-    worker = Worker(store, target, options=options, pipeline=Pipeline([admission]), metrics=metrics, signer=signer)
+    worker = Worker(
+        store, target, options=options, pipeline=Pipeline([admission]), metrics=metrics, signer=signer
+    )
 
     def drain(signum: int, frame: FrameType | None) -> None:
         worker.drain()
@@ -98,14 +135,18 @@ def worker_command(
     signal.signal(signal.SIGINT, drain)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     where = f", metrics on http://{metrics_host}:{server.port}/metrics" if server else ""
-    console(stderr=True).print(f"inferlog worker {os.getpid()}: {target.display} -> {store.url.split('@')[-1]}{where}")
+    console(stderr=True).print(
+        f"inferlog worker {os.getpid()}: {target.display} -> {store.url.split('@')[-1]}{where}"
+    )
     try:
         worker.run()
     finally:
         worker.close()
         if server is not None:
             server.close()
-    console(stderr=True).print(f"inferlog worker {os.getpid()}: drained, {worker.appended} new entries appended")
+    console(stderr=True).print(
+        f"inferlog worker {os.getpid()}: drained, {worker.appended} new entries appended"
+    )
 
 
 COMMANDS = [worker_command]

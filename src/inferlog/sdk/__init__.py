@@ -62,7 +62,9 @@ def open(
     if is_nats_url(url):  # records go to a JetStream stream; `inferlog worker` appends them to the log
         from inferlog.sdk.nats import NatsTransport  # nats-py is an optional extra
 
-        return Log(NatsTransport(url), spool_dir=spool_dir or settings.spool_dir or "inferlog-spool", **common)
+        return Log(
+            NatsTransport(url), spool_dir=spool_dir or settings.spool_dir or "inferlog-spool", **common
+        )
     if url.startswith(("http://", "https://")):
         key = api_key or os.environ.get(ENV_API_KEY)
         return Log(

@@ -87,7 +87,9 @@ class NatsTransport:
         subject, stream = self.target.subject, self.target.stream
         outcomes = await gather_all(
             [
-                js.publish(subject, data, timeout=self.timeout, stream=stream, headers={wire.MSG_ID: entry_id})
+                js.publish(
+                    subject, data, timeout=self.timeout, stream=stream, headers={wire.MSG_ID: entry_id}
+                )
                 for entry_id, data in messages
             ]
         )

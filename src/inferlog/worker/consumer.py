@@ -25,7 +25,6 @@ entry it does not hold and why, ``inferlog stats`` counts them, and no broker ac
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import threading
@@ -143,8 +142,10 @@ class Worker:
         if self._sub is None:
             self._sub = await self._subscribe(js)
         try:
-            messages: list[Msg] = await self._sub.fetch(self.options.batch_size, timeout=self.options.fetch_wait)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            messages: list[Msg] = await self._sub.fetch(
+                self.options.batch_size, timeout=self.options.fetch_wait
+            )
+        except (nats.errors.TimeoutError, TimeoutError):
             return []
         return messages
 
@@ -165,7 +166,9 @@ class Worker:
         self.metrics.health = {"status": "degraded", "reason": f"broker: {exc or type(exc).__name__}"}
         if str(exc) != self._broker_error:
             self._broker_error = str(exc)
-            log.warning("fetching from %s failed (retrying): %s", self.target.display, exc or type(exc).__name__)
+            log.warning(
+                "fetching from %s failed (retrying): %s", self.target.display, exc or type(exc).__name__
+            )
 
     # -- one batch ----------------------------------------------------------------------------
 
@@ -237,7 +240,9 @@ class Worker:
             if self._draining.is_set():
                 draining_since = draining_since or time.monotonic()
                 if time.monotonic() - draining_since > self.options.drain_timeout:
-                    log.warning("drained with %d messages unappended: JetStream redelivers them", len(messages))
+                    log.warning(
+                        "drained with %d messages unappended: JetStream redelivers them", len(messages)
+                    )
                     return None
             self._still_working(messages)
             time.sleep(backoff)
@@ -298,17 +303,21 @@ class Worker:
         """Acknowledge after the commit; a lost ack means a redelivery, which the append deduplicates."""
 
         async def ack() -> None:
-            if not self.loop.connected:  # reconnecting: the acks would wait in a buffer; redelivery is cheaper
+            if (
+                not self.loop.connected
+            ):  # reconnecting: the acks would wait in a buffer; redelivery is cheaper
                 raise StoreUnavailable(f"{self.target.display} is unreachable")
             for msg in messages:
                 await msg.ack()
-            await self.loop.flush(timeout=5.0)
+            await self.loop.flush(timeout=5)
 
         try:
             self.loop.run(ack, timeout=10)
         except Exception as exc:  # noqa: BLE001 - redelivered later and answered as duplicates
             self.metrics.broker_errors.inc()
-            log.warning("acknowledging %d messages failed (they come back as duplicates): %s", len(messages), exc)
+            log.warning(
+                "acknowledging %d messages failed (they come back as duplicates): %s", len(messages), exc
+            )
 
     def _still_working(self, messages: Sequence[Msg]) -> None:
         """Tell JetStream the batch is in hand (+WPI), so a store outage does not cause redeliveries."""

@@ -12,7 +12,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 _BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000)
 
@@ -37,7 +44,9 @@ class WorkerMetrics:
             "inferlog_worker_records", "Entries appended, by outcome (new, duplicate)", ["status"], registry=r
         )
         self.redeliveries = Counter(
-            "inferlog_worker_redeliveries", "Messages delivered more than once (JetStream's count)", registry=r
+            "inferlog_worker_redeliveries",
+            "Messages delivered more than once (JetStream's count)",
+            registry=r,
         )
         self.dead_letters = Counter(
             "inferlog_worker_dead_letters", "Messages moved to the dead-letter subject", registry=r
@@ -51,7 +60,9 @@ class WorkerMetrics:
         self.signer = Gauge(
             "inferlog_worker_signer", "1 while this worker is the elected checkpoint signer", registry=r
         )
-        self.checkpoints = Counter("inferlog_worker_checkpoints", "Checkpoints this worker signed", registry=r)
+        self.checkpoints = Counter(
+            "inferlog_worker_checkpoints", "Checkpoints this worker signed", registry=r
+        )
         self.health: dict[str, Any] = {"status": "starting"}
 
     def render(self) -> bytes:
@@ -97,7 +108,7 @@ def _handler(metrics: WorkerMetrics) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # scrapes every few seconds: not worth a log line each
 
     return Handler

@@ -13,6 +13,7 @@ signer's state refuses a head inconsistent with what it signed before (see integ
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -56,7 +57,9 @@ class SignerElection:
         except psycopg.Error:
             return False
         try:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, LOCK_SIGNER)).fetchone()
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, LOCK_SIGNER)
+            ).fetchone()
         except psycopg.Error:
             conn.close()
             return False
@@ -70,10 +73,8 @@ class SignerElection:
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 conn.close()
-            except psycopg.Error:
-                pass
 
     def tick(self, *, final: bool = False) -> StoredCheckpoint | None:
         """Take or keep the lock, and sign if the cadence says so (``final``: if anything is new)."""
