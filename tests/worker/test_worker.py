@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -72,6 +73,9 @@ class DiesBeforeAck(Worker):
     def _ack(self, messages: Sequence[Msg]) -> None:
         self.drain()
 
+    def _finish_ahead(self, ahead: Any) -> None:
+        pass  # dead: the batch it fetched ahead is never processed either
+
 
 def test_killed_between_commit_and_ack_makes_no_duplicate(
     nats_server: NatsServer, pg_store: Store, start_worker: StartWorker
@@ -80,13 +84,13 @@ def test_killed_between_commit_and_ack_makes_no_duplicate(
     ids = _publish_records(nats_server.url, 300)
     first = start_worker(nats_server.url, cls=DiesBeforeAck, options={"batch_size": 100, "ack_wait": 2})
     wait_for(lambda: first.draining and pg_store.size() == 100, "the first batch committed, unacknowledged")
-    assert consumer_state(nats_server.url)["ack_pending"] == 100
+    assert consumer_state(nats_server.url)["ack_pending"] >= 100  # its batch (and one fetched ahead)
     second = start_worker(nats_server.url, options={"batch_size": 100, "ack_wait": 2})
     wait_for(lambda: consumer_state(nats_server.url) == {"pending": 0, "ack_pending": 0}, "lag 0", seconds=60)
     assert sorted(_ids_in(pg_store)) == sorted(ids)
     assert pg_store.size() == 300
     assert second.metrics.records.labels("duplicate")._value.get() == 100
-    assert second.metrics.redeliveries._value.get() == 100
+    assert second.metrics.redeliveries._value.get() >= 100  # and the batch the first had fetched ahead
 
 
 def test_acknowledged_only_after_the_commit(

@@ -60,6 +60,12 @@ class NatsLoop:
             future.cancel()
             raise StoreUnavailable(f"{self.target.display} did not answer within {timeout:g}s") from None
 
+    def submit(self, make: Callable[[], Coroutine[Any, Any, T]]) -> concurrent.futures.Future[T]:
+        """Start ``make()`` on the loop and return at once; its future holds the outcome."""
+        if self._closed:
+            raise UsageError(f"the {self.name} connection is closed")
+        return asyncio.run_coroutine_threadsafe(make(), self._loop)
+
     @property
     def connected(self) -> bool:
         nc = self._nc

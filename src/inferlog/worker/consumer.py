@@ -25,6 +25,7 @@ entry it does not hold and why, ``inferlog stats`` counts them, and no broker ac
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
 import threading
@@ -102,6 +103,7 @@ class Worker:
         self._draining = threading.Event()
         self._next_housekeeping = 0.0
         self._broker_error = ""
+        self._acks: list[concurrent.futures.Future[None]] = []
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -114,28 +116,57 @@ class Worker:
         return self._draining.is_set()
 
     def run(self) -> None:
-        """Fetch, append, acknowledge, until drained."""
+        """Fetch, append, acknowledge, until drained.
+
+        The next batch is fetched while this one is prepared and appended (the client's thread waits
+        on the network, this one works), so a worker rarely waits for the broker. A drain finishes
+        both batches in hand, this one and the one fetched ahead, and fetches no more.
+        """
         backoff = 0.05
+        ahead: concurrent.futures.Future[list[Msg]] | None = None
         try:
             while not self._draining.is_set():
                 try:
-                    messages = self._fetch()
+                    messages = self._fetched(ahead) if ahead is not None else self._fetch()
                 except Exception as exc:  # noqa: BLE001 - the broker is down or restarting: wait, retry
+                    ahead = None
                     self._broker_down(exc)
                     self._draining.wait(backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF)
                     continue
+                ahead = None
                 backoff = 0.05
                 if messages:
+                    ahead = self.loop.submit(self._fetch_async)
                     self.process(messages)
                 self._housekeeping()
         finally:
+            if ahead is not None:
+                self._finish_ahead(ahead)
+            self._wait_for_acks()
             if self.signer is not None:
                 self.signer.tick(final=True)  # sign what arrived since the last checkpoint
                 self.signer.close()
 
     def _fetch(self) -> list[Msg]:
         return self.loop.run(self._fetch_async, timeout=self.options.fetch_wait + 10)
+
+    def _fetched(self, ahead: concurrent.futures.Future[list[Msg]]) -> list[Msg]:
+        try:
+            return ahead.result(timeout=self.options.fetch_wait + 10)
+        except concurrent.futures.TimeoutError:
+            ahead.cancel()
+            raise StoreUnavailable(f"{self.target.display} did not answer a fetch") from None
+
+    def _finish_ahead(self, ahead: concurrent.futures.Future[list[Msg]]) -> None:
+        """Draining: the batch fetched ahead is in hand too, so it is appended and acknowledged as well."""
+        try:
+            messages = self._fetched(ahead)
+        except Exception as exc:  # noqa: BLE001 - not fetched after all: nothing in hand
+            log.debug("the batch fetched ahead did not arrive: %s", exc)
+            return
+        if messages:
+            self.process(messages)
 
     async def _fetch_async(self) -> list[Msg]:
         js = await self.loop.jetstream()
@@ -175,6 +206,7 @@ class Worker:
     def process(self, messages: Sequence[Msg]) -> None:
         """Prepare, append in one transaction, then acknowledge (and dead-letter what cannot be stored)."""
         self.metrics.batch_size.observe(len(messages))
+        started = time.perf_counter()
         ready: list[tuple[Msg, Prepared]] = []
         dead: list[DeadLetter] = []
         for msg in messages:
@@ -200,6 +232,7 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - one entry the policy cannot process; the rest go on
                 dead.append(DeadLetter(msg, f"cannot be prepared: {type(exc).__name__}: {exc}", entry))
         letters = [self._letter(d) for d in dead]
+        self.metrics.prepare_seconds.observe(time.perf_counter() - started)
         results = self._append([p for _, p in ready] + letters, messages)
         if results is None:
             return  # drained while the store was down: nothing acknowledged, JetStream redelivers
@@ -300,24 +333,33 @@ class Worker:
             log.error("message %s dead-lettered: %s", _stream_seq(d.msg), d.reason)
 
     def _ack(self, messages: Sequence[Msg]) -> None:
-        """Acknowledge after the commit; a lost ack means a redelivery, which the append deduplicates."""
+        """Acknowledge after the commit, without waiting for the broker's receipt (the next batch is
+        already in hand): a lost ack means a redelivery, which the append answers as duplicates."""
 
         async def ack() -> None:
-            if (
-                not self.loop.connected
-            ):  # reconnecting: the acks would wait in a buffer; redelivery is cheaper
+            if not self.loop.connected:  # reconnecting: acks would wait in a buffer; a redelivery is cheaper
                 raise StoreUnavailable(f"{self.target.display} is unreachable")
             for msg in messages:
                 await msg.ack()
             await self.loop.flush(timeout=5)
 
-        try:
-            self.loop.run(ack, timeout=10)
-        except Exception as exc:  # noqa: BLE001 - redelivered later and answered as duplicates
-            self.metrics.broker_errors.inc()
-            log.warning(
-                "acknowledging %d messages failed (they come back as duplicates): %s", len(messages), exc
-            )
+        def done(future: concurrent.futures.Future[None]) -> None:
+            exc = None if future.cancelled() else future.exception()
+            if exc is not None:
+                self.metrics.broker_errors.inc()
+                log.warning(
+                    "acknowledging %d messages failed (they come back as duplicates): %s", len(messages), exc
+                )
+
+        self._acks = [a for a in self._acks if not a.done()]
+        future = self.loop.submit(ack)
+        future.add_done_callback(done)
+        self._acks.append(future)
+
+    def _wait_for_acks(self, timeout: float = 10.0) -> None:
+        """Before stopping: let the acknowledgements in flight reach the broker."""
+        concurrent.futures.wait(self._acks, timeout=timeout)
+        self._acks = []
 
     def _still_working(self, messages: Sequence[Msg]) -> None:
         """Tell JetStream the batch is in hand (+WPI), so a store outage does not cause redeliveries."""

@@ -37,6 +37,11 @@ class WorkerMetrics:
         self.batch_size = Histogram(
             "inferlog_worker_batch_size", "Messages per fetched batch", buckets=_BATCH_BUCKETS, registry=r
         )
+        self.prepare_seconds = Histogram(
+            "inferlog_worker_prepare_seconds",
+            "Time to prepare one batch outside the lock (decode, policy, canonical body, leaf hash)",
+            registry=r,
+        )
         self.append_seconds = Histogram(
             "inferlog_worker_append_seconds", "Time to append one batch in one transaction", registry=r
         )
