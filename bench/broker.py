@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-import server
 from common import OtherLoad, fmt, machine_info, table, verdict
 
+import server
 from inferlog.integrity.signing_keys import init_signer
 from inferlog.sdk.nats import NatsTransport
 from inferlog.store.migrations.postgres import LOCK_NAMESPACE, LOCK_SEQUENCER
@@ -121,7 +121,7 @@ def _round(tmp: Path, nats_url: str, n: int, k: int, key: Path) -> Round:
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=open(tmp / f"worker-{k}-{i}.log", "ab"),  # noqa: SIM115
-            )  # fmt: skip
+            )
             for i, port in enumerate(ports)
         ]
         try:
@@ -182,7 +182,7 @@ def run(tmp: Path, *, n: int) -> BrokerResults:
     finally:
         server._drop(name)
     facts["other"] = f"{other.cores():.2f} cores"
-    facts["load at end"] = os.getloadavg().__repr__()
+    facts["load at end"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     return BrokerResults(n, copy_rate, publish_rate, rounds, facts)
 
 
@@ -193,46 +193,34 @@ def section(res: BrokerResults) -> str:
         rows.append([
             str(r.workers), f"{r.rate:,.0f}", f"{100 * r.rate / res.copy_rate:.0f} %", fmt(r.seconds, 1),
             fmt(1000 * r.prepare_s / r.batches, 1), fmt(1000 * r.append_s / r.batches, 1),
-            f"{100 * r.append_s / r.seconds:.0f} %", f"{r.cpu_s / r.seconds:.2f}",
+            f"{r.cpu_s / r.seconds:.2f}",
         ])  # fmt: skip
     two = res.ratio(2)
+    headers = ["workers", "records/s", "÷ raw COPY", "wall s", "prepare ms/batch", "append ms/batch (with lock wait)",
+               "worker CPU (cores)"]  # fmt: skip
+    verdicts = [
+        [
+            "JetStream → 2 workers → PostgreSQL ÷ raw COPY",
+            f"{100 * two:.0f} %",
+            "≥ 50 %",
+            verdict(two >= TARGET),
+        ]
+    ]
     return "\n".join(
         [
             "## 10. JetStream → workers → PostgreSQL",
             "",
             f"Measured {f['date']} on {f['CPU']} ({f['cores']} cores), {f['Python']}, {f['OS']}; other "
-            f"processes used {f['other']} on average during the run. `bench/run.py --only nats`; "
-            f"{res.n:,} records (~1 KB) preloaded into a JetStream stream (published by the SDK's transport "
-            f"at {res.publish_rate:,.0f}/s, acknowledged); k `inferlog worker` processes, batches of {BATCH}, "
-            "integrity on (leaf hashes, Merkle tree and tiles in each append, one elected signer signing "
-            "every 1000 entries), started behind the sequencer lock so the clock runs only while all "
-            f"consume. Raw COPY of the same rows in the same run: {res.copy_rate:,.0f} rows/s.",
+            f"processes used {f['other']} on average during the run (load average at the end {f['load at end']}). "
+            f"`bench/run.py --only nats`; {res.n:,} records (~1 KB) preloaded into a JetStream stream (published "
+            f"by the SDK's transport at {res.publish_rate:,.0f}/s, acknowledged); k `inferlog worker` processes, "
+            f"batches of {BATCH}, integrity on (leaf hashes, Merkle tree and tiles in each append, one elected "
+            "signer signing every 1000 entries), started behind the sequencer lock so the clock runs only while "
+            f"all consume. Raw COPY of the same rows in the same run: {res.copy_rate:,.0f} rows/s.",
             "",
-            table(
-                [
-                    "workers",
-                    "records/s",
-                    "÷ raw COPY",
-                    "wall s",
-                    "prepare ms/batch",
-                    "append ms/batch",
-                    "sequencer busy",
-                    "worker CPU (cores)",
-                ],
-                rows,
-            ),  # fmt: skip
+            table(headers, rows),
             "",
-            table(
-                ["measure", "value", "target", "verdict"],
-                [
-                    [
-                        "JetStream → 2 workers → PostgreSQL ÷ raw COPY",
-                        f"{100 * two:.0f} %",
-                        "≥ 50 %",
-                        verdict(two >= TARGET),
-                    ]
-                ],
-            ),  # fmt: skip
+            table(["measure", "value", "target", "verdict"], verdicts),
             "",
             _reading(res),
         ]
@@ -242,17 +230,22 @@ def section(res: BrokerResults) -> str:
 def _reading(res: BrokerResults) -> str:
     """Where the time goes, from the workers' own metrics."""
     one = next(r for r in res.rounds if r.workers == 1)
-    best = max(res.rounds, key=lambda r: r.rate)
-    per_batch = (one.prepare_s + one.append_s) / one.batches
+    prepare_us = 1e6 * one.prepare_s / (one.batches * BATCH)
+    append_us = 1e6 * one.append_s / (one.batches * BATCH)
+    raw_us = 1e6 / res.copy_rate
+    ceiling = raw_us / append_us
     return (
-        f"Reading: one worker spends {1000 * one.prepare_s / one.batches:.0f} ms per batch of {BATCH} preparing "
-        f"(decode, policy admission, canonical body, commitment, leaf hash: Python, outside any lock) and "
-        f"{1000 * one.append_s / one.batches:.0f} ms appending (one transaction under the sequencer: COPY, the "
-        f"id index, tiles, the compact range), {1000 * per_batch:.0f} ms of its {1000 * one.seconds / one.batches:.0f} "
-        "ms per batch; fetching and acknowledging fill the rest. Workers scale while the sequencer is free: "
-        f"the best rate ({best.rate:,.0f}/s with {best.workers}) kept it busy "
-        f"{100 * best.append_s / best.seconds:.0f} % of the time. On this 2-core machine the workers, "
-        "PostgreSQL and nats-server share two cores, so a third worker mostly adds contention (see the CPU "
-        "column); on separate hosts each worker brings its own core for the preparing, and the ceiling is the "
-        "sequencer's append time per entry."
+        f"Reading: per record, one worker spends {prepare_us:.0f} µs preparing (decode, policy admission, "
+        f"canonical body, commitment, leaf hash: Python, outside any lock, so it runs in parallel across "
+        f"workers) and {append_us:.0f} µs in the append (one transaction under the sequencer: the id look-up, "
+        f"COPY, the id index, tiles, the compact range), against {raw_us:.0f} µs per row for raw COPY. The "
+        "append is serial by design (one Merkle order per log), so however many workers run, the log takes "
+        f"at most ~{1e6 / append_us:,.0f} records/s here, {100 * ceiling:.0f} % of raw COPY: that, not the "
+        "workers' Python, is the ceiling once two or more workers prepare in parallel. On this 2-core machine "
+        "the workers, PostgreSQL and nats-server (and, during this run, other processes) share two cores, so "
+        "more workers also steal CPU from PostgreSQL (see the CPU column). What would meet the target: an "
+        "append whose time under the lock is within 2× raw COPY, i.e. move the row transfer out of the lock "
+        "(each worker COPYs its prepared rows into an unlogged staging table first; under the lock one "
+        "`INSERT … SELECT` assigns seqs and the tree is extended from the leaf hashes already in hand), and "
+        "workers on hosts of their own so that preparing never competes with PostgreSQL for a core."
     )
