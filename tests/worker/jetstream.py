@@ -114,3 +114,26 @@ def dead_letters(url: str, stream: str = f"{wire.DEFAULT_STREAM}_DEAD") -> list[
         return found
 
     return _ask(url, q)
+
+
+def delete_stream(url: str, stream: str) -> None:
+    async def q(nc: Client) -> None:
+        await nc.jetstream().delete_stream(stream)
+
+    _ask(url, q)
+
+
+def add_stream(url: str, stream: str, subject: str) -> None:
+    async def q(nc: Client) -> None:
+        await nc.jetstream().add_stream(name=stream, subjects=[subject])
+
+    _ask(url, q)
+
+
+def publish_raw(url: str, msg_id: str, data: bytes, subject: str = wire.DEFAULT_SUBJECT) -> None:
+    """One message published with a plain client (which makes no streams of its own)."""
+
+    async def q(nc: Client) -> None:
+        await nc.jetstream().publish(subject, data, headers={wire.MSG_ID: msg_id})
+
+    _ask(url, q)

@@ -27,7 +27,15 @@ from inferlog.worker import DEAD_LETTER_ACTION, MetricsServer, SignerElection, W
 from tests.fix_nats import NatsServer
 from tests.helpers import free_port, wait_for
 from tests.worker.conftest import StartWorker
-from tests.worker.jetstream import consumer_state, dead_letters, nak_times, publish
+from tests.worker.jetstream import (
+    add_stream,
+    consumer_state,
+    dead_letters,
+    delete_stream,
+    nak_times,
+    publish,
+    publish_raw,
+)
 
 
 def _publish_records(url: str, n: int) -> list[str]:
@@ -229,3 +237,22 @@ def test_the_cli_refuses_what_it_cannot_run(sqlite_url: str) -> None:
     result = CliRunner().invoke(cli, ["worker", "--nats", "nats://127.0.0.1:4222", "--db", sqlite_url])
     assert result.exit_code == 1
     assert "PostgreSQL" in result.output
+
+
+def test_a_dead_letter_that_cannot_be_published_is_retried_and_recorded_once(
+    nats_server: NatsServer, pg_store: Store, start_worker: StartWorker
+) -> None:
+    """The dead-letter stream missing: the batch stays unacknowledged, the worker lives; once it is back,
+    the message is dead-lettered, and its admin entry is in the log once despite the redeliveries."""
+    [good] = _publish_records(nats_server.url, 1)
+    worker = start_worker(nats_server.url, options={"ack_wait": 1, "max_deliver": 100})
+    wait_for(lambda: pg_store.get(good) is not None, "the worker running")
+    delete_stream(nats_server.url, f"{wire.DEFAULT_STREAM}_DEAD")
+    publish_raw(nats_server.url, "garbage", b"\xc1")
+    wait_for(lambda: worker.metrics.broker_errors._value.get() >= 2, "failed dead-letter publishes")
+    assert worker.dead_lettered == 0
+    add_stream(nats_server.url, f"{wire.DEFAULT_STREAM}_DEAD", wire.DEFAULT_DEAD_LETTER_SUBJECT)
+    wait_for(lambda: worker.dead_lettered == 1, "the dead letter published", seconds=30)
+    assert len(_ids_in(pg_store, "admin")) == 1  # recorded once, whatever the number of attempts
+    assert worker.metrics.redeliveries._value.get() >= 2
+    wait_for(lambda: consumer_state(nats_server.url) == {"pending": 0, "ack_pending": 0}, "lag 0")

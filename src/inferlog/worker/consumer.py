@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -138,7 +139,7 @@ class Worker:
                 backoff = 0.05
                 if messages:
                     ahead = self.loop.submit(self._fetch_async)
-                    self.process(messages)
+                    self._process_safely(messages)
                 self._housekeeping()
         finally:
             if ahead is not None:
@@ -147,6 +148,17 @@ class Worker:
             if self.signer is not None:
                 self.signer.tick(final=True)  # sign what arrived since the last checkpoint
                 self.signer.close()
+
+    def _process_safely(self, messages: Sequence[Msg]) -> None:
+        """Process a batch; a failure leaves it unacknowledged (JetStream redelivers it), except a
+        broken ledger, which stops the worker: appending to it would only hide the damage."""
+        try:
+            self.process(messages)
+        except IntegrityError:
+            raise
+        except Exception as exc:  # e.g. the dead-letter publish failed: redelivered later
+            self.metrics.broker_errors.inc()
+            log.exception("a batch of %d messages failed and will be redelivered: %s", len(messages), exc)
 
     def _fetch(self) -> list[Msg]:
         return self.loop.run(self._fetch_async, timeout=self.options.fetch_wait + 10)
@@ -206,31 +218,12 @@ class Worker:
     def process(self, messages: Sequence[Msg]) -> None:
         """Prepare, append in one transaction, then acknowledge (and dead-letter what cannot be stored)."""
         self.metrics.batch_size.observe(len(messages))
+        self.metrics.redeliveries.inc(sum(1 for msg in messages if msg.metadata.num_delivered > 1))
         started = time.perf_counter()
-        ready: list[tuple[Msg, Prepared]] = []
-        dead: list[DeadLetter] = []
-        for msg in messages:
-            delivered = msg.metadata.num_delivered
-            if delivered > 1:
-                self.metrics.redeliveries.inc()
-            entry: Entry | None = None
-            try:
-                entry = wire.decode(msg.data)
-            except Exception as exc:  # noqa: BLE001 - whatever is wrong with the bytes, they cannot be stored
-                dead.append(DeadLetter(msg, f"undecodable: {type(exc).__name__}: {exc}", None))
-                continue
-            if delivered > self.options.max_deliver:
-                reason = f"delivered more than {self.options.max_deliver} times without being stored"
-                dead.append(DeadLetter(msg, reason, entry))
-                continue
-            try:
-                ready.append((msg, self.pipeline.prepare(entry)))
-            except RecordInvalid as exc:
-                dead.append(DeadLetter(msg, f"invalid: {exc}", entry))
-            except StoreUnavailable:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one entry the policy cannot process; the rest go on
-                dead.append(DeadLetter(msg, f"cannot be prepared: {type(exc).__name__}: {exc}", entry))
+        outcome = self._prepare_retrying(messages)
+        if outcome is None:
+            return  # drained while the key store was down: nothing acknowledged, JetStream redelivers
+        ready, dead = outcome
         letters = [self._letter(d) for d in dead]
         self.metrics.prepare_seconds.observe(time.perf_counter() - started)
         results = self._append([p for _, p in ready] + letters, messages)
@@ -252,6 +245,55 @@ class Worker:
             self._publish_dead(dead)
         self._ack(messages)
         self.metrics.health = {"status": "ok", "appended": self.appended}
+
+    def _prepare_retrying(
+        self, messages: Sequence[Msg]
+    ) -> tuple[list[tuple[Msg, Prepared]], list[DeadLetter]] | None:
+        """The batch prepared; while the policy's key store is unavailable, wait and try again (the
+        batch stays in hand, marked in progress, so the outage does not count as deliveries)."""
+        backoff = 0.05
+        waited_since: float | None = None
+        while True:
+            try:
+                return self._prepare(messages)
+            except StoreUnavailable as exc:
+                log.warning(
+                    "preparing %d entries failed (retrying in %.2fs): %s", len(messages), backoff, exc
+                )
+                self.metrics.health = {"status": "degraded", "reason": f"key store: {exc}"}
+            if self._draining.is_set():
+                waited_since = waited_since or time.monotonic()
+                if time.monotonic() - waited_since > self.options.drain_timeout:
+                    return None
+            self._still_working(messages)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    def _prepare(self, messages: Sequence[Msg]) -> tuple[list[tuple[Msg, Prepared]], list[DeadLetter]]:
+        """Each message decoded and prepared, or set aside as a dead letter with its reason."""
+        ready: list[tuple[Msg, Prepared]] = []
+        dead: list[DeadLetter] = []
+        for msg in messages:
+            delivered = msg.metadata.num_delivered
+            entry: Entry | None = None
+            try:
+                entry = wire.decode(msg.data)
+            except Exception as exc:  # noqa: BLE001 - whatever is wrong with the bytes, they cannot be stored
+                dead.append(DeadLetter(msg, f"undecodable: {type(exc).__name__}: {exc}", None))
+                continue
+            if delivered > self.options.max_deliver:
+                reason = f"delivered more than {self.options.max_deliver} times without being stored"
+                dead.append(DeadLetter(msg, reason, entry))
+                continue
+            try:
+                ready.append((msg, self.pipeline.prepare(entry)))
+            except RecordInvalid as exc:
+                dead.append(DeadLetter(msg, f"invalid: {exc}", entry))
+            except StoreUnavailable:
+                raise  # the key store: the whole batch waits
+            except Exception as exc:  # noqa: BLE001 - one entry the policy cannot process; the rest go on
+                dead.append(DeadLetter(msg, f"cannot be prepared: {type(exc).__name__}: {exc}", entry))
+        return ready, dead
 
     def _append(self, batch: list[Prepared], messages: Sequence[Msg]) -> list[AppendResult] | None:
         """Append under the sequencer, retrying while the store is unavailable; None if drained first."""
@@ -294,16 +336,20 @@ class Worker:
         if dead.entry is not None:
             details["entry_id"] = dead.entry.id
         stored_at = md.timestamp if md.timestamp is not None else dt.datetime.now(dt.UTC)
+        system = dead.entry.system if dead.entry is not None else "*"
         entry = AdminEntry(
             id=wire.dead_letter_id(self.target.stream, stream_seq),
-            system=dead.entry.system if dead.entry is not None else "*",
+            system=system,
             ts=stored_at.astimezone(dt.UTC),
             actor="inferlog-worker",
             action=DEAD_LETTER_ACTION,
             details=details,
             attributes={DEAD_LETTER_ATTRIBUTE: True},
         )
-        return self._admin_pipeline.prepare(entry)
+        try:
+            return self._admin_pipeline.prepare(entry)
+        except RecordInvalid:  # the entry's own system name is what is wrong with it
+            return self._admin_pipeline.prepare(msgspec.structs.replace(entry, system="*"))
 
     def _publish_dead(self, dead: list[DeadLetter]) -> None:
         """Copy each dead letter to the dead-letter stream (original bytes, reason in a header)."""
