@@ -256,3 +256,23 @@ def test_a_dead_letter_that_cannot_be_published_is_retried_and_recorded_once(
     assert len(_ids_in(pg_store, "admin")) == 1  # recorded once, whatever the number of attempts
     assert worker.metrics.redeliveries._value.get() >= 2
     wait_for(lambda: consumer_state(nats_server.url) == {"pending": 0, "ack_pending": 0}, "lag 0")
+
+
+def test_a_store_outage_is_not_counted_as_deliveries(
+    nats_server: NatsServer, pg_url: str, pg_store: Store, start_worker: StartWorker
+) -> None:
+    """While appends fail, the worker keeps its batches in hand (+WPI): no redelivery, no dead letter, then all stored."""
+    ids = _publish_records(nats_server.url, 40)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("ALTER TABLE inferlog.ledger_state RENAME TO ledger_state_away")  # every append fails
+        worker = start_worker(nats_server.url, options={"batch_size": 20, "ack_wait": 1, "max_deliver": 2})
+        wait_for(
+            lambda: worker.metrics.store_errors._value.get() >= 10,
+            "appends failing for several ack_waits",
+            seconds=30,
+        )
+        admin.execute("ALTER TABLE inferlog.ledger_state_away RENAME TO ledger_state")
+    wait_for(lambda: pg_store.size() == 40, "everything appended once the store is back", seconds=30)
+    assert sorted(_ids_in(pg_store)) == sorted(ids)
+    assert worker.dead_lettered == 0
+    assert worker.metrics.redeliveries._value.get() == 0  # held for many ack_waits, never redelivered

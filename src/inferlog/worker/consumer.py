@@ -105,6 +105,7 @@ class Worker:
         self._next_housekeeping = 0.0
         self._broker_error = ""
         self._acks: list[concurrent.futures.Future[None]] = []
+        self._ahead: concurrent.futures.Future[list[Msg]] | None = None  # the batch fetched ahead
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class Worker:
                 ahead = None
                 backoff = 0.05
                 if messages:
-                    ahead = self.loop.submit(self._fetch_async)
+                    ahead = self._ahead = self.loop.submit(self._fetch_async)
                     self._process_safely(messages)
                 self._housekeeping()
         finally:
@@ -266,7 +267,7 @@ class Worker:
                 if time.monotonic() - waited_since > self.options.drain_timeout:
                     return None
             self._still_working(messages)
-            time.sleep(backoff)
+            time.sleep(min(backoff, self.options.ack_wait / 3))  # +WPI again before ack_wait runs out
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
     def _prepare(self, messages: Sequence[Msg]) -> tuple[list[tuple[Msg, Prepared]], list[DeadLetter]]:
@@ -320,7 +321,7 @@ class Worker:
                     )
                     return None
             self._still_working(messages)
-            time.sleep(backoff)
+            time.sleep(min(backoff, self.options.ack_wait / 3))  # +WPI again before ack_wait runs out
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
     def _letter(self, dead: DeadLetter) -> Prepared:
@@ -408,10 +409,15 @@ class Worker:
         self._acks = []
 
     def _still_working(self, messages: Sequence[Msg]) -> None:
-        """Tell JetStream the batch is in hand (+WPI), so a store outage does not cause redeliveries."""
+        """Tell JetStream the batches in hand (this one and the one fetched ahead) are being worked on
+        (+WPI), so a long store outage neither redelivers them nor counts towards ``max_deliver``."""
+        ahead = self._ahead
+        held = list(messages)
+        if ahead is not None and ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+            held += ahead.result()
 
         async def progress() -> None:
-            for msg in messages:
+            for msg in held:
                 await msg.in_progress()
 
         try:
