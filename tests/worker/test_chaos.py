@@ -76,6 +76,11 @@ def test_chaos(nats_server: NatsServer, pg_url: str, pg_store: Store, tmp_path: 
         wait_for(
             lambda: workers[1].metric("inferlog_worker_consumer_lag") == 0, "the lag metric at 0", seconds=30
         )
+        wait_for(
+            lambda: sum(w.metric("inferlog_worker_signer") or 0 for w in workers) == 1,
+            "exactly one elected signer among the live workers",
+            seconds=30,
+        )
         for w in workers:
             assert w.terminate(60) == 0
     finally:
@@ -98,6 +103,7 @@ def test_chaos(nats_server: NatsServer, pg_url: str, pg_store: Store, tmp_path: 
     assert everything == top == pg_store.size()  # seq gap-free (only inferences were written)
     sizes = [c.size for c in pg_store.checkpoints()]
     assert sizes == sorted(set(sizes))  # one root per size
+    assert len(sizes) >= 3  # signed on the cadence (every 500 entries or 1 s), not only at the end
     assert sizes[-1] == pg_store.size()  # and the last one covers everything
     verify = subprocess.run(
         [sys.executable, "-m", "inferlog", "--db", pg_url, "verify", "--key", str(tmp_path / "signer.pub")],
