@@ -87,7 +87,8 @@ def _size(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _round(tmp: Path, nats_url: str, n: int, k: int, key: Path) -> Round:
+def _round(tmp: Path, nats_url: str, n: int, k: int, key: Path, durable: str | None = None) -> Round:
+    durable = durable or f"bench-{k}"
     name = server._database()
     url = f"{server.PG}/{name}"
     try:
@@ -108,7 +109,7 @@ def _round(tmp: Path, nats_url: str, n: int, k: int, key: Path) -> Round:
                     "--nats",
                     nats_url,
                     "--durable",
-                    f"bench-{k}",
+                    durable,
                     "--batch-size",
                     str(BATCH),
                     "--metrics-host",
@@ -127,7 +128,7 @@ def _round(tmp: Path, nats_url: str, n: int, k: int, key: Path) -> Round:
         try:
             first = min(n, k * BATCH)
             wait_for(
-                lambda: consumer_state(nats_url, f"bench-{k}")["ack_pending"] >= first,
+                lambda: consumer_state(nats_url, durable)["ack_pending"] >= first,
                 f"{k} workers holding their first batch",
                 seconds=120,
                 interval=0.1,

@@ -101,6 +101,7 @@ class NatsTransport:
             )
         return [bool(getattr(ack, "duplicate", False)) for ack in outcomes]
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the connection and join the client's thread (at most ``timeout`` seconds)."""
         if self._pid == os.getpid():
-            self._loop.close()
+            self._loop.close(timeout)
