@@ -126,28 +126,31 @@ class Worker:
         """
         backoff = 0.05
         ahead: concurrent.futures.Future[list[Msg]] | None = None
+        drained = False
         try:
             while not self._draining.is_set():
                 try:
                     messages = self._fetched(ahead) if ahead is not None else self._fetch()
                 except Exception as exc:  # noqa: BLE001 - the broker is down or restarting: wait, retry
-                    ahead = None
+                    ahead = self._ahead = None
                     self._broker_down(exc)
                     self._draining.wait(backoff)
                     backoff = min(backoff * 2, _MAX_BACKOFF)
                     continue
-                ahead = None
+                ahead = self._ahead = None
                 backoff = 0.05
                 if messages:
                     ahead = self._ahead = self.loop.submit(self._fetch_async)
                     self._process_safely(messages)
                 self._housekeeping()
+            drained = True
         finally:
-            if ahead is not None:
+            if ahead is not None and drained:  # not after a broken ledger: nothing more is appended
                 self._finish_ahead(ahead)
             self._wait_for_acks()
             if self.signer is not None:
-                self.signer.tick(final=True)  # sign what arrived since the last checkpoint
+                if drained:
+                    self.signer.tick(final=True)  # sign what arrived since the last checkpoint
                 self.signer.close()
 
     def _process_safely(self, messages: Sequence[Msg]) -> None:
@@ -179,7 +182,7 @@ class Worker:
             log.debug("the batch fetched ahead did not arrive: %s", exc)
             return
         if messages:
-            self.process(messages)
+            self._process_safely(messages)
 
     async def _fetch_async(self) -> list[Msg]:
         js = await self.loop.jetstream()
