@@ -39,6 +39,7 @@ class NatsLoop:
         self.name = name
         self.connect_timeout = connect_timeout
         self.disconnects = 0
+        self.generation = 0  # how many connections were made: a subscription belongs to one
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._streams_ready = False
@@ -96,6 +97,7 @@ class NatsLoop:
             # in the client's buffer meanwhile (nats-py reads this option at each reconnect).
             nc.options["max_reconnect_attempts"] = -1
             self._nc = nc
+            self.generation += 1
             self._js = nc.jetstream(timeout=5.0)
         if self._js is None:  # pragma: no cover - set together with _nc above
             raise StoreUnavailable(f"no JetStream context for {self.target.display}")

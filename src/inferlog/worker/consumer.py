@@ -101,6 +101,7 @@ class Worker:
         self.dead_lettered = 0
         self._admin_pipeline = Pipeline()
         self._sub: Any = None  # nats-py's PullSubscription, made on the first fetch
+        self._sub_generation = 0
         self._draining = threading.Event()
         self._next_housekeeping = 0.0
         self._broker_error = ""
@@ -186,8 +187,9 @@ class Worker:
 
     async def _fetch_async(self) -> list[Msg]:
         js = await self.loop.jetstream()
-        if self._sub is None:
+        if self._sub is None or self._sub_generation != self.loop.generation:  # a new connection
             self._sub = await self._subscribe(js)
+            self._sub_generation = self.loop.generation
         try:
             messages: list[Msg] = await self._sub.fetch(
                 self.options.batch_size, timeout=self.options.fetch_wait
