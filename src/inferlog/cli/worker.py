@@ -90,7 +90,7 @@ def worker_command(
 ) -> None:
     """Append entries from a NATS JetStream stream to the log (PostgreSQL), acknowledging after commit.
 
-    Start several, on one host or many: they share one durable consumer. SDKs proxies and sinks
+    Start several, on one host or many: they share one durable consumer. SDKs and proxies
     publish with a ``nats://`` log URL. SIGTERM drains: the batch in hand is appended and acknowledged,
     then the worker exits. With --signer-key, the workers elect one signer of checkpoints.
     """
