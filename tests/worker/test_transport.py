@@ -125,3 +125,31 @@ def test_the_log_type_is_the_sdk_log(nats_server: NatsServer, tmp_path: Path) ->
     finally:
         log.close()
     assert stream_count(nats_server.url) == 2
+
+
+def test_the_backlog_shows_in_prometheus_metrics(nats_server: NatsServer, tmp_path: Path) -> None:
+    """LogCollector: a model server's /metrics shows the spool's backlog while the broker is down, and its end."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from inferlog.sdk.prometheus import LogCollector
+
+    log = inferlog.open(nats_server.url, system="s", spool_dir=tmp_path / "spool")
+    registry = CollectorRegistry()
+    registry.register(LogCollector(log))
+    try:
+        nats_server.kill()
+        for i in range(30):
+            log.record(model=MODEL, input=i)
+        assert not log.flush(timeout=2)
+        text = generate_latest(registry).decode()
+        assert 'inferlog_sdk_pending{system="s"} 30.0' in text
+        assert 'inferlog_transport_failed_batches_total{system="s"}' in text
+        assert 'inferlog_transport_failed_batches_total{system="s"} 0.0' not in text
+        nats_server.start()
+        assert log.flush(60)
+        text = generate_latest(registry).decode()
+        assert 'inferlog_sdk_pending{system="s"} 0.0' in text
+        assert 'inferlog_transport_published_total{system="s"} 30.0' in text
+        assert 'inferlog_sdk_shipped_total{system="s"} 30.0' in text
+    finally:
+        log.close()
