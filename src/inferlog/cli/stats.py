@@ -52,7 +52,8 @@ def stats_command(state: State, /, as_json: bool, **options: Any) -> None:
 
 
 def dead_letters(store: EntryReader) -> int:
-    """How many broker messages workers dead-lettered: each is a ``broker.dead_letter`` admin entry."""
+    """How many broker messages workers dead-lettered: each is a ``broker.dead_letter`` admin entry with
+    ``attributes.dead_letter = true`` (see inferlog.worker.deadletter; not imported: it needs nats-py)."""
     found = store.stats(Query(kind="admin", attributes={"dead_letter": True}))
     return int(found.get("entries", 0))
 

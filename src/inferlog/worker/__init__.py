@@ -4,7 +4,8 @@ See :mod:`inferlog.worker.consumer` for the loop and its guarantees, :mod:`infer
 for how exactly one worker signs checkpoints, and docs/deployment.md for running a fleet.
 """
 
-from inferlog.worker.consumer import DEAD_LETTER_ACTION, DEAD_LETTER_ATTRIBUTE, Worker, WorkerOptions
+from inferlog.worker.consumer import Worker, WorkerOptions
+from inferlog.worker.deadletter import DEAD_LETTER_ACTION, DEAD_LETTER_ATTRIBUTE
 from inferlog.worker.metrics import MetricsServer, WorkerMetrics
 from inferlog.worker.signing import SignerElection
 

@@ -26,15 +26,13 @@ entry it does not hold and why, ``inferlog stats`` counts them, and no broker ac
 from __future__ import annotations
 
 import concurrent.futures
-import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -44,18 +42,16 @@ from inferlog.broker import wire
 from inferlog.broker.loop import NatsLoop, gather_all
 from inferlog.errors import IntegrityError, RecordInvalid, StoreUnavailable
 from inferlog.pipeline import Pipeline
-from inferlog.record.model import AdminEntry, Entry
+from inferlog.record.model import Entry
 from inferlog.record.prepared import Prepared
 from inferlog.store.base import AppendResult
 from inferlog.store.protocols import EntryWriter
+from inferlog.worker.deadletter import DeadLetter, dead_headers, letter_entry, stream_seq
 from inferlog.worker.metrics import WorkerMetrics
 from inferlog.worker.signing import SignerElection
 
 log = logging.getLogger("inferlog.worker")
 
-DEAD_LETTER_ACTION = "broker.dead_letter"
-DEAD_LETTER_ATTRIBUTE = "dead_letter"  # attributes={"dead_letter": true}: what `inferlog stats` counts
-_REASON_MAX = 500
 _MAX_BACKOFF = 2.0
 
 
@@ -68,12 +64,6 @@ class WorkerOptions:
     fetch_wait: float = 1.0  # seconds a fetch waits for messages; also how soon a drain is noticed
     drain_timeout: float = 30.0  # how long a draining worker keeps retrying an append the store refuses
     housekeeping_every: float = 1.0  # seconds between lag reads and signer ticks
-
-
-class DeadLetter(NamedTuple):
-    msg: Msg
-    reason: str
-    entry: Entry | None
 
 
 class Worker:
@@ -330,32 +320,7 @@ class Worker:
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
     def _letter(self, dead: DeadLetter) -> Prepared:
-        """The admin entry that puts a dead letter on record (deterministic, so redeliveries agree)."""
-        md = dead.msg.metadata
-        stream_seq = md.sequence.stream if md.sequence is not None else 0
-        details: dict[str, Any] = {
-            "reason": _one_line(dead.reason),
-            "stream": self.target.stream,
-            "stream_seq": stream_seq,
-            "dead_letter_subject": self.target.dead_letter,
-        }
-        if dead.entry is not None:
-            details["entry_id"] = dead.entry.id
-        stored_at = md.timestamp if md.timestamp is not None else dt.datetime.now(dt.UTC)
-        system = dead.entry.system if dead.entry is not None else "*"
-        entry = AdminEntry(
-            id=wire.dead_letter_id(self.target.stream, stream_seq),
-            system=system,
-            ts=stored_at.astimezone(dt.UTC),
-            actor="inferlog-worker",
-            action=DEAD_LETTER_ACTION,
-            details=details,
-            attributes={DEAD_LETTER_ATTRIBUTE: True},
-        )
-        try:
-            return self._admin_pipeline.prepare(entry)
-        except RecordInvalid:  # the entry's own system name is what is wrong with it
-            return self._admin_pipeline.prepare(msgspec.structs.replace(entry, system="*"))
+        return letter_entry(dead, self.target, self._admin_pipeline)
 
     def _publish_dead(self, dead: list[DeadLetter]) -> None:
         """Copy each dead letter to the dead-letter stream (original bytes, reason in a header)."""
@@ -369,7 +334,7 @@ class Worker:
                         d.msg.data,
                         timeout=5.0,
                         stream=self.target.dead_letter_stream,
-                        headers=_dead_headers(d),
+                        headers=dead_headers(d),
                     )
                     for d in dead
                 ]
@@ -382,7 +347,7 @@ class Worker:
         self.metrics.dead_letters.inc(len(dead))
         self.dead_lettered += len(dead)
         for d in dead:
-            log.error("message %s dead-lettered: %s", _stream_seq(d.msg), d.reason)
+            log.error("message %s dead-lettered: %s", stream_seq(d.msg), d.reason)
 
     def _ack(self, messages: Sequence[Msg]) -> None:
         """Acknowledge after the commit, without waiting for the broker's receipt (the next batch is
@@ -464,23 +429,3 @@ class Worker:
 
     def close(self, timeout: float = 5.0) -> None:
         self.loop.close(timeout)
-
-
-def _one_line(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _REASON_MAX else flat[: _REASON_MAX - 1] + "…"
-
-
-def _stream_seq(msg: Msg) -> int:
-    seq = msg.metadata.sequence
-    return seq.stream if seq is not None else 0
-
-
-def _dead_headers(dead: DeadLetter) -> dict[str, str]:
-    seq = _stream_seq(dead.msg)
-    return {
-        wire.MSG_ID: f"dead-{seq}",
-        wire.REASON: _one_line(dead.reason).encode("ascii", "replace").decode("ascii"),
-        wire.DELIVERIES: str(dead.msg.metadata.num_delivered),
-        wire.ORIGIN_SEQ: str(seq),
-    }
