@@ -55,7 +55,10 @@ def test_chaos(nats_server: NatsServer, pg_url: str, pg_store: Store, tmp_path: 
     ]
     try:
         wait_for(lambda: pg_store.size() >= 600, "the workers under way", seconds=60)
-        workers[0].kill()  # mid-batch: its fetched, unacknowledged messages come back to the others
+        wait_for(lambda: (workers[0].metric("inferlog_worker_batch_size_count") or 0) >= 2, "worker 0 busy")
+        workers[
+            0
+        ].kill()  # mid-batch (it holds one batch, and one fetched ahead): they come back to the others
         wait_for(lambda: pg_store.size() >= 1500, "progress after the kill", seconds=60)
         nats_server.restart()
         wait_for(lambda: pg_store.size() >= 2500, "progress after the broker restart", seconds=90)
