@@ -22,7 +22,7 @@ import msgspec
 
 from inferlog.errors import RecordInvalid
 from inferlog.ledger.hashing import leaf_hash
-from inferlog.record.canonical import canonical_json
+from inferlog.record.canonical import canonical_json, canonical_json_without_floats
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, Model, kind_of
 from inferlog.record.prepared import Prepared
 from inferlog.record.validate import check_entry
@@ -127,7 +127,7 @@ class Pipeline:
             entry = msgspec.structs.replace(entry, sealed=msgspec.structs.replace(entry.sealed, dek=None))
         body = body_of(entry)
         salt = _salt()
-        leaf = canonical_json(leaf_of(entry, commitment(salt, body)))
+        leaf = canonical_json_without_floats(leaf_of(entry, commitment(salt, body)), entry.ts)
         return Prepared(entry, body, salt, leaf, leaf_hash(leaf), key)
 
     def prepare_all(self, entries: Iterable[Entry]) -> list[Prepared]:

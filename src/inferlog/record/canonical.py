@@ -213,6 +213,20 @@ def canonical_json(value: Any) -> bytes:
     return out
 
 
+def canonical_json_without_floats(value: Any, ts: dt.datetime) -> bytes:
+    """:func:`canonical_json` of a value that holds no float and no datetime but ``ts`` (a leaf).
+
+    msgspec writes such a value exactly as RFC 8785 does when ``ts`` is in UTC and no character lies
+    outside the BMP (all ASCII): no number to respell, no offset; matches of the number patterns
+    could only lie inside strings, which a repair leaves alone. Else the general path decides.
+    """
+    if ts.tzinfo is dt.UTC:
+        out = _encoder.encode(value)
+        if out.isascii():
+            return out
+    return canonical_json(value)
+
+
 _PLUS_OFFSET = re.compile(rb'\+\d\d:\d\d"')
 _MINUS_OFFSET = re.compile(rb'-\d\d:\d\d"')
 
