@@ -204,9 +204,9 @@ def canonical_json(value: Any) -> bytes:
         return canonicalize(msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
     # _OFFSET is led by ":", which every key is followed by; the two literal-led scans for the end
     # of an offset ("+02:00\"") are several times cheaper and rule it out in the common case.
-    if (
-        _PLUS_OFFSET.search(out) is not None or _MINUS_OFFSET.search(out) is not None
-    ) and _OFFSET.search(out) is not None:
+    if (_PLUS_OFFSET.search(out) is not None or _MINUS_OFFSET.search(out) is not None) and _OFFSET.search(
+        out
+    ) is not None:
         return canonicalize(msgspec.to_builtins(value, builtin_types=(dt.datetime,)))
     if _INTEGRAL.search(out) is not None or _EXPONENT.search(out) is not None:
         return _repair_numbers(out)
