@@ -117,8 +117,10 @@ class Pipeline:
     def __init__(self, processors: Sequence[Processor] = ()) -> None:
         self.processors = list(processors)
 
-    def prepare(self, entry: Entry) -> Prepared:
-        entry = check_entry(entry)  # every way in (SDK, HTTP, sinks, import) meets the same limits here
+    def prepare(self, entry: Entry, *, checked: bool = False) -> Prepared:
+        """``checked``: the caller ran :func:`check_entry` on this very entry already (the shipper)."""
+        if not checked:
+            entry = check_entry(entry)  # every way in (SDK, HTTP, sinks, import) meets the same limits here
         for processor in self.processors:
             entry = processor(entry)
         key = None
