@@ -195,9 +195,9 @@ def check_entry(entry: Entry, index: int | None = None) -> Entry:
     """What a typed entry can still hold that no store could keep: values nested too deep, a time
     that is not a time once in UTC. Refused here, by field, rather than found by the store later.
 
-    Every way in meets this, some twice (the shipper, then the pipeline), so the common case is one
-    C-level pass: free-form values of scalars only (:func:`shallow`), and a time already in UTC
-    (which ``format_timestamp`` cannot refuse).
+    Every entry of every way in meets this, so the common case is one C-level pass: free-form values
+    of scalars only (:func:`shallow`), and a time already in UTC (which ``format_timestamp`` cannot
+    refuse); anything else takes the full walk.
     """
     kind = type(entry)
     getter = _free_form_getters.get(kind)
