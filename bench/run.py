@@ -593,6 +593,9 @@ def main() -> None:
         laked = lake.run(tmp, **sizes["lake"])
         print(f"  {time.monotonic() - started:.0f}s; evidence packs ...", flush=True)
         packed = evidence.run(tmp, **sizes["evidence"])
+        print(f"  {time.monotonic() - started:.0f}s; issue 14 targets ...", flush=True)
+        (tmp / "targets").mkdir()
+        targeted = targets.run(tmp / "targets", **sizes["targets"])
     elapsed = time.monotonic() - started
 
     report = Report(caller, ingested, gil)
@@ -631,6 +634,8 @@ def main() -> None:
         lake.section(laked),
         "",
         evidence.section(packed),
+        "",
+        targets.section(targeted),
         "",
         report.problems(),
         "",
