@@ -393,6 +393,7 @@ def section(res: TargetResults) -> str:
         'beside its baseline in this run (see the module docstring of `bench/targets.py`); "before" is '
         f"what issue 14 measured before this work. {met} of {len(res.rows)} targets met.",
         "",
+        *_load_caveat(f),
         table(
             ["measure", "before", "now", "target", "verdict"],
             [[r.measure, r.today, r.value, r.target, verdict(r.met)] for r in res.rows],
@@ -404,6 +405,25 @@ def section(res: TargetResults) -> str:
     lines += [f"- **{r.measure}** ({'met' if r.met else 'not met'}). {r.reading}" for r in res.rows]
     lines.append("")
     return "\n".join(lines)
+
+
+def _load_caveat(facts: dict[str, str]) -> list[str]:
+    """A warning when other work kept the machine's cores busy: then absolute times are inflated and
+    even side-by-side ratios move from round to round (the rounds are listed in the readings)."""
+    try:
+        load = float(facts["load average at start (1/5/15 min)"].split("/")[0])
+        cores = int(facts["cores"])
+    except (KeyError, ValueError):
+        return []
+    if load < cores:
+        return []
+    return [
+        f"**Load.** The load average was {load:.1f} on {cores} cores when this run started: other jobs "
+        "held the CPUs, so the absolute times here are inflated several-fold against a quiet machine "
+        "(compare section 1's quiet-run `record()`), and ratios of two measurements move with the load "
+        "between rounds. Read the verdicts with that in mind; rerun on a quiet machine to settle one.",
+        "",
+    ]
 
 
 def main() -> None:
