@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
-    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence, nats, monitor), in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence, nats, monitor, targets), in place in docs/benchmarks.md
     .venv/bin/python bench/run.py --only evidence --evidence-entries 200000   # a smaller pack than 1 M
 
 Targets are the project's performance targets, stated beside each measure. Scratch files go to a temporary folder in
@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE))
 import broker  # noqa: E402
 import caller_cost  # noqa: E402
 import lake  # noqa: E402
+import targets  # noqa: E402
 from common import OtherLoad, Summary, fmt, load_average, machine_info, table, verdict  # noqa: E402
 
 import evidence  # noqa: E402
@@ -65,6 +66,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "evidence": {"n": 20_000, "rounds": 1},
     "monitor": {"n": 20_000, "rounds": 2, "round_size": 5_000, "repeat": 5},
     "nats": {"n": 10_000},
+    "targets": targets.QUICK,
 }
 FULL: dict[str, dict[str, Any]] = {
     "integrity": {"n": 20_000, "rounds": 3, "verify_n": 200_000},
@@ -86,6 +88,7 @@ FULL: dict[str, dict[str, Any]] = {
     "evidence": {"n": 1_000_000, "rounds": 1},
     "monitor": {"n": 1_000_000, "rounds": 3, "round_size": 20_000, "repeat": 20},
     "nats": {"n": 60_000},
+    "targets": targets.FULL,
 }
 SECTIONS = {
     "proxy": "## 5. The OIP proxy against MLServer",
@@ -95,6 +98,7 @@ SECTIONS = {
     "evidence": "## 9. Evidence packs: build and verify",
     "monitor": "## 11. Monitoring",
     "nats": "## 10. JetStream → workers → PostgreSQL",
+    "targets": targets.HEADING,
 }
 MODULES: dict[str, Any] = {
     "proxy": proxy,
@@ -104,6 +108,7 @@ MODULES: dict[str, Any] = {
     "evidence": evidence,
     "monitor": monitor,
     "nats": broker,
+    "targets": targets,
 }
 
 
@@ -543,6 +548,7 @@ def run_one(name: str, sizes: dict[str, dict[str, Any]], out: Path, tmp_parent: 
         text = module.section(module.run(Path(scratch), **sizes[name]))
     doc = out.read_text() if out.exists() else "# Benchmarks\n"
     out.write_text(replace_section(doc, SECTIONS[name], text))
+    print(text)
     print(f"wrote the {name} section of {out} in {time.monotonic() - started:.0f}s")
 
 
@@ -601,6 +607,9 @@ def main() -> None:
         brokered = broker.run(tmp, **sizes["nats"])
         print(f"  {time.monotonic() - started:.0f}s; monitoring ...", flush=True)
         monitored = monitor.run(tmp, **sizes["monitor"])
+        print(f"  {time.monotonic() - started:.0f}s; issue 14 targets ...", flush=True)
+        (tmp / "targets").mkdir()
+        targeted = targets.run(tmp / "targets", **sizes["targets"])
     elapsed = time.monotonic() - started
 
     report = Report(caller, ingested, gil)
@@ -643,6 +652,8 @@ def main() -> None:
         broker.section(brokered),
         "",
         monitor.section(monitored),
+        "",
+        targets.section(targeted),
         "",
         report.problems(),
         "",

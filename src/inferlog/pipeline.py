@@ -22,7 +22,7 @@ import msgspec
 
 from inferlog.errors import RecordInvalid
 from inferlog.ledger.hashing import leaf_hash
-from inferlog.record.canonical import canonical_json
+from inferlog.record.canonical import canonical_json, canonical_json_without_floats
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, Model, kind_of
 from inferlog.record.prepared import Prepared
 from inferlog.record.validate import check_entry
@@ -39,7 +39,13 @@ def commitment(salt: bytes, body: bytes) -> bytes:
     Binding through SHA-256's collision resistance, hiding through 128 random bits of salt that are
     deleted with the body. (One hash pass; an HMAC costs three times as much on every verify.)
     """
-    return hashlib.sha256(salt + body).digest()
+    state = _SHA256.copy()  # a copied empty state and two updates: no copy of the body
+    state.update(salt)
+    state.update(body)
+    return state.digest()
+
+
+_SHA256 = hashlib.sha256()  # never updated: only copied
 
 
 class Leaf(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -117,8 +123,10 @@ class Pipeline:
     def __init__(self, processors: Sequence[Processor] = ()) -> None:
         self.processors = list(processors)
 
-    def prepare(self, entry: Entry) -> Prepared:
-        entry = check_entry(entry)  # every way in (SDK, HTTP, sinks, import) meets the same limits here
+    def prepare(self, entry: Entry, *, checked: bool = False) -> Prepared:
+        """``checked``: the caller ran :func:`check_entry` on this very entry already (the shipper)."""
+        if not checked:
+            entry = check_entry(entry)  # every way in (SDK, HTTP, sinks, import) meets the same limits here
         for processor in self.processors:
             entry = processor(entry)
         key = None
@@ -127,7 +135,7 @@ class Pipeline:
             entry = msgspec.structs.replace(entry, sealed=msgspec.structs.replace(entry.sealed, dek=None))
         body = body_of(entry)
         salt = _salt()
-        leaf = canonical_json(leaf_of(entry, commitment(salt, body)))
+        leaf = canonical_json_without_floats(leaf_of(entry, commitment(salt, body)), entry.ts)
         return Prepared(entry, body, salt, leaf, leaf_hash(leaf), key)
 
     def prepare_all(self, entries: Iterable[Entry]) -> list[Prepared]:

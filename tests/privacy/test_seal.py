@@ -228,3 +228,27 @@ def test_the_epoch_is_the_utc_month(keyring: MemoryKeyring) -> None:
     sealed = sealer_for(keyring)(record(ts="2024-01-31T23:30:00-02:00"))
     assert sealed.sealed is not None
     assert sealed.sealed.epoch == "epoch:credit:2024-02"
+
+
+def test_the_data_key_derivation_equals_hkdf() -> None:
+    """``_derive`` (HMAC over copied SHA-256 states) gives exactly HKDF-SHA256's k_enc and kc."""
+    from inferlog.privacy.seal import _derive, key_commitment
+
+    for dek in [os.urandom(32) for _ in range(50)] + [bytes(32), b"\xff" * 32]:
+        assert _derive(dek) == (hkdf_sha256(dek, b"inferlog/v1/enc"), key_commitment(dek))
+
+
+def test_the_random_pool_never_hands_out_the_same_bytes_and_a_forked_child_starts_afresh() -> None:
+    """Slices of the pool do not overlap, and after a fork the child does not reuse the parent's pool."""
+    from inferlog.privacy.seal import fresh_bytes
+
+    slices = [fresh_bytes(80) for _ in range(200)]  # crosses several 4 KiB refills
+    assert len(set(slices)) == len(slices)
+    assert all(len(piece) == 80 for piece in slices)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what it draws next must not be what the parent draws next
+        os.write(write, fresh_bytes(32))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 32) != fresh_bytes(32)

@@ -142,3 +142,26 @@ def test_spare_segments_race_with_rotation_safely(tmp_path: Path) -> None:
     assert got == payloads
     assert not list(spool.directory.glob(".spare-*"))  # renamed into place or removed
     spool.close(delivered=True)
+
+
+def test_has_room_until_one_segment_is_left_then_not_after_close(tmp_path: Path) -> None:
+    """``has_room`` holds while an append could rotate without waiting for the shipper, not once the
+    spool is down to its last free segment, and never after close."""
+    spool = SpoolWriter(tmp_path, segment_bytes=64 * 1024, max_bytes=4 * 64 * 1024, block_timeout=0.1)
+    assert spool.has_room()
+    payload = os.urandom(1000)
+    while spool.has_room():
+        spool.append(payload)
+    assert len(spool._segments) == spool.max_segments - 1
+    spool.append(payload)  # still no wait: the last segment is free
+    spool.close(delivered=False)
+    assert not spool.has_room()
+
+
+def test_records_without_waiting_only_when_nothing_in_record_can_wait(tmp_path: Path) -> None:
+    """A Log at durability process says record() cannot wait; one at durability machine (the group
+    commit) says it can."""
+    with inferlog.open(f"sqlite:///{tmp_path / 'p.db'}", system="s") as log:
+        assert log.records_without_waiting()
+    with inferlog.open(f"sqlite:///{tmp_path / 'm.db'}", system="s", durability="machine") as log:
+        assert not log.records_without_waiting()

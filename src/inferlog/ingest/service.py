@@ -22,16 +22,17 @@ class Ingestor:
         """Append a batch; all of it or, on error, none of it."""
         return self.store.append(self.pipeline.prepare_all(entries))
 
-    def append_each(self, entries: Sequence[Entry]) -> list[AppendResult]:
+    def append_each(self, entries: Sequence[Entry], *, checked: bool = False) -> list[AppendResult]:
         """Append a batch, refusing only the entries the pipeline refuses (status ``invalid``, with the reason).
 
         One result per entry, in order: for producers that report per item (OTLP's partial success).
+        ``checked``: every entry already passed :func:`~inferlog.record.validate.check_entry`.
         """
         prepared = []
         refused: dict[int, AppendResult] = {}
         for index, entry in enumerate(entries):
             try:
-                prepared.append(self.pipeline.prepare(entry))
+                prepared.append(self.pipeline.prepare(entry, checked=checked))
             except RecordInvalid as exc:
                 refused[index] = AppendResult(entry.id, None, "invalid", str(exc))
         appended = iter(self.store.append(prepared) if prepared else [])

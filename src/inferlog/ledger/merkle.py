@@ -115,6 +115,36 @@ class CompactRange:
         for h in leaf_hashes:
             self.append(h)
 
+    def extend_with_tiles(
+        self, leaf_hashes: Iterable[bytes], height: int = 8
+    ) -> list[tuple[int, int, bytes]]:
+        """Append each leaf hash; return ``(level, index, hash)`` of every perfect subtree at a level
+        that is a multiple of ``height`` completed on the way (the tiles a store writes).
+
+        Appending merges exactly those subtrees (a merge at level L makes the hash of the 2**L leaves
+        ending at the new size), so the tiles come for free: the same hashes as
+        :func:`inferlog.ledger.tiles.completed_tiles`, without hashing each tile's leaves again or
+        reading the earlier ones back.
+        """
+        tiles: list[tuple[int, int, bytes]] = []
+        hashes = self._hashes
+        for leaf_hash in leaf_hashes:
+            if len(leaf_hash) != HASH_SIZE:
+                raise ValueError(f"leaf hash must be {HASH_SIZE} bytes, got {len(leaf_hash)}")
+            merged = leaf_hash
+            size = self._size
+            level = 0
+            while size & 1:
+                merged = node_hash(hashes.pop(), merged)
+                size >>= 1
+                level += 1
+                if level % height == 0:
+                    tiles.append((level, (self._size + 1 >> level) - 1, merged))
+            hashes.append(merged)
+            self._size += 1
+        tiles.sort()  # by level, then index: the order completed_tiles gives
+        return tiles
+
     def root(self) -> bytes:
         """The tree root MTH(D[0:size]): fold the frontier from the right."""
         if not self._hashes:

@@ -5,9 +5,11 @@ only infer calls are read whole, because their record needs the request and the 
 Other routes (health, metadata) are streamed straight through. The model metadata the proxy reads
 (``GET /v2/models/{name}``) gives each model version's schema, recorded once per process as a
 ``model.schema`` entry (:meth:`Log.capture_schema`). Recording only spools
-(``Log.record``), so it adds no round trip. It runs in a worker thread, never on the event loop:
-``record()`` blocks while the spool is full (up to the Log's ``block_timeout``), and on the loop that
-would stall every request the proxy carries, not just the one being recorded. With a fail-closed Log,
+(``Log.record``), so it adds no round trip. It runs on the event loop only when nothing in it can
+wait (``Log.records_without_waiting``: durability ``process``, no policy, room in the spool), else in
+a worker thread: ``record()`` blocks while the spool is full (up to the Log's ``block_timeout``), and
+on the loop that would stall every request the proxy carries, not just the one being recorded. (The
+thread hop cost more than the record: bench/proxy.py.) With a fail-closed Log,
 an inference that cannot be made durable is answered 503 instead of the model's result.
 
 The upstream client is aiohttp, not httpx: on the same loopback call httpx's async client cost about
@@ -247,17 +249,26 @@ class _Proxy:
         return self.metadata[name]
 
     async def _record(self, call: _InferCall, meta: dict[str, Any]) -> Response | None:
-        """Record the call off the event loop; the 503 to answer instead if the log refused it."""
+        """Record the call; the 503 to answer instead if the log refused it.
+
+        On the event loop when nothing in it can wait (:meth:`Log.records_without_waiting`, and no
+        schema of a new model version to send to the store): a hop to a worker thread cost more than
+        the record itself. Else in a worker thread, so a wait never stalls the other requests.
+        """
+        fields = oip.to_fields(call.path, _json(call.body), call.answer, call.status, meta)
+        version = (fields.model.name, fields.model.version)
         try:
-            await asyncio.to_thread(self._write, call, meta)
+            if self.log.records_without_waiting() and (not meta or version in self.schemas_sent):
+                self._write(call, fields, meta)
+            else:
+                await asyncio.to_thread(self._write, call, fields, meta)
         except NotDurable:
             return _own_reply(NOT_DURABLE, NotDurable.http_status, call.rid)
         return None
 
-    def _write(self, call: _InferCall, meta: dict[str, Any]) -> None:
-        """In a worker thread: the call as a record, through the Log (its spool may block)."""
+    def _write(self, call: _InferCall, fields: oip.OipFields, meta: dict[str, Any]) -> None:
+        """The call as a record, through the Log (its spool may block: see :meth:`_record`)."""
         error = call.error
-        fields = oip.to_fields(call.path, _json(call.body), call.answer, call.status, meta)
         record_for_caller(  # a body the log refuses never turns the model's answer into a 500
             self.log,
             model=fields.model,

@@ -14,8 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -197,19 +198,42 @@ def check_finite(value: Any) -> None:
                 check_finite(child)
 
 
+def _free_form_of(kind: type[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """The getter of a struct type's free-form fields, as one tuple (built once per type)."""
+    names = tuple(name for name in _FREE_FORM if name in getattr(kind, "__struct_fields__", ()))
+    if not names:
+        return lambda entry: ()
+    getter = attrgetter(*names)
+    return (lambda entry: (getter(entry),)) if len(names) == 1 else getter
+
+
+_free_form_getters: dict[type[Any], Callable[[Any], tuple[Any, ...]]] = {}
+
+
 def check_entry(entry: Entry, index: int | None = None) -> Entry:
     """What a typed entry can still hold that no store could keep: values nested too deep, a time
-    that is not a time once in UTC. Refused here, by field, rather than found by the store later."""
-    check_depth({name: getattr(entry, name, None) for name in _FREE_FORM}, index)
+    that is not a time once in UTC. Refused here, by field, rather than found by the store later.
+
+    Every entry of every way in meets this, so the common case is one C-level pass: free-form values
+    of scalars only (:func:`shallow`), and a time already in UTC (which ``format_timestamp`` cannot
+    refuse); anything else takes the full walk.
+    """
+    kind = type(entry)
+    getter = _free_form_getters.get(kind)
+    if getter is None:
+        getter = _free_form_getters[kind] = _free_form_of(kind)
+    if not shallow(*getter(entry)):
+        check_depth({name: getattr(entry, name, None) for name in _FREE_FORM}, index)
     biometric = getattr(entry, "biometric", None)
     if (
         biometric is not None and type(biometric.match) not in _SCALARS
     ):  # the one free-form value nested in a typed one
         check_storable({"biometric.match": biometric.match}, index)
-    try:
-        format_timestamp(entry.ts)
-    except RecordInvalid as exc:
-        raise RecordInvalid(exc.reason, field="ts", index=index) from None
+    if entry.ts.tzinfo is not dt.UTC:
+        try:
+            format_timestamp(entry.ts)
+        except RecordInvalid as exc:
+            raise RecordInvalid(exc.reason, field="ts", index=index) from None
     check_period(entry, index)
     return stamped(entry, index)
 

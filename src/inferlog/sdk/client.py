@@ -375,6 +375,13 @@ class Log:
         _check_strings(purpose=purpose, actor=actor)
         return PeriodOfUse(self._write, system=self.system, purpose=purpose, actor=actor)
 
+    def records_without_waiting(self) -> bool:
+        """Whether ``record()`` would return now without waiting on anything: durability ``process``
+        (no wait for the group commit), no policy (sealing may make a key in the key store, on disk),
+        and a spool with room (no wait for the shipper). An event loop may then record inline instead
+        of handing the call to a thread, which costs more than the record itself."""
+        return not self._machine and self._protect is None and self._frames is None and self._spool.has_room()
+
     def _write(self, entry: Entry) -> None:
         if self._forked:
             self._restart_after_fork()

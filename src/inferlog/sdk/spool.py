@@ -197,6 +197,11 @@ class SpoolWriter:
             self.appended += 1
             return self.appended
 
+    def has_room(self) -> bool:
+        """Whether an append now would not wait for the shipper: a free segment is left even if it
+        rotates (what a caller on an event loop asks before recording inline, not in a thread)."""
+        return not (self._broken or self._closed) and len(self._segments) < self.max_segments - 1
+
     def _rotate(self) -> None:
         deadline = time.monotonic() + self.block_timeout
         while len(self._segments) >= self.max_segments:

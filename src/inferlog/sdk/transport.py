@@ -34,6 +34,11 @@ class StoreTransport:
     def send(self, batch: Sequence[Entry]) -> list[AppendResult]:
         return self.ingestor.append_each(batch)
 
+    def send_checked(self, batch: Sequence[Entry]) -> list[AppendResult]:
+        """:meth:`send` for entries the shipper ran through ``check_entry`` as it decoded them: the
+        pipeline does not check them a second time (it was a tenth of the shipper's time)."""
+        return self.ingestor.append_each(batch, checked=True)
+
     def close(self) -> None:
         self.store.close()
 

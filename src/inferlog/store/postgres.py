@@ -44,7 +44,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from inferlog.errors import Conflict, IntegrityError, StoreError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
-from inferlog.ledger.tiles import completed_tiles
 from inferlog.record.ids import is_uuid
 from inferlog.record.model import StoredEntry, WrappedKey
 from inferlog.record.prepared import Prepared
@@ -343,13 +342,7 @@ class PostgresStore:
             raise IntegrityError(
                 f"the stored compact range covers {tree.size} leaves but the ledger state says {old_size}"
             )
-        tree.extend(leaf_hashes)
-        tiles = completed_tiles(
-            old_size,
-            leaf_hashes,
-            lambda a, b: _leaf_hashes(conn, a, b),
-            lambda level, a, b: _tile_hashes(conn, level, a, b),
-        )
+        tiles = tree.extend_with_tiles(leaf_hashes)  # the tiles fall out of the merges
         if tiles:
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO inferlog.tiles (level, idx, hash) VALUES (%s, %s, %s)", tiles)

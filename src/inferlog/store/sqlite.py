@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from inferlog.errors import Conflict, IntegrityError, StoreUnavailable, UsageError
 from inferlog.ledger.merkle import CompactRange
-from inferlog.ledger.tiles import completed_tiles
 from inferlog.record.model import StoredEntry, WrappedKey
 from inferlog.record.prepared import Prepared
 from inferlog.store import _rollups, _sql
@@ -268,17 +267,11 @@ class SQLiteStore:
                 f"ledger state covers {tree.size} entries but the log holds {old_size}: "
                 "the database was changed outside inferlog; run `inferlog verify`"
             )
-        tree.extend(leaf_hashes)
+        tiles = tree.extend_with_tiles(leaf_hashes)  # the tiles fall out of the merges
         conn.execute(
             "INSERT INTO ledger_state (id, size, frontier) VALUES (1, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier",
             (tree.size, tree.to_bytes()),
-        )
-        tiles = completed_tiles(
-            old_size,
-            leaf_hashes,
-            lambda a, b: self._leaf_hashes(conn, a, b),
-            lambda level, a, b: self._tile_hashes(conn, level, a, b),
         )
         if tiles:
             conn.executemany("INSERT INTO tiles (level, idx, hash) VALUES (?, ?, ?)", tiles)

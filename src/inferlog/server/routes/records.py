@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from inferlog.errors import Forbidden, NotFound, RecordInvalid
@@ -103,7 +103,7 @@ def _default_system(who: Principal) -> str | None:
     openapi_extra=RECORDS_BODY,
     responses={413: {"description": "Body over the size limit"}, 422: {"description": "A record is invalid"}},
 )
-async def append_records(request: Request, state: State, who: Who) -> dict[str, Any]:
+async def append_records(request: Request, state: State, who: Who) -> Response:
     who.require("ingest")
     body = await read_body(request, state.max_body_bytes)
     state.metrics.backlog.inc()
@@ -143,12 +143,10 @@ async def append_records(request: Request, state: State, who: Who) -> dict[str, 
     state.metrics.duplicates.inc(duplicates)
     if conflicts:
         state.metrics.rejected.labels("conflict").inc(conflicts)
-    return {
-        "results": [dataclasses.asdict(r) for r in results],
-        "new": new,
-        "duplicates": duplicates,
-        "conflicts": conflicts,
-    }
+    # Encoded by msgspec and returned as is: FastAPI's own path (dataclasses.asdict, then
+    # jsonable_encoder over every result) cost tens of microseconds a record on a 1,000-record batch.
+    answer = {"results": results, "new": new, "duplicates": duplicates, "conflicts": conflicts}
+    return Response(msgspec.json.encode(answer), media_type="application/json")
 
 
 def _readable(who: Principal, stored: StoredEntry | None, entry_id: str) -> StoredEntry:
