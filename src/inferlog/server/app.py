@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from inferlog import __version__
@@ -19,7 +19,7 @@ from inferlog.errors import BadParameter, InferlogError, RecordInvalid, StoreUna
 from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import CheckpointCadence, Checkpointer
 from inferlog.privacy.protect import Protection
-from inferlog.server import pending
+from inferlog.server import console, pending
 from inferlog.server.retention import RetentionSchedule
 from inferlog.server.routes import (
     admin,
@@ -95,8 +95,10 @@ def create_app(
     )  # fmt: skip
 
     @app.exception_handler(InferlogError)
-    async def inferlog_error(request: Request, exc: InferlogError) -> JSONResponse:
+    async def inferlog_error(request: Request, exc: InferlogError) -> Response:
         status = exc.http_status  # each class in inferlog.errors names its own
+        if console.is_console(request):  # a page, not JSON, for a person in a browser
+            return console.error_page(request, exc)
         if isinstance(exc, StoreUnavailable):
             app.state.inferlog.metrics.store_errors.inc()
         body: dict[str, object] = {"error": type(exc).__name__, "message": str(exc)}
@@ -108,9 +110,11 @@ def create_app(
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
+        if console.is_console(request):
+            return console.error_page(request, BadParameter(str(first.get("msg", "invalid")), field=where))
         return JSONResponse(
             {
                 "error": "RequestInvalid",
@@ -134,6 +138,7 @@ def create_app(
     )
     for router in routers:
         app.include_router(router)
+    console.install(app)  # the pages at / (not in the OpenAPI document: they are for people)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
