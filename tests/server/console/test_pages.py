@@ -204,8 +204,10 @@ def test_the_record_page_shows_the_whole_trail(client: TestClient, seeded: Seede
     assert "mlflow://runs/1.0.0" in page
     assert "sha256:100100" in page
     assert "manual review" in page and "reviewer-7" in page
-    reads = page.split('id="reads"')[1]
+    assert f'hx-get="/records/{seeded.overridden}/reads"' in page
+    reads = html.unescape(client.get(f"/records/{seeded.overridden}/reads").text).split('id="reads"')[1]
     assert "first look" in reads and "audit" in reads and "credit analyst" in reads
+    assert client.get(f"/records/{seeded.overridden}/reads", headers={"HX-Request": "true"}).text.lstrip().startswith("<table")
 
 
 def test_a_reader_is_not_shown_the_read_trail(client: TestClient, seeded: Seeded) -> None:
@@ -213,7 +215,8 @@ def test_a_reader_is_not_shown_the_read_trail(client: TestClient, seeded: Seeded
     sign_in(client, seeded.keys["reader"])
     page = client.get(f"/records/{seeded.ids[0]}?purpose=x").text
     assert 'id="reads-hidden"' in page
-    assert 'id="reads"' not in page
+    assert "/reads" not in page
+    assert client.get(f"/records/{seeded.ids[0]}/reads").status_code == 403
 
 
 def test_records_page_through_with_links(client: TestClient, seeded: Seeded) -> None:

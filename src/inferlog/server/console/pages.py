@@ -19,7 +19,7 @@ from inferlog.ingest.audit import counts_by_system
 from inferlog.lineage import registered_models, unregistered
 from inferlog.query.filters import build_query
 from inferlog.record.model import StoredEntry, kind_of
-from inferlog.server.console.trail import gather, proof_of, readable, verifier_key
+from inferlog.server.console.trail import gather, proof_of, readable, reads_of, verifier_key
 from inferlog.server.console.web import Who, mark_console, render, secure
 from inferlog.server.deps import State
 from inferlog.store.base import MAX_SEQ
@@ -206,3 +206,21 @@ def record_proof(request: Request, state: State, viewer: Who, entry_id: str) -> 
     if proof is None:
         raise NotFound(missing or "no proof")
     return secure(request, JSONResponse(proof), viewer)
+
+
+@router.get("/records/{entry_id}/reads")
+def record_reads(request: Request, state: State, viewer: Who, entry_id: str) -> Response:
+    """Who read this record and why: the part of its page an auditor's browser loads after the page.
+
+    Access entries hold who read and why, never payloads; an auditor may list them on the API
+    (``GET /v1/records?kind=access``), and this lists fewer of them, so it is not itself a new read trail.
+    """
+    viewer.principal.require("auditor")
+    stored = _record(state, viewer, entry_id)
+    fragment = request.headers.get("hx-request") == "true"  # htmx fills the record page with it
+    return render(
+        request,
+        "reads.html" if fragment else "reads_page.html",
+        viewer,
+        {"reads": reads_of(state, stored), "entry_id": entry_id, "title": "Who read it"},
+    )

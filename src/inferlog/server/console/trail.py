@@ -28,7 +28,7 @@ class Trail:
     feedback: list[StoredEntry] = field(default_factory=list)
     registration: Registration | None = None
     versions: list[Registration] = field(default_factory=list)  # every registered version of the model
-    reads: list[AccessEntry] | None = None  # None: this key may not see the read trail (readers)
+    reads_visible: bool = False  # the read trail is an auditor's (as GET /v1/records?kind=access)
     proof: dict[str, Any] | None = None
     proof_missing: str | None = None
 
@@ -64,8 +64,12 @@ def verifier_key(state: ServerState) -> str | None:
     return state.checkpointer.signer.signer.verifier().to_key_string()
 
 
-def _reads(state: ServerState, stored: StoredEntry) -> list[AccessEntry]:
-    """Reads that named this record: a get by id, or a feedback/verification read of it, newest first."""
+def reads_of(state: ServerState, stored: StoredEntry) -> list[AccessEntry]:
+    """Reads that named this record (a get by id, a verification read of it), newest first, among the
+    newest :data:`READS_LOOKED_AT` reads of its system.
+
+    The page loads this part after itself (htmx): access entries have no index of their own, and the
+    record should not wait for the search."""
     query = Query(system=stored.entry.system, kind="access", order="desc", limit=READS_LOOKED_AT)
     found = []
     for access in state.store.query(query).entries:
@@ -91,8 +95,7 @@ def gather(state: ServerState, who: Principal, stored: StoredEntry) -> Trail:
         versions = [r for r in registered_models(state.store) if r.name == entry.model.name]
         trail.versions = sorted(versions, key=lambda r: (r.ts is None, r.ts), reverse=True)
         trail.registration = next((r for r in versions if r.version == entry.model.version), None)
-    if who.allows("auditor"):  # the read trail is the auditor's, as on GET /v1/records?kind=access
-        trail.reads = _reads(state, stored)
+    trail.reads_visible = who.allows("auditor")
     trail.proof, trail.proof_missing = proof_of(state, stored)
     return trail
 

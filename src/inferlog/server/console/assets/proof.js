@@ -66,9 +66,13 @@
   }
 
   async function checkSignature(cp, vkey) {
-    const parts = vkey.trim().split("+");
-    if (parts.length !== 3 || !/^[0-9a-fA-F]{8}$/.test(parts[1])) throw new Error("the verifier key must look like name+hex8+base64");
-    const [name, hexId, key64] = parts;
+    // name+hex8+base64, split at the first two "+" only: standard base64 may itself hold "+".
+    const text = vkey.trim();
+    const first = text.indexOf("+");
+    const second = first < 0 ? -1 : text.indexOf("+", first + 1);
+    if (second < 0) throw new Error("the verifier key must look like name+hex8+base64");
+    const name = text.slice(0, first), hexId = text.slice(first + 1, second), key64 = text.slice(second + 1);
+    if (!/^[0-9a-fA-F]{8}$/.test(hexId)) throw new Error("the verifier key must look like name+hex8+base64");
     const raw = b64(key64);
     if (raw.length !== 33 || raw[0] !== 1) throw new Error("the verifier key is not an Ed25519 key");
     const pub = raw.slice(1);
