@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
-    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence), in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence, console), in place in docs/benchmarks.md
     .venv/bin/python bench/run.py --only evidence --evidence-entries 200000   # a smaller pack than 1 M
 
 Targets are the project's performance targets, stated beside each measure. Scratch files go to a temporary folder in
@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import caller_cost  # noqa: E402
+import console  # noqa: E402
 import lake  # noqa: E402
 from common import OtherLoad, Summary, fmt, load_average, machine_info, table, verdict  # noqa: E402
 
@@ -61,6 +62,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "otlp": {"n": 5_120, "caller_n": 10_000, "warmup": 1_000, "rounds": 2},
     "lake": {"n": 20_000, "rounds": 1, "increment": 2_000},
     "evidence": {"n": 20_000, "rounds": 1},
+    "console": {"n": 20_000, "rounds": 10},
 }
 FULL: dict[str, dict[str, Any]] = {
     "integrity": {"n": 20_000, "rounds": 3, "verify_n": 200_000},
@@ -80,6 +82,7 @@ FULL: dict[str, dict[str, Any]] = {
     "otlp": {"n": 25_600, "caller_n": 30_000, "warmup": 2_000, "rounds": 5},
     "lake": {"n": 100_000, "rounds": 3, "increment": 10_000},
     "evidence": {"n": 1_000_000, "rounds": 1},
+    "console": {"n": 1_000_000, "rounds": 30},
 }
 SECTIONS = {
     "proxy": "## 5. The OIP proxy against MLServer",
@@ -87,6 +90,7 @@ SECTIONS = {
     "otlp": "## 7. OTLP intake",
     "lake": "## 8. Exporting to the lake",
     "evidence": "## 9. Evidence packs: build and verify",
+    "console": "## 10. The console: page render time",  # --only console (not part of the full run yet)
 }
 MODULES: dict[str, Any] = {
     "proxy": proxy,
@@ -94,6 +98,7 @@ MODULES: dict[str, Any] = {
     "otlp": otlp,
     "lake": lake,
     "evidence": evidence,
+    "console": console,
 }
 
 
