@@ -14,6 +14,7 @@ import datetime as dt
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,9 @@ def _build(tmp: Path, n: int) -> tuple[SQLiteStore, Checkpointer]:
         for i in range(0, len(entries), BATCH):
             ingestor.append(entries[i : i + BATCH])
     key = tmp / "signer.key"
-    checkpointer = Checkpointer(store, CheckpointSigner.beside_key(init_signer(key, origin="bench.example/log"), key))
+    checkpointer = Checkpointer(
+        store, CheckpointSigner.beside_key(init_signer(key, origin="bench.example/log"), key)
+    )
     checkpointer.checkpoint()
     return store, checkpointer
 
@@ -105,15 +108,19 @@ def run(tmp: Path, *, n: int, rounds: int) -> ConsoleResults:
     ids = [s.id for s in sample if s.entry.system == "credit"] or [sample[0].id]
     errors = store.query(Query(system="credit", status="error", order="desc", limit=1)).entries[0]
     middle = size // 2
-    pages = {
+    pages: dict[str, Callable[[int], str]] = {
         "overview `/`": lambda i: "/",
         "records, newest 50": lambda i: "/records?purpose=bench",
         "records, filtered (system, model, version, status)": lambda i: (
             "/records?purpose=bench&system=credit&model=scorer&version=4&status=error"
         ),
         "records, by subject": lambda i: f"/records?purpose=bench&subject=subject-{i * 37 % 5000}",
-        "records, a page deep in the log (cursor)": lambda i: f"/records?purpose=bench&cursor={middle - i * 1000}",
-        "one record's trail (proof, model, feedback)": lambda i: f"/records/{ids[i % len(ids)]}?purpose=bench",
+        "records, a page deep in the log (cursor)": lambda i: (
+            f"/records?purpose=bench&cursor={middle - i * 1000}"
+        ),
+        "one record's trail (proof, model, feedback)": lambda i: (
+            f"/records/{ids[i % len(ids)]}?purpose=bench"
+        ),
         "one record's read trail (loaded after its page)": lambda i: f"/records/{errors.id}/reads",
         "integrity": lambda i: "/integrity",
     }

@@ -78,9 +78,14 @@ def seed(tmp_path: Path) -> Seeded:
                 errors.append(rid)
         overridden = ids[4]
         log.feedback(ids[2], label=1, actor="labeler")
-        log.feedback(overridden, label=0, override={"score": 0.0}, comment="manual review", actor="reviewer-7")
+        log.feedback(
+            overridden, label=0, override={"score": 0.0}, comment="manual review", actor="reviewer-7"
+        )
     with inferlog.open(url, system=OTHER, spool_dir=tmp_path / "spool2") as log:
-        fraud = [log.record(model=inferlog.Model("flagger", "2"), input={"amount": i}, output=i > 1) for i in range(3)]
+        fraud = [
+            log.record(model=inferlog.Model("flagger", "2"), input={"amount": i}, output=i > 1)
+            for i in range(3)
+        ]
     store = SQLiteStore(url)
     keys = {
         "reader": create_key(store, "reader", [SYSTEM], "credit analyst")[0],
@@ -91,8 +96,7 @@ def seed(tmp_path: Path) -> Seeded:
     signer = init_signer(tmp_path / "signer.key", origin="console.test/log")
     checkpointer = Checkpointer(store, CheckpointSigner.beside_key(signer, tmp_path / "signer.key"))
     checkpointer.checkpoint()
-    seeded = Seeded(store, url, keys, checkpointer, ids, errors, overridden, fraud[0])
-    return seeded
+    return Seeded(store, url, keys, checkpointer, ids, errors, overridden, fraud[0])
 
 
 def make_app(seeded: Seeded, *, auth: bool = True) -> FastAPI:
@@ -121,7 +125,9 @@ def csrf_of(html: str) -> str:
 def sign_in(client: TestClient, key: str) -> None:
     """Through the form, as a person does."""
     form = client.get("/signin")
-    answer = client.post("/signin", data={"csrf": csrf_of(form.text), "key": key, "next": "/"}, follow_redirects=False)
+    answer = client.post(
+        "/signin", data={"csrf": csrf_of(form.text), "key": key, "next": "/"}, follow_redirects=False
+    )
     assert answer.status_code == 303, answer.text
 
 
@@ -130,7 +136,9 @@ class LiveServer:
 
     def __init__(self, app: FastAPI) -> None:
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, name="console-test-server", daemon=True)
 
     @property
@@ -173,7 +181,9 @@ def page(browser: Browser, live: LiveServer) -> Iterator[Page]:
     """A fresh browser context (no cookies) whose every request must go to the console's own host."""
     context = browser.new_context(base_url=live.url)
     foreign: list[str] = []
-    context.on("request", lambda request: None if request.url.startswith(live.url) else foreign.append(request.url))
+    context.on(
+        "request", lambda request: None if request.url.startswith(live.url) else foreign.append(request.url)
+    )
     opened = context.new_page()
     yield opened
     context.close()

@@ -6,6 +6,7 @@ import hashlib
 import html
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -61,7 +62,9 @@ def test_over_https_the_cookie_is_secure(seeded: Seeded) -> None:
 def test_sign_in_without_the_form_token_is_refused(client: TestClient, seeded: Seeded) -> None:
     """A sign-in posted without (or with another) form token is a 403 page, and no session is made."""
     client.get("/signin")
-    forged = client.post("/signin", data={"csrf": "x" * 43, "key": seeded.keys["reader"]}, follow_redirects=False)
+    forged = client.post(
+        "/signin", data={"csrf": "x" * 43, "key": seeded.keys["reader"]}, follow_redirects=False
+    )
     assert forged.status_code == 403
     assert "text/html" in forged.headers["content-type"]
     assert "inferlog_session" not in forged.headers.get("set-cookie", "")
@@ -203,11 +206,18 @@ def test_the_record_page_shows_the_whole_trail(client: TestClient, seeded: Seede
     assert '"score": 0.067' in page
     assert "mlflow://runs/1.0.0" in page
     assert "sha256:100100" in page
-    assert "manual review" in page and "reviewer-7" in page
+    assert "manual review" in page
+    assert "reviewer-7" in page
     assert f'hx-get="/records/{seeded.overridden}/reads"' in page
     reads = html.unescape(client.get(f"/records/{seeded.overridden}/reads").text).split('id="reads"')[1]
-    assert "first look" in reads and "audit" in reads and "credit analyst" in reads
-    assert client.get(f"/records/{seeded.overridden}/reads", headers={"HX-Request": "true"}).text.lstrip().startswith("<table")
+    assert "first look" in reads
+    assert "audit" in reads
+    assert "credit analyst" in reads
+    assert (
+        client.get(f"/records/{seeded.overridden}/reads", headers={"HX-Request": "true"})
+        .text.lstrip()
+        .startswith("<table")
+    )
 
 
 def test_a_reader_is_not_shown_the_read_trail(client: TestClient, seeded: Seeded) -> None:
@@ -246,13 +256,17 @@ def test_filters_combine(client: TestClient, seeded: Seeded) -> None:
         page = client.get(f"/records?purpose=f&limit=200&{qs}").text
         return {int(s) for s in re.findall(r'aria-label="record (\d+)"', page)}
 
-    by_id = {s.id: s.seq for s in seeded.store.query(Query(system=SYSTEM, kind="inference", limit=1000)).entries}
+    by_id = {
+        s.id: s.seq for s in seeded.store.query(Query(system=SYSTEM, kind="inference", limit=1000)).entries
+    }
     assert seqs("status=error") == {by_id[i] for i in seeded.errors}
     assert seqs("version=1.0.0") == {by_id[i] for i in seeded.ids[0::2]}
     assert seqs("subject=customer-1") == {by_id[i] for n, i in enumerate(seeded.ids) if n % 6 == 1}
     assert seqs("session=session-2") == {by_id[i] for i in seeded.ids[40:]}
     assert seqs("attr=region%3Dus") == {by_id[i] for n, i in enumerate(seeded.ids) if n % 3 == 0}
-    assert seqs("since=2026-11-02T09:10:00Z&until=2026-11-02T09:15:00Z") == {by_id[i] for i in seeded.ids[10:15]}
+    assert seqs("since=2026-11-02T09:10:00Z&until=2026-11-02T09:15:00Z") == {
+        by_id[i] for i in seeded.ids[10:15]
+    }
 
 
 def test_markup_in_records_is_shown_as_text(client: TestClient, seeded: Seeded, tmp_path: Path) -> None:
@@ -273,7 +287,9 @@ def test_no_auth_on_loopback_needs_no_sign_in(seeded: Seeded) -> None:
         assert client.get("/", follow_redirects=False).status_code == 200
         assert client.get("/signin", follow_redirects=False).headers["location"] == "/"
         assert client.get("/records?purpose=x").status_code == 200
-        assert client.post("/integrity/verify", data={"csrf": "guess"}).status_code == 403  # still CSRF-checked
+        assert (
+            client.post("/integrity/verify", data={"csrf": "guess"}).status_code == 403
+        )  # still CSRF-checked
 
 
 def test_the_overview_shows_systems_and_models(client: TestClient, seeded: Seeded) -> None:
@@ -308,7 +324,9 @@ def test_assets_go_into_the_wheel() -> None:
     root = Path(__file__).resolve().parents[3]
     files = [*ASSETS.iterdir(), *(ASSETS.parent / "templates").iterdir()]
     assert len(files) > 15
+    git = shutil.which("git")
+    assert git is not None
     ignored = subprocess.run(
-        ["git", "check-ignore", *map(str, files)], cwd=root, capture_output=True, text=True, check=False
+        [git, "check-ignore", *map(str, files)], cwd=root, capture_output=True, text=True, check=False
     )
     assert ignored.stdout == ""

@@ -15,7 +15,7 @@ from inferlog.server.console import pages, signin, status
 from inferlog.server.console.sessions import Sessions
 from inferlog.server.console.web import ASSET_URL, ASSETS, error_page
 
-__all__ = ["ASSETS", "install", "is_console", "error_page"]
+__all__ = ["ASSETS", "error_page", "install", "is_console"]
 
 
 def install(app: FastAPI) -> None:

@@ -95,5 +95,7 @@ async def signout(request: Request, viewer: Who) -> Response:
     if viewer.session_id is not None:
         sessions_of(request).close(viewer.session_id)
     answer = RedirectResponse("/signin" if viewer.signed_in else "/", status_code=303)
-    answer.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    answer.delete_cookie(
+        COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
     return secure(request, answer, None)

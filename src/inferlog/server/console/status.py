@@ -60,7 +60,9 @@ def _offbox(state: ServerState) -> list[dict[str, Any]]:
                 copies.append({"kind": "folder", "where": str(publisher.directory), "error": str(exc)})
                 continue
             newest = notes[-1].split(b"\n")[1].decode() if notes else None
-            copies.append({"kind": "folder", "where": str(publisher.directory), "count": len(notes), "newest": newest})
+            copies.append(
+                {"kind": "folder", "where": str(publisher.directory), "count": len(notes), "newest": newest}
+            )
         elif isinstance(publisher, WebhookPublisher):
             copies.append({"kind": "webhook", "where": publisher.url})
         else:
@@ -84,7 +86,9 @@ def integrity(request: Request, state: State, viewer: Who) -> Response:
             "checkpoint_count": len(checkpoints),
             "newest": newest,
             "uncovered": size - (newest.size if newest else 0),
-            "signer": state.checkpointer.signer.signer.verifier().to_key_string() if state.checkpointer else None,
+            "signer": state.checkpointer.signer.signer.verifier().to_key_string()
+            if state.checkpointer
+            else None,
             "offbox": _offbox(state),
             "publish_failures": state.checkpointer.publish_failures if state.checkpointer else 0,
             "last": getattr(request.app.state, "console_last_verify", None),
@@ -122,10 +126,7 @@ async def verify_now(request: Request, state: State, viewer: Who) -> Response:
 def retention(request: Request, state: State, viewer: Who) -> Response:
     """The retention each system has, the legal holds, and the key store's presence (auditor, admin)."""
     viewer.principal.require("auditor", "admin")
-    if state.protection is None:
-        policy = None
-    else:
-        policy = state.protection.policy
+    policy = None if state.protection is None else state.protection.policy
     systems = []
     holds = []
     if policy is not None:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from inferlog import __version__
@@ -128,7 +128,7 @@ def render(
     viewer: Viewer | None,
     context: dict[str, Any] | None = None,
     status_code: int = 200,
-) -> HTMLResponse:
+) -> Response:
     """A template rendered for ``viewer``, with the headers every console page carries."""
     state: ServerState = request.app.state.inferlog
     page = TEMPLATES.TemplateResponse(
