@@ -97,13 +97,15 @@ def test_demo_spreads_the_stream_over_days_and_plants_a_drift(demo: Demo) -> Non
     higher in the last day than before (the drift the demo's monitoring rule catches)."""
     summary, entries = demo
     records = inferences(entries)
-    assert summary.started is not None and summary.drift_since is not None
+    assert summary.started is not None
+    assert summary.drift_since is not None
     span = max(r.ts for r in records) - min(r.ts for r in records)
     assert span > dt.timedelta(days=DAYS - 1)
     canary = [r for r in records if r.model.version == VERSIONS[1] and r.status == "ok"]
     before = [r.input[DRIFTED_FEATURE] for r in canary if r.ts < summary.drift_since]
     after = [r.input[DRIFTED_FEATURE] for r in canary if r.ts >= summary.drift_since]
-    assert before and after
+    assert before
+    assert after
     assert statistics.mean(after) / statistics.mean(before) > 1.3
     policy = tomllib.loads(demo_policy(summary))
     rule = policy["monitoring"]["alerts"][0]
