@@ -49,6 +49,8 @@ ENV_MAX_RECORD_AGE = "INFERLOG_MAX_RECORD_AGE"
 """How old a record's ``ts`` may be when a server receives it (default 30d); ``inferlog import`` takes older."""
 ENV_MAX_CLOCK_SKEW = "INFERLOG_MAX_CLOCK_SKEW"
 """How far ahead of the server's clock a record's ``ts`` may be (default 10m)."""
+ENV_MONITOR_EVERY = "INFERLOG_MONITOR_EVERY"
+"""How often ``inferlog serve`` evaluates the policy's alert rules (default 1m; 0 = never)."""
 
 DEFAULT_DB = "sqlite:///inferlog.db"
 DEFAULT_SIGNER_KEY_FILE = "inferlog-signer.key"
@@ -56,6 +58,7 @@ DEFAULT_SYSTEM = "default"
 DEFAULT_KSERVE_TIMEOUT = 60.0
 DEFAULT_MAX_RECORD_AGE = "30d"
 DEFAULT_MAX_CLOCK_SKEW = "10m"
+DEFAULT_MONITOR_EVERY = "1m"
 
 SETTINGS = {
     ENV_DB: "the log's URL (default sqlite:///inferlog.db)",
@@ -76,6 +79,7 @@ SETTINGS = {
     ENV_MAX_RECORD_AGE: "how old a record's ts may be when the server receives it: 90s, 30m, 12h, 30d, 2w "
     "(default 30d; `inferlog import` takes older records)",
     ENV_MAX_CLOCK_SKEW: "how far ahead of the server's clock a record's ts may be (default 10m)",
+    ENV_MONITOR_EVERY: "how often the server evaluates the policy's alert rules: 30s, 1m, 5m (default 1m; 0 = never)",
 }
 
 DURABILITY_LEVELS = ("process", "machine")

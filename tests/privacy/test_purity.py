@@ -12,7 +12,13 @@ import inferlog.privacy
 
 PACKAGE = Path(inferlog.privacy.__file__).parent
 PURE = ["__init__.py", "paths.py", "redact.py", "pseudonym.py", "policy.py"]
-ALLOWED_INFERLOG = {"inferlog.errors", "inferlog.record.model"}
+# The [monitoring] table's values and their parser are pure too (stdlib and inferlog.errors only).
+ALLOWED_INFERLOG = {
+    "inferlog.errors",
+    "inferlog.record.model",
+    "inferlog.monitor.policy",
+    "inferlog.monitor.rules",
+}
 FORBIDDEN_STDLIB = {
     "sqlite3",
     "socket",

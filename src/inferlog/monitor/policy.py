@@ -21,6 +21,7 @@ Shape of the table (documented for users in docs/monitoring.md)::
     window = "15m"
     reference = "q3"                              # drift metrics only
     min_volume = 20                               # optional: no verdict on fewer records
+    webhook = "https://hooks.example.com/credit"  # optional: instead of [monitoring] webhooks = [...]
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class AlertRule:
     below: float | None = None
     reference: str | None = None
     min_volume: int = 0
+    webhooks: tuple[str, ...] | None = None  # None: the policy's [monitoring] webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,9 @@ class MonitoringPolicy:
     systems: Mapping[str, FeatureConfig] = field(default_factory=lambda: MappingProxyType({}))
     references: Mapping[str, ReferenceSpec] = field(default_factory=lambda: MappingProxyType({}))
     alerts: tuple[AlertRule, ...] = ()
+    webhooks: tuple[
+        str, ...
+    ] = ()  # where every rule's alerts are POSTed (a rule's own webhook replaces them)
 
     def features_of(self, system: str) -> FeatureConfig:
         """The feature configuration of one system (inferred features when it has none)."""

@@ -26,6 +26,8 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from inferlog.errors import UsageError
+from inferlog.monitor.policy import MonitoringPolicy
+from inferlog.monitor.rules import monitoring_to_dict, parse_monitoring
 from inferlog.privacy.paths import WILDCARD, parse_path
 from inferlog.privacy.redact import BUILTIN_DETECTORS, RedactRule, custom_detector
 
@@ -201,6 +203,7 @@ class Policy:
     keystore_path: Path | None = None  # resolved against the policy file's folder
     keystore: str | None = None  # the path as written (what to_dict shows)
     source: str = "(no policy file)"
+    monitoring: MonitoringPolicy = field(default_factory=MonitoringPolicy)  # the [monitoring] table
 
     @classmethod
     def default(cls) -> Policy:
@@ -221,14 +224,21 @@ class Policy:
         return [(p.name, p.forced) for p in self.all_systems() if p.forced is not None]
 
     def to_dict(self) -> dict[str, Any]:
-        """A normalized, JSON-ready view: durations as strings, holds by name with ISO times, keys sorted."""
-        return {
+        """A normalized, JSON-ready view: durations as strings, holds by name with ISO times, keys sorted.
+
+        ``monitoring`` is there only when the file has a ``[monitoring]`` table, so a policy without
+        one keeps the digest it always had.
+        """
+        out = {
             "defaults": self.defaults.to_dict(),
             "detectors": {name: self.detectors[name].pattern for name in sorted(self.detectors)},
             "holds": [h.to_dict() for h in sorted(self.holds, key=lambda h: h.name)],
             "keystore": None if self.keystore is None else {"path": self.keystore},
             "systems": {name: self.systems[name].to_dict() for name in sorted(self.systems)},
         }
+        if self.monitoring != MonitoringPolicy():
+            out["monitoring"] = monitoring_to_dict(self.monitoring)
+        return out
 
     @cached_property
     def digest(self) -> str:
@@ -261,7 +271,7 @@ def parse_policy(text: str, source: str = "inferlog.toml", base_dir: Path | None
     return _Parser(source).policy(data, base_dir)
 
 
-_TOP = ("defaults", "detectors", "holds", "keystore", "systems")
+_TOP = ("defaults", "detectors", "holds", "keystore", "monitoring", "systems")
 _SECTION = ("encrypt", "force_short_retention", "minimum_retention", "pseudonymize", "redact", "retention")
 _RULE = ("detectors", "paths")
 _HOLD = ("from", "name", "reason", "subject", "system", "until")
@@ -323,10 +333,15 @@ class _Parser:
             keystore_path = Path(keystore_text)
             if base_dir is not None and not keystore_path.is_absolute():
                 keystore_path = base_dir / keystore_path
+        monitoring = (
+            parse_monitoring(data["monitoring"], source=self.source, base_dir=base_dir)
+            if "monitoring" in data
+            else MonitoringPolicy()
+        )
         return Policy(
             defaults=defaults, systems=MappingProxyType(systems), holds=holds,
             detectors=MappingProxyType(self.custom), keystore_path=keystore_path, keystore=keystore_text,
-            source=self.source,
+            source=self.source, monitoring=monitoring,
         )  # fmt: skip
 
     # -- shapes ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from inferlog import __version__
+from inferlog.config import DEFAULT_MONITOR_EVERY, ENV_MONITOR_EVERY, duration_setting
 from inferlog.errors import BadParameter, InferlogError, RecordInvalid, StoreUnavailable
 from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import CheckpointCadence, Checkpointer
+from inferlog.monitor.scheduler import AlertSchedule, default_source, make_alerter
+from inferlog.monitor.source import MetricSource
 from inferlog.privacy.protect import Protection
 from inferlog.server import console, pending
 from inferlog.server.retention import RetentionSchedule
 from inferlog.server.routes import (
     admin,
+    alerts,
     health,
     kserve,
     ledger,
@@ -37,6 +42,8 @@ from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
 from inferlog.store.protocols import Store
 
+log = logging.getLogger("inferlog.server")
+
 
 def create_app(
     store: Store,
@@ -48,6 +55,8 @@ def create_app(
     retention_every: float = 0.0,
     window: AcceptedWindow | None = None,
     checkpoint_cadence: bool = True,
+    metric_source: MetricSource | None = None,
+    monitor_every: float | None = None,
 ) -> FastAPI:
     """An app serving ``store``. ``auth=False`` makes every request an all-powerful anonymous one.
 
@@ -59,9 +68,17 @@ def create_app(
     With a ``checkpointer``, a background thread signs on its cadence (every
     N entries or T seconds) while the app runs, and once more at shutdown; ``checkpoint_cadence=False``
     leaves only ``POST /v1/checkpoint``.
+    When the policy has alert rules, a background thread evaluates them every ``monitor_every``
+    seconds (default: ``INFERLOG_MONITOR_EVERY``, 1m; 0 = never) against ``metric_source`` (default:
+    the monitoring engine, :func:`inferlog.monitor.scheduler.default_source`).
     """
     schedule = RetentionSchedule(store, protection, retention_every) if protection is not None else None
     cadence = CheckpointCadence(checkpointer) if checkpointer is not None and checkpoint_cadence else None
+    state = ServerState(
+        store, auth=auth, max_body_bytes=max_body_bytes, checkpointer=checkpointer, protection=protection,
+        window=window or AcceptedWindow.from_env(),
+    )  # fmt: skip
+    alert_schedule = _alert_schedule(state, metric_source, monitor_every)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,9 +88,13 @@ def create_app(
             schedule.start()
         if cadence is not None:
             cadence.start()
+        if alert_schedule is not None:
+            alert_schedule.start()
         try:
             yield
         finally:
+            if alert_schedule is not None:
+                alert_schedule.close()
             if cadence is not None:
                 cadence.close()
             if schedule is not None:
@@ -89,10 +110,7 @@ def create_app(
         redoc_url=None,
     )
     _self_hosted_docs(app)
-    app.state.inferlog = ServerState(
-        store, auth=auth, max_body_bytes=max_body_bytes, checkpointer=checkpointer, protection=protection,
-        window=window or AcceptedWindow.from_env(),
-    )  # fmt: skip
+    app.state.inferlog = state
 
     @app.exception_handler(InferlogError)
     async def inferlog_error(request: Request, exc: InferlogError) -> Response:
@@ -128,6 +146,7 @@ def create_app(
         records.router,
         ledger.router,
         admin.router,
+        alerts.router,
         models.router,
         health.router,
         kserve.router,
@@ -151,6 +170,27 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _alert_schedule(
+    state: ServerState, source: MetricSource | None, every: float | None
+) -> AlertSchedule | None:
+    """The alert rules' schedule, when the policy has rules, a source can measure them and ``every`` > 0."""
+    protection = state.protection
+    if protection is None or not protection.policy.monitoring.alerts:
+        return None
+    if every is None:
+        every = duration_setting(ENV_MONITOR_EVERY, DEFAULT_MONITOR_EVERY).total_seconds()
+    if every <= 0:
+        return None
+    source = source or default_source(state.store, protection.policy, protection.keyring)
+    if source is None:
+        log.warning(
+            "the policy has alert rules but no monitoring engine is available: they are not evaluated"
+        )
+        return None
+    alerter = make_alerter(state.store, protection.policy.monitoring, source, actor="server")
+    return AlertSchedule(alerter, every, on_pass=state.metrics.observe_alerts)
 
 
 STATIC = Path(__file__).parent / "static"

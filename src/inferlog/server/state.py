@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.reveal import reveal
 from inferlog.lineage import ModelRegistry, StoreRegistrations
+from inferlog.monitor.alerts import AlertState, read_state
 from inferlog.pipeline import Pipeline
 from inferlog.privacy.policy import Policy
 from inferlog.privacy.protect import Protection
@@ -33,6 +35,8 @@ class ServerState:
     ingestor: Ingestor = field(init=False)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     lineage: ModelRegistry = field(init=False)  # the sinks attach digest/uri from it (lineage.py)
+    _alert_state: AlertState = field(default_factory=AlertState, init=False)
+    _alert_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         # Every entry that arrives (records, feedback, the sinks' records) passes the policy's admission,
@@ -41,6 +45,11 @@ class ServerState:
         self.ingestor = Ingestor(self.store, Pipeline([admission]))
         store = self.store
         self.lineage = ModelRegistry(StoreRegistrations(store))
+
+    def alert_state(self) -> AlertState:
+        """The log's alert state, brought up to date (reads only the entries appended since last time)."""
+        with self._alert_lock:
+            return read_state(self.store, self._alert_state)
 
     def stored_subject(self, subject: str | None) -> str | None:
         """A subject as the log stores it: its keyed pseudonym when the policy has a key store.

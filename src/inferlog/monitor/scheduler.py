@@ -1,0 +1,128 @@
+"""Running the alert rules on a cadence: a named thread, one pass per interval, errors logged, stopped on close.
+
+``inferlog serve`` runs one when the policy has alert rules and a MetricSource is available
+(``INFERLOG_MONITOR_EVERY``, default 1m); ``inferlog monitor run --every`` runs the same loop in the
+foreground. :func:`default_source` is where the built-in monitoring engine is found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from inferlog.errors import InferlogError, UsageError
+from inferlog.monitor.alerts import Alerter
+from inferlog.monitor.policy import MonitoringPolicy
+from inferlog.monitor.source import MetricSource
+from inferlog.monitor.webhooks import WebhookNotifier
+from inferlog.privacy.policy import Policy
+from inferlog.store.protocols import EntryStore
+
+log = logging.getLogger("inferlog.monitor.scheduler")
+
+DEFAULT_EVERY = "1m"
+
+SourceFactory = Callable[[Any, Policy, Any], MetricSource | None]
+"""Makes a MetricSource from (store, policy, key store); None when it cannot measure this log."""
+
+
+def default_source(store: Any, policy: Policy, keystore: Any) -> MetricSource | None:
+    """The built-in monitoring engine over ``store``, or None where it is not available.
+
+    The key store lets the engine read sealed fields where the policy allows it.
+    """
+    try:
+        engine = importlib.import_module("inferlog.monitor.engine")
+    except ModuleNotFoundError as exc:
+        if exc.name != "inferlog.monitor.engine":
+            raise
+        return None
+    source: MetricSource = engine.Monitor(store, policy, keystore)
+    return source
+
+
+def load_source_factory(target: str) -> SourceFactory:
+    """A factory named ``module:callable`` (``--source``): called with (store, policy, key store)."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise UsageError(f"--source must be module:callable, got {target!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"--source {target}: cannot import {module_name}: {exc}") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise UsageError(f"--source {target}: {module_name} has no callable {attribute}")
+    made: SourceFactory = factory
+    return made
+
+
+def make_alerter(
+    store: EntryStore,
+    policy: MonitoringPolicy,
+    source: MetricSource,
+    *,
+    actor: str = "monitor",
+    webhooks: bool = True,
+) -> Alerter:
+    """An Alerter over ``store``, posting to the policy's webhooks (when it names any and ``webhooks``)."""
+    wants = webhooks and (policy.webhooks or any(rule.webhooks for rule in policy.alerts))
+    notifier = WebhookNotifier(policy) if wants else None
+    return Alerter(store, policy, source, notifier=notifier, actor=actor)
+
+
+class AlertSchedule:
+    """Runs ``alerter.run_once`` every ``interval`` seconds in the thread ``inferlog-alerts`` until closed.
+
+    ``on_pass`` is called after every pass (the server sets its gauges from the alerter there).
+    """
+
+    def __init__(
+        self,
+        alerter: Alerter,
+        interval: float,
+        on_pass: Callable[[Alerter], None] | None = None,
+    ) -> None:
+        self.alerter = alerter
+        self.interval = interval
+        self.on_pass = on_pass
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="inferlog-alerts", daemon=True)
+            self._thread.start()
+
+    def run_once(self, now: dt.datetime | None = None) -> None:
+        """One pass; a failure (the store down, say) is logged and counted, and the next pass tries again."""
+        try:
+            self.alerter.run_once(now)
+        except InferlogError as exc:
+            self.failures += 1
+            log.error("alert rules not evaluated: %s", exc)
+        except Exception:  # the schedule outlives any one failed pass
+            self.failures += 1
+            log.exception("alert rules not evaluated")
+        if self.on_pass is not None:
+            self.on_pass(self.alerter)
+
+    def _run(self) -> None:
+        while True:  # a pass at start, then one per interval
+            self.run_once()
+            if self._stop.wait(self.interval):
+                return
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop after the pass under way, then let the webhooks deliver what is queued (up to ``timeout``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        notifier = self.alerter.notifier
+        if isinstance(notifier, WebhookNotifier):
+            notifier.close(timeout)
