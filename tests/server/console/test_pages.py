@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import html
 import json
@@ -14,11 +15,14 @@ from fastapi.testclient import TestClient
 
 import inferlog
 from inferlog.apikeys import revoke_key
+from inferlog.monitor.policy import AlertRule, MonitoringPolicy
+from inferlog.monitor.scheduler import make_alerter
 from inferlog.record.model import AccessEntry
 from inferlog.server.auth import parse_key
 from inferlog.server.console import ASSETS
 from inferlog.store.base import Query
-from tests.server.console.conftest import SYSTEM, Seeded, csrf_of, make_app, sign_in
+from tests.monitor.alerting import StoreSource
+from tests.server.console.conftest import SYSTEM, T0, Seeded, csrf_of, make_app, sign_in
 
 
 def _access(seeded: Seeded) -> list[AccessEntry]:
@@ -330,3 +334,18 @@ def test_assets_go_into_the_wheel() -> None:
         [git, "check-ignore", *map(str, files)], cwd=root, capture_output=True, text=True, check=False
     )
     assert ignored.stdout == ""
+
+
+def test_a_firing_alert_is_on_the_overview(client: TestClient, seeded: Seeded) -> None:
+    """An alert rule that fired (an alert.fired entry in the log) is listed on the overview, with its
+    number and a link to its charts, for a key covering its system."""
+    rule = AlertRule(name="credit errors", metric="error_rate", system=SYSTEM,
+                     window=dt.timedelta(hours=2), above=0.05)  # fmt: skip
+    alerter = make_alerter(seeded.store, MonitoringPolicy(alerts=(rule,)), StoreSource(seeded.store))
+    alerter.run_once(T0 + dt.timedelta(hours=1))
+    sign_in(client, seeded.keys["reader"])
+    page = client.get("/")
+    section = page.text.split('id="overview-alerts"')[1].split("</section>")[0]
+    assert "credit errors" in section
+    assert '<span class="alert-value">0.1</span>' in section  # 6 errors in 60 records
+    assert "/monitor?system=credit" in section

@@ -65,6 +65,7 @@ def overview(request: Request, state: State, viewer: Who) -> Response:
     stats = state.store.stats(query)
     registrations = registered_models(state.store)
     checkpoints = state.store.checkpoints()
+    firing = [a for a in state.alert_state().firing_alerts() if who.covers(a.system)]  # as GET /v1/alerts
     return render(
         request,
         "overview.html",
@@ -76,6 +77,7 @@ def overview(request: Request, state: State, viewer: Who) -> Response:
             "unregistered": unregistered(stats["models"], registrations),
             "checkpoint": checkpoints[-1] if checkpoints else None,
             "can_read": who.allows("reader", "auditor"),
+            "firing": firing,
         },
     )
 
