@@ -10,7 +10,6 @@ headless system Chromium (Playwright, never a downloaded browser) signs in with 
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -18,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import uvicorn
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, ViewportSize, sync_playwright
 
 from inferlog.apikeys import create_key
 from inferlog.demo import demo_policy, run_demo
@@ -32,7 +31,7 @@ from inferlog.store.sqlite import SQLiteStore
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "img"
 PORT = 8797
-SIZE = {"width": 1280, "height": 860}
+SIZE: ViewportSize = {"width": 1280, "height": 860}
 
 
 def _wait(url: str) -> None:
@@ -107,4 +106,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
