@@ -25,7 +25,7 @@ from inferlog.apikeys import create_key
 from inferlog.ingest import Ingestor
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.signer import CheckpointSigner
-from inferlog.integrity.signing_keys import init_signer
+from inferlog.integrity.signing_keys import init_signer, load_signer
 from inferlog.record import Model
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, FeedbackEntry
@@ -96,11 +96,17 @@ def _sign_in(client: TestClient, key: str) -> None:
     assert answer.status_code == 303, answer.text
 
 
-def run(tmp: Path, *, n: int, rounds: int) -> ConsoleResults:
-    tmp = tmp / "console"
-    tmp.mkdir()
+def run(tmp: Path, *, n: int, rounds: int, keep: Path | None = None) -> ConsoleResults:
+    """``keep``: a folder to build the log in once and reuse on later runs (same ``n``)."""
+    tmp = keep if keep is not None else tmp / "console"
+    tmp.mkdir(exist_ok=keep is not None)
     started = time.perf_counter()
-    store, checkpointer = _build(tmp, n)
+    if keep is not None and (tmp / "log.db").exists():
+        store = SQLiteStore(f"sqlite:///{tmp / 'log.db'}")
+        key_path = tmp / "signer.key"
+        checkpointer = Checkpointer(store, CheckpointSigner.beside_key(load_signer(key_path), key_path))
+    else:
+        store, checkpointer = _build(tmp, n)
     build_seconds = time.perf_counter() - started
     key, _ = create_key(store, "auditor", ["*"], "bench auditor")
     size = store.size()
@@ -179,6 +185,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--keep", type=Path, default=None, help="build the log here once, reuse it after")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="inferlog-bench-") as scratch:
-        print(section(run(Path(scratch), n=args.n, rounds=args.rounds)))
+        print(section(run(Path(scratch), n=args.n, rounds=args.rounds, keep=args.keep)))

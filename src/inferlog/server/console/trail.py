@@ -7,6 +7,7 @@ what the page shows (see :mod:`inferlog.server.console.pages`).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from inferlog.server.state import ServerState
 from inferlog.store.base import MAX_PAGE, Query
 
 READS_LOOKED_AT = MAX_PAGE  # the newest access entries of the system searched for reads of one record
+CLOCK_SLACK = dt.timedelta(minutes=5)  # servers' clocks may differ a little (several servers, one log)
 
 
 @dataclass
@@ -70,7 +72,9 @@ def reads_of(state: ServerState, stored: StoredEntry) -> list[AccessEntry]:
 
     The page loads this part after itself (htmx): access entries have no index of their own, and the
     record should not wait for the search."""
-    query = Query(system=stored.entry.system, kind="access", order="desc", limit=READS_LOOKED_AT)
+    # No read of an entry precedes its logging: only access entries from then on (the ts index) are looked at.
+    since = stored.logged_at - CLOCK_SLACK
+    query = Query(system=stored.entry.system, kind="access", since=since, order="desc", limit=READS_LOOKED_AT)
     found = []
     for access in state.store.query(query).entries:
         entry = access.entry
