@@ -45,7 +45,10 @@ def _wait(url: str) -> None:
 
 
 def _shoot(page: Page, path: str, name: str, wait_for: str | None = None) -> None:
-    page.goto(path)
+    answer = page.goto(path)
+    if answer is None or answer.status != 200:
+        print(f"skipped docs/img/console-{name}.png: {path} answered {answer.status if answer else None}")
+        return
     if wait_for:
         page.wait_for_selector(wait_for, timeout=30_000)
     page.wait_for_load_state("networkidle")
