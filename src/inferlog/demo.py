@@ -94,7 +94,7 @@ class DemoSummary:
             f"  inferlog{db} verify --checkpoints checkpoints/",
             f"  inferlog{db} verify record {self.example_id}",
             "",
-            "Serve it over HTTP (OpenAPI at http://127.0.0.1:8000/docs):",
+            "Serve it over HTTP (the console at http://127.0.0.1:8000/, OpenAPI at /docs):",
             f"  inferlog{db} serve --no-auth",
             "",
             "(The inferlog command is in .venv/bin: run `source .venv/bin/activate` first.)",
