@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
-    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence, console), in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence, monitor, console), in place in docs/benchmarks.md
     .venv/bin/python bench/run.py --only evidence --evidence-entries 200000   # a smaller pack than 1 M
 
 Targets are the project's performance targets, stated beside each measure. Scratch files go to a temporary folder in
@@ -30,6 +30,7 @@ from common import OtherLoad, Summary, fmt, load_average, machine_info, table, v
 import evidence  # noqa: E402
 import ingest  # noqa: E402
 import integrity  # noqa: E402
+import monitor  # noqa: E402
 import otlp  # noqa: E402
 import privacy  # noqa: E402
 import proxy  # noqa: E402
@@ -63,6 +64,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "lake": {"n": 20_000, "rounds": 1, "increment": 2_000},
     "evidence": {"n": 20_000, "rounds": 1},
     "console": {"n": 20_000, "rounds": 10},
+    "monitor": {"n": 20_000, "rounds": 2, "round_size": 5_000, "repeat": 5},
 }
 FULL: dict[str, dict[str, Any]] = {
     "integrity": {"n": 20_000, "rounds": 3, "verify_n": 200_000},
@@ -83,6 +85,7 @@ FULL: dict[str, dict[str, Any]] = {
     "lake": {"n": 100_000, "rounds": 3, "increment": 10_000},
     "evidence": {"n": 1_000_000, "rounds": 1},
     "console": {"n": 1_000_000, "rounds": 30},
+    "monitor": {"n": 1_000_000, "rounds": 3, "round_size": 20_000, "repeat": 20},
 }
 SECTIONS = {
     "proxy": "## 5. The OIP proxy against MLServer",
@@ -91,6 +94,7 @@ SECTIONS = {
     "lake": "## 8. Exporting to the lake",
     "evidence": "## 9. Evidence packs: build and verify",
     "console": "## 10. The console: page render time",  # --only console (not part of the full run yet)
+    "monitor": "## 11. Monitoring",
 }
 MODULES: dict[str, Any] = {
     "proxy": proxy,
@@ -99,6 +103,7 @@ MODULES: dict[str, Any] = {
     "lake": lake,
     "evidence": evidence,
     "console": console,
+    "monitor": monitor,
 }
 
 

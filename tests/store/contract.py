@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from inferlog.errors import UsageError
+from inferlog.errors import Conflict, UsageError
 from inferlog.ledger.merkle import LeafList, root_of
 from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.record.model import AdminEntry, WrappedKey
@@ -19,11 +19,13 @@ from inferlog.store import (
     EntryReader,
     EntryWriter,
     LedgerStore,
+    MonitorStore,
     PayloadStore,
+    RollupStore,
     Store,
     open_store,
 )
-from inferlog.store.base import HoldFilter, Purge, Query
+from inferlog.store.base import HoldFilter, Purge, Query, Rollup, RollupFilter, RollupKey, RollupState
 from inferlog.testing import make_record, prepare
 from tests.helpers import inference, present
 
@@ -64,7 +66,16 @@ class StoreContract:
 
     def test_every_role_is_there(self, store: Store) -> None:
         """The backend has every role protocol's methods, so any caller may be handed it."""
-        roles = (EntryWriter, EntryReader, LedgerStore, PayloadStore, ApiKeyStore, Store)
+        roles = (
+            EntryWriter,
+            EntryReader,
+            LedgerStore,
+            PayloadStore,
+            ApiKeyStore,
+            RollupStore,
+            MonitorStore,
+            Store,
+        )
         assert [role.__name__ for role in roles if not isinstance(store, role)] == []
 
     def test_seq_is_gap_free_from_one_across_batches(self, store: Store) -> None:
@@ -495,3 +506,61 @@ class StoreContract:
         assert got.entry.model == record.model  # type: ignore[union-attr]  # rebuilt from the leaf
         (row,) = store.ledger_rows()
         assert (row.body, row.salt, row.subject, row.request_id) == (None, None, None, None)
+
+    # -- monitor rollups ----------------------------------------------------------------------
+
+    def test_rollups_are_written_read_and_replaced_with_their_cursor(self, store: Store) -> None:
+        """Rollups come back by level, scope and bucket range; a rewrite replaces a row and moves the cursor."""
+        assert store.rollup_state() == RollupState()
+        rows = [Rollup(60, "s", "m", "1", 60 * n, n, b"d%d" % n) for n in range(5)] + [
+            Rollup(3600, "s", "m", "1", 0, 10, b"hour"),
+            Rollup(60, "t", "m", "1", 0, 0, b"other"),
+        ]
+        state = store.put_rollups(rows, expect=RollupState(), cursor=7)
+        assert state == RollupState(7, 1) == store.rollup_state()
+        got = store.rollups(RollupFilter(60, system="s", since=60, until=240))
+        assert [(r.bucket, r.data) for r in got] == [(60, b"d1"), (120, b"d2"), (180, b"d3")]
+        assert [r.system for r in store.rollups(RollupFilter(60, with_payloads=True))] == ["s"] * 4
+        assert [r.data for r in store.rollups(RollupFilter(3600))] == [b"hour"]
+        store.put_rollups(
+            [Rollup(60, "s", "m", "1", 60, 9, b"new")],
+            expect=state,
+            cursor=9,
+            drop=[RollupKey(60, "t", "m", "1", 0)],
+        )
+        found = store.rollups_at([RollupKey(60, "s", "m", "1", 60), RollupKey(60, "t", "m", "1", 0)])
+        assert [(r.payloads, r.data) for r in found] == [(9, b"new")]
+        assert store.rollup_state() == RollupState(9, 2)
+
+    def test_a_rollup_write_from_a_stale_state_is_refused(self, store: Store) -> None:
+        """Two monitors cannot both fold from the same cursor: the second write is a Conflict."""
+        state = store.put_rollups([], expect=RollupState(), cursor=3)
+        with pytest.raises(Conflict):
+            store.put_rollups([Rollup(60, "s", "m", "1", 0, 1, b"x")], expect=RollupState(), cursor=3)
+        assert store.rollups(RollupFilter(60)) == []
+        store.clear_rollups()
+        assert store.rollup_state() == RollupState(0, state.generation + 1)
+
+    def test_monitor_values_are_kept_listed_and_deleted(self, store: Store) -> None:
+        """Named values (reference profiles) survive, list by prefix, and go when set to None."""
+        store.put_monitor_value("reference:q3", b"\x00profile")
+        store.put_monitor_value("reference:q4", b"p4")
+        store.put_monitor_value("other", b"o")
+        assert store.monitor_value("reference:q3") == b"\x00profile"
+        assert store.monitor_values("reference:") == ["reference:q3", "reference:q4"]
+        store.put_monitor_value("reference:q3", None)
+        assert store.monitor_value("reference:q3") is None
+        with pytest.raises(UsageError):
+            store.put_monitor_value("state", b"x")
+
+    def test_purged_rows_name_the_buckets_a_purge_reached(self, store: Store, admin: Store) -> None:
+        """Purged inferences, and the inferences of purged feedback, in a seq range; nothing unpurged."""
+        gone = make_record(ts=T0, subject="alice")
+        kept = make_record(ts=T0 + dt.timedelta(minutes=5), subject="bob")
+        review = _feedback(kept.id)
+        store.append(prepare(gone, kept, review))
+        admin.purge(Purge(subjects=("alice",)))
+        admin.purge(Purge(before=T0 + dt.timedelta(minutes=1)))  # gone again, and the review
+        rows = store.purged_rows(1, store.size())
+        assert sorted((r.system, r.ts) for r in rows) == [("test-system", T0), ("test-system", kept.ts)]
+        assert store.purged_rows(2, 2) == []

@@ -115,7 +115,8 @@ def test_lookups_by_id_and_model_use_indexes(owner_store: PostgresStore, pg_conn
 def test_app_role_has_exactly_the_documented_grants(
     app_store: PostgresStore, pg_connect: Connect, pg_app_role: str
 ) -> None:
-    """The app role may SELECT/INSERT log tables, UPDATE the ledger state and revoke keys, nothing else."""
+    """The app role may SELECT/INSERT log tables, UPDATE the ledger state and revoke keys, and maintain the
+    monitor's derived tables; nothing else."""
     conn = pg_connect()
     rows = conn.execute(
         "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
@@ -127,10 +128,16 @@ def test_app_role_has_exactly_the_documented_grants(
         for table in ("api_keys", "checkpoints", "entries", "entry_ids", "entry_keys", "tiles")
         for privilege in ("INSERT", "SELECT")
     } | {("ledger_state", "INSERT"), ("ledger_state", "SELECT"), ("ledger_state", "UPDATE")}
+    expected |= {
+        (table, privilege)
+        for table in ("monitor_rollups", "monitor_values")
+        for privilege in ("DELETE", "INSERT", "SELECT", "UPDATE")
+    }
     assert set(rows) == expected
     updatable = conn.execute(
         "SELECT table_name, column_name FROM information_schema.column_privileges "
-        "WHERE grantee = %s AND privilege_type = 'UPDATE' AND table_name <> 'ledger_state'",
+        "WHERE grantee = %s AND privilege_type = 'UPDATE' "
+        "AND table_name NOT IN ('ledger_state', 'monitor_rollups', 'monitor_values')",
         (pg_app_role,),
     ).fetchall()
     assert updatable == [("api_keys", "revoked_at")]  # a key can be revoked, nothing else changes

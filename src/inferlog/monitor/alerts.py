@@ -318,6 +318,9 @@ class Alerter:
         try:
             with self._lock:
                 at = now or self.clock()
+                catch_up = getattr(self.source, "catch_up", None)
+                if callable(catch_up):
+                    catch_up()  # an incremental source (the engine) folds what was logged since its last pass
                 self.refresh()
                 readings = [measure(rule, self.source, at) for rule in self.rules]
                 self.readings = {r.rule.name: r for r in readings}

@@ -12,6 +12,7 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from inferlog.errors import InferlogError, UsageError
@@ -31,18 +32,16 @@ SourceFactory = Callable[[Any, Policy, Any], MetricSource | None]
 
 
 def default_source(store: Any, policy: Policy, keystore: Any) -> MetricSource | None:
-    """The built-in monitoring engine over ``store``, or None where it is not available.
+    """The built-in monitoring engine over ``store``, with the policy's ``[monitoring]`` table.
 
-    The key store lets the engine read sealed fields where the policy allows it.
+    The key store lets the engine read sealed fields where the policy allows it. Imported here, not at
+    the top: the engine's sketches bring numpy, which a server without alert rules need not load.
     """
-    try:
-        engine = importlib.import_module("inferlog.monitor.engine")
-    except ModuleNotFoundError as exc:
-        if exc.name != "inferlog.monitor.engine":
-            raise
-        return None
-    source: MetricSource = engine.Monitor(store, policy, keystore)
-    return source
+    from inferlog.monitor.engine import Monitor
+
+    source = Path(policy.source)
+    base_dir = source.parent if source.is_file() else None
+    return Monitor(store, policy.monitoring, privacy=policy, keyring=keystore, base_dir=base_dir)
 
 
 def load_source_factory(target: str) -> SourceFactory:

@@ -17,11 +17,11 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
 
 import httpx
 
-from inferlog import __version__
 from inferlog.monitor.alerts import Transition
 from inferlog.monitor.policy import MonitoringPolicy
 from inferlog.monitor.rules import mask_url
@@ -74,7 +74,7 @@ class WebhookNotifier:
         self.retries = 0
         self._queue: queue.Queue[_Post | None] = queue.Queue(maxsize=max_queue)
         self._client = client or httpx.Client(
-            timeout=timeout, headers={"user-agent": f"inferlog/{__version__}"}, follow_redirects=False
+            timeout=timeout, headers={"user-agent": f"inferlog/{version('inferlog')}"}, follow_redirects=False
         )
         self._abort = threading.Event()
         self._lock = threading.Lock()

@@ -20,6 +20,7 @@ from inferlog.config import DEFAULT_MONITOR_EVERY, ENV_MONITOR_EVERY, duration_s
 from inferlog.errors import BadParameter, InferlogError, RecordInvalid, StoreUnavailable
 from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import CheckpointCadence, Checkpointer
+from inferlog.monitor.engine import Monitor
 from inferlog.monitor.scheduler import AlertSchedule, default_source, make_alerter
 from inferlog.monitor.source import MetricSource
 from inferlog.privacy.protect import Protection
@@ -32,12 +33,14 @@ from inferlog.server.routes import (
     kserve,
     ledger,
     models,
+    monitor,
     otlp,
     oversight,
     records,
     seldon,
     traces,
 )
+from inferlog.server.routes.monitor import install_monitor
 from inferlog.server.schemas import RECORDS_COMPONENTS
 from inferlog.server.state import ServerState
 from inferlog.store.protocols import Store
@@ -111,6 +114,10 @@ def create_app(
     )
     _self_hosted_docs(app)
     app.state.inferlog = state
+    if protection is not None:
+        app.state.monitoring_policy = protection.policy.monitoring  # features, references for /v1/monitor
+    if alert_schedule is not None and isinstance(alert_schedule.alerter.source, Monitor):
+        install_monitor(app, alert_schedule.alerter.source)  # one engine for the routes and the rules
 
     @app.exception_handler(InferlogError)
     async def inferlog_error(request: Request, exc: InferlogError) -> Response:
@@ -154,6 +161,7 @@ def create_app(
         otlp.router,
         traces.router,
         oversight.router,
+        monitor.router,
     )
     for router in routers:
         app.include_router(router)

@@ -23,7 +23,9 @@ from inferlog.store.protocols import (
     GovernedStore,
     KeyAdminStore,
     LedgerStore,
+    MonitorStore,
     PayloadStore,
+    RollupStore,
     Store,
 )
 
@@ -39,9 +41,11 @@ __all__ = [
     "GovernedStore",
     "KeyAdminStore",
     "LedgerStore",
+    "MonitorStore",
     "Page",
     "PayloadStore",
     "Query",
+    "RollupStore",
     "Store",
     "open_store",
     "store_schemes",

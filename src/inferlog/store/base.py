@@ -275,3 +275,83 @@ class PurgeResult:
     count: int
     first_seq: int | None = None
     last_seq: int | None = None
+
+
+# -- monitoring rollups (see inferlog.monitor) ----------------------------------------------------
+
+ROLLUP_LEVELS = (60, 3600, 86400)  # bucket widths kept, in seconds: minute, hour, UTC day
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One bucket of the monitor's aggregates: mergeable sketches of one scope over one time bucket.
+
+    ``bucket`` is the bucket's start in seconds since the epoch, a multiple of ``level`` (its width in
+    seconds, one of :data:`ROLLUP_LEVELS`); ``payloads`` counts the entries whose payload fed it (a purge
+    that reaches one of them makes the bucket stale); ``data`` is opaque to the store.
+    """
+
+    level: int
+    system: str
+    model: str
+    version: str
+    bucket: int
+    payloads: int
+    data: bytes
+
+    @property
+    def key(self) -> RollupKey:
+        return RollupKey(self.level, self.system, self.model, self.version, self.bucket)
+
+
+class RollupKey(NamedTuple):
+    """Where a rollup lives: level, scope and bucket start."""
+
+    level: int
+    system: str
+    model: str
+    version: str
+    bucket: int
+
+
+@dataclass(frozen=True, slots=True)
+class RollupState:
+    """How far the rollups have folded the log (``cursor``: the last seq folded) and a write counter.
+
+    Every write of rollups names the state it read; a writer that lost a race gets :class:`Conflict`
+    and starts again from the new state, so two monitors never fold the same entries twice.
+    """
+
+    cursor: int = 0
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RollupFilter:
+    """Which rollups to read: one level, a scope (model and version optional), buckets in [since, until)."""
+
+    level: int
+    system: str | None = None
+    model: str | None = None
+    version: str | None = None
+    since: int | None = None  # bucket >= since (seconds since the epoch)
+    until: int | None = None  # bucket < until
+    with_payloads: bool = False  # only buckets some payload fed
+
+    def __post_init__(self) -> None:
+        if self.level not in ROLLUP_LEVELS:
+            raise UsageError(f"rollup level must be one of {ROLLUP_LEVELS}, got {self.level}")
+        for name in ("system", "model", "version"):
+            value = getattr(self, name)
+            problem = _unstorable_text(value) if value is not None else None
+            if problem is not None:
+                raise BadParameter(problem, field=name)
+
+
+class PurgedRow(NamedTuple):
+    """A purged inference (or the inference of a purged feedback entry): the scope and time it folded into."""
+
+    system: str
+    model: str
+    version: str
+    ts: dt.datetime

@@ -48,7 +48,7 @@ from inferlog.ledger.tiles import completed_tiles
 from inferlog.record.ids import is_uuid
 from inferlog.record.model import StoredEntry, WrappedKey
 from inferlog.record.prepared import Prepared
-from inferlog.store import _sql
+from inferlog.store import _rollups, _sql
 from inferlog.store._rows import (
     COLUMNS,
     KEY_COLUMNS,
@@ -66,8 +66,13 @@ from inferlog.store.base import (
     LedgerRow,
     Page,
     Purge,
+    PurgedRow,
     PurgeResult,
     Query,
+    Rollup,
+    RollupFilter,
+    RollupKey,
+    RollupState,
     StoredCheckpoint,
     to_micros,
 )
@@ -532,6 +537,139 @@ class PostgresStore:
             return cursor.rowcount == 1
 
         return self._run("write to", revoke)
+
+    # -- monitor rollups (derived data, see inferlog.monitor) ----------------------------------
+
+    def rollup_state(self) -> RollupState:
+        row = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT value FROM inferlog.monitor_values WHERE name = %s", (_rollups.STATE,)
+            ).fetchone(),
+        )
+        return _rollups.decode_state(row[0] if row else None)
+
+    def rollups(self, where: RollupFilter) -> list[Rollup]:
+        sql, params = _rollups.select_sql(where, "inferlog.monitor_rollups", "%s")
+        rows = self._run("read from", lambda conn: conn.execute(sql, params).fetchall())
+        return [_rollups.rollup_of(row) for row in rows]
+
+    def rollups_at(self, keys: Sequence[RollupKey]) -> list[Rollup]:
+        def read(conn: Conn) -> list[Rollup]:
+            found: list[Rollup] = []
+            for start in range(0, len(keys), _rollups.KEY_CHUNK):
+                sql, params = _rollups.keys_sql(
+                    keys[start : start + _rollups.KEY_CHUNK], "inferlog.monitor_rollups", "%s"
+                )
+                found.extend(_rollups.rollup_of(row) for row in conn.execute(sql, params))
+            return found
+
+        return self._run("read from", read) if keys else []
+
+    def put_rollups(
+        self, rows: Sequence[Rollup], *, expect: RollupState, cursor: int, drop: Sequence[RollupKey] = ()
+    ) -> RollupState:
+        state = RollupState(cursor, expect.generation + 1)
+
+        def write(conn: Conn) -> None:
+            # The state row is the lock: a second monitor waits here, then sees the new generation.
+            conn.execute(
+                "INSERT INTO inferlog.monitor_values (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (_rollups.STATE, _rollups.encode_state(RollupState())),
+            )
+            (value,) = _one(
+                conn,
+                "SELECT value FROM inferlog.monitor_values WHERE name = %s FOR UPDATE",
+                (_rollups.STATE,),
+            )
+            if _rollups.decode_state(value) != expect:
+                raise Conflict("the monitor's rollups changed meanwhile (another monitor folded first)")
+            with conn.cursor() as cur:
+                if drop:
+                    cur.executemany(
+                        "DELETE FROM inferlog.monitor_rollups WHERE level = %s AND system = %s AND model = %s "
+                        "AND version = %s AND bucket = %s",
+                        [tuple(key) for key in drop],
+                    )
+                if rows:
+                    cur.executemany(
+                        f"INSERT INTO inferlog.monitor_rollups ({_rollups.ROLLUP_COLUMNS}) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (level, system, model, version, bucket) "
+                        "DO UPDATE SET payloads = excluded.payloads, data = excluded.data",
+                        [_rollups.row_values(row) for row in rows],
+                    )
+            conn.execute(
+                "UPDATE inferlog.monitor_values SET value = %s WHERE name = %s",
+                (_rollups.encode_state(state), _rollups.STATE),
+            )
+
+        self._run("write to", write)
+        return state
+
+    def clear_rollups(self) -> None:
+        def clear(conn: Conn) -> None:
+            row = conn.execute(
+                "SELECT value FROM inferlog.monitor_values WHERE name = %s FOR UPDATE", (_rollups.STATE,)
+            ).fetchone()
+            generation = _rollups.decode_state(row[0] if row else None).generation
+            conn.execute("DELETE FROM inferlog.monitor_rollups")
+            conn.execute(
+                "INSERT INTO inferlog.monitor_values (name, value) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (_rollups.STATE, _rollups.encode_state(RollupState(0, generation + 1))),
+            )
+
+        self._run("write to", clear)
+
+    def monitor_value(self, name: str) -> bytes | None:
+        row = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT value FROM inferlog.monitor_values WHERE name = %s", (name,)
+            ).fetchone(),
+        )
+        return bytes(row[0]) if row else None
+
+    def put_monitor_value(self, name: str, value: bytes | None) -> None:
+        if name == _rollups.STATE:
+            raise UsageError(f"{name!r} is the monitor's own state")
+
+        def write(conn: Conn) -> None:
+            if value is None:
+                conn.execute("DELETE FROM inferlog.monitor_values WHERE name = %s", (name,))
+            else:
+                conn.execute(
+                    "INSERT INTO inferlog.monitor_values (name, value) VALUES (%s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (name, value),
+                )
+
+        self._run("write to", write)
+
+    def monitor_values(self, prefix: str) -> list[str]:
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT name FROM inferlog.monitor_values WHERE left(name, %s) = %s AND name <> %s ORDER BY name",
+                (len(prefix), prefix, _rollups.STATE),
+            ).fetchall(),
+        )
+        return [row[0] for row in rows]
+
+    def purged_rows(self, first_seq: int, last_seq: int) -> list[PurgedRow]:
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT system, model_name, model_version, ts FROM inferlog.entries "
+                "WHERE seq BETWEEN %s AND %s AND body IS NULL AND kind = 'inference' "
+                "UNION SELECT i.system, i.model_name, i.model_version, i.ts FROM inferlog.entries f "
+                "JOIN inferlog.entry_ids x ON x.id = f.inference_id::uuid "
+                "JOIN inferlog.entries i ON i.seq = x.seq AND i.ts = x.ts "
+                "WHERE f.seq BETWEEN %s AND %s AND f.body IS NULL AND f.kind = 'feedback'",
+                (first_seq, last_seq, first_seq, last_seq),
+            ).fetchall(),
+        )
+        return [PurgedRow(system, model or "", version or "", ts) for system, model, version, ts in rows]
 
     # -- reading ------------------------------------------------------------------------------
 

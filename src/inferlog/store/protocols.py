@@ -16,6 +16,8 @@ The roles, and who uses them (``docs/architecture.md`` has the full table)::
                   checkpoints
     PayloadStore  entry keys, re-wrap, purge              reveal, retention, erasure, rotation
     ApiKeyStore   put/get/list/revoke API keys            server auth
+    RollupStore   monitor rollups, their cursor, values,  inferlog.monitor (the engine)
+                  purged rows to refold
 
 Callers that need several roles name the combination: :class:`EntryStore` (writer + reader),
 :class:`EntrySink`, :class:`KeyAdminStore`, :class:`AuditStore`, :class:`GovernedStore`. :class:`Store` is every role,
@@ -40,8 +42,13 @@ from inferlog.store.base import (
     LedgerRow,
     Page,
     Purge,
+    PurgedRow,
     PurgeResult,
     Query,
+    Rollup,
+    RollupFilter,
+    RollupKey,
+    RollupState,
     StoredCheckpoint,
 )
 
@@ -154,6 +161,50 @@ class ApiKeyStore(Protocol):
         ...
 
 
+@runtime_checkable
+class RollupStore(Protocol):
+    """The monitor's aggregates: derived data, rebuilt from the log on demand (never part of the ledger)."""
+
+    def rollup_state(self) -> RollupState:
+        """How far the rollups have folded the log."""
+        ...
+
+    def rollups(self, where: RollupFilter) -> list[Rollup]:
+        """The rollups of one level matching ``where``, by bucket then scope."""
+        ...
+
+    def rollups_at(self, keys: Sequence[RollupKey]) -> list[Rollup]:
+        """The rollups at exactly these keys (those that exist)."""
+        ...
+
+    def put_rollups(
+        self, rows: Sequence[Rollup], *, expect: RollupState, cursor: int, drop: Sequence[RollupKey] = ()
+    ) -> RollupState:
+        """Write (replace) rows, delete ``drop``, move the cursor, atomically; :class:`Conflict` if the
+        state is no longer ``expect`` (another monitor wrote first). Returns the new state."""
+        ...
+
+    def clear_rollups(self) -> None:
+        """Forget every rollup and reset the state (a rebuild starts from here)."""
+        ...
+
+    def monitor_value(self, name: str) -> bytes | None:
+        """A value the monitor keeps beside its rollups (a reference profile, a key), or None."""
+        ...
+
+    def put_monitor_value(self, name: str, value: bytes | None) -> None:
+        """Keep (or, with None, delete) a named value."""
+        ...
+
+    def monitor_values(self, prefix: str) -> list[str]:
+        """The names of kept values that start with ``prefix``, sorted."""
+        ...
+
+    def purged_rows(self, first_seq: int, last_seq: int) -> list[PurgedRow]:
+        """Purged inferences with seq in [first_seq, last_seq], and the inferences of purged feedback there."""
+        ...
+
+
 # -- combinations that callers need -------------------------------------------------------------
 
 
@@ -187,7 +238,12 @@ class GovernedStore(EntryStore, PayloadStore, Protocol):
 
 
 @runtime_checkable
-class Store(EntryStore, LedgerStore, PayloadStore, ApiKeyStore, Protocol):
+class MonitorStore(EntryReader, PayloadStore, RollupStore, Protocol):
+    """What the monitoring engine reads and keeps: entries (sealed ones opened), and its own rollups."""
+
+
+@runtime_checkable
+class Store(EntryStore, LedgerStore, PayloadStore, ApiKeyStore, RollupStore, Protocol):
     """Every role: a place the ledger lives. Implementations: SQLite (embedded), PostgreSQL (production)."""
 
     url: str

@@ -24,7 +24,7 @@ from inferlog.ledger.merkle import CompactRange
 from inferlog.ledger.tiles import completed_tiles
 from inferlog.record.model import StoredEntry, WrappedKey
 from inferlog.record.prepared import Prepared
-from inferlog.store import _sql
+from inferlog.store import _rollups, _sql
 from inferlog.store._rows import (
     COLUMNS,
     KEY_COLUMNS,
@@ -41,8 +41,13 @@ from inferlog.store.base import (
     LedgerRow,
     Page,
     Purge,
+    PurgedRow,
     PurgeResult,
     Query,
+    Rollup,
+    RollupFilter,
+    RollupKey,
+    RollupState,
     StoredCheckpoint,
     from_micros,
     to_micros,
@@ -393,6 +398,121 @@ class SQLiteStore:
                 # The old pages also sit in the WAL until a checkpoint copies and truncates it.
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return PurgeResult(count, first, last)
+
+    # -- monitor rollups (derived data, see inferlog.monitor) ----------------------------------
+
+    @_sqlite_call
+    def rollup_state(self) -> RollupState:
+        row = self._reader().execute("SELECT value FROM monitor_values WHERE name = ?", (_rollups.STATE,))
+        found = row.fetchone()
+        return _rollups.decode_state(found[0] if found else None)
+
+    @_sqlite_call
+    def rollups(self, where: RollupFilter) -> list[Rollup]:
+        sql, params = _rollups.select_sql(where, "monitor_rollups", "?")
+        return [_rollups.rollup_of(row) for row in self._reader().execute(sql, params)]
+
+    @_sqlite_call
+    def rollups_at(self, keys: Sequence[RollupKey]) -> list[Rollup]:
+        found: list[Rollup] = []
+        conn = self._reader()
+        for start in range(0, len(keys), _rollups.KEY_CHUNK):
+            sql, params = _rollups.keys_sql(keys[start : start + _rollups.KEY_CHUNK], "monitor_rollups", "?")
+            found.extend(_rollups.rollup_of(row) for row in conn.execute(sql, params))
+        return found
+
+    @_sqlite_call
+    def put_rollups(
+        self, rows: Sequence[Rollup], *, expect: RollupState, cursor: int, drop: Sequence[RollupKey] = ()
+    ) -> RollupState:
+        conn = self._writer
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                found = conn.execute(
+                    "SELECT value FROM monitor_values WHERE name = ?", (_rollups.STATE,)
+                ).fetchone()
+                if _rollups.decode_state(found[0] if found else None) != expect:
+                    raise Conflict("the monitor's rollups changed meanwhile (another monitor folded first)")
+                conn.executemany(
+                    "DELETE FROM monitor_rollups WHERE level = ? AND system = ? AND model = ? "
+                    "AND version = ? AND bucket = ?",
+                    [tuple(key) for key in drop],
+                )
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO monitor_rollups ({_rollups.ROLLUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [_rollups.row_values(row) for row in rows],
+                )
+                state = RollupState(cursor, expect.generation + 1)
+                conn.execute(
+                    "INSERT OR REPLACE INTO monitor_values (name, value) VALUES (?, ?)",
+                    (_rollups.STATE, _rollups.encode_state(state)),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+        return state
+
+    @_sqlite_call
+    def clear_rollups(self) -> None:
+        conn = self._writer
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                found = conn.execute(
+                    "SELECT value FROM monitor_values WHERE name = ?", (_rollups.STATE,)
+                ).fetchone()
+                generation = _rollups.decode_state(found[0] if found else None).generation
+                conn.execute("DELETE FROM monitor_rollups")
+                conn.execute(
+                    "INSERT OR REPLACE INTO monitor_values (name, value) VALUES (?, ?)",
+                    (_rollups.STATE, _rollups.encode_state(RollupState(0, generation + 1))),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    @_sqlite_call
+    def monitor_value(self, name: str) -> bytes | None:
+        found = self._reader().execute("SELECT value FROM monitor_values WHERE name = ?", (name,)).fetchone()
+        return bytes(found[0]) if found else None
+
+    @_sqlite_call
+    def put_monitor_value(self, name: str, value: bytes | None) -> None:
+        if name == _rollups.STATE:
+            raise UsageError(f"{name!r} is the monitor's own state")
+        with self._write_lock:
+            if value is None:
+                self._writer.execute("DELETE FROM monitor_values WHERE name = ?", (name,))
+            else:
+                self._writer.execute(
+                    "INSERT OR REPLACE INTO monitor_values (name, value) VALUES (?, ?)", (name, value)
+                )
+
+    @_sqlite_call
+    def monitor_values(self, prefix: str) -> list[str]:
+        rows = self._reader().execute(
+            "SELECT name FROM monitor_values WHERE substr(name, 1, ?) = ? AND name != ? ORDER BY name",
+            (len(prefix), prefix, _rollups.STATE),
+        )
+        return [row[0] for row in rows]
+
+    @_sqlite_call
+    def purged_rows(self, first_seq: int, last_seq: int) -> list[PurgedRow]:
+        rows = self._reader().execute(
+            "SELECT system, model_name, model_version, ts FROM entries "
+            "WHERE seq BETWEEN ? AND ? AND body IS NULL AND kind = 'inference' "
+            "UNION SELECT i.system, i.model_name, i.model_version, i.ts FROM entries f "
+            "JOIN entries i ON i.id = f.inference_id "
+            "WHERE f.seq BETWEEN ? AND ? AND f.body IS NULL AND f.kind = 'feedback'",
+            (first_seq, last_seq, first_seq, last_seq),
+        )
+        return [
+            PurgedRow(system, model or "", version or "", from_micros(ts))
+            for system, model, version, ts in rows
+        ]
 
     # -- API keys -----------------------------------------------------------------------------
 

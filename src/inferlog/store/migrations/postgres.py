@@ -318,6 +318,8 @@ APP_GRANTS = (
     "GRANT EXECUTE ON FUNCTION inferlog.ensure_partition(date) TO {role}",
     # Purging and re-wrapping (retention, erasure, key rotation) are the owner's: run them with its URL.
     "GRANT SELECT, INSERT ON inferlog.entry_keys TO {role}",
+    # The monitor's tables are derived data (rebuilt from the log), which the application maintains.
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON inferlog.monitor_rollups, inferlog.monitor_values TO {role}",
 )
 _REVOKES = (
     "REVOKE ALL ON ALL TABLES IN SCHEMA inferlog FROM {role}",
@@ -390,3 +392,32 @@ def grant_app_role(conn: psycopg.Connection[Any], role: str) -> None:
     ident = sql.Identifier(role)
     for statement in (*_REVOKES, *APP_GRANTS):
         conn.execute(sql.SQL(statement).format(role=ident))
+
+
+MIGRATIONS.append(
+    (
+        4,
+        "monitoring rollups",
+        """
+        -- The monitor's aggregates (inferlog.monitor): mergeable sketches per scope and time bucket.
+        -- Derived data, not the log: rebuilt from the entries on demand, so rows may change and go.
+        CREATE TABLE inferlog.monitor_rollups (
+            level    integer NOT NULL,   -- bucket width in seconds: 60, 3600 or 86400
+            system   text NOT NULL,
+            model    text NOT NULL,
+            version  text NOT NULL,
+            bucket   bigint NOT NULL,    -- bucket start, seconds since the epoch (UTC)
+            payloads bigint NOT NULL,    -- entries whose payload fed this bucket
+            data     bytea NOT NULL,
+            PRIMARY KEY (level, system, model, version, bucket)
+        );
+        -- A window of a whole system (no model given) reads by bucket, not the system's every row.
+        CREATE INDEX monitor_rollups_by_bucket ON inferlog.monitor_rollups (level, system, bucket);
+        -- The fold cursor (name 'state') and what the monitor keeps beside it (reference profiles).
+        CREATE TABLE inferlog.monitor_values (
+            name  text PRIMARY KEY,
+            value bytea NOT NULL
+        );
+        """,
+    )
+)

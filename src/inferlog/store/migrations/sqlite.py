@@ -138,3 +138,31 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        5,
+        "monitoring rollups",
+        """
+        -- The monitor's aggregates (inferlog.monitor): mergeable sketches per scope and time bucket.
+        -- Derived data, not the log: rebuilt from the entries on demand, so rows may change and go.
+        CREATE TABLE monitor_rollups (
+            level    INTEGER NOT NULL,   -- bucket width in seconds: 60, 3600 or 86400
+            system   TEXT NOT NULL,
+            model    TEXT NOT NULL,
+            version  TEXT NOT NULL,
+            bucket   INTEGER NOT NULL,   -- bucket start, seconds since the epoch (UTC)
+            payloads INTEGER NOT NULL,   -- entries whose payload fed this bucket
+            data     BLOB NOT NULL,
+            PRIMARY KEY (level, system, model, version, bucket)
+        ) WITHOUT ROWID;
+        -- A window of a whole system (no model given) reads by bucket, not the system's every row.
+        CREATE INDEX monitor_rollups_by_bucket ON monitor_rollups (level, system, bucket);
+        -- The fold cursor (name 'state') and what the monitor keeps beside it (reference profiles).
+        CREATE TABLE monitor_values (
+            name  TEXT PRIMARY KEY,
+            value BLOB NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    )
+)
