@@ -25,7 +25,10 @@ from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.signer import CheckpointSigner
 from inferlog.integrity.signing_keys import init_signer
 from inferlog.keystore.protection import load_protection
+from inferlog.monitor.engine import Monitor
+from inferlog.monitor.scheduler import make_alerter
 from inferlog.server import create_app
+from inferlog.server.routes.monitor import install_monitor
 from inferlog.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +47,7 @@ def _wait(url: str) -> None:
     raise SystemExit(f"the console did not come up at {url}")
 
 
-def _shoot(page: Page, path: str, name: str, wait_for: str | None = None) -> None:
+def _shoot(page: Page, path: str, name: str, wait_for: str | None = None, *, full: bool = False) -> None:
     answer = page.goto(path)
     if answer is None or answer.status != 200:
         print(f"skipped docs/img/console-{name}.png: {path} answered {answer.status if answer else None}")
@@ -52,7 +55,7 @@ def _shoot(page: Page, path: str, name: str, wait_for: str | None = None) -> Non
     if wait_for:
         page.wait_for_selector(wait_for, timeout=30_000)
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(OUT / f"console-{name}.png"), full_page=False)
+    page.screenshot(path=str(OUT / f"console-{name}.png"), full_page=full)
     print(f"wrote docs/img/console-{name}.png")
 
 
@@ -71,7 +74,13 @@ def main() -> None:
         signer = init_signer(tmp / "signer.key", origin="demo.example/log")
         checkpointer = Checkpointer(store, CheckpointSigner.beside_key(signer, tmp / "signer.key"))
         checkpointer.checkpoint()
-        app = create_app(store, checkpointer=checkpointer, protection=load_protection(tmp / "policy.toml"))
+        protection = load_protection(tmp / "policy.toml")
+        rules = protection.policy.monitoring
+        monitor = Monitor(store, rules, privacy=protection.policy, keyring=protection.keyring)
+        monitor.catch_up()
+        make_alerter(store, rules, monitor, webhooks=False).run_once()  # the demo's drift alert fires
+        app = create_app(store, checkpointer=checkpointer, protection=protection, metric_source=monitor)
+        install_monitor(app, monitor)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=PORT, log_level="warning"))
         thread = threading.Thread(target=server.run, name="screenshots-server", daemon=True)
         thread.start()
@@ -99,6 +108,7 @@ def main() -> None:
                     "/monitor?system=breast-cancer-screening&model=tumor-classifier&version=1.1.0",
                     "monitor",
                     "figure[data-drawn]",
+                    full=True,
                 )
                 _shoot(page, "/integrity", "integrity")
                 browser.close()

@@ -41,20 +41,30 @@ def demo_command(state: State, /, db_url: str | None, count: int, seed: int, ser
     if serve_port is None:
         return
     from inferlog.keystore.protection import load_protection
+    from inferlog.monitor.engine import Monitor
+    from inferlog.monitor.scheduler import make_alerter
     from inferlog.server import create_app
+    from inferlog.server.routes.monitor import install_monitor
     from inferlog.store import open_store
 
     policy = Path("inferlog-demo.toml")
     policy.write_text(demo_policy(summary))
+    protection = load_protection(str(policy))
     store = open_store(url)
-    app = create_app(store, auth=False, protection=load_protection(str(policy)), retention_every=0)
+    rules = protection.policy.monitoring
+    monitor = Monitor(store, rules, privacy=protection.policy, keyring=protection.keyring)
+    monitor.catch_up()  # the rollups of the whole demo stream, before the first page asks
+    fired = make_alerter(store, rules, monitor, actor="inferlog demo", webhooks=False).run_once()
+    app = create_app(store, auth=False, protection=protection, retention_every=0, metric_source=monitor)
+    install_monitor(app, monitor)
     address = f"http://127.0.0.1:{serve_port}/"
     click.echo(
         "\n".join(
             [
                 "",
                 f"The console is at {address}  (Ctrl-C stops it)",
-                "  its models, their charts, and the drift alert the demo planted in the canary's last day;",
+                "  its models, their charts, and the drift alert the demo planted in the canary's last day"
+                f" ({', '.join(t.rule.name for t in fired if t.firing) or 'no alert fired'});",
                 f"  the monitoring rules are in {policy}; the API's docs are at {address}docs",
             ]
         )

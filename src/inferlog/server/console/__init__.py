@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
-from inferlog.server.console import pages, signin, status
+from inferlog.server.console import monitoring, pages, signin, status
 from inferlog.server.console.sessions import Sessions
 from inferlog.server.console.web import ASSET_URL, ASSETS, error_page
 
@@ -23,7 +23,7 @@ def install(app: FastAPI) -> None:
     app.state.console_sessions = Sessions()
     app.state.console_last_verify = None
     app.mount(ASSET_URL, StaticFiles(directory=ASSETS), name="console-assets")
-    for router in (signin.router, pages.router, status.router):
+    for router in (signin.router, pages.router, status.router, monitoring.router):
         app.include_router(router)
 
 

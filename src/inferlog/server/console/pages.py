@@ -16,12 +16,13 @@ from fastapi.responses import JSONResponse, Response
 
 from inferlog.errors import BadParameter, Forbidden, NotFound
 from inferlog.ingest.audit import counts_by_system
-from inferlog.lineage import registered_models, unregistered
+from inferlog.lineage import registered_models
 from inferlog.query.filters import build_query
 from inferlog.record.model import StoredEntry, kind_of
 from inferlog.server.console.trail import gather, proof_of, readable, reads_of, verifier_key
 from inferlog.server.console.web import Who, mark_console, render, secure
 from inferlog.server.deps import State
+from inferlog.server.routes.monitor import monitor_of
 from inferlog.store.base import MAX_SEQ
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(mark_console)])
@@ -56,27 +57,39 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 
 @router.get("/")
 def overview(request: Request, state: State, viewer: Who) -> Response:
-    """Systems and models within the key's reach: counts, errors, latency, registrations."""
+    """Systems and models within the key's reach: volume, errors, latency, registrations, alerts.
+
+    The numbers come from the monitoring engine's day rollups (kept as the log grows), so the page
+    costs the same over a thousand records as over ten million; the log's size is the ledger's own.
+    """
     who = viewer.principal
     who.require("reader", "auditor", "admin")  # as GET /v1/stats
-    query = build_query()
-    if "*" not in who.systems:
-        query = dataclasses.replace(query, systems=who.systems)
-    stats = state.store.stats(query)
+    scopes = [s for s in monitor_of(request, state).scopes() if who.covers(s.system)]
+    systems: dict[str, dict[str, float]] = {}
+    for scope in scopes:
+        total = systems.setdefault(scope.system, {"volume": 0, "errors": 0})
+        total["volume"] += scope.volume
+        total["errors"] += round(scope.volume * (scope.error_rate or 0.0))
     registrations = registered_models(state.store)
     checkpoints = state.store.checkpoints()
     firing = [a for a in state.alert_state().firing_alerts() if who.covers(a.system)]  # as GET /v1/alerts
+    known = {(r.name, r.version) for r in registrations}
     return render(
         request,
         "overview.html",
         viewer,
         {
             "title": "Overview",
-            "stats": stats,
+            "size": state.store.size(),
+            "scopes": scopes,
+            "systems": systems,
+            "inferences": sum(int(t["volume"]) for t in systems.values()),
+            "errors": sum(int(t["errors"]) for t in systems.values()),
             "registrations": {(r.name, r.version): r for r in registrations},
-            "unregistered": unregistered(stats["models"], registrations),
+            "unregistered": sorted({(s.model, s.version) for s in scopes} - known),
             "checkpoint": checkpoints[-1] if checkpoints else None,
             "can_read": who.allows("reader", "auditor"),
+            "can_monitor": who.allows("reader", "auditor"),
             "firing": firing,
         },
     )
