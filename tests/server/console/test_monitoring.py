@@ -112,7 +112,7 @@ def test_charts_show_the_apis_numbers_and_the_provoked_alert(browser: Browser, d
                 "bucket": "hour",
                 "since": since,
                 "until": until,
-            },  # fmt: skip
+            },
             headers={"Authorization": f"Bearer {drifted.reader}"},
         ).json()
         expected = {
