@@ -70,34 +70,37 @@ def _bucket_for(since: dt.datetime, until: dt.datetime, asked: str | None) -> st
 
 
 def _series(
-    monitor: Monitor, name: str, scope: Scope, bucket: str, since: dt.datetime, until: dt.datetime,
+    monitor: Monitor, names: list[str], scope: Scope, bucket: str, since: dt.datetime, until: dt.datetime,
     reference: str | None = None,
-) -> tuple[list[int], list[float | None]]:  # fmt: skip
-    points = monitor.series(name, scope, bucket, since, until, reference=reference)
-    return [int(t.timestamp()) for t, _ in points], [v for _, v in points]
+) -> tuple[list[int], dict[str, list[float | None]]]:  # fmt: skip
+    """The buckets' times (epoch seconds) and each metric per bucket, from one read of the rollups."""
+    found = monitor.series_many(names, scope, bucket, since, until, reference=reference)
+    x = [int(t.timestamp()) for t, _ in found[names[0]]]
+    return x, {name: [v for _, v in points] for name, points in found.items()}
 
 
 def _charts(
     monitor: Monitor, scope: Scope, bucket: str, since: dt.datetime, until: dt.datetime, reference: str | None,
     drifted: list[str], values: dict[str, float | None],
 ) -> list[Chart]:  # fmt: skip
-    x, volume = _series(monitor, "volume", scope, bucket, since, until)
-    _, errors = _series(monitor, "error_rate", scope, bucket, since, until)
-    latency = [
-        (q, _series(monitor, f"latency_{q}", scope, bucket, since, until)[1]) for q in ("p50", "p95", "p99")
-    ]
     measured = [m for m in TRUTH_METRICS if values.get(m) is not None]  # a classifier's or a regressor's
-    truth = [(m, _series(monitor, m, scope, bucket, since, until)[1]) for m in measured]
+    latency = ["latency_p50", "latency_p95", "latency_p99"]
+    x, got = _series(monitor, ["volume", "error_rate", *latency, *measured], scope, bucket, since, until)
+    truth = [(m, got[m]) for m in measured]
     charts = [
-        Chart("volume", "Volume", "records", x, [("records", volume)]),
-        Chart("errors", "Error rate", "fraction", x, [("error rate", errors)]),
-        Chart("latency", "Latency", "ms", x, latency),
+        Chart("volume", "Volume", "records", x, [("records", got["volume"])]),
+        Chart("errors", "Error rate", "fraction", x, [("error rate", got["error_rate"])]),
+        Chart("latency", "Latency", "ms", x, [(m.removeprefix("latency_"), got[m]) for m in latency]),
         Chart("truth", "Ground truth (from feedback)", "", x, truth,
               note="" if truth else "No feedback labels joined to these records in this window."),
     ]  # fmt: skip
     if reference is not None and drifted:
-        psi = [(f, _series(monitor, f"psi:{f}", scope, bucket, since, until, reference)[1]) for f in drifted]
-        charts.append(Chart("drift", f"Drift (PSI against {reference})", "PSI", x, psi))
+        _, psi = _series(monitor, [f"psi:{f}" for f in drifted], scope, bucket, since, until, reference)
+        charts.append(
+            Chart(
+                "drift", f"Drift (PSI against {reference})", "PSI", x, [(f, psi[f"psi:{f}"]) for f in drifted]
+            )
+        )
     return charts
 
 
