@@ -49,7 +49,7 @@ class ConsoleResults:
     n: int
     rounds: int
     times: dict[str, list[float]]  # page -> ms per request
-    build_seconds: float
+    build_seconds: float | None  # None: a log built by an earlier run (--keep) was reused
     facts: dict[str, str]
     folded: int = 0  # entries the monitor folded before the pages were timed
     catch_up_seconds: float = 0.0
@@ -105,7 +105,8 @@ def run(tmp: Path, *, n: int, rounds: int, keep: Path | None = None) -> ConsoleR
     tmp = keep if keep is not None else tmp / "console"
     tmp.mkdir(exist_ok=keep is not None)
     started = time.perf_counter()
-    if keep is not None and (tmp / "log.db").exists():
+    reused = keep is not None and (tmp / "log.db").exists()
+    if reused:
         store = SQLiteStore(f"sqlite:///{tmp / 'log.db'}")
         key_path = tmp / "signer.key"
         checkpointer = Checkpointer(store, CheckpointSigner.beside_key(load_signer(key_path), key_path))
@@ -158,7 +159,9 @@ def run(tmp: Path, *, n: int, rounds: int, keep: Path | None = None) -> ConsoleR
     store.close()
     facts = machine_info(tmp)
     facts["load at end"] = load_average()
-    return ConsoleResults(n, rounds, times, build_seconds, facts, folded, catch_up_seconds)
+    return ConsoleResults(
+        n, rounds, times, None if reused else build_seconds, facts, folded, catch_up_seconds
+    )
 
 
 def _p95(values: list[float]) -> float:
@@ -177,7 +180,13 @@ def section(res: ConsoleResults) -> str:
             "## 10. The console: page render time",
             "",
             f"{res.n:,} ~1 KB inference records of two systems over 7 UTC days (plus feedback on every 100th) "
-            f"in a SQLite log with one signed checkpoint (built in {res.build_seconds:.0f} s). Each page is "
+            "in a SQLite log with one signed checkpoint ("
+            + (
+                f"built in {res.build_seconds:.0f} s"
+                if res.build_seconds is not None
+                else "built by an earlier run"
+            )
+            + "). Each page is "
             f"requested {res.rounds} times by a signed-in auditor through the real app in process (routing, "
             "store reads, the access entry a payload page appends, the template); ms per request, target "
             f"p95 < {TARGET_P95_MS:.0f} ms. Record pages open records spread over the whole log. The overview "
