@@ -1,4 +1,4 @@
-"""Benchmark 10: console page render time over a large log, ms per page (target: p95 < 300 ms).
+"""Benchmark 12: console page render time over a large log, ms per page (target: p95 < 300 ms).
 
 N ~1 KB inference records of two systems over 7 UTC days (two model versions, one in 25 an error,
 subjects, sessions, an attribute; feedback on every 100th) are appended to a SQLite log once, with a
@@ -177,7 +177,7 @@ def section(res: ConsoleResults) -> str:
         rows.append([name, f"{statistics.median(values):.1f}", f"{p95:.1f}", f"{max(values):.1f}", verdict])
     return "\n".join(
         [
-            "## 10. The console: page render time",
+            "## 12. The console: page render time",
             "",
             f"{res.n:,} ~1 KB inference records of two systems over 7 UTC days (plus feedback on every 100th) "
             "in a SQLite log with one signed checkpoint ("

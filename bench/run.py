@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
-    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence, monitor, console), in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence, nats, monitor, console), in place in docs/benchmarks.md
     .venv/bin/python bench/run.py --only evidence --evidence-entries 200000   # a smaller pack than 1 M
 
 Targets are the project's performance targets, stated beside each measure. Scratch files go to a temporary folder in
@@ -22,6 +22,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import broker  # noqa: E402
 import caller_cost  # noqa: E402
 import console  # noqa: E402
 import lake  # noqa: E402
@@ -65,6 +66,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "evidence": {"n": 20_000, "rounds": 1},
     "console": {"n": 20_000, "rounds": 10},
     "monitor": {"n": 20_000, "rounds": 2, "round_size": 5_000, "repeat": 5},
+    "nats": {"n": 10_000},
 }
 FULL: dict[str, dict[str, Any]] = {
     "integrity": {"n": 20_000, "rounds": 3, "verify_n": 200_000},
@@ -86,6 +88,7 @@ FULL: dict[str, dict[str, Any]] = {
     "evidence": {"n": 1_000_000, "rounds": 1},
     "console": {"n": 1_000_000, "rounds": 30},
     "monitor": {"n": 1_000_000, "rounds": 3, "round_size": 20_000, "repeat": 20},
+    "nats": {"n": 60_000},
 }
 SECTIONS = {
     "proxy": "## 5. The OIP proxy against MLServer",
@@ -93,8 +96,9 @@ SECTIONS = {
     "otlp": "## 7. OTLP intake",
     "lake": "## 8. Exporting to the lake",
     "evidence": "## 9. Evidence packs: build and verify",
-    "console": "## 10. The console: page render time",  # --only console (not part of the full run yet)
+    "console": "## 12. The console: page render time",  # --only console (not part of the full run yet)
     "monitor": "## 11. Monitoring",
+    "nats": "## 10. JetStream → workers → PostgreSQL",
 }
 MODULES: dict[str, Any] = {
     "proxy": proxy,
@@ -104,6 +108,7 @@ MODULES: dict[str, Any] = {
     "evidence": evidence,
     "console": console,
     "monitor": monitor,
+    "nats": broker,
 }
 
 
@@ -597,6 +602,10 @@ def main() -> None:
         laked = lake.run(tmp, **sizes["lake"])
         print(f"  {time.monotonic() - started:.0f}s; evidence packs ...", flush=True)
         packed = evidence.run(tmp, **sizes["evidence"])
+        print(f"  {time.monotonic() - started:.0f}s; JetStream -> workers ...", flush=True)
+        brokered = broker.run(tmp, **sizes["nats"])
+        print(f"  {time.monotonic() - started:.0f}s; monitoring ...", flush=True)
+        monitored = monitor.run(tmp, **sizes["monitor"])
     elapsed = time.monotonic() - started
 
     report = Report(caller, ingested, gil)
@@ -635,6 +644,10 @@ def main() -> None:
         lake.section(laked),
         "",
         evidence.section(packed),
+        "",
+        broker.section(brokered),
+        "",
+        monitor.section(monitored),
         "",
         report.problems(),
         "",

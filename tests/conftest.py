@@ -10,7 +10,7 @@ import pytest
 import inferlog
 from inferlog.sdk.client import Log
 
-pytest_plugins = ["tests.fix_server", "tests.fix_postgres"]
+pytest_plugins = ["tests.fix_server", "tests.fix_postgres", "tests.fix_nats"]
 
 
 @pytest.fixture

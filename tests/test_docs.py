@@ -80,3 +80,37 @@ def test_docs_stand_alone() -> None:
         if _NOT_SHIPPED.search(line)
     ]
     assert not cited, "\n".join(cited)
+
+
+_SDK_SETUP = """
+from opentelemetry.sdk.trace import TracerProvider
+import opentelemetry.trace
+opentelemetry.trace.set_tracer_provider(TracerProvider())
+"""
+_SPAN = """
+from opentelemetry import trace as _t
+with _t.get_tracer("docs").start_as_current_span("chat", attributes={"gen_ai.operation.name": "chat"}):
+    pass
+_t.get_tracer_provider().shutdown()
+"""
+
+
+def test_the_llm_traces_in_process_snippet_runs_as_written(tmp_path: Path) -> None:
+    """docs/llm-traces.md's "two lines", pasted into an app that set up the OTel SDK, run and log a span."""
+    text = (ROOT / "docs" / "llm-traces.md").read_text()
+    section = text[text.index("## In process") :]
+    snippet = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert snippet is not None
+    script = tmp_path / "app.py"
+    script.write_text(_SDK_SETUP + "\n" + snippet.group(1) + _SPAN)
+    db = tmp_path / "log.db"
+    env = {"PATH": "/usr/bin:/bin", "INFERLOG_DB": f"sqlite:///{db}", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    store = SQLiteStore(f"sqlite:///{db}")
+    try:
+        assert store.size() == 1
+    finally:
+        store.close()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import gc
+import itertools
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,8 +26,9 @@ from inferlog.lineage import (
     registered_models,
     unregistered,
 )
+from inferlog.model_schemas import record_schema
 from inferlog.record.model import AdminEntry, Model
-from inferlog.store import Store
+from inferlog.store import Store, open_store
 from inferlog.store.base import Query
 from tests.helpers import backend_store
 
@@ -152,7 +158,7 @@ def test_the_registry_copy_loads_rarely_and_picks_up_new_versions() -> None:
 
 def test_attach_keeps_what_the_producer_sent_and_maps_a_digest_to_its_version() -> None:
     """A digest or URI the record carries is kept; an unversioned model is named by its registered digest."""
-    registry = ModelRegistry(lambda: [Registration("fraud", "1", A, "uri:1")])
+    registry = ModelRegistry(lambda: [Registration("fraud", "1", A, "uri:1")], background=False)
     assert registry.attach(Model("fraud", "1", B)) == Model("fraud", "1", B, "uri:1")
     assert registry.attach(Model("fraud", "1", None, "mine")) == Model("fraud", "1", A, "mine")
     wrapped = Model("LogisticRegression", "unversioned", A, None, "sklearn")
@@ -200,29 +206,69 @@ def test_store_registrations_read_only_what_was_appended_since(store: Store) -> 
     assert loader() == registered_models(store)
 
 
-def test_a_reload_after_the_first_never_holds_up_the_caller() -> None:
-    """Past the interval, a lookup starts the reload in a background thread and answers from the copy it has."""
-    release = threading.Event()
+def test_no_load_ever_holds_up_the_caller_not_even_the_first() -> None:
+    """The first lookup and later ones start the load in a background thread and answer from the copy they have."""
+    release = [threading.Event(), threading.Event()]
     loads: list[str] = []
     clock = Clock()
 
     def slow() -> list[Registration]:
         loads.append(threading.current_thread().name)
+        assert release[len(loads) - 1].wait(30), "the test never released the load"
         if len(loads) > 1:
-            assert release.wait(30), "the test never released the reload"
             return [Registration("fraud", "1", A), Registration("fraud", "2", B)]
         return [Registration("fraud", "1", A)]
 
     registry = ModelRegistry(slow, refresh_interval=30.0, unknown_interval=1.0, clock=clock)
-    assert registry.attach(Model("fraud", "1")).digest == A  # the first load, on this thread
+    assert registry.attach(Model("fraud", "1")) == Model("fraud", "1")  # answered while the first load waits
+    assert registry.attach(Model("fraud", "1")) == Model("fraud", "1")  # and no second load starts
+    assert not registry.wait_loaded(0.01)
+    release[0].set()
+    assert registry.wait_loaded(10)
+    assert registry.attach(Model("fraud", "1")).digest == A
     clock.now = 2.0
     assert registry.attach(Model("fraud", "2")) == Model("fraud", "2")  # answered while the reload waits
-    assert registry.attach(Model("fraud", "2")) == Model("fraud", "2")  # and no second reload starts
-    release.set()
+    assert registry.attach(Model("fraud", "2")) == Model("fraud", "2")
+    release[1].set()
     assert registry._reloader is not None
     registry._reloader.join(10)
-    assert loads == ["MainThread", "inferlog-lineage"]
+    assert loads == ["inferlog-lineage", "inferlog-lineage"]
     assert registry.attach(Model("fraud", "2")).digest == B
+
+
+def test_an_unknown_model_reloads_less_and_less_often() -> None:
+    """A model nobody registers reloads after 1, 2, 4 ... s, capped at refresh_interval; a new registration starts over."""
+    loads: list[float] = []
+    known = [Registration("fraud", "1", A)]
+    clock = Clock()
+
+    def load() -> list[Registration]:
+        loads.append(clock.now)
+        return list(known)
+
+    registry = ModelRegistry(load, refresh_interval=30.0, unknown_interval=1.0, clock=clock, background=False)
+    while clock.now < 200:
+        registry.attach(Model("ghost", "1"))
+        clock.now += 0.5
+    gaps = [b - a for a, b in itertools.pairwise(loads)]
+    assert gaps[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert set(gaps[5:]) == {30.0}, "never more often than refresh_interval once it stays unknown"
+    assert len(loads) < 15  # a reload a second would be 200
+    known.append(Registration("fraud", "2", B))
+    clock.now += 30.0
+    assert registry.attach(Model("fraud", "2")).digest == B  # the reload that brings something new ...
+    start = len(loads)
+    clock.now += 1.0
+    registry.attach(Model("ghost", "1"))
+    assert len(loads) == start + 1  # ... starts the unknown wait over at unknown_interval
+
+
+def test_a_registration_remembered_during_a_load_is_not_lost_by_it() -> None:
+    """A load that read the store before a registration was remembered keeps that registration."""
+    registry = ModelRegistry(list, background=False)
+    registry.remember(Registration("fraud", "1", A, ts=dt.datetime.now(dt.UTC), entry_id="e1"))
+    registry.refresh()  # read before the registration reached the store
+    assert registry.attach(Model("fraud", "1")).digest == A
 
 
 def test_a_forked_child_looks_up_although_a_parent_thread_held_the_registry_lock() -> None:
@@ -255,3 +301,99 @@ def test_a_registry_whose_source_answers_garbage_never_fails_a_record() -> None:
     registry = ModelRegistry(garbage, background=False)
     for _ in range(3):
         assert registry.attach(Model("fraud", "1")) == Model("fraud", "1")
+
+
+def test_racing_registrations_of_one_version_write_one_digest(store: Store) -> None:
+    """Writers racing to register one version with different digests (each its own connection, as
+    processes would be): exactly one wins, the others hear ModelConflict, the log holds one digest."""
+    writers = 4
+    handles = [open_store(store.url) for _ in range(writers)]
+    versions = [str(v) for v in range(8)]
+    barrier = threading.Barrier(writers)
+    won: list[tuple[str, str]] = []
+    refused: list[str] = []
+    errors: list[BaseException] = []
+
+    def write(index: int) -> None:
+        digest = "sha256:" + f"{index:x}" * 64
+        for version in versions:
+            barrier.wait(30)
+            try:
+                register_model(handles[index], "race", version, digest=digest, actor=f"w{index}")
+                won.append((version, digest))
+            except ModelConflict:
+                refused.append(version)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for handle in handles:
+        handle.close()
+    assert errors == []
+    assert sorted(v for v, _ in won) == versions, "one winner per version"
+    assert len(refused) == len(versions) * (writers - 1)
+    entries = [
+        s.entry
+        for s in store.query(Query(kind="admin", system="*", limit=1000))
+        if isinstance(s.entry, AdminEntry) and s.entry.action == MODEL_REGISTERED
+    ]
+    assert len(entries) == len(versions), "no version got a second digest"
+    assert {(e.details["version"], e.details["digest"]) for e in entries} == set(won)
+
+
+def test_registering_reads_only_what_was_appended_since(store: Store) -> None:
+    """A registration reads the admin entries appended since the store's last read, not the whole admin log."""
+    read_after: list[int] = []
+    real_query = store.query
+
+    class Counting:
+        """The store, noting where each admin query starts (the store itself answers)."""
+
+        url = store.url
+
+        def query(self, query: Query) -> Any:
+            read_after.append(query.after)
+            return real_query(query)
+
+        def append(self, batch: Any) -> Any:
+            return store.append(batch)
+
+    counting = Counting()
+    for version in range(5):
+        register_model(counting, "fraud", str(version), digest=A, actor="ops")  # type: ignore[arg-type]
+    assert read_after == [0, 0, 1, 2, 3], "each read starts where the last one ended"
+    assert [r.version for r in registered_models(counting)] == [str(v) for v in range(5)]  # type: ignore[arg-type]
+    assert read_after[-1] == 4
+
+
+def test_a_registration_and_a_schema_check_the_model_alike(store: Store) -> None:
+    """One check of a model's (name, version) for registrations and schemas: a NUL (which PostgreSQL
+    cannot keep) or an over-long name is refused naming the field, by both, with nothing written."""
+    schema = {"inputs": [{"name": "x"}], "outputs": []}
+    for name, version, field in (
+        ("a\x00b", "1", "name"),
+        ("m", "1\x00", "version"),
+        ("m" * 257, "1", "name"),
+    ):
+        with pytest.raises(RecordInvalid) as registering:
+            register_model(store, name, version, digest=A, actor="ops")
+        with pytest.raises(RecordInvalid) as describing:
+            record_schema(store, name, version, schema, source="user", actor="ops")
+        assert registering.value.field == describing.value.field == field
+    assert list(store.query(Query(kind="admin", limit=10))) == []
+
+
+def test_the_shared_registrations_reader_does_not_keep_a_store_alive(tmp_path: Path) -> None:
+    """The per-store reader GET /v1/models and register_model share goes away with its store."""
+    opened = open_store(f"sqlite:///{tmp_path / 'gone.db'}")
+    register_model(opened, "fraud", "1", digest=A, actor="ops")
+    assert [r.version for r in registered_models(opened)] == ["1"]
+    gone = weakref.ref(opened)
+    opened.close()
+    del opened
+    gc.collect()
+    assert gone() is None

@@ -142,6 +142,10 @@ def test_every_readme_snippet_runs_as_written(user_folder: Path) -> None:
             assert done.returncode == 0, f"{where}: {done.stderr}"
             if "print(" in block.text:
                 assert done.stdout.strip(), f"{where} printed nothing"
+            for sample in printed_samples(block):  # the README's "# 665 01a2… KeyError" is what it prints
+                assert shows(sample, done.stdout), (
+                    f"{where}: the README shows {sample!r}; it prints:\n{done.stdout}"
+                )
         elif block.kind == "toml":
             (user_folder / block.text.splitlines()[0][2:]).write_text(block.text)
         elif block.kind == "console":
@@ -164,6 +168,25 @@ def _run_console_block(block: Block, folder: Path, env: dict[str, str]) -> None:
         demo_output = results[runnable.index("inferlog demo")][2]
         for line in shown_output(block):
             assert line in demo_output, f"{where}: the README shows {line!r}; the demo prints:\n{demo_output}"
+    else:  # sample output ("OK 670 entries ... root at 670: …"): what the commands really print
+        printed = "".join(output for _, _, output in results)
+        for line in shown_output(block):
+            assert shows(line, printed), f"{where}: the README shows {line!r}; the commands print:\n{printed}"
+
+
+def printed_samples(block: Block) -> list[str]:
+    """The trailing comments of a Python block's ``print(`` lines: the output the README says they give."""
+    return [
+        line.partition("#")[2].strip()
+        for line in block.text.splitlines()
+        if line.lstrip().startswith("print(") and "#" in line
+    ]
+
+
+def shows(sample: str, output: str) -> bool:
+    """Whether ``output`` has a line that ``sample`` shows, ``…`` standing for any text (an id, a hash)."""
+    pattern = ".*?".join(re.escape(part) for part in sample.split("…"))
+    return re.search(pattern, output) is not None
 
 
 FOREVER = {"inferlog tail -f", "inferlog serve --no-auth"}  # hints that keep running until Ctrl-C

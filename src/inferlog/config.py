@@ -52,6 +52,19 @@ ENV_MAX_CLOCK_SKEW = "INFERLOG_MAX_CLOCK_SKEW"
 ENV_MONITOR_EVERY = "INFERLOG_MONITOR_EVERY"
 """How often ``inferlog serve`` evaluates the policy's alert rules (default 1m; 0 = never)."""
 
+ENV_NATS = "INFERLOG_NATS"
+"""The JetStream stream ``inferlog worker`` consumes: ``nats://host:4222?stream=INFERLOG&subject=inferlog.entries``."""
+ENV_WORKER_DURABLE = "INFERLOG_WORKER_DURABLE"
+"""The durable consumer the workers share (default ``inferlog-workers``): one name, many processes."""
+ENV_WORKER_BATCH = "INFERLOG_WORKER_BATCH"
+"""How many messages a worker fetches and appends in one transaction (default 500)."""
+ENV_WORKER_MAX_DELIVER = "INFERLOG_WORKER_MAX_DELIVER"
+"""After this many deliveries a message goes to the dead-letter subject (default 5)."""
+ENV_WORKER_ACK_WAIT = "INFERLOG_WORKER_ACK_WAIT"
+"""Seconds a fetched message may stay unacknowledged before JetStream redelivers it (default 30)."""
+ENV_WORKER_METRICS_PORT = "INFERLOG_WORKER_METRICS_PORT"
+"""The port of a worker's ``/metrics`` and ``/healthz`` (default 9464; 0 turns them off)."""
+
 DEFAULT_DB = "sqlite:///inferlog.db"
 DEFAULT_SIGNER_KEY_FILE = "inferlog-signer.key"
 DEFAULT_SYSTEM = "default"
@@ -80,6 +93,12 @@ SETTINGS = {
     "(default 30d; `inferlog import` takes older records)",
     ENV_MAX_CLOCK_SKEW: "how far ahead of the server's clock a record's ts may be (default 10m)",
     ENV_MONITOR_EVERY: "how often the server evaluates the policy's alert rules: 30s, 1m, 5m (default 1m; 0 = never)",
+    ENV_NATS: "the JetStream stream `inferlog worker` consumes (nats://host:4222?stream=INFERLOG&subject=inferlog.entries)",
+    ENV_WORKER_DURABLE: "the durable consumer name the workers share (default inferlog-workers)",
+    ENV_WORKER_BATCH: "messages a worker fetches and appends per transaction (default 500)",
+    ENV_WORKER_MAX_DELIVER: "deliveries after which a message is dead-lettered (default 5)",
+    ENV_WORKER_ACK_WAIT: "seconds before JetStream redelivers an unacknowledged message (default 30)",
+    ENV_WORKER_METRICS_PORT: "port of a worker's /metrics and /healthz (default 9464; 0: off)",
 }
 
 DURABILITY_LEVELS = ("process", "machine")
@@ -114,6 +133,43 @@ class Settings:
             fail_closed=_flag(env.get(ENV_FAIL_CLOSED, ""), ENV_FAIL_CLOSED),
             config=env.get(ENV_CONFIG) or None,
         )
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What ``inferlog worker`` reads from the environment (its options override each)."""
+
+    nats: str | None = None
+    durable: str = "inferlog-workers"
+    batch_size: int = 500
+    max_deliver: int = 5
+    ack_wait: float = 30.0
+    metrics_port: int = 9464
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            nats=env.get(ENV_NATS) or None,
+            durable=env.get(ENV_WORKER_DURABLE) or cls.durable,
+            batch_size=_int_setting(env, ENV_WORKER_BATCH, cls.batch_size, low=1, high=100_000),
+            max_deliver=_int_setting(env, ENV_WORKER_MAX_DELIVER, cls.max_deliver, low=1, high=1000),
+            ack_wait=float(_int_setting(env, ENV_WORKER_ACK_WAIT, int(cls.ack_wait), low=1, high=86_400)),
+            metrics_port=_int_setting(env, ENV_WORKER_METRICS_PORT, cls.metrics_port, low=0, high=65_535),
+        )
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number, got {text!r}") from None
+    if not low <= value <= high:
+        raise UsageError(f"{name} must be between {low} and {high}, got {value}")
+    return value
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

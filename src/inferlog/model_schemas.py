@@ -28,8 +28,9 @@ from inferlog.errors import RecordInvalid
 from inferlog.pipeline import Pipeline
 from inferlog.record.ids import uuid8
 from inferlog.record.model import AdminEntry
-from inferlog.record.validate import checked
+from inferlog.record.validate import check_model, checked
 from inferlog.store.base import MAX_PAGE, Query
+from inferlog.store.paging import iter_entries
 from inferlog.store.protocols import EntryReader, EntryStore
 
 MODEL_SCHEMA = "model.schema"
@@ -191,12 +192,6 @@ def sklearn_schema(estimator: Any) -> dict[str, Any] | None:
     return {"inputs": inputs, "outputs": [output]}
 
 
-def _check_model(name: str, version: str) -> None:
-    for field, value in (("name", name), ("version", version)):
-        if not (isinstance(value, str) and 0 < len(value) <= NAME_MAX_LENGTH and "\x00" not in value):
-            raise RecordInvalid(f"must be a string of 1 to {NAME_MAX_LENGTH} characters", field=field)
-
-
 def record_schema(
     store: EntryStore, name: str, version: str, schema: Any, *, source: str, actor: str | None
 ) -> ModelSchema:
@@ -207,7 +202,7 @@ def record_schema(
     """
     if source not in SCHEMA_SOURCES:
         raise RecordInvalid(f"must be one of {', '.join(SCHEMA_SOURCES)}, got {source!r}", field="source")
-    _check_model(name, version)
+    check_model(name, version)
     canonical = check_schema(schema)
     sha = schema_sha256(canonical)
     entry_id = schema_entry_id(name, version, sha)
@@ -243,19 +238,13 @@ def model_schemas(store: EntryReader) -> list[ModelSchema]:
     ``changed`` when one source gave the version more than one schema."""
     latest: dict[tuple[str, str], ModelSchema] = {}
     seen: dict[tuple[str, str, str], set[str]] = {}
-    after = 0
-    while True:
-        page = store.query(Query(kind="admin", system=_LOG_SYSTEM, after=after, limit=MAX_PAGE))
-        for stored in page:
-            after = max(after, stored.seq)
-            entry = stored.entry
-            if isinstance(entry, AdminEntry) and entry.action == MODEL_SCHEMA:
-                found = _from_entry(entry)
-                if found is not None:
-                    latest[(found.name, found.version)] = found
-                    seen.setdefault((found.name, found.version, found.source), set()).add(found.sha256)
-        if page.next_cursor is None:
-            break
+    for stored in iter_entries(store, Query(kind="admin", system=_LOG_SYSTEM, limit=MAX_PAGE)):
+        entry = stored.entry
+        if isinstance(entry, AdminEntry) and entry.action == MODEL_SCHEMA:
+            found = _from_entry(entry)
+            if found is not None:
+                latest[(found.name, found.version)] = found
+                seen.setdefault((found.name, found.version, found.source), set()).add(found.sha256)
     changed = {(n, v) for (n, v, _), shas in seen.items() if len(shas) > 1}
     return [
         ModelSchema(**{**_as_kwargs(s), "changed": (s.name, s.version) in changed}) for s in latest.values()

@@ -82,3 +82,26 @@ def test_verifications_lists_a_systems_uses_and_needs_an_id_or_a_system(tmp_path
     neither = CliRunner().invoke(cli, ["--db", url, "verifications"])
     assert neither.exit_code == 1
     assert "name one INFERENCE_ID" in neither.output
+
+
+def test_the_access_entry_of_a_windowed_read_names_its_window(tmp_path: Path) -> None:
+    """`periods --since/--until` and `verifications --system --since` record the window they read in the
+    access entry, as the HTTP routes do: an auditor sees what was asked, not a wider read."""
+    url, _, _ = _filled(tmp_path)
+    for args in (
+        ["periods", "--system", "gate", "--since", "1h", "--until", "2099-01-01T00:00:00"],
+        ["verifications", "--system", "gate", "--since", "1h", "--until", "2099-01-01T00:00:00"],
+    ):
+        result = CliRunner().invoke(cli, ["--db", url, *args, "--json"])
+        assert result.exit_code == 0, result.output
+    store = open_store(url)
+    try:
+        trail = [
+            e.entry for e in store.query(Query(kind="access")).entries if isinstance(e.entry, AccessEntry)
+        ]
+    finally:
+        store.close()
+    assert [t.action for t in trail] == ["periods", "biometric"]
+    for entry in trail:
+        assert entry.query["since"], entry.query
+        assert entry.query["until"].startswith("2099-01-01"), entry.query

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import inferlog
 from inferlog.errors import IntegrityError, UsageError
 from inferlog.evidence import Selection, build_pack, verify_pack
 from inferlog.evidence.standalone import main as standalone
@@ -316,3 +318,32 @@ def test_pack_rows_carry_the_pack_columns_in_order() -> None:
     from inferlog.evidence.rows import PackRow
 
     assert tuple(f.name for f in fields(PackRow)) == COLUMNS
+
+
+def test_a_build_parses_each_leaf_once_and_names_its_version(
+    made: Made, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building reads each leaf's JSON once (the row check, the pack row and the summary share it) and
+    never parses the JSON lines back to write the Parquet file; the pack says which inferlog built it."""
+    parsed: list[str] = []
+    real = json.loads
+
+    def counting(text: Any, *args: Any, **kwargs: Any) -> Any:
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller in ("inferlog.evidence.build", "inferlog.evidence.rows", "inferlog.evidence.summary"):
+            parsed.append(text if isinstance(text, str) else bytes(text).decode("utf-8", "replace"))
+        return real(text, *args, **kwargs)
+
+    store = made.open()
+    try:
+        monkeypatch.setattr(json, "loads", counting)
+        build_pack(store, Selection("credit", SINCE, UNTIL), made.signer, tmp_path / "p.zip")
+        monkeypatch.setattr(json, "loads", real)
+    finally:
+        store.close()
+    leaves = [row["leaf"] for row in rows(tmp_path / "p.zip")]
+    assert leaves
+    for leaf in leaves:
+        assert parsed.count(leaf) == 1, "each leaf parsed once"
+    assert not [text for text in parsed if text.startswith('{"seq"')], "no JSON line of the pack parsed back"
+    assert member(tmp_path / "p.zip", "pack.json")["built_by"] == f"inferlog {inferlog.__version__}"

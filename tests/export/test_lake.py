@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import signal
@@ -278,11 +279,64 @@ def test_folders_that_are_not_a_lake_are_refused(sqlite_store: Store, tmp_path: 
     assert not (tmp_path / "t").exists()
 
 
-def test_a_partition_value_too_long_for_a_folder_is_refused() -> None:
-    """A value whose escaped folder name passes the file system's 255 bytes is refused, naming the key."""
-    assert len(partition_path(["system"], ["é" * 100]).encode()) <= NAME_MAX
-    with pytest.raises(UsageError, match="partition by fewer keys, without system"):
-        partition_path(["system"], ["/" * 100])
+def test_a_partition_value_too_long_for_a_folder_is_marked_not_refused() -> None:
+    """A value whose folder name would pass 255 bytes is cut to fit and marked with its hash: distinct values stay apart."""
+    assert partition_path(["system"], ["é" * 100]) == "system=" + "é" * 100  # fits: as it is
+    long_a, long_b = "/" * 100, "/" * 99 + "x"
+    folder_a, folder_b = partition_path(["system"], [long_a]), partition_path(["system"], [long_b])
+    assert folder_a != folder_b
+    for folder, value in ((folder_a, long_a), (folder_b, long_b)):
+        assert len(folder.encode()) <= NAME_MAX
+        assert folder.endswith("~" + hashlib.sha256(value.encode()).hexdigest()[:16])
+    assert len(partition_path(["model"], ["😀" * 256]).encode()) <= NAME_MAX
+
+
+def test_a_lake_with_long_and_null_marker_values_keeps_going(tmp_path: Path) -> None:
+    """A model named too long for a folder, or ``__HIVE_DEFAULT_PARTITION__``, does not stop the lake, and
+    neither reads back as null; a feedback entry (no model) still does."""
+    handle = open_store(f"sqlite:///{tmp_path / 'log.db'}")
+    long_name = "/" * 256
+    batch: list[Entry] = [
+        make_record(system="s", model=Model(long_name, "1"), ts=DAY),
+        make_record(system="s", model=Model("__HIVE_DEFAULT_PARTITION__", "1"), ts=DAY),
+    ]
+    batch.append(FeedbackEntry(id=uuid7(), system="s", ts=DAY, inference_id=batch[0].id, label=1))
+    append(handle, batch)
+    run = export_to_lake(handle, tmp_path / "lake", partition_by=["model"])
+    assert run.rows == 3
+    append(handle, [make_record(system="s", model=Model("plain", "1"), ts=DAY)])
+    assert export_to_lake(handle, tmp_path / "lake").rows == 1  # the lake goes on
+    handle.close()
+    models = sorted(str(row["model"]) for row in pyarrow_rows(tmp_path / "lake", ["model"]))
+    assert models == sorted(
+        [
+            "None",
+            "plain",
+            "__HIVE_DEFAULT_PARTITION__~" + hashlib.sha256(b"__HIVE_DEFAULT_PARTITION__").hexdigest()[:16],
+            segment_value(partition_path(["model"], [long_name])),
+        ]
+    )
+
+
+def segment_value(folder: str) -> str:
+    return unescape(folder.partition("=")[2])
+
+
+@pytest.mark.parametrize(
+    "damage", [b"{not json", b"\xff\xfe", b"[]", b'{"format": "inferlog-lake-v1"}', b"null"]
+)
+def test_a_damaged_cursor_is_one_clear_error(sqlite_store: Store, tmp_path: Path, damage: bytes) -> None:
+    """A cursor.json that is not JSON, or not a cursor, is a UsageError naming the file, never a traceback."""
+    lake = tmp_path / "lake"
+    export_to_lake(sqlite_store, lake)
+    cursor = lake / "_inferlog" / "cursor.json"
+    cursor.write_bytes(
+        damage.replace(b"inferlog-lake-v1", json.loads(cursor.read_bytes())["format"].encode())
+    )
+    with pytest.raises(UsageError, match=r"cursor\.json"):
+        Lake(lake).state()
+    with pytest.raises(UsageError, match=r"cursor\.json"):
+        export_to_lake(sqlite_store, lake)
 
 
 @given(st.text(min_size=1))

@@ -62,7 +62,9 @@ def test_export_to_a_lake_and_again(plain: str, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     first = run(plain, "export", "--to", str(lake), "--partition-by", "system,date,model")
     assert first.exit_code == 0, first.output
-    assert "added 3 entries in 2 files to the lake" in first.stderr
+    assert "added 3 entries in 2 files to " in first.stderr
+    assert "(a lake partitioned by" in first.stderr
+    assert "lake lake" not in first.stderr
     assert "partitioned by system,date,model; sealed fields sealed" in first.stderr
     again = run(plain, "export", "--to", str(lake))
     assert again.exit_code == 0, again.output

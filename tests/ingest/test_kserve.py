@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from inferlog.apikeys import create_key
@@ -278,6 +279,9 @@ def test_joined_records_carry_the_registered_digest_and_uri(sink: Sink) -> None:
     """A KServe event names no artifact: the record gets the digest and URI registered for its model version."""
     digest = "sha256:" + "d" * 64
     register_model(sink.store, "sklearn-iris", "v3", digest=digest, uri="gs://models/iris/v3", actor="ops")
+    app = sink.client.app
+    assert isinstance(app, FastAPI)
+    assert app.state.inferlog.lineage.wait_loaded(30)  # the copy loads in the background: wait for it
     assert sink.send("inf-lineage", "request") == 202
     assert sink.send("inf-lineage", "response") == 202
     (rec,) = sink.records()

@@ -112,10 +112,8 @@ def test_run_uses_the_group_config_too(tmp_path: Path) -> None:
 
 
 def test_mistakes_are_one_line_errors(tmp_path: Path) -> None:
-    """No engine, no rules, a bad rule, a bad --source, --once with --every: one line each, nothing written."""
+    """No rules, a bad rule, a bad --source, --once with --every: one line each, nothing written."""
     url, policy = make_log(tmp_path, errors=4)
-    no_engine = run("--db", url, "monitor", "run", "--policy", str(policy))
-    assert_one_line_error(no_engine, "no monitoring engine", "--source")
     empty = tmp_path / "empty.toml"
     empty.write_text("", encoding="utf-8")
     assert_one_line_error(
@@ -147,6 +145,17 @@ def test_mistakes_are_one_line_errors(tmp_path: Path) -> None:
         "--once or --every",
     )
     assert alert_entries(url) == []
+
+
+def test_run_measures_with_the_monitoring_engine_by_default(tmp_path: Path) -> None:
+    """Without --source, the built-in engine folds the log and measures the rule: 4 failed of 20 fires."""
+    url, policy = make_log(tmp_path, errors=4)
+    done = run("--db", url, "monitor", "run", "--once", "--policy", str(policy))
+    assert done.exit_code == 0, done.output
+    assert "alert.fired: credit errors (error_rate = 0.2)" in done.stdout
+    fired = alert_entries(url)
+    assert [e.action for e in fired] == ["alert.fired"]
+    assert fired[0].details["value"] == 0.2
 
 
 def test_run_every_evaluates_until_stopped(tmp_path: Path) -> None:

@@ -118,6 +118,8 @@ def test_a_log_through_the_server_registers_and_attaches_lineage(
         with pytest.raises(UsageError, match="403"):
             log.register_model("other", "1", digest=digest)
         assert [r.version for r in log.registered_models()] == [MODEL.version]
+        assert log.lineage is not None
+        assert log.lineage.wait_loaded(30)  # the registry copy loads in the background: wait for it
         record_id = log.record(model=MODEL, output=1)
         assert log.flush(timeout=30)
     store = open_store(server_process.db)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import LabelEncoder
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, LabelEncoder, StandardScaler
 
 import inferlog
 from inferlog.errors import ModelConflict, UsageError
@@ -105,3 +111,61 @@ def test_a_log_without_a_store_or_server_cannot_register(tmp_path: Path) -> None
         with pytest.raises(UsageError, match="neither a store nor a server"):
             log.register_model("iris", "1", digest=DIGEST)
         log.record(model=inferlog.Model("iris", "1"), output=1)
+
+
+def _clip(x: Any) -> Any:
+    return np.clip(x, 0.0, 10.0)
+
+
+_PIPELINE_SCRIPT = """
+import functools, numpy as np
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from inferlog.sdk.integrations.sklearn import fitted_digest
+X, Y = load_iris(return_X_y=True)
+steps = [FunctionTransformer(func=np.log1p), FunctionTransformer(func=functools.partial(np.clip, a_min=0, a_max=9)),
+         StandardScaler(), LogisticRegression(max_iter=500)]
+print(fitted_digest(make_pipeline(*steps).fit(X, Y)))
+"""
+
+
+def test_a_pipeline_with_function_params_is_wrapped_and_digested_the_same_in_every_process(
+    tmp_path: Path,
+) -> None:
+    """A Pipeline gets a digest (from its fitted steps); function-valued params (FunctionTransformer's func)
+    neither fail wrap() nor make the digest depend on memory addresses: another process gets the same."""
+    steps = [
+        FunctionTransformer(func=np.log1p),
+        FunctionTransformer(func=functools.partial(np.clip, a_min=0, a_max=9)),
+        StandardScaler(),
+        LogisticRegression(max_iter=500),
+    ]
+    pipeline = make_pipeline(*steps).fit(X, Y)
+    digest = fitted_digest(pipeline)
+    assert digest is not None
+    assert fitted_digest(make_pipeline(StandardScaler(), LogisticRegression())) is None  # not fitted
+    other = subprocess.run(
+        [sys.executable, "-c", _PIPELINE_SCRIPT], capture_output=True, text=True, check=True
+    )
+    assert other.stdout.strip() == digest
+    refit = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X[:100], Y[:100])
+    assert fitted_digest(refit) not in (None, digest)
+    local = make_pipeline(FunctionTransformer(func=_clip), FunctionTransformer(func=lambda x: x)).fit(X)
+    with inferlog.open(
+        f"sqlite:///{tmp_path / 'log.db'}", system="iris", spool_dir=tmp_path / "spool"
+    ) as log:
+        inferlog.wrap(pipeline, log).predict(X[:2])
+        inferlog.wrap(local, log).transform(X[:1])  # not a logged method: passes through
+        inferlog.wrap(KNeighborsClassifier(metric=_distance, algorithm="brute").fit(X, Y), log).predict(X[:1])
+        log.flush()
+        records = inferences(log.query(kind="inference"))
+    assert (records[0].model.name, records[0].model.digest) == ("Pipeline", digest)
+    knn = records[1]
+    assert knn.model.digest is not None
+    assert knn.parameters["metric"] == f"{__name__}._distance"
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).sum())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import inferlog
 from inferlog.errors import RecordInvalid, UsageError
 from inferlog.query.oversight import periods, verification
-from inferlog.record.model import AdminEntry, InferenceRecord
+from inferlog.record.model import AdminEntry, Biometric, InferenceRecord
+from inferlog.record.validate import check_entry
 from inferlog.sdk.client import Log
 from inferlog.store import open_store
 from inferlog.store.base import Query
@@ -38,6 +40,42 @@ def test_a_bad_biometric_is_refused_at_the_call(log: Log, model: inferlog.Model)
         log.record(model=model, biometric=bad)
     assert info.value.field == "biometric.period.end"
     assert log.counters.spooled == 0
+
+
+def _nested(depth: int) -> object:
+    value: object = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [65, 5000])
+@pytest.mark.parametrize("as_struct", [False, True])
+def test_a_biometric_match_nested_past_the_limit_is_refused_at_the_call(
+    log: Log, model: inferlog.Model, depth: int, as_struct: bool
+) -> None:
+    """``biometric.match`` is free-form like ``input``: nested past 64 levels it is refused naming the
+    field (not a RecursionError, not a record the pipeline refuses later), as a mapping or a Biometric."""
+    value = biometric(match=_nested(depth))
+    given = msgspec.convert(value, Biometric) if as_struct else value
+    with pytest.raises(RecordInvalid) as info:
+        log.record(model=model, biometric=given)
+    assert info.value.field == "biometric.match"
+    assert log.counters.spooled == 0
+
+
+def test_the_pipeline_refuses_a_biometric_match_nested_past_the_limit() -> None:
+    """Every way in meets the same limit: an entry built in code with a deep match is refused by check_entry."""
+    entry = msgspec.convert(
+        {"kind": "inference", "id": "0190d6a2-7c2e-7000-8000-000000000001", "system": "s",
+         "ts": "2026-05-01T09:30:00Z", "model": {"name": "m", "version": "1"}},
+        InferenceRecord,
+    )  # fmt: skip
+    use = msgspec.structs.replace(msgspec.convert(biometric(), Biometric), match=_nested(70))
+    deep = msgspec.structs.replace(entry, biometric=use)
+    with pytest.raises(RecordInvalid) as info:
+        check_entry(deep)
+    assert info.value.field == "biometric.match"
 
 
 def test_verifications_by_two_distinct_persons(log: Log, model: inferlog.Model) -> None:

@@ -99,3 +99,65 @@ def test_bad_schemas_are_refused_over_http(server: Server) -> None:
     )
     body["source"] = "guess"
     assert server.client.post("/v1/models/schemas", json=body, headers=server.as_("admin")).status_code == 422
+
+
+_SCHEMA = '{"inputs": [{"name": "x"}], "outputs": [{"name": "y"}]}'
+_HOSTILE = {
+    "a lone surrogate in the card": '{"name": "m", "version": "1", "digest": "%s", "card": {"ref": "\\ud800"}}',
+    "a lone surrogate in the schema": '{"name": "m", "version": "1", "digest": "%s", "schema": {"inputs": [{"name": "\\udc00"}]}}',
+    "an unknown field": '{"name": "m", "version": "1", "digest": "%s", "uri_typo": "s3://x"}',
+    "1e400 in the card": '{"name": "m", "version": "1", "digest": "%s", "card": {"bytes": 1e400}}',
+    "1e400 in the schema": '{"name": "m", "version": "1", "digest": "%s", "schema": {"inputs": [{"name": "x", "shape": [1e400]}]}}',
+    "a card nested 100 deep": '{"name": "m", "version": "1", "digest": "%s", "card": '
+    + '{"a":' * 100
+    + "1"
+    + "}" * 100
+    + "}",
+    "a card nested 50000 deep": '{"name": "m", "version": "1", "digest": "%s", "card": '
+    + "[" * 30_000
+    + "]" * 30_000
+    + "}",
+    "not an object": "[%r]",
+    "a card that is a string": '{"name": "m", "version": "1", "digest": "%s", "card": "text"}',
+}
+
+
+def test_hostile_registrations_are_422_and_write_nothing(server: Server) -> None:
+    """Lone surrogates, unknown fields, 1e400, deep nesting, wrong shapes: 422 with a message, nothing written."""
+    for case, template in _HOSTILE.items():
+        body = (template % A).encode()
+        for path in ("/v1/models", "/v1/models/schemas"):  # /schemas has no card: an unknown field there
+            if path.endswith("schemas"):
+                body = body.replace(
+                    b'"digest": "' + A.encode() + b'", ', b'"schema": ' + _SCHEMA.encode() + b", "
+                )
+            done = server.client.post(
+                path, content=body, headers={**server.as_("admin"), "Content-Type": "application/json"}
+            )
+            assert done.status_code == 422, (case, path, done.text)
+            assert done.json()["message"], case
+    assert list(server.store.query(Query(kind="admin"))) == []
+
+
+def test_an_unknown_field_is_named(server: Server) -> None:
+    """A misspelt field is refused naming it, rather than silently dropping what it carried."""
+    done = server.client.post("/v1/models", json=_body(urii="s3://x"), headers=server.as_("admin"))
+    assert done.status_code == 422
+    assert "urii" in done.json()["message"]
+
+
+def test_a_body_over_the_limit_is_413(server: Server) -> None:
+    """A registration body over the server's body limit (64 KiB here) is 413 before it is parsed."""
+    big = _body(card={"text": "x" * 100_000})
+    done = server.client.post("/v1/models", json=big, headers=server.as_("admin"))
+    assert done.status_code == 413
+    assert list(server.store.query(Query(kind="admin"))) == []
+
+
+def test_a_card_with_large_numbers_is_stored_as_sent(server: Server) -> None:
+    """A card's numbers come back as they were sent (no float rounding a big integer)."""
+    card = {"sha256": "0" * 64, "bytes": 2**62 + 1, "ref": "card.md"}
+    done = server.client.post("/v1/models", json=_body(card=card), headers=server.as_("admin"))
+    assert done.status_code == 201, done.text
+    (listed,) = server.client.get("/v1/models", headers=server.as_("admin")).json()
+    assert listed["card"] == card

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from inferlog.record import uuid7
+from inferlog.record.canonical import format_timestamp
 from inferlog.record.model import AccessEntry
 from inferlog.store.base import Query
 from tests.record.test_schema import biometric
@@ -125,3 +127,52 @@ def test_biometric_uses_list_by_database_and_unverified(server: Server) -> None:
     assert (open_match["id"], open_match["matched"], open_match["two_person"]) == (pending["id"], True, False)
     elsewhere = server.client.get("/v1/biometric", params=PURPOSE, headers=server.as_("reader_fraud"))
     assert elsewhere.json()["uses"] == []
+
+
+_BASE = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3)
+
+
+def _t(minutes: int) -> str:
+    """A time ``minutes`` after a base three hours ago (inside the accepted window)."""
+    return format_timestamp(_BASE + dt.timedelta(minutes=minutes))
+
+
+def _at(ts: str, action: str, period: str, system: str | None = None) -> dict[str, Any]:
+    entry = _period(action, period) | {"ts": ts}
+    return entry | ({"system": system} if system else {})
+
+
+def test_another_system_cannot_end_a_period(server: Server) -> None:
+    """Periods pair by (system, id): an end written under another system with the same id ends nothing of this one."""
+    pid = uuid7()
+    start = _at(_t(60), "period.started", pid, "credit")
+    assert server.client.post("/v1/records", json=[start], headers=server.as_("ingest")).status_code == 200
+    forged = _at(_t(120), "period.ended", pid, "fraud")
+    assert (
+        server.client.post("/v1/records", json=[forged], headers=server.as_("ingest_all")).status_code == 200
+    )
+    got = server.client.get("/v1/periods", params=PURPOSE, headers=server.as_("auditor")).json()["periods"]
+    by_system = {p["system"]: p for p in got}
+    assert by_system["credit"]["open"] is True
+    assert by_system["credit"]["end"] is None
+    assert by_system["fraud"]["start"] is None
+
+
+def test_an_end_before_its_start_is_refused(server: Server) -> None:
+    """A period.ended before its period.started (in the log, or earlier in the same batch) is 422 naming both times."""
+    pid = uuid7()
+    start = _at(_t(60), "period.started", pid)
+    assert server.client.post("/v1/records", json=[start], headers=server.as_("ingest")).status_code == 200
+    early = _at(_t(0), "period.ended", pid)
+    refused = server.client.post("/v1/records", json=[early], headers=server.as_("ingest"))
+    assert refused.status_code == 422, refused.text
+    assert "before it started" in refused.json()["message"]
+    other = uuid7()
+    batch = [_at(_t(60), "period.started", other), _at(_t(59), "period.ended", other)]
+    assert server.client.post("/v1/records", json=batch, headers=server.as_("ingest")).status_code == 422
+    late = _at(_t(90), "period.ended", pid)
+    assert server.client.post("/v1/records", json=[late], headers=server.as_("ingest")).status_code == 200
+    (period,) = server.client.get("/v1/periods", params=PURPOSE, headers=server.as_("reader")).json()[
+        "periods"
+    ]
+    assert (period["start"], period["end"]) == (_t(60), _t(90))

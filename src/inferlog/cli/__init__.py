@@ -114,6 +114,7 @@ def _register() -> None:
         query,
         serve,
         stats,
+        worker,
     )
 
     integrity.verify_group.add_command(evidence.verify_pack_command)
@@ -131,6 +132,7 @@ def _register() -> None:
         governance,
         serve,
         proxy,
+        worker,
         demo,
     ):
         for command in module.COMMANDS:

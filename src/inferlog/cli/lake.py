@@ -61,7 +61,7 @@ def lake_export(
         cursor=run.cursor, sealed=not spec.revealed,
     )  # fmt: skip
     click.echo(
-        f"added {run.rows} entries in {run.files} files to the lake {to} "
-        f"(partitioned by {','.join(spec.partition_by)}; sealed fields {fields}; cursor at seq {run.cursor})",
+        f"added {run.rows} entries in {run.files} files to {to} "
+        f"(a lake partitioned by {','.join(spec.partition_by)}; sealed fields {fields}; cursor at seq {run.cursor})",
         err=True,
     )

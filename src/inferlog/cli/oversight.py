@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import click
@@ -30,16 +31,12 @@ def periods_command(
     Pairs the period.started and period.ended admin entries (written by log.period() or over HTTP).
     A period still open has no end; one begun before --since has no start.
     """
-    found = periods(
-        state.store(),
-        system=system,
-        since=parse_since(since) if since else None,
-        until=parse_since(until, name="until") if until else None,
-    )
+    start, end = _window(since, until)
+    found = periods(state.store(), system=system, since=start, until=end)
     counts: dict[str, int] = {}
     for period in found:
         counts[period.system] = counts.get(period.system, 0) + 1
-    state.audit("periods", purpose, Query(system=system, kind="admin"), counts)
+    state.audit("periods", purpose, Query(system=system, kind="admin", since=start, until=end), counts)
     if as_json:
         for period in found:
             click.echo(json.dumps(period.to_dict()))
@@ -111,6 +108,14 @@ def verifications_command(
         raise click.exceptions.Exit(1)
 
 
+def _window(since: str | None, until: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The --since/--until window, parsed: what is read and what the access entry records."""
+    return (
+        parse_since(since) if since else None,
+        parse_since(until, name="until") if until else None,
+    )
+
+
 def _list_uses(
     state: State,
     system: str,
@@ -121,17 +126,14 @@ def _list_uses(
     as_json: bool,
     purpose: str,
 ) -> None:
+    start, end = _window(since, until)
     uses = biometric_uses(
-        state.store(),
-        system=system,
-        since=parse_since(since) if since else None,
-        until=parse_since(until, name="until") if until else None,
-        database=database,
-        unverified=unverified,
+        state.store(), system=system, since=start, until=end, database=database, unverified=unverified
     )
     state.audit(
-        "biometric", purpose, Query(system=system, kind="inference"), {system: len(uses)}, database=database
-    )
+        "biometric", purpose, Query(system=system, kind="inference", since=start, until=end), {system: len(uses)},
+        database=database, unverified=unverified,
+    )  # fmt: skip
     if as_json:
         for use in uses:
             click.echo(json.dumps(use.to_dict()))

@@ -11,6 +11,8 @@ from rich.table import Table
 from inferlog.cli._common import State, console, filter_options, inert, pass_state
 from inferlog.lineage import registered_models, unregistered
 from inferlog.query import build_query
+from inferlog.store.base import Query
+from inferlog.store.protocols import EntryReader
 
 
 @click.command("stats")
@@ -26,6 +28,7 @@ def stats_command(state: State, /, as_json: bool, **options: Any) -> None:
     store = state.store()
     numbers = store.stats(build_query(**state.filters(options)))
     numbers["unregistered"] = unregistered(numbers["models"], registered_models(store))
+    numbers["dead_letters"] = dead_letters(store)
     if as_json:
         click.echo(json.dumps(numbers, indent=2))
         return
@@ -36,11 +39,23 @@ def stats_command(state: State, /, as_json: bool, **options: Any) -> None:
             out.print(_counts(title, numbers[key]))
     if numbers.get("models"):
         out.print(_models(numbers["models"], numbers["unregistered"]))
+    if numbers["dead_letters"]:
+        out.print(
+            f"[red]{numbers['dead_letters']} message(s) from the broker could not be stored[/red] and were "
+            "dead-lettered by `inferlog worker` (see: inferlog query --kind admin --attr dead_letter=true)"
+        )
     if numbers["unregistered"]:
         out.print(
             f"[yellow]{len(numbers['unregistered'])} model version(s) seen in records are not registered[/yellow]"
             " (no digest or lineage from the registry): inferlog models register NAME VERSION --digest ..."
         )
+
+
+def dead_letters(store: EntryReader) -> int:
+    """How many broker messages workers dead-lettered: each is a ``broker.dead_letter`` admin entry with
+    ``attributes.dead_letter = true`` (see inferlog.worker.deadletter; not imported: it needs nats-py)."""
+    found = store.stats(Query(kind="admin", attributes={"dead_letter": True}))
+    return int(found.get("entries", 0))
 
 
 def _overview(numbers: dict[str, Any]) -> Table:

@@ -5,13 +5,14 @@ that signs the manifest and must cover every entry of the period. A pack never s
 its own: signing tree heads is the checkpointer's job (it keeps the signer's consistency guard), so
 a log whose period is not yet covered is refused with the command that fixes it.
 
-Every proof is checked as it is made and the finished pack is verified before it is kept: a store
-that no longer matches its checkpoints yields an error naming the seq, never a pack that fails later.
+Each row's leaf hash and payload commitment are checked as it is read (naming the seq), and the
+finished pack is verified by the library verifier before it is kept, proofs included: a store that no
+longer matches its checkpoints yields an error, never a pack that fails later. Each leaf is parsed
+once; the Parquet file is written beside the JSON lines in the same pass.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as dt
 import hashlib
@@ -19,12 +20,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from inferlog import __version__
 from inferlog.errors import CheckpointError, IntegrityError, NoteError, ProofError, UsageError
 from inferlog.evidence import layout, report
 from inferlog.evidence.container import write_zip
@@ -33,16 +34,10 @@ from inferlog.evidence.select import Chosen, Selection, choose
 from inferlog.evidence.summary import Tally
 from inferlog.evidence.verify import verify_pack
 from inferlog.integrity.tree import hashes_of
-from inferlog.ledger.batch import SharedHashes
+from inferlog.ledger.batch import inclusion_proofs
 from inferlog.ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint
-from inferlog.ledger.hashing import leaf_hash
-from inferlog.ledger.merkle import (
-    TiledHashes,
-    consistency_proof,
-    inclusion_proof,
-    verify_consistency,
-    verify_inclusion,
-)
+from inferlog.ledger.hashing import b64, leaf_hash
+from inferlog.ledger.merkle import TiledHashes, consistency_proof, verify_consistency
 from inferlog.pipeline import commitment
 from inferlog.record.canonical import format_timestamp
 from inferlog.store.base import LedgerRow, StoredCheckpoint
@@ -171,38 +166,33 @@ class _Writer:
         return tally
 
     def _entries(self, chosen: Chosen) -> Tally:
-        """entries.jsonl, proofs/inclusion.jsonl and entries.parquet; every proof checked as made."""
+        """entries.jsonl, proofs/inclusion.jsonl and entries.parquet, in one pass over the rows."""
         tally = Tally()
-        size, root = self.checkpoint.size, self.checkpoint.root
+        size = self.checkpoint.size
         (self.folder / "proofs").mkdir()
-        shared = SharedHashes(self.hashes, size)  # neighbouring entries' proofs share most subtrees
+        seqs = chosen.seqs()
+        # Neighbouring entries' proofs share most subtrees: one SharedHashes serves them all.
+        proofs_of = inclusion_proofs((seq - 1 for seq in seqs), size, self.hashes)
         with (
             (self.folder / layout.ENTRIES_JSONL).open("wb") as entries,
             (self.folder / layout.INCLUSION).open("wb") as proofs,
         ):
-            for row in read_rows(self.store, chosen.seqs()):
-                _check_row(row)
-                proof = inclusion_proof(row.seq - 1, size, shared)
-                try:
-                    verify_inclusion(row.seq - 1, size, row.leaf_hash, proof, root)
-                except ProofError as exc:
-                    raise IntegrityError(
-                        f"seq {row.seq} is not included in checkpoint {size} as the store has it ({exc}); "
-                        "run `inferlog verify`"
-                    ) from exc
-                packed = PackRow.of(row)
-                entries.write(packed.json_line())
-                proofs.write(_line({
-                    "seq": row.seq, "leaf_index": row.seq - 1, "tree_size": size,
-                    "leaf_hash": packed.leaf_hash, "hashes": [_b64(h) for h in proof],
-                }))  # fmt: skip
-                tally.add(packed, chosen.roles[row.seq])
-        self.names += [layout.ENTRIES_JSONL, layout.INCLUSION]
-        with (self.folder / layout.ENTRIES_JSONL).open("rb") as lines:
-            write_parquet(
-                (PackRow(**json.loads(line)) for line in lines), self.folder / layout.ENTRIES_PARQUET
-            )
-        self.names.append(layout.ENTRIES_PARQUET)
+
+            def packed_rows() -> Iterator[PackRow]:
+                for row, proof in zip(read_rows(self.store, seqs), proofs_of, strict=True):
+                    leaf = json.loads(row.leaf)  # parsed once: the check, the row and the tally use it
+                    _check_row(row, leaf)
+                    packed = PackRow.of(row, leaf)
+                    entries.write(packed.json_line())
+                    proofs.write(_line({
+                        "seq": row.seq, "leaf_index": row.seq - 1, "tree_size": size,
+                        "leaf_hash": packed.leaf_hash, "hashes": [b64(h) for h in proof],
+                    }))  # fmt: skip
+                    tally.add(packed, chosen.roles[row.seq], leaf)
+                    yield packed
+
+            write_parquet(packed_rows(), self.folder / layout.ENTRIES_PARQUET)
+        self.names += [layout.ENTRIES_JSONL, layout.INCLUSION, layout.ENTRIES_PARQUET]
         return tally
 
     def _earlier(self, newest: StoredCheckpoint, limit: int) -> list[dict[str, Any]]:
@@ -222,7 +212,7 @@ class _Writer:
             self.put(name, stored.note)
             self.earlier.append(earlier.size)
             lines.append({"old_size": earlier.size, "old_checkpoint": name, "new_size": size,
-                          "hashes": [_b64(h) for h in proof]})  # fmt: skip
+                          "hashes": [b64(h) for h in proof]})  # fmt: skip
         self.put(layout.CONSISTENCY, b"".join(_line(line) for line in lines))
         return [{"old_size": line["old_size"], "new_size": size} for line in lines]
 
@@ -232,7 +222,7 @@ class _Writer:
         return {
             "format": layout.FORMAT,
             "created_at": format_timestamp(now),
-            "built_by": f"inferlog {_version()}",
+            "built_by": f"inferlog {__version__}",
             "origin": self.checkpoint.origin,
             "verifier_key": self.signer.verifier_key_string(),
             "selection": {
@@ -244,7 +234,7 @@ class _Writer:
             },
             "checkpoint": {
                 "size": self.checkpoint.size,
-                "root": _b64(self.checkpoint.root),
+                "root": b64(self.checkpoint.root),
                 "file": layout.CHECKPOINT,
             },
             "earlier_checkpoints": list(self.earlier),
@@ -269,14 +259,14 @@ class _Writer:
         self.put(layout.MANIFEST, self.signer.sign(layout.manifest_text(digests)))
 
 
-def _check_row(row: LedgerRow) -> None:
+def _check_row(row: LedgerRow, leaf: dict[str, Any]) -> None:
     """The row's leaf hash and payload commitment hold (else the store was changed: refuse)."""
     if leaf_hash(row.leaf) != row.leaf_hash:
         raise IntegrityError(f"seq {row.seq}: its leaf does not hash to its leaf hash; run `inferlog verify`")
     if row.body is None:
         return
-    commit = json.loads(row.leaf).get("commit", "")
-    if row.salt is None or _b64(commitment(row.salt, row.body)) != commit:
+    commit = leaf.get("commit", "")
+    if row.salt is None or b64(commitment(row.salt, row.body)) != commit:
         raise IntegrityError(
             f"seq {row.seq}: its payload does not match the leaf's commitment; run `inferlog verify`"
         )
@@ -313,16 +303,5 @@ def _thin(items: Sequence[Any], limit: int) -> list[Any]:
     return [items[round(i * step)] for i in range(limit)]
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 def _line(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode() + b"\n"
-
-
-def _version() -> str:
-    try:
-        return version("inferlog")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"

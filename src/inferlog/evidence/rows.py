@@ -38,8 +38,10 @@ class PackRow:
     body: str | None
 
     @classmethod
-    def of(cls, row: LedgerRow) -> PackRow:
-        leaf = json.loads(row.leaf)
+    def of(cls, row: LedgerRow, leaf: dict[str, Any] | None = None) -> PackRow:
+        """The pack row of a stored row; ``leaf`` is its leaf parsed, when the caller has it already."""
+        if leaf is None:
+            leaf = json.loads(row.leaf)
         return cls(
             seq=row.seq,
             id=leaf["id"],

@@ -105,8 +105,10 @@ class Tally:
     policies: list[dict[str, Any]] = field(default_factory=list)
     oversight: Oversight = field(default_factory=Oversight)
 
-    def add(self, row: PackRow, role: str) -> None:
-        leaf = json.loads(row.leaf)
+    def add(self, row: PackRow, role: str, leaf: dict[str, Any] | None = None) -> None:
+        """Count one row; ``leaf`` is its leaf parsed, when the caller has it already."""
+        if leaf is None:
+            leaf = json.loads(row.leaf)
         body = json.loads(row.body) if row.body is not None else None
         self.kinds[row.kind] += 1
         self.roles[role] += 1

@@ -39,7 +39,7 @@ from inferlog.ledger.checkpoint import (
     open_checkpoint,
     open_note,
 )
-from inferlog.ledger.hashing import leaf_hash
+from inferlog.ledger.hashing import b64, leaf_hash
 from inferlog.ledger.merkle import verify_consistency, verify_inclusion
 from inferlog.pipeline import commitment
 
@@ -185,7 +185,7 @@ class _Checks:
             self.fail(layout.PACK_INFO, "its checkpoint is not an object of size and root")
         elif claimed and (claimed.get("size"), claimed.get("root")) != (
             checkpoint.size,
-            _b64(checkpoint.root),
+            b64(checkpoint.root),
         ):
             self.fail(
                 layout.PACK_INFO,
@@ -236,7 +236,7 @@ class _Checks:
         seq = row["seq"]
         leaf = row["leaf"].encode("utf-8")
         digest = leaf_hash(leaf)
-        if _b64(digest) != row["leaf_hash"]:
+        if b64(digest) != row["leaf_hash"]:
             self.fail(
                 f"seq {seq}", f"its leaf does not hash to its leaf_hash ({where}: leaf or leaf_hash changed)"
             )
@@ -265,7 +265,7 @@ class _Checks:
         except binascii.Error:
             self.fail(f"seq {seq}", "its salt is not base64")
             return
-        if _b64(commitment(salt, body)) != meta.get("commit"):
+        if b64(commitment(salt, body)) != meta.get("commit"):
             self.fail(
                 f"seq {seq}", "its body does not match the commitment in its leaf (the payload was changed)"
             )
@@ -426,7 +426,3 @@ def _proof(line: bytes) -> tuple[int, int, int, bytes, list[bytes]] | None:
     if not all(type(n) is int for n in (seq, index, size)):
         return None
     return seq, index, size, leaf, hashes
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -5,15 +5,21 @@ A value is escaped the way Hive and Spark escape it (``%`` and two upper-case he
 characters; everything else, non-ASCII letters included, kept as it is), because that is the one
 escaping Spark, DuckDB and ``pyarrow.dataset`` all undo. A missing value is Hive's
 ``__HIVE_DEFAULT_PARTITION__``, which all three read back as null.
+
+Two values cannot be written as they are, and are *marked* instead: one whose folder name would pass
+:data:`NAME_MAX` bytes (a file system refuses it, and the lake would be stuck at that entry), and the
+text ``__HIVE_DEFAULT_PARTITION__`` itself (no escaping of it reads back as text in every engine:
+``pyarrow`` unescapes before it compares, and would read null). A marked value is the longest prefix
+that fits, ``~``, and the first 16 hex digits of the SHA-256 of the whole value (UTF-8): distinct
+values stay in distinct folders, and the mark says which value it stands for.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Sequence
-
-from inferlog.errors import UsageError
 
 NULL_VALUE = "__HIVE_DEFAULT_PARTITION__"
 """The folder name of a missing value (a feedback entry has no model)."""
@@ -36,15 +42,31 @@ def unescape(segment: str) -> str:
 
 
 def segment(key: str, value: str | None) -> str:
-    """``key=value`` for one partition level; a name too long for a folder is a :class:`UsageError`."""
-    text = f"{key}={NULL_VALUE if value is None else escape(value)}"
-    size = len(text.encode("utf-8"))
-    if size > NAME_MAX:
-        raise UsageError(
-            f"the {key} {value!r} makes a partition folder name of {size} bytes ({NAME_MAX} is the most a "
-            f"file system takes): partition by fewer keys, without {key}"
-        )
-    return text
+    """``key=value`` for one partition level, the value escaped, or marked (see above) when it must be."""
+    if value is None:
+        return f"{key}={NULL_VALUE}"
+    text = f"{key}={escape(value)}"
+    if value != NULL_VALUE and len(text.encode("utf-8")) <= NAME_MAX:
+        return text
+    return f"{key}={escape(marked(key, value))}"
+
+
+MARK_DIGITS = 16
+
+
+def marked(key: str, value: str) -> str:
+    """The value a partition folder holds for a ``value`` too long for one, or equal to Hive's null marker."""
+    suffix = "~" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:MARK_DIGITS]
+    room = NAME_MAX - len(f"{key}=".encode()) - len(suffix)
+    prefix = ""
+    used = 0
+    for char in value[:NAME_MAX]:
+        size = len(escape(char).encode("utf-8", "surrogatepass"))
+        if used + size > room:
+            break
+        prefix += char
+        used += size
+    return prefix + suffix
 
 
 def partition_path(keys: Sequence[str], values: Sequence[str | None]) -> str:

@@ -150,11 +150,25 @@ class Lake:
             data = json.loads(self._cursor_file.read_bytes())
         except FileNotFoundError:
             return None
-        if data.get("format") != FORMAT:
+        except ValueError as exc:  # not JSON, not UTF-8
+            raise self._damaged(f"not JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UsageError(
                 f"{self._cursor_file} is not an {FORMAT} cursor: is this folder an inferlog lake?"
             )
-        return LakeState(LakeSpec.from_dict(data), data["cursor"], data["rows"], data["files"])
+        try:
+            state = LakeState(LakeSpec.from_dict(data), data["cursor"], data["rows"], data["files"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self._damaged(f"{type(exc).__name__}: {exc}") from None
+        if not all(type(n) is int and n >= 0 for n in (state.cursor, state.rows, state.files)):
+            raise self._damaged("cursor, rows and files must be whole numbers")
+        return state
+
+    def _damaged(self, why: str) -> UsageError:
+        return UsageError(
+            f"{self._cursor_file} is damaged ({why}); the lake cannot be continued safely: restore that "
+            "file from a backup, or export into a new folder"
+        )
 
     def prepare(self) -> None:
         """Check the folder can be (or already is) a lake, and make it and its state folder."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -201,9 +202,11 @@ def decode_json(body: bytes) -> Decoded:
     out = Decoded()
     for resource_spans in _list(data, "resourceSpans", "resource_spans"):
         resource_obj = _get(_obj(resource_spans), "resource") or {}
-        scopes = _list(resource_spans, "scopeSpans", "scope_spans") or _list(
-            resource_spans, "instrumentationLibrarySpans", "instrumentation_library_spans"
-        )
+        scopes = [
+            _obj(scope_spans)
+            for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans")
+            or _list(resource_spans, "instrumentationLibrarySpans", "instrumentation_library_spans")
+        ]
         try:
             resource = _json_attributes(_obj(resource_obj))
         except SpanInvalid as exc:
@@ -258,17 +261,22 @@ def _int(obj: Mapping[str, Any], *names: str) -> int:
     value = _get(obj, *names)
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise SpanInvalid(f"{names[0]} must be an integer (or its decimal string), got {value!r}"[:200])
-    try:
-        number = int(value)
-    except ValueError:
-        raise SpanInvalid(
-            f"{names[0]} must be an integer (or its decimal string), got {str(value)[:40]!r}"
-        ) from None
+    number = _integer(value, names[0])
     if not 0 <= number < 2**64:
         raise SpanInvalid(f"{names[0]} is out of the range of a fixed64")
     return number
+
+
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+
+
+def _integer(value: Any, what: str) -> int:
+    """A JSON integer, or its decimal string in ASCII digits only (not "1_000", " 7" or other scripts' digits)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return int(value)
+    raise SpanInvalid(f"{what} must be an integer (or its decimal string), got {str(value)[:40]!r}")
 
 
 def _enum(obj: Mapping[str, Any], name: str, values: tuple[str, ...], names: dict[str, str]) -> str:
@@ -393,12 +401,7 @@ def _obj_or_invalid(value: Any, what: str) -> dict[str, Any]:
 
 
 def _json_int64(inner: Any) -> int:
-    if isinstance(inner, bool) or not isinstance(inner, int | str):
-        raise SpanInvalid("intValue must be an integer or its decimal string")
-    try:
-        number = int(inner)
-    except ValueError:
-        raise SpanInvalid(f"intValue {str(inner)[:40]!r} is not an integer") from None
+    number = _integer(inner, "intValue")
     if not -(2**63) <= number < 2**63:
         raise SpanInvalid("intValue is out of the range of an int64")
     return number

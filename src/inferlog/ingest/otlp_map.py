@@ -17,13 +17,14 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from inferlog.errors import RecordInvalid
 from inferlog.ingest.otlp import Event, Span
 from inferlog.record.model import REF_MAX_LENGTH, ErrorInfo, InferenceRecord, Model
+from inferlog.record.validate import checked
 
 OPENINFERENCE_KINDS = {
     "LLM": "chat",
@@ -44,7 +45,8 @@ _MESSAGE_EVENTS = {
     "gen_ai.assistant.message": "assistant",
     "gen_ai.tool.message": "tool",
 }
-_INDEX = re.compile(r"^\d+$")
+_INDEX = re.compile(r"[0-9]{1,9}")  # a list index in a flattened name; longer digit runs stay names
+_FLAT_DEPTH = 32  # levels a flattened name is rebuilt into; deeper dots stay in the last level's name
 _json_decode = msgspec.json.Decoder().decode
 _NAME_MAX = 256
 
@@ -89,7 +91,7 @@ def to_record(span: Span, *, system: str) -> InferenceRecord:
     failed = span.status == "error" or error_type is not None
     if span.end_ns and span.end_ns < span.start_ns:
         raise RecordInvalid("ends before it starts", field="endTimeUnixNano")
-    return InferenceRecord(
+    record = InferenceRecord(
         id=record_id(span.trace_id, span.span_id),
         system=system,
         ts=_timestamp(span.start_ns),
@@ -110,6 +112,9 @@ def to_record(span: Span, *, system: str) -> InferenceRecord:
         attributes=attributes,
         source="otlp",
     )
+    # Structs are not validated when built: a system of 10,000 characters would be stored and then fail
+    # every read of it. Checked here as a read will decode it, so the span is refused instead.
+    return cast(InferenceRecord, checked(record))
 
 
 # -- reading attributes -------------------------------------------------------------------------
@@ -162,7 +167,7 @@ def _unflatten(flat: dict[str, Any]) -> Any:
     root: dict[str, Any] = {}
     for key in sorted(flat, key=_natural):
         node = root
-        parts = key.split(".")
+        parts = key.split(".", _FLAT_DEPTH)
         for part in parts[:-1]:
             child = node.get(part)
             if not isinstance(child, dict):
@@ -173,7 +178,7 @@ def _unflatten(flat: dict[str, Any]) -> Any:
 
 
 def _natural(key: str) -> list[Any]:
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in key.split(".")]
+    return [(0, int(p), "") if _INDEX.fullmatch(p) else (1, 0, p) for p in key.split(".", _FLAT_DEPTH)]
 
 
 def _lists(node: Any) -> Any:
@@ -181,9 +186,14 @@ def _lists(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     items = {key: _lists(value) for key, value in node.items()}
-    if items and all(_INDEX.match(key) for key in items):
+    if items and all(_INDEX.fullmatch(key) for key in items):
         return [items[key] for key in sorted(items, key=int)]
     return items
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else an empty one: flattened attributes may put a string where a rule expects more."""
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> str | None:
@@ -269,13 +279,16 @@ def _subject(a: _Attributes, span: Span, operation: str) -> str:
 def _tools(a: _Attributes) -> Any:
     definitions = _parsed(a.take("gen_ai.tool.definitions"))
     oi_tools = a.tree("llm.tools.")
-    if isinstance(oi_tools, list):
-        listed = [
-            _parsed(item.get("tool", {}).get("json_schema")) if isinstance(item, dict) else item
-            for item in oi_tools
-        ]
+    if oi_tools is not None:
+        listed = [_oi_tool(item) for item in _as_list(oi_tools)]
         return listed if definitions is None else [definitions, *listed]
     return definitions
+
+
+def _oi_tool(item: Any) -> Any:
+    """``llm.tools.N.tool.json_schema`` parsed; any other shape as it came."""
+    tool = item.get("tool") if isinstance(item, dict) else None
+    return _parsed(tool["json_schema"]) if isinstance(tool, dict) and "json_schema" in tool else item
 
 
 # -- messages -----------------------------------------------------------------------------------
@@ -319,7 +332,9 @@ def _payload(a: _Attributes, events: list[Event]) -> tuple[Any, Any, list[Event]
     if documents:
         outputs["documents"] = [_document(item) for item in _as_list(documents)]
     reranker = a.tree("reranker.")
-    if reranker:
+    if reranker and not isinstance(reranker, dict):  # "reranker.0...": no rule reads it, so keep it whole
+        inputs["reranker"] = reranker
+    elif reranker:
         inputs.update(
             {f"reranker_{k}": _documents(v) for k, v in reranker.items() if k != "output_documents"}
         )
@@ -376,7 +391,9 @@ def _values(tree: Any, outer: str, inner: str) -> list[Any]:
     """``[x.outer.inner for x in tree]`` over a rebuilt flattened list (``llm.prompts.0.prompt.text``)."""
     out = []
     for item in _as_list(tree) if tree else []:
-        value = item.get(outer, {}).get(inner) if isinstance(item, dict) else None
+        value = item.get(outer) if isinstance(item, dict) else None
+        if isinstance(value, dict):
+            value = value.get(inner)
         if value is not None:
             out.append(value)
     return out
@@ -394,7 +411,9 @@ def _documents(value: Any) -> Any:
 
 def _oi_message(item: Any) -> dict[str, Any]:
     """An OpenInference message (``message.role``, ``.content``, ``.contents``, ``.tool_calls``) in the GenAI form."""
-    message = item.get("message", item) if isinstance(item, dict) else {"content": item}
+    message = item.get("message", item) if isinstance(item, dict) else item
+    if not isinstance(message, dict):
+        message = {"content": message}
     role = message.get("role") or "user"
     parts: list[dict[str, Any]] = []
     content = message.get("content")
@@ -407,8 +426,8 @@ def _oi_message(item: Any) -> dict[str, Any]:
     for entry in _as_list(message.get("contents") or []):
         parts.append(_oi_content(entry.get("message_content", entry) if isinstance(entry, dict) else entry))
     for call in _as_list(message.get("tool_calls") or []):
-        call = call.get("tool_call", call) if isinstance(call, dict) else {}
-        function = call.get("function", {})
+        call = _dict(call.get("tool_call", call) if isinstance(call, dict) else None)
+        function = _dict(call.get("function"))
         parts.append(
             _without_none(
                 {"type": "tool_call", "id": call.get("id"), "name": function.get("name"),
@@ -434,7 +453,7 @@ def _oi_content(content: Any) -> dict[str, Any]:
         return {"type": "text", "content": content.get("text")}
     if kind == "image":
         image = content.get("image", {})
-        url = image.get("image", {}).get("url") if isinstance(image, dict) else None
+        url = _dict(_dict(image).get("image")).get("url")
         return {"type": "uri", "modality": "image", "uri": url}
     return {"type": kind, **{k: v for k, v in content.items() if k != "type"}}
 

@@ -8,6 +8,7 @@ every hash in the ledger goes through exactly one of these two functions.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 HASH_SIZE = 32
@@ -32,3 +33,8 @@ def leaf_hash(data: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """Return ``SHA-256(0x01 || left || right)``, the hash of an interior node."""
     return hashlib.sha256(_NODE_PREFIX + left + right).digest()
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 text of a hash or proof node: how packs, the API and checkpoints write them."""
+    return base64.b64encode(data).decode("ascii")

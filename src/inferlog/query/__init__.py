@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 from inferlog.query.filters import build_query, parse_attribute, parse_since
 from inferlog.query.follow import follow, follow_pages
 from inferlog.record.model import StoredEntry
 from inferlog.store.base import Query
+from inferlog.store.paging import iter_entries
 from inferlog.store.protocols import EntryReader
 
 __all__ = [
@@ -20,20 +20,6 @@ __all__ = [
     "parse_attribute",
     "parse_since",
 ]
-
-
-def iter_entries(store: EntryReader, query: Query) -> Iterator[StoredEntry]:
-    """Every entry matching ``query``, page by page (``query.limit`` per page), in its order.
-
-    Starts after ``query.after`` like one page would; the next page is read only when the
-    caller has consumed the previous one, so memory stays flat whatever the log's size.
-    """
-    while True:
-        page = store.query(query)
-        yield from page.entries
-        if page.next_cursor is None:
-            return
-        query = query.next(page.next_cursor)
 
 
 def last_entries(store: EntryReader, query: Query, count: int) -> tuple[list[StoredEntry], int]:

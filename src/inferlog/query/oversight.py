@@ -12,14 +12,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from inferlog.query import iter_entries
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, StoredEntry
-from inferlog.record.periods import Period, is_period, periods_of
+from inferlog.record.periods import PERIOD_ENDED, Period, check_order, is_period, periods_of
 from inferlog.store.base import MAX_PAGE, Query
 from inferlog.store.protocols import EntryReader
 
@@ -40,6 +40,19 @@ def periods(
     """
     query = Query(system=system, systems=systems, kind="admin", since=since, until=until, limit=MAX_PAGE)
     return periods_of(stored.entry for stored in iter_entries(store, query) if is_period(stored.entry))
+
+
+def check_period_order(store: EntryReader, entries: Sequence[Entry]) -> None:
+    """Refuse (RecordInvalid) a ``period.ended`` in ``entries`` that is before its ``period.started``,
+    in the batch or in the log. Only the system's admin entries from the earliest end on are read: a
+    start that is a problem is after the end, so this is the recent tail, not the system's history."""
+    ends = [e for e in entries if is_period(e) and getattr(e, "action", None) == PERIOD_ENDED]
+    known: list[Entry] = []
+    for system in sorted({e.system for e in ends}):
+        since = min(e.ts for e in ends if e.system == system)
+        query = Query(system=system, kind="admin", since=since, limit=MAX_PAGE)
+        known += [s.entry for s in iter_entries(store, query) if is_period(s.entry)]
+    check_order(entries, known)
 
 
 @dataclass(frozen=True, slots=True)

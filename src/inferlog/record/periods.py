@@ -98,16 +98,21 @@ def check_period(entry: Entry, index: int | None = None) -> None:
 
 
 def periods_of(entries: Iterable[Entry]) -> list[Period]:
-    """The periods that ``entries`` start or end, paired by period id, in order of first appearance."""
-    found: dict[str, Period] = {}
+    """The periods that ``entries`` start or end, paired by (system, period id), in order of first appearance.
+
+    Paired within one system: another system's entry naming the same id is another period (a writer
+    of one system cannot end a period of another).
+    """
+    found: dict[tuple[str, str], Period] = {}
     for entry in entries:
         if type(entry) is not AdminEntry or entry.action not in PERIOD_ACTIONS:
             continue
         pid = str(entry.details.get("period"))
         purpose = entry.details.get("purpose")
-        old = found.get(pid) or Period(id=pid, system=entry.system, start=None, end=None)
+        key = (entry.system, pid)
+        old = found.get(key) or Period(id=pid, system=entry.system, start=None, end=None)
         started = entry.action == PERIOD_STARTED
-        found[pid] = Period(
+        found[key] = Period(
             id=pid,
             system=old.system,
             start=entry.ts if started else old.start,
@@ -116,3 +121,29 @@ def periods_of(entries: Iterable[Entry]) -> list[Period]:
             actor=old.actor or entry.actor,
         )
     return list(found.values())
+
+
+def check_order(entries: Iterable[Entry], known: Iterable[Entry] = ()) -> None:
+    """Refuse a ``period.ended`` that is before its own ``period.started`` (same system and id), naming both times.
+
+    ``entries`` are being written (a batch, in order); ``known`` are entries already in the log that
+    may hold their starts. Pure: the caller reads ``known`` (:func:`inferlog.query.oversight.check_period_order`).
+    """
+    starts: dict[tuple[str, str], dt.datetime] = {}
+    for entry in known:
+        if type(entry) is AdminEntry and entry.action == PERIOD_STARTED:
+            starts.setdefault((entry.system, str(entry.details.get("period"))), entry.ts)
+    for index, entry in enumerate(entries):
+        if type(entry) is not AdminEntry or entry.action not in PERIOD_ACTIONS:
+            continue
+        key = (entry.system, str(entry.details.get("period")))
+        if entry.action == PERIOD_STARTED:
+            starts.setdefault(key, entry.ts)
+            continue
+        start = starts.get(key)
+        if start is not None and entry.ts < start:
+            raise RecordInvalid(
+                f"period {key[1]} of {key[0]} would end at {_iso(entry.ts)}, before it started at {_iso(start)}",
+                field="ts",
+                index=index,
+            )

@@ -8,7 +8,6 @@ Upgrades are code, never rewrites: nothing stored is ever re-encoded.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -76,6 +75,13 @@ _biometric_decoder = msgspec.json.Decoder(Biometric)
 def checked_biometric(value: Biometric | Mapping[str, Any]) -> Biometric:
     """A ``biometric`` value built in code or given as a mapping, validated as a read would decode it;
     a refusal names the field (``biometric.reference_database.name``)."""
+    # validate imports this module: imported here. ``match`` is free-form JSON, bounded like ``input``
+    # (nested past the limit it would fail the encoder with a RecursionError, or the pipeline later).
+    from inferlog.record.validate import SCALAR_TYPES, _invalid, check_storable
+
+    match = value.get("match") if isinstance(value, Mapping) else getattr(value, "match", None)
+    if type(match) not in SCALAR_TYPES:
+        check_storable({"biometric.match": match})
     try:
         if isinstance(value, Mapping):
             return msgspec.convert(dict(value), Biometric)
@@ -85,14 +91,7 @@ def checked_biometric(value: Biometric | Mapping[str, Any]) -> Biometric:
             )
         decoded: Biometric = _biometric_decoder.decode(msgspec.json.encode(value))
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        path = text.rpartition(" - at `")[2].rstrip("`") if " - at `" in text else "$"
-        reason = text.partition(" - at `")[0]
-        field = "biometric" + (path[1:] if path.startswith("$") else "")
-        named = re.match(r"Object missing required field `(?P<name>[^`]+)`", reason)
-        if named:
-            field, reason = f"{field}.{named.group('name')}", "is required"
-        raise RecordInvalid(reason, field=field) from None
+        raise _invalid(exc, under="biometric") from None
     except (TypeError, ValueError) as exc:
         raise RecordInvalid(str(exc), field="biometric") from None
     return decoded

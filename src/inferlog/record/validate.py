@@ -23,7 +23,7 @@ import msgspec
 from inferlog.errors import RecordInvalid
 from inferlog.record.canonical import format_timestamp
 from inferlog.record.ids import uuid7
-from inferlog.record.model import Entry
+from inferlog.record.model import Entry, Model
 from inferlog.record.periods import check_period
 from inferlog.record.schema import stamped
 
@@ -54,7 +54,10 @@ _UNKNOWN = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
 _json_decoder = msgspec.json.Decoder(Entry)
 
 
-def _invalid(exc: msgspec.ValidationError, index: int | None = None) -> RecordInvalid:
+def _invalid(
+    exc: msgspec.ValidationError, index: int | None = None, under: str | None = None
+) -> RecordInvalid:
+    """msgspec's refusal as a RecordInvalid naming the field (``under.`` the path when given)."""
     match = _AT_PATH.match(str(exc))
     reason = match.group("reason") if match else str(exc)
     path = (match.group("path") if match else None) or "$"
@@ -65,7 +68,23 @@ def _invalid(exc: msgspec.ValidationError, index: int | None = None) -> RecordIn
             name = named.group("name")
             field = f"{field}.{name}" if field else name
             reason = says
+    if under is not None:
+        field = f"{under}.{field}" if field else under
     return RecordInvalid(reason, field=field or None, index=index)
+
+
+def check_model(name: Any, version: Any) -> None:
+    """A (name, version) as a record's model holds it, and as PostgreSQL can keep it: the one check
+    of a model that a registration or a schema names (records will carry it)."""
+    try:
+        msgspec.convert({"name": name, "version": version}, Model)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc) from None
+    for field, value in (("name", name), ("version", version)):
+        if not value:
+            raise RecordInvalid("must not be empty", field=field)
+        if "\x00" in value:
+            raise RecordInvalid("must not contain U+0000 (NUL)", field=field)
 
 
 def too_deep(value: Any, budget: int = MAX_DEPTH) -> bool:
@@ -182,6 +201,11 @@ def check_entry(entry: Entry, index: int | None = None) -> Entry:
     """What a typed entry can still hold that no store could keep: values nested too deep, a time
     that is not a time once in UTC. Refused here, by field, rather than found by the store later."""
     check_depth({name: getattr(entry, name, None) for name in _FREE_FORM}, index)
+    biometric = getattr(entry, "biometric", None)
+    if (
+        biometric is not None and type(biometric.match) not in _SCALARS
+    ):  # the one free-form value nested in a typed one
+        check_storable({"biometric.match": biometric.match}, index)
     try:
         format_timestamp(entry.ts)
     except RecordInvalid as exc:

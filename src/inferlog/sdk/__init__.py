@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from inferlog.broker.wire import is_nats_url
 from inferlog.config import ENV_API_KEY, ENV_SIGNER_KEY_FILE, Settings
 from inferlog.errors import UsageError
 from inferlog.integrity.checkpointer import Checkpointer
@@ -36,7 +37,8 @@ def open(
 
     ``url`` names the log (default ``$INFERLOG_DB`` or ``sqlite:///inferlog.db``): a database URL, or
     the ``http(s)://`` address of an ``inferlog serve`` with an ingest ``api_key`` (or
-    ``$INFERLOG_API_KEY``). ``system`` names the AI system whose records this handle writes. Records
+    ``$INFERLOG_API_KEY``), or a ``nats://host:4222?stream=...&subject=...`` JetStream stream that
+    ``inferlog worker`` processes append to the log (see docs/deployment.md). ``system`` names the AI system whose records this handle writes. Records
     pass through a spool folder (default: beside the SQLite file) that makes them durable before
     ``record()`` returns.
 
@@ -57,6 +59,12 @@ def open(
         "fail_closed": settings.fail_closed if fail_closed is None else fail_closed,
         **options,
     }
+    if is_nats_url(url):  # records go to a JetStream stream; `inferlog worker` appends them to the log
+        from inferlog.sdk.nats import NatsTransport  # nats-py is an optional extra
+
+        return Log(
+            NatsTransport(url), spool_dir=spool_dir or settings.spool_dir or "inferlog-spool", **common
+        )
     if url.startswith(("http://", "https://")):
         key = api_key or os.environ.get(ENV_API_KEY)
         return Log(

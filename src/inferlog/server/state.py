@@ -12,7 +12,7 @@ from inferlog.ingest.service import Ingestor
 from inferlog.ingest.window import AcceptedWindow
 from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.keystore.reveal import reveal
-from inferlog.lineage import ModelRegistry, StoreRegistrations
+from inferlog.lineage import ModelRegistry, registrations_of
 from inferlog.monitor.alerts import AlertState, read_state
 from inferlog.pipeline import Pipeline
 from inferlog.privacy.policy import Policy
@@ -44,7 +44,7 @@ class ServerState:
         admission = (self.protection or Protection(Policy.default())).admit
         self.ingestor = Ingestor(self.store, Pipeline([admission]))
         store = self.store
-        self.lineage = ModelRegistry(StoreRegistrations(store))
+        self.lineage = ModelRegistry(registrations_of(store))  # the reader GET /v1/models shares
 
     def alert_state(self) -> AlertState:
         """The log's alert state, brought up to date (reads only the entries appended since last time)."""

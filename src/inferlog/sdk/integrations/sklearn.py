@@ -18,8 +18,10 @@ it (a store, or a server with an admin key); a failure is a warning, never an er
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +55,7 @@ def fitted_digest(estimator: Any) -> str | None:
     state. So the same data and parameters give the same digest, and any change in the fit another.
     """
     fitted = sorted(k for k in vars(estimator) if k.endswith("_") and not k.startswith("_"))
-    if not fitted:
+    if not fitted and not _fitted_by_its_parts(estimator):
         return None
     sha = hashlib.sha256()
     _feed(sha, type(estimator).__module__ + "." + type(estimator).__qualname__, 0)
@@ -65,7 +67,32 @@ def fitted_digest(estimator: Any) -> str | None:
     return f"sha256:{sha.hexdigest()}"
 
 
+def _fitted_by_its_parts(estimator: Any) -> bool:
+    """A meta-estimator (a Pipeline) keeps no fitted attribute of its own: it says whether its steps are fitted."""
+    says = getattr(estimator, "__sklearn_is_fitted__", None)
+    if not callable(says):
+        return False
+    try:
+        return bool(says())
+    except Exception:  # noqa: BLE001 - an estimator that cannot say is taken as not fitted
+        return False
+
+
 _MAX_DEPTH = 50
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def callable_name(value: Any) -> str:
+    """A function, builtin, ufunc or method by its qualified name: the same in every process (its repr
+    holds a memory address). A ``functools.partial`` adds its bound arguments."""
+    if isinstance(value, functools.partial):
+        bound = [repr(a) for a in value.args] + [f"{k}={v!r}" for k, v in sorted(value.keywords.items())]
+        return _ADDRESS.sub("", f"partial({callable_name(value.func)}, {', '.join(bound)})")
+    module = getattr(value, "__module__", None) or type(value).__module__
+    name = (
+        getattr(value, "__qualname__", None) or getattr(value, "__name__", None) or type(value).__qualname__
+    )
+    return f"{module}.{name}"
 
 
 def _feed(sha: Any, value: Any, depth: int) -> None:
@@ -100,14 +127,20 @@ def _feed(sha: Any, value: Any, depth: int) -> None:
             _feed(sha, item, depth + 1)
         return
     if hasattr(value, "get_params"):  # a nested estimator (a forest's trees, a pipeline's steps)
-        sha.update(b"e" + (fitted_digest(value) or repr(value)).encode())
+        sha.update(b"e" + (fitted_digest(value) or _ADDRESS.sub("", repr(value))).encode())
         return
-    state = value.__reduce__() if hasattr(value, "__reduce__") else None
+    if callable(value) and not isinstance(value, type):  # a param such as FunctionTransformer(func=...)
+        sha.update(b"f" + callable_name(value).encode())
+        return
+    try:
+        state = value.__reduce__() if hasattr(value, "__reduce__") else None
+    except Exception:  # noqa: BLE001 - not picklable (a lock, a generator): hashed by its type and repr
+        state = None
     if isinstance(state, tuple) and len(state) >= 3 and isinstance(state[2], dict):  # a Cython tree
         sha.update(b"s" + type(value).__qualname__.encode())
         _feed(sha, state[2], depth + 1)
         return
-    sha.update(b"r" + repr(value).encode())
+    sha.update(b"r" + _ADDRESS.sub("", repr(value)).encode())
 
 
 class LoggedEstimator:
@@ -163,8 +196,10 @@ def _jsonable_params(estimator: Any) -> dict[str, Any]:
     for key, value in get_params(deep=False).items():
         if value is None or isinstance(value, str | int | float | bool):
             out[key] = value
+        elif callable(value) and not isinstance(value, type) and not hasattr(value, "get_params"):
+            out[key] = callable_name(value)
         else:
-            out[key] = repr(value)
+            out[key] = _ADDRESS.sub("", repr(value))
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -10,13 +9,10 @@ from fastapi.responses import PlainTextResponse
 
 from inferlog.errors import NotFound, UsageError
 from inferlog.integrity.tree import consistency, inclusion
+from inferlog.ledger.hashing import b64
 from inferlog.server.deps import State, Who
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 @router.get(
@@ -63,9 +59,9 @@ def get_proof(
         "seq": stored.seq,
         "leaf_index": stored.seq - 1,
         "tree_size": size,
-        "leaf": _b64(stored.leaf),
-        "leaf_hash": _b64(stored.leaf_hash),
-        "proof": [_b64(h) for h in proof],
+        "leaf": b64(stored.leaf),
+        "leaf_hash": b64(stored.leaf_hash),
+        "proof": [b64(h) for h in proof],
         "checkpoint": note,
     }
 
@@ -77,5 +73,5 @@ def get_consistency(
     return {
         "first": first,
         "second": second,
-        "proof": [_b64(h) for h in consistency(state.store, first, second)],
+        "proof": [b64(h) for h in consistency(state.store, first, second)],
     }

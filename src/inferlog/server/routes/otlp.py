@@ -154,22 +154,35 @@ def _encoding(content_type: str) -> str | None:
 
 
 def _inflate(body: bytes, request: Request, limit: int) -> bytes:
-    """The body, gunzipped when ``Content-Encoding: gzip`` says so; never more than ``limit`` bytes out."""
+    """The body, inflated when ``Content-Encoding`` says gzip or deflate; never more than ``limit`` bytes out.
+
+    A gzip body may hold several members one after another (RFC 1952), each inflated in turn within
+    the one limit; any other bytes after the compressed stream are refused, not ignored (ignoring them
+    would drop spans without a word).
+    """
     coding = request.headers.get("content-encoding", "identity").strip().lower()
     if coding in ("", "identity"):
         return body
     if coding not in ("gzip", "deflate"):
         raise UnsupportedMediaType(f"Content-Encoding {coding!r} is not supported (use gzip)")
-    inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16 if coding == "gzip" else zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise RecordInvalid(f"the body is not valid {coding}: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"the body inflates to over the limit of {limit} bytes")
-    if not inflater.eof:
-        raise RecordInvalid(f"the {coding} body is truncated")
-    return out
+    wbits = zlib.MAX_WBITS | 16 if coding == "gzip" else zlib.MAX_WBITS
+    out = bytearray()
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits=wbits)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise RecordInvalid(f"the body is not valid {coding}: {exc}") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"the body inflates to over the limit of {limit} bytes")
+        if not inflater.eof:
+            raise RecordInvalid(f"the {coding} body is truncated")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
+        if coding != "gzip" or not rest.startswith(b"\x1f\x8b"):
+            raise RecordInvalid(f"{len(rest)} byte(s) follow the end of the {coding} stream")
 
 
 @dataclasses.dataclass

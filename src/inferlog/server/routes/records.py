@@ -14,6 +14,7 @@ from inferlog.errors import Forbidden, NotFound, RecordInvalid
 from inferlog.ingest.audit import counts_by_system
 from inferlog.lineage import registered_models, unregistered
 from inferlog.query.filters import build_query
+from inferlog.query.oversight import check_period_order
 from inferlog.record.ids import uuid7
 from inferlog.record.model import Entry, FeedbackEntry, InferenceRecord, StoredEntry, kind_of
 from inferlog.record.periods import is_period
@@ -128,6 +129,8 @@ async def append_records(request: Request, state: State, who: Who) -> dict[str, 
                     "(but for the period.started and period.ended admin entries of a period of use)"
                 )
             who.require_system(entry.system)
+        if any(is_period(entry) for entry in entries):  # an end must not be before its start
+            await run_in_threadpool(check_period_order, state.store, entries)
         with state.metrics.write_seconds.time():
             results = await run_in_threadpool(state.ingestor.append, entries)
     finally:
