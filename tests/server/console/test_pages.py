@@ -349,3 +349,22 @@ def test_a_firing_alert_is_on_the_overview(client: TestClient, seeded: Seeded) -
     assert "credit errors" in section
     assert '<span class="alert-value">0.1</span>' in section  # 6 errors in 60 records
     assert "/monitor?system=credit" in section
+
+
+def test_sign_in_goes_back_only_to_this_server(client: TestClient, seeded: Seeded) -> None:
+    """The `next` of a sign-in is followed only as a path on this server, never to another host."""
+    for target, expected in [
+        ("/records?status=error", "/records?status=error"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+    ]:
+        client.cookies.clear()
+        form = client.get("/signin")
+        answer = client.post(
+            "/signin",
+            data={"csrf": csrf_of(form.text), "key": seeded.keys["reader"], "next": target},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == expected, target
