@@ -24,9 +24,8 @@ from inferlog.integrity.checkpointer import Checkpointer
 from inferlog.integrity.signer import CheckpointSigner
 from inferlog.integrity.signing_keys import init_signer
 from inferlog.server import create_app
-from inferlog.store import Store
-from inferlog.store.sqlite import SQLiteStore
-from tests.helpers import free_port, wait_until_serving
+from inferlog.store import Store, open_store
+from tests.helpers import backend_url, free_port, wait_until_serving
 
 SYSTEM = "credit"
 OTHER = "fraud"
@@ -48,10 +47,11 @@ class Seeded:
     fraud_id: str = ""
 
 
-def seed(tmp_path: Path) -> Seeded:
+def seed(tmp_path: Path, url: str | None = None) -> Seeded:
     """60 credit inferences over two versions (every 10th an error), feedback on a few, one override,
-    3 fraud inferences; two registered versions; a checkpoint over all of it."""
-    url = f"sqlite:///{tmp_path / 'console.db'}"
+    3 fraud inferences; two registered versions; a checkpoint over all of it (in ``url``'s log:
+    a SQLite file in ``tmp_path`` by default)."""
+    url = url or f"sqlite:///{tmp_path / 'console.db'}"
     ids: list[str] = []
     errors: list[str] = []
     with inferlog.open(url, system=SYSTEM, spool_dir=tmp_path / "spool") as log:
@@ -86,7 +86,7 @@ def seed(tmp_path: Path) -> Seeded:
             log.record(model=inferlog.Model("flagger", "2"), input={"amount": i}, output=i > 1)
             for i in range(3)
         ]
-    store = SQLiteStore(url)
+    store = open_store(url)
     keys = {
         "reader": create_key(store, "reader", [SYSTEM], "credit analyst")[0],
         "auditor": create_key(store, "auditor", ["*"], "auditor")[0],
@@ -103,9 +103,10 @@ def make_app(seeded: Seeded, *, auth: bool = True) -> FastAPI:
     return create_app(seeded.store, auth=auth, checkpointer=seeded.checkpointer, checkpoint_cadence=False)
 
 
-@pytest.fixture
-def seeded(tmp_path: Path) -> Iterator[Seeded]:
-    made = seed(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
+    """The seeded log on each backend: a SQLite file, and a fresh PostgreSQL database."""
+    made = seed(tmp_path, backend_url(request, tmp_path / "console.db"))
     yield made
     made.store.close()
 
