@@ -115,32 +115,3 @@ def test_old_database_upgrades_in_place(sqlite_url: str) -> None:
     assert upgraded.get(record.id) is not None
     assert upgraded.api_keys() == []
     upgraded.close()
-
-
-def test_planner_statistics_follow_the_log_so_a_system_page_does_not_sort_it_all(tmp_path: Path) -> None:
-    """Once the log passes ANALYZE_FROM entries (and again at each doubling) the planner's statistics
-    are gathered; a newest-first page of the one big system then walks seq instead of sorting every
-    entry of the system (what made a console or API page take seconds at a million entries)."""
-    from inferlog.store import _sql
-    from inferlog.store.base import Query
-    from inferlog.store.sqlite import ANALYZE_FROM, DIALECT
-
-    store = SQLiteStore(f"sqlite:///{tmp_path / 'stats.db'}")
-    query = Query(system="credit", kind="inference", order="desc", limit=50)
-    sql, params = _sql.page_sql(query, DIALECT, "seq")
-
-    def plan() -> str:
-        with sqlite3.connect(tmp_path / "stats.db") as conn:
-            return " ".join(str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
-
-    store.append(prepare(*(make_record(system="credit") for _ in range(ANALYZE_FROM // 2))))
-    assert store._analyzed == 0
-    for _ in range(3):
-        store.append(prepare(*(make_record(system="credit") for _ in range(ANALYZE_FROM // 2))))
-    assert store._analyzed >= ANALYZE_FROM
-    assert "TEMP B-TREE" not in plan()
-    assert [s.seq for s in store.query(query)] == list(range(store.size(), store.size() - 50, -1))
-    store.close()
-    reopened = SQLiteStore(f"sqlite:///{tmp_path / 'stats.db'}")
-    assert reopened._analyzed >= ANALYZE_FROM  # read back, not gathered again
-    reopened.close()

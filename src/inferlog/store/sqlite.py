@@ -57,7 +57,6 @@ from inferlog.store.migrations.sqlite import MIGRATIONS
 
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _IN_CHUNK = 500  # ids per "IN (...)" lookup, well under SQLite's variable limit
-ANALYZE_FROM = 1000  # entries: below this every plan is fast, and statistics would say little
 _INSERT = f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
@@ -114,8 +113,6 @@ class SQLiteStore:
         self._closed = False
         self._writer = self._connect()
         self._migrate()
-        self._analyzed = self._analyzed_rows()
-        self._maybe_analyze(self.size())
         _track_for_fork(self)
 
     # -- connections --------------------------------------------------------------------------
@@ -184,31 +181,6 @@ class SQLiteStore:
                 _rollback(conn)
                 raise
 
-    def _analyzed_rows(self) -> int:
-        """How many entries the planner's statistics counted when they were last gathered (0: never)."""
-        try:
-            row = self._writer.execute(
-                "SELECT stat FROM sqlite_stat1 WHERE tbl = 'entries' AND idx IS NOT NULL LIMIT 1"
-            ).fetchone()
-        except sqlite3.OperationalError:  # no sqlite_stat1 yet: never analyzed
-            return 0
-        return int(str(row[0]).split()[0]) if row else 0
-
-    def _maybe_analyze(self, size: int) -> None:
-        """Gather the planner's statistics again once the log has doubled since they were gathered.
-
-        Without them SQLite takes an equality on an indexed column (``system = ?``) to be selective,
-        walks that index and sorts every match by seq for a page of 50: seconds at a million entries
-        of one system. With them it walks seq and stops after the page. Doubling keeps the cost to a
-        few sampled passes over a log's whole life (``analysis_limit``: milliseconds each).
-        """
-        if size < max(ANALYZE_FROM, 2 * self._analyzed):
-            return
-        with self._write_lock:
-            self._writer.execute("PRAGMA analysis_limit=1000")
-            self._writer.execute("ANALYZE")
-        self._analyzed = size
-
     @_sqlite_call
     def schema_version(self) -> int:
         row = self._reader().execute("SELECT max(version) FROM _migrations").fetchone()
@@ -216,13 +188,8 @@ class SQLiteStore:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
-        results = self._append(batch)
-        self._maybe_analyze(max((r.seq or 0 for r in results), default=0))
-        return results
-
     @_sqlite_call
-    def _append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
+    def append(self, batch: Sequence[Prepared]) -> list[AppendResult]:
         if self._closed:
             raise UsageError("this store is closed")
         if not batch:
