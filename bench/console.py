@@ -122,6 +122,7 @@ def run(tmp: Path, *, n: int, rounds: int, keep: Path | None = None) -> ConsoleR
     pages: dict[str, Callable[[int], str]] = {
         "overview `/`": lambda i: "/",
         "records, newest 50": lambda i: "/records?purpose=bench",
+        "records of one system (the overview's link)": lambda i: "/records?purpose=bench&system=credit",
         "records, filtered (system, model, version, status)": lambda i: (
             "/records?purpose=bench&system=credit&model=scorer&version=4&status=error"
         ),
