@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full run, a few minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # a ~1 minute smoke run (smaller samples)
-    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence, nats, monitor, targets), in place in docs/benchmarks.md
+    .venv/bin/python bench/run.py --only proxy   # rerun one section (proxy, privacy, otlp, lake, evidence, nats, monitor, console, targets), in place in docs/benchmarks.md
     .venv/bin/python bench/run.py --only evidence --evidence-entries 200000   # a smaller pack than 1 M
 
 Targets are the project's performance targets, stated beside each measure. Scratch files go to a temporary folder in
@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE))
 
 import broker  # noqa: E402
 import caller_cost  # noqa: E402
+import console  # noqa: E402
 import lake  # noqa: E402
 import targets  # noqa: E402
 from common import OtherLoad, Summary, fmt, load_average, machine_info, table, verdict  # noqa: E402
@@ -64,6 +65,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "otlp": {"n": 5_120, "caller_n": 10_000, "warmup": 1_000, "rounds": 2},
     "lake": {"n": 20_000, "rounds": 1, "increment": 2_000},
     "evidence": {"n": 20_000, "rounds": 1},
+    "console": {"n": 20_000, "rounds": 10},
     "monitor": {"n": 20_000, "rounds": 2, "round_size": 5_000, "repeat": 5},
     "nats": {"n": 10_000},
     "targets": targets.QUICK,
@@ -86,6 +88,7 @@ FULL: dict[str, dict[str, Any]] = {
     "otlp": {"n": 25_600, "caller_n": 30_000, "warmup": 2_000, "rounds": 5},
     "lake": {"n": 100_000, "rounds": 3, "increment": 10_000},
     "evidence": {"n": 1_000_000, "rounds": 1},
+    "console": {"n": 1_000_000, "rounds": 30},
     "monitor": {"n": 1_000_000, "rounds": 3, "round_size": 20_000, "repeat": 20},
     "nats": {"n": 60_000},
     "targets": targets.FULL,
@@ -96,6 +99,7 @@ SECTIONS = {
     "otlp": "## 7. OTLP intake",
     "lake": "## 8. Exporting to the lake",
     "evidence": "## 9. Evidence packs: build and verify",
+    "console": "## 12. The console: page render time",  # --only console (not part of the full run yet)
     "monitor": "## 11. Monitoring",
     "nats": "## 10. JetStream → workers → PostgreSQL",
     "targets": targets.HEADING,
@@ -106,6 +110,7 @@ MODULES: dict[str, Any] = {
     "otlp": otlp,
     "lake": lake,
     "evidence": evidence,
+    "console": console,
     "monitor": monitor,
     "nats": broker,
     "targets": targets,

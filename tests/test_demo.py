@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import statistics
+import tomllib
 
 import pytest
 
-from inferlog.demo import REVIEWER, VERSIONS, DemoSummary, run_demo
+from inferlog.demo import DAYS, DRIFTED_FEATURE, REVIEWER, VERSIONS, DemoSummary, demo_policy, run_demo
 from inferlog.query import iter_entries
 from inferlog.record.model import FeedbackEntry, StoredEntry
 from inferlog.store import open_store
@@ -87,3 +90,24 @@ def test_next_steps_name_real_ids(demo: Demo) -> None:
     assert set(shown) <= ids
     assert f"--db {summary.db_url}" in text
     assert "export --format parquet" in text
+
+
+def test_demo_spreads_the_stream_over_days_and_plants_a_drift(demo: Demo) -> None:
+    """The records span the last DAYS days, and the canary's DRIFTED_FEATURE reads DRIFT_FACTOR times
+    higher in the last day than before (the drift the demo's monitoring rule catches)."""
+    summary, entries = demo
+    records = inferences(entries)
+    assert summary.started is not None
+    assert summary.drift_since is not None
+    span = max(r.ts for r in records) - min(r.ts for r in records)
+    assert span > dt.timedelta(days=DAYS - 1)
+    canary = [r for r in records if r.model.version == VERSIONS[1] and r.status == "ok"]
+    before = [r.input[DRIFTED_FEATURE] for r in canary if r.ts < summary.drift_since]
+    after = [r.input[DRIFTED_FEATURE] for r in canary if r.ts >= summary.drift_since]
+    assert before
+    assert after
+    assert statistics.mean(after) / statistics.mean(before) > 1.3
+    policy = tomllib.loads(demo_policy(summary))
+    rule = policy["monitoring"]["alerts"][0]
+    assert rule["metric"] == f"psi:{DRIFTED_FEATURE}"
+    assert rule["reference"] in policy["monitoring"]["references"]

@@ -7,10 +7,16 @@ subjects in two regions. Version 1.0.0 is called through ``inferlog.wrap(estimat
 JSON-style API handler. Some requests are malformed and fail inside the model: they are logged as
 errors and the demo carries on. Ground-truth labels arrive later for about a third of the
 predictions, and a human reviewer overrides two of them.
+
+The stream is spread over the last :data:`DAYS` days, so the console's charts have a history, and in
+its last day a new scanner shifts one input of the canary (:data:`DRIFTED_FEATURE` reads
+:data:`DRIFT_FACTOR` times higher): :func:`demo_policy` writes the monitoring rule that catches it,
+against the canary's first days as the reference.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import pickle
@@ -29,6 +35,11 @@ REGIONS = ("eu-west", "eu-central")
 SUBJECTS = 12
 REVIEWER = "reviewer-7"
 FAILURE_EVERY = 25  # one request in 25 is malformed
+DAYS = 7  # the stream is spread over this many days, ending now
+DRIFT_DAYS = 1.0  # in its last day...
+DRIFTED_FEATURE = "mean texture"  # ...this input of the canary drifts...
+DRIFT_FACTOR = 1.6  # ...by this factor (a new scanner's calibration)
+REFERENCE = "canary-launch"  # the drift reference: the canary's first days
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,9 @@ class DemoSummary:
     error_id: str | None
     override_id: str | None
     subject: str
+    started: dt.datetime | None = None  # the first record's time
+    drift_since: dt.datetime | None = None  # from here on, the canary's DRIFTED_FEATURE is shifted
+    canary_since: dt.datetime | None = None  # the canary's first record
 
     def next_steps(self) -> str:
         """The summary and the commands worth trying next, ready to print."""
@@ -80,7 +94,7 @@ class DemoSummary:
             f"  inferlog{db} verify --checkpoints checkpoints/",
             f"  inferlog{db} verify record {self.example_id}",
             "",
-            "Serve it over HTTP (OpenAPI at http://127.0.0.1:8000/docs):",
+            "Serve it over HTTP (the console at http://127.0.0.1:8000/, OpenAPI at /docs):",
             f"  inferlog{db} serve --no-auth",
             "",
             "(The inferlog command is in .venv/bin: run `source .venv/bin/activate` first.)",
@@ -148,8 +162,9 @@ def run_demo(
     if n < 1:
         raise UsageError("the demo needs at least one prediction")
     trained = _train(seed)
+    clock = _Clock(n, dt.datetime.now(dt.UTC))
     with inferlog.open(db_url, system=SYSTEM, spool_dir=spool_dir) as log:
-        served = _serve(log, trained, n, seed)
+        served = _serve(log, trained, n, seed, clock)
         feedback, overridden = _give_feedback(log, served.ok_ids)
         if not log.flush(timeout=30):
             raise StoreUnavailable(f"the demo's records did not all reach {db_url} within 30 s")
@@ -166,6 +181,71 @@ def run_demo(
         error_id=error_ids[0] if error_ids else None,
         override_id=overridden[0] if overridden else None,
         subject=max(set(subjects), key=subjects.count),
+        started=clock.at(0),
+        drift_since=clock.drift_since,
+        canary_since=clock.at(n // 2),
+    )
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """When request ``i`` of ``n`` happened: evenly over the last :data:`DAYS` days, ending just now."""
+
+    n: int
+    end: dt.datetime
+
+    @property
+    def start(self) -> dt.datetime:
+        return self.end - dt.timedelta(days=DAYS)
+
+    def at(self, i: int) -> dt.datetime:
+        return self.start + dt.timedelta(days=DAYS) * i / self.n
+
+    @property
+    def drift_since(self) -> dt.datetime:
+        return self.end - dt.timedelta(days=DRIFT_DAYS)
+
+
+def demo_policy(summary: DemoSummary) -> str:
+    """A policy file (TOML) for the demo's log: what to monitor, the drift reference, and two alert rules.
+
+    The reference is the canary's first day and a half of traffic; the drift rule watches the
+    canary's :data:`DRIFTED_FEATURE` over the last day, where the demo shifted it.
+    """
+    since = summary.canary_since or dt.datetime.now(dt.UTC)
+    until = since + dt.timedelta(days=1.5)
+
+    def iso(t: dt.datetime) -> str:
+        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return "\n".join(
+        [
+            "# The demo's policy: monitoring of the breast-cancer screening system (written by inferlog demo).",
+            f"[monitoring.references.{REFERENCE}]",
+            f'system = "{SYSTEM}"',
+            f"since = {iso(since)}",
+            f"until = {iso(until)}",
+            "",
+            "[[monitoring.alerts]]",
+            'name = "canary input drift"',
+            f'metric = "psi:{DRIFTED_FEATURE}"',
+            f'system = "{SYSTEM}"',
+            f'model = "{MODEL_NAME}"',
+            f'version = "{VERSIONS[1]}"',
+            f'reference = "{REFERENCE}"',
+            "above = 0.2",
+            'window = "1d"',
+            "min_volume = 20",
+            "",
+            "[[monitoring.alerts]]",
+            'name = "screening errors"',
+            'metric = "error_rate"',
+            f'system = "{SYSTEM}"',
+            "above = 0.1",
+            'window = "1d"',
+            "min_volume = 20",
+            "",
+        ]
     )
 
 
@@ -192,8 +272,11 @@ def _train(seed: int) -> _Trained:
     )
 
 
-def _serve(log: inferlog.Log, trained: _Trained, n: int, seed: int) -> _Served:
-    """``n`` requests from random subjects and regions; the canary answers most of the second half."""
+def _serve(log: inferlog.Log, trained: _Trained, n: int, seed: int, clock: _Clock) -> _Served:
+    """``n`` requests from random subjects and regions; the canary answers most of the second half.
+
+    In the last :data:`DRIFT_DAYS` the canary's :data:`DRIFTED_FEATURE` comes in shifted.
+    """
     rng = trained.np.random.default_rng(seed)
     served = _Served()
     for i in range(n):
@@ -202,11 +285,16 @@ def _serve(log: inferlog.Log, trained: _Trained, n: int, seed: int) -> _Served:
         region = REGIONS[int(rng.integers(len(REGIONS)))]
         canary = i >= n // 2 and i % 10 < 7
         malformed = i % FAILURE_EVERY == 7
-        common = {"subject": subject, "request_id": f"req-{seed}-{i:05d}", "actor": "clinic-portal"}
+        ts = clock.at(i)
+        common = {"subject": subject, "request_id": f"req-{seed}-{i:05d}", "actor": "clinic-portal", "ts": ts}
         served.subjects.append(subject)
         served.by_version[VERSIONS[1] if canary else VERSIONS[0]] += 1
         screen = _screen_canary if canary else _predict_stable
-        entry_id, ok = screen(log, trained, trained.x_test[row], region, malformed, common)
+        x = trained.x_test[row]
+        if canary and ts >= clock.drift_since:
+            x = x.copy()
+            x[trained.features.index(DRIFTED_FEATURE)] *= DRIFT_FACTOR
+        entry_id, ok = screen(log, trained, x, region, malformed, common)
         if ok:
             served.ok_ids.append((entry_id, trained.labels[int(trained.y_test[row])]))
         else:
@@ -215,7 +303,7 @@ def _serve(log: inferlog.Log, trained: _Trained, n: int, seed: int) -> _Served:
 
 
 def _predict_stable(
-    log: inferlog.Log, trained: _Trained, x: Any, region: str, malformed: bool, common: dict[str, str]
+    log: inferlog.Log, trained: _Trained, x: Any, region: str, malformed: bool, common: dict[str, Any]
 ) -> tuple[str, bool]:
     """Version 1.0.0 through ``inferlog.wrap``; a malformed request drops a feature. (id, succeeded)."""
     entry_id = uuid7()
@@ -232,7 +320,7 @@ def _predict_stable(
 
 
 def _screen_canary(
-    log: inferlog.Log, trained: _Trained, x: Any, region: str, malformed: bool, common: dict[str, str]
+    log: inferlog.Log, trained: _Trained, x: Any, region: str, malformed: bool, common: dict[str, Any]
 ) -> tuple[str, bool]:
     """Version 1.1.0 behind a JSON-style handler, in ``log.trace``; a malformed one sends text. (id, succeeded)."""
     features = trained.features

@@ -289,3 +289,17 @@ def test_the_recorded_policy_never_holds_a_webhook_secret(store: Store) -> None:
     assert entry.details["policy"]["monitoring"]["alerts"][0]["name"] == "r"
     assert "secret" not in str(entry.details)
     assert "hooks.example.com" in str(entry.details)
+
+
+def test_reading_the_state_again_starts_after_everything_already_read(store: Store) -> None:
+    """After a read, the cursor stands at the log's size, not at the last alert entry: the next read
+    looks only at what was appended since (the console's pages read the state on every request)."""
+    source = EventSource()
+    bad_window(source, T0)
+    [fired] = Alerter(store, MonitoringPolicy(alerts=(ERRORS,)), source).run_once(T0)
+    records = [InferenceRecord(id=uuid7(), system="credit", ts=T0, model=Model("m", "1")) for _ in range(5)]
+    store.append(Pipeline().prepare_all(records))
+    state = read_state(store)
+    assert state.after == store.size()
+    assert state.firing("credit errors")
+    assert [s.entry_id for s in state.firing_alerts()] == [fired.id]

@@ -13,6 +13,7 @@ from typing import Any
 
 from inferlog.monitor.engine import Monitor
 from inferlog.monitor.sketch import BucketState
+from inferlog.monitor.source import Scope
 from inferlog.privacy.policy import parse_policy
 from inferlog.record import FeedbackEntry, Model, uuid7
 from inferlog.record.model import InferenceRecord
@@ -192,3 +193,23 @@ def test_a_refold_interrupted_by_a_stop_is_done_by_the_next_fold(store: Store) -
     Monitor(store).catch_up()  # nothing new to fold, but the note is there
     assert {k: (s[0], s[1], s[2]) for k, s in _snapshot(store).items() if k[0] == 60} == naive
     assert store.monitor_values("pending-refold:") == []
+
+
+def test_many_series_from_one_read_equal_each_series(store: Store) -> None:
+    """``series_many`` (one read of the rollups for a dashboard's dozen series) gives each metric exactly
+    what ``series`` gives it alone, drift metrics against a reference included."""
+    rng = random.Random(5)
+    store.append(prepare(*_batch(rng, NEW, 400)))
+    monitor = Monitor(store)
+    monitor.catch_up()
+    scope = Scope("credit", "scorer", "1")
+    since, until = NEW, NEW + dt.timedelta(hours=3)
+    plain = ["volume", "error_rate", "latency_p50", "latency_p95", "accuracy", "f1", "override_rate"]
+    together = monitor.series_many(plain, scope, "minute", since, until)
+    assert together == {name: monitor.series(name, scope, "minute", since, until) for name in plain}
+    assert sum(v or 0 for _, v in together["volume"]) > 100
+    reference = f"{since.isoformat()}/{(since + dt.timedelta(hours=1)).isoformat()}"
+    drift = ["psi:income", "missing_rate:age"]
+    with_ref = monitor.series_many(drift, scope, "hour", since, until, reference=reference)
+    alone = {name: monitor.series(name, scope, "hour", since, until, reference=reference) for name in drift}
+    assert with_ref == alone

@@ -235,11 +235,16 @@ class AlertState:
 def read_state(store: EntryReader, state: AlertState | None = None) -> AlertState:
     """``state`` brought up to date with the admin entries appended since it last read (all, if None)."""
     state = state if state is not None else AlertState()
+    # Entries up to the size read now are all visible to the query below (seqs are gap-free and
+    # committed in order), so afterwards the cursor may move past them: the next call then reads only
+    # what was appended since, not every non-admin entry after the last admin one (no index on kind).
+    size = store.size()
     while True:
         page = store.query(Query(kind="admin", after=state.after, limit=MAX_PAGE))
         for stored in page:
             state.apply(stored)
         if page.next_cursor is None:
+            state.after = max(state.after, size)
             return state
 
 

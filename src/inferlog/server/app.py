@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from inferlog import __version__
@@ -24,7 +24,7 @@ from inferlog.monitor.engine import Monitor
 from inferlog.monitor.scheduler import AlertSchedule, default_source, make_alerter
 from inferlog.monitor.source import MetricSource
 from inferlog.privacy.protect import Protection
-from inferlog.server import pending
+from inferlog.server import console, pending
 from inferlog.server.retention import RetentionSchedule
 from inferlog.server.routes import (
     admin,
@@ -120,8 +120,10 @@ def create_app(
         install_monitor(app, alert_schedule.alerter.source)  # one engine for the routes and the rules
 
     @app.exception_handler(InferlogError)
-    async def inferlog_error(request: Request, exc: InferlogError) -> JSONResponse:
+    async def inferlog_error(request: Request, exc: InferlogError) -> Response:
         status = exc.http_status  # each class in inferlog.errors names its own
+        if console.is_console(request):  # a page, not JSON, for a person in a browser
+            return console.error_page(request, exc)
         if isinstance(exc, StoreUnavailable):
             app.state.inferlog.metrics.store_errors.inc()
         body: dict[str, object] = {"error": type(exc).__name__, "message": str(exc)}
@@ -133,9 +135,11 @@ def create_app(
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
+        if console.is_console(request):
+            return console.error_page(request, BadParameter(str(first.get("msg", "invalid")), field=where))
         return JSONResponse(
             {
                 "error": "RequestInvalid",
@@ -161,6 +165,7 @@ def create_app(
     )
     for router in routers:
         app.include_router(router)
+    console.install(app)  # the pages at / (not in the OpenAPI document: they are for people)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
