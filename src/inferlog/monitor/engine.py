@@ -101,8 +101,12 @@ class DriftReport:
 GroupKey = tuple[str, str, str, int]  # system, model, version, minute: a minute rollup's key, unlevelled
 
 
-class _Payload(msgspec.Struct):
-    """The fields of an inference's body the fold reads; the decoder skips the others unparsed."""
+class _Payload(msgspec.Struct, gc=False):
+    """The fields of an inference's body the fold reads; the decoder skips the others unparsed.
+
+    Not tracked by the garbage collector (decoded JSON holds no cycles): ten thousand tracked objects
+    alive through a batch would set off a full collection of the process's heap about once a batch.
+    """
 
     id: str = ""
     input: Any = None
@@ -275,7 +279,8 @@ class Monitor:
             if into is None:
                 into = groups[key] = Gathered(inference.system)
             folder.feedback(into.state, answer, inference)
-        deltas = {RollupKey(60, *key): folder.flush(into) for key, into in groups.items()}
+        folder.flush_all(list(groups.values()))
+        deltas = {RollupKey(60, *key): into.state for key, into in groups.items()}
         # Noted before the fold's write, removed after the refold: a monitor that stops in between
         # leaves the note, and the next fold refolds (a refold twice gives the same rollups).
         for event in purges:

@@ -164,6 +164,142 @@ class Folder:
             into.outputs = []
         return state
 
+    def flush_all(self, gathered: Sequence[Gathered]) -> None:
+        """:meth:`flush` many buckets at once: a batch's buckets of one system share their columns.
+
+        A minute bucket holds a dozen entries or so; a column's checks (its types, its finiteness)
+        cost the same for a dozen values as for ten thousand, so they are made once over the whole
+        batch, and each bucket takes its slice. Buckets whose inputs are not all flat objects of the
+        same fields (or outputs not all one-key objects of the same key) are folded one by one.
+        """
+        by_system: dict[str, list[Gathered]] = {}
+        for into in gathered:
+            if into.latencies:
+                into.state.add_latencies(into.latencies)
+                into.latencies = []
+            by_system.setdefault(into.system, []).append(into)
+        for system, group in by_system.items():
+            if not self._fold_input_columns(system, group):
+                for into in group:
+                    if into.inputs:
+                        self.fold_inputs(into.state, system, into.inputs)
+            if not self._fold_output_column(system, group):
+                for into in group:
+                    if into.outputs:
+                        self.fold_outputs(into.state, system, into.outputs)
+            for into in group:
+                into.inputs, into.outputs = [], []
+
+    def _fold_input_columns(self, system: str, group: Sequence[Gathered]) -> bool:
+        """Fold every bucket's inputs from columns over the whole batch; False (nothing done) if they differ."""
+        inputs: list[Any] = []
+        bounds = [0]
+        for into in group:
+            inputs.extend(into.inputs)
+            bounds.append(len(inputs))
+        if not inputs:
+            return True
+        first = inputs[0]
+        if type(first) is not dict or not first or set(map(type, inputs)) != {dict}:
+            return False
+        keys = tuple(first)
+        size = len(keys)
+        if not all(len(row) == size for row in inputs):
+            return False
+        try:
+            if size == 1:
+                transposed: list[Sequence[Any]] = [list(map(operator.itemgetter(keys[0]), inputs))]
+            else:
+                transposed = list(zip(*map(operator.itemgetter(*keys), inputs), strict=True))
+        except KeyError:
+            return False
+        types = [set(map(type, column)) for column in transposed]
+        if not all(_FLAT.issuperset(found) for found in types):
+            return False  # nested objects or lists: rows_of flattens them, bucket by bucket
+        for into, start, end in zip(group, bounds, bounds[1:], strict=False):
+            into.state.rows += end - start
+        names = self._names(system, first)
+        where = {key: i for i, key in enumerate(keys)}
+        categorical = self._config(system)[2]
+        for name in names:
+            i = where[name]
+            column, found = transposed[i], types[i]
+            if found <= _NUMBERS and name not in categorical and (found == _INTS or _all_finite(column)):
+                for into, start, end in zip(group, bounds, bounds[1:], strict=False):
+                    if end > start:
+                        into.state.feature(name).pending.extend(column[start:end])
+            elif found == _STRINGS and max(map(len, column)) <= ft.MAX_CATEGORY_LENGTH:
+                self._count(group, bounds, column, name, self.masker.protects(system, "input", name))
+            elif found == _NULLS:
+                for into, start, end in zip(group, bounds, bounds[1:], strict=False):
+                    if end > start:
+                        into.state.feature(name).nulls += end - start
+            else:
+                for into, start, end in zip(group, bounds, bounds[1:], strict=False):
+                    if end > start:
+                        self._fold_column(into.state, system, name, column[start:end])
+        return True
+
+    def _count(
+        self, group: Sequence[Gathered], bounds: list[int], column: Sequence[str], name: str | None, masked: bool
+    ) -> None:
+        """Count a column of strings into each bucket's categories (a feature's, or with no name the outputs')."""
+        owners = [i for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)) for _ in range(end - start)]
+        masks: dict[str, str] = {}
+        for (i, value), n in Counter(zip(owners, column, strict=True)).items():
+            state = group[i].state
+            cats = state.out_cats if name is None else state.feature(name).cats
+            if masked:
+                digest = masks.get(value)
+                if digest is None:
+                    digest = masks[value] = self.masker.mask(value)
+                value = digest
+            cats.add(value, n)
+
+    def _fold_output_column(self, system: str, group: Sequence[Gathered]) -> bool:
+        """Fold every bucket's outputs as one column when each is an object with the same one prediction
+        key and a plain value under it (``{"prediction": 1}``); False (nothing done) otherwise."""
+        outputs: list[Any] = []
+        bounds = [0]
+        for into in group:
+            outputs.extend(into.outputs)
+            bounds.append(len(outputs))
+        if not outputs:
+            return True
+        first = outputs[0]
+        if type(first) is not dict or len(first) != 1 or set(map(type, outputs)) != {dict}:
+            return False
+        (key,) = first
+        if not all(len(output) == 1 for output in outputs):
+            return False
+        try:
+            values = list(map(operator.itemgetter(key), outputs))
+        except KeyError:
+            return False
+        found = set(map(type, values))
+        if not _FLAT.issuperset(found):
+            return False  # tensors, lists, objects: predictions() reads them, bucket by bucket
+        task = self._config(system)[0].task
+        masked = self.masker.protects(system, "output")
+        if (
+            task != "classification"
+            and found <= _NUMBERS
+            and (task == "regression" or found == {float})
+            and _all_finite(values)
+        ):
+            for into, start, end in zip(group, bounds, bounds[1:], strict=False):
+                if end > start:
+                    into.state.add_output_numbers(values[start:end])
+        elif task != "regression" and found == _INTS:  # class numbers: ``1`` is class "1"
+            self._count(group, bounds, list(map(str, values)), None, masked)
+        elif task != "regression" and found == _STRINGS and max(map(len, values)) <= ft.MAX_CATEGORY_LENGTH:
+            self._count(group, bounds, values, None, masked)
+        else:
+            for into, start, end in zip(group, bounds, bounds[1:], strict=False):
+                for value in values[start:end]:
+                    self._fold_output(into.state, task, masked, value)
+        return True
+
     # -- features -----------------------------------------------------------------------------
 
     def fold_inputs(self, state: BucketState, system: str, inputs: Sequence[Any]) -> None:

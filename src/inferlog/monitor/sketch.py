@@ -102,6 +102,11 @@ class FeatureState:
     @property
     def num(self) -> kll_doubles_sketch | None:
         """The numeric values' sketch (None if there are none), with every pending value in it."""
+        self.settle()
+        return self._num
+
+    def settle(self) -> None:
+        """Put the pending values into the sketch."""
         if self.pending:
             if self._num is None:
                 self._num = new_kll()
@@ -109,7 +114,6 @@ class FeatureState:
             for value in self.pending:
                 update(value)
             self.pending = []
-        return self._num
 
     @num.setter
     def num(self, sketch: kll_doubles_sketch | None) -> None:
@@ -124,7 +128,7 @@ class FeatureState:
 
     def merge(self, other: FeatureState) -> None:
         if len(other.pending) >= MERGE_AT:
-            other.num  # noqa: B018 - the pending values go into other's sketch, cheaper merged as one
+            other.settle()  # cheaper merged as one sketch than updated value by value at each level up
         elif other.pending:
             self.pending.extend(other.pending)
         if other._num is not None:
