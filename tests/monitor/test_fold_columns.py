@@ -9,6 +9,7 @@ categorical, fix the task, and mask a protected field.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 
 from inferlog.monitor import features as ft
+from inferlog.monitor import windows
+from inferlog.monitor.engine import _minute
 from inferlog.monitor.fold import Folder, Gathered, Masker
 from inferlog.monitor.policy import FeatureConfig, MonitoringPolicy
 from inferlog.monitor.sketch import BucketState, finite
@@ -191,3 +194,19 @@ def test_the_column_wise_fold_equals_the_value_by_value_fold(
         into.outputs = [e[2] for e in entries if e[2] is not None]
         one_by_one.append(_summary(folder.flush(into)))
     assert one_by_one == [_summary(into.state) for into in gathered]
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        dt.datetime(2026, 3, 1, 12, 0, 59, 999_999, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 1, 12, 1, tzinfo=dt.UTC),
+        dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(1969, 12, 31, 23, 59, 58, 250_000, tzinfo=dt.UTC),
+        dt.datetime(1969, 12, 31, 23, 59, tzinfo=dt.UTC),
+    ],
+)
+def test_the_minute_from_the_time_column_is_the_minute_of_the_entrys_time(ts: dt.datetime) -> None:
+    """The fold buckets by the store's microseconds as the refold does by the entry's datetime."""
+    micros = (ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    assert _minute(micros) == windows.floor(windows.seconds(ts), 60)
