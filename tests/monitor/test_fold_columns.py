@@ -10,6 +10,7 @@ categorical, fix the task, and mask a protected field.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import math
 import random
 from typing import Any
@@ -18,11 +19,13 @@ import pytest
 
 from inferlog.monitor import features as ft
 from inferlog.monitor import windows
-from inferlog.monitor.engine import _minute
+from inferlog.monitor.engine import Monitor, _minute
 from inferlog.monitor.fold import Folder, Gathered, Masker
 from inferlog.monitor.policy import FeatureConfig, MonitoringPolicy
 from inferlog.monitor.sketch import BucketState, finite
 from inferlog.privacy.policy import parse_policy
+from inferlog.store import Store
+from inferlog.testing import make_record, prepare
 
 SYSTEM = "credit"
 
@@ -210,3 +213,18 @@ def test_the_minute_from_the_time_column_is_the_minute_of_the_entrys_time(ts: dt
     """The fold buckets by the store's microseconds as the refold does by the entry's datetime."""
     micros = (ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
     assert _minute(micros) == windows.floor(windows.seconds(ts), 60)
+
+
+def test_a_fold_leaves_the_garbage_collector_as_it_found_it(store: Store) -> None:
+    """The fold pauses the collector per batch; enabled before means enabled after, and off stays off."""
+    store.append(prepare(*[make_record(system=SYSTEM, input={"x": float(i)}) for i in range(30)]))
+    monitor = Monitor(store, batch=7)
+    assert gc.isenabled()
+    assert monitor.catch_up(limit=10) == 10
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert monitor.catch_up() == 20
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
