@@ -71,7 +71,11 @@ def _oracle(folder: Folder, entries: list[tuple[float | None, Any, Any]]) -> Buc
         if output is None:
             continue
         for value in ft.predictions(output):
-            if task != "classification" and finite(value) and (task == "regression" or isinstance(value, float)):
+            if (
+                task != "classification"
+                and finite(value)
+                and (task == "regression" or isinstance(value, float))
+            ):
                 state.add_output_number(float(value))
             elif task != "regression":
                 label = ft.class_label(value)
@@ -125,7 +129,11 @@ def _input(rng: random.Random, shape: str) -> Any:
     if shape == "batch" and rng.random() < 0.3:
         return [row, {name: _value(rng, name) for name in names}]
     if shape == "tensors" and rng.random() < 0.3:
-        return {"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [rng.random() for _ in range(4)]}]}
+        return {
+            "inputs": [
+                {"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [rng.random() for _ in range(4)]}
+            ]
+        }
     if rng.random() < 0.02:
         return rng.choice([{}, "free text", None])
     return row
@@ -147,7 +155,9 @@ def _output(rng: random.Random, shape: str) -> Any:
 POLICIES = {
     "inferred": (MonitoringPolicy(), ""),
     "narrowed": (
-        MonitoringPolicy(systems={SYSTEM: FeatureConfig(features=("n0", "job", "wide"), categorical=("n0",))}),
+        MonitoringPolicy(
+            systems={SYSTEM: FeatureConfig(features=("n0", "job", "wide"), categorical=("n0",))}
+        ),
         "",
     ),
     "regression": (MonitoringPolicy(systems={SYSTEM: FeatureConfig(task="regression")}), ""),

@@ -571,8 +571,11 @@ class StoreContract:
         assert first[1:8] == ("inference", "test-system", micros, "test-model", "1.0.0", "error", None)
         body = first.body.encode("utf-8") if isinstance(first.body, str) else first.body
         assert body == stored[0].body
-        assert gone[1:7] == ("inference", "test-system", -1_750_000, "m", "", "ok") and gone.body is None
-        assert answer.kind == "feedback" and answer.model is None and answer.body is not None
+        assert gone[1:7] == ("inference", "test-system", -1_750_000, "m", "", "ok")
+        assert gone.body is None
+        assert answer.kind == "feedback"
+        assert answer.model is None
+        assert answer.body is not None
 
     def test_purged_rows_name_the_buckets_a_purge_reached(self, store: Store, admin: Store) -> None:
         """Purged inferences, and the inferences of purged feedback, in a seq range; nothing unpurged."""

@@ -317,7 +317,9 @@ class Monitor:
         sealed = [
             (row.seq, _decode_entry(row.body))
             for row in rows
-            if row.kind == "inference" and row.body is not None and _decode_payload(row.body).sealed is not None
+            if row.kind == "inference"
+            and row.body is not None
+            and _decode_payload(row.body).sealed is not None
         ]
         if not sealed:
             return {}

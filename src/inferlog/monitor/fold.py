@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import math
 import operator
 from collections import Counter
@@ -241,10 +242,15 @@ class Folder:
         return True
 
     def _count(
-        self, group: Sequence[Gathered], bounds: list[int], column: Sequence[str], name: str | None, masked: bool
+        self,
+        group: Sequence[Gathered],
+        bounds: list[int],
+        column: Sequence[str],
+        name: str | None,
+        masked: bool,
     ) -> None:
         """Count a column of strings into each bucket's categories (a feature's, or with no name the outputs')."""
-        owners = [i for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)) for _ in range(end - start)]
+        owners = [i for i, (start, end) in enumerate(itertools.pairwise(bounds)) for _ in range(end - start)]
         masks: dict[str, str] = {}
         for (i, value), n in Counter(zip(owners, column, strict=True)).items():
             state = group[i].state
@@ -450,11 +456,7 @@ class Folder:
             return
         if task != "regression" and types == _INTS:  # class numbers: ``1`` is class "1"
             counted = Counter(map(str, values))
-        elif (
-            task != "regression"
-            and types == _STRINGS
-            and max(map(len, values)) <= ft.MAX_CATEGORY_LENGTH
-        ):
+        elif task != "regression" and types == _STRINGS and max(map(len, values)) <= ft.MAX_CATEGORY_LENGTH:
             counted = Counter(values)
         else:
             for value in values:
