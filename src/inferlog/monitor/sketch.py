@@ -105,6 +105,10 @@ class FeatureState:
         self.settle()
         return self._num
 
+    @num.setter
+    def num(self, sketch: kll_doubles_sketch | None) -> None:
+        self._num = sketch
+
     def settle(self) -> None:
         """Put the pending values into the sketch."""
         if self.pending:
@@ -114,10 +118,6 @@ class FeatureState:
             for value in self.pending:
                 update(value)
             self.pending = []
-
-    @num.setter
-    def num(self, sketch: kll_doubles_sketch | None) -> None:
-        self._num = sketch
 
     def add_number(self, value: float) -> None:
         self.pending.append(value)
