@@ -553,6 +553,30 @@ class StoreContract:
         with pytest.raises(UsageError):
             store.put_monitor_value("state", b"x")
 
+    def test_fold_scan_gives_each_entrys_columns_and_body(self, store: Store, admin: Store) -> None:
+        """fold_scan() pages by seq like scan(), with the columns the entry says and its body verbatim."""
+        before_1970 = dt.datetime(1969, 12, 31, 23, 59, 58, 250_000, tzinfo=dt.UTC)
+        records = [
+            make_record(ts=T0 + dt.timedelta(microseconds=123_457), status="error", latency_ms=None),
+            make_record(ts=before_1970, subject="alice", model=Model("m", "")),
+        ]
+        review = _feedback(records[0].id)
+        store.append(prepare(*records, review))
+        admin.purge(Purge(subjects=("alice",)))
+        rows = store.fold_scan(after=0, limit=2) + store.fold_scan(after=2, limit=5)
+        stored = store.scan(after=0, limit=5)
+        assert [r.seq for r in rows] == [s.seq for s in stored] == [1, 2, 3]
+        first, gone, answer = rows
+        micros = (T0 - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1) + 123_457
+        assert first[1:8] == ("inference", "test-system", micros, "test-model", "1.0.0", "error", None)
+        body = first.body.encode("utf-8") if isinstance(first.body, str) else first.body
+        assert body == stored[0].body
+        assert gone[1:7] == ("inference", "test-system", -1_750_000, "m", "", "ok")
+        assert gone.body is None
+        assert answer.kind == "feedback"
+        assert answer.model is None
+        assert answer.body is not None
+
     def test_purged_rows_name_the_buckets_a_purge_reached(self, store: Store, admin: Store) -> None:
         """Purged inferences, and the inferences of purged feedback, in a seq range; nothing unpurged."""
         gone = make_record(ts=T0, subject="alice")

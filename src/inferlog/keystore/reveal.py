@@ -15,7 +15,7 @@ import msgspec
 
 from inferlog.errors import IntegrityError, KeyDestroyed, UsageError
 from inferlog.privacy.seal import Opener
-from inferlog.record.model import StoredEntry
+from inferlog.record.model import Entry, StoredEntry
 from inferlog.store.protocols import PayloadStore
 
 
@@ -39,4 +39,26 @@ def reveal(store: PayloadStore, opener: Opener | None, entries: Sequence[StoredE
             opened.append(msgspec.structs.replace(stored, unreadable=str(exc)))
             continue
         opened.append(msgspec.structs.replace(stored, entry=entry))
+    return opened
+
+
+def reveal_entries(store: PayloadStore, opener: Opener, entries: Sequence[Entry]) -> list[Entry]:
+    """The entries alone (no stored row around them), sealed fields opened where the keys still exist.
+
+    For readers that parse only some entries of a batch (the monitor's fold): an entry whose keys were
+    destroyed, or that does not open, stays as it is, sealed, and the reader treats it so.
+    """
+    sealed = [e.id for e in entries if e.sealed is not None]
+    if not sealed:
+        return list(entries)
+    keys = store.entry_keys(sealed)
+    opened: list[Entry] = []
+    for entry in entries:
+        if entry.sealed is None:
+            opened.append(entry)
+            continue
+        try:
+            opened.append(opener.open(entry, keys.get(entry.id)))
+        except (KeyDestroyed, IntegrityError, UsageError):
+            opened.append(entry)
     return opened

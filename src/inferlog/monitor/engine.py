@@ -13,10 +13,12 @@ rebuild from scratch (:meth:`Monitor.rebuild`) would give.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,18 +26,18 @@ from typing import Any
 import msgspec
 
 from inferlog.errors import BadParameter, Conflict, NotFound, UsageError
-from inferlog.keystore.reveal import reveal
+from inferlog.keystore.reveal import reveal, reveal_entries
 from inferlog.monitor import drift as drift_math
 from inferlog.monitor import truth, windows
-from inferlog.monitor.fold import Folder, Masker
+from inferlog.monitor.fold import Folder, Gathered, Masker
 from inferlog.monitor.policy import MonitoringPolicy
 from inferlog.monitor.reference import Reference, ReferenceStore
 from inferlog.monitor.sketch import ALL, COUNTS, BucketState, merged
 from inferlog.monitor.source import FEATURE_METRICS, METRIC_NAMES, Scope
 from inferlog.privacy.policy import Policy
 from inferlog.privacy.seal import Keyring, Opener
-from inferlog.record.model import AdminEntry, FeedbackEntry, InferenceRecord, StoredEntry
-from inferlog.store.base import MAX_PAGE, Query, Rollup, RollupFilter, RollupKey, RollupState
+from inferlog.record.model import AdminEntry, Entry, FeedbackEntry, InferenceRecord, StoredEntry
+from inferlog.store.base import MAX_PAGE, FoldRow, Query, Rollup, RollupFilter, RollupKey, RollupState
 from inferlog.store.protocols import MonitorStore
 
 PURGE_ACTIONS = ("subject.erased", "retention.applied")
@@ -98,14 +100,61 @@ class DriftReport:
         }  # fmt: skip
 
 
-def _key(entry: InferenceRecord, level: int = 60) -> RollupKey:
-    return RollupKey(
-        level,
-        entry.system,
-        entry.model.name,
-        entry.model.version,
-        windows.floor(windows.seconds(entry.ts), level),
-    )
+GroupKey = tuple[str, str, str, int]  # system, model, version, minute: a minute rollup's key, unlevelled
+
+
+class _Payload(msgspec.Struct, gc=False):
+    """The fields of an inference's body the fold reads; the decoder skips the others unparsed.
+
+    Not tracked by the garbage collector (decoded JSON holds no cycles): ten thousand tracked objects
+    alive through a batch would set off a full collection of the process's heap about once a batch.
+    """
+
+    id: str = ""
+    input: Any = None
+    output: Any = None
+    sealed: Any = None
+
+
+class _Action(msgspec.Struct):
+    action: str = ""
+
+
+_decode_payload = msgspec.json.Decoder(_Payload).decode
+_decode_action = msgspec.json.Decoder(_Action).decode
+_decode_entry = msgspec.json.Decoder(Entry).decode
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while one batch folds (at most ``MAX_PAGE`` entries).
+
+    A batch makes tens of thousands of small objects (each minute's feature states, their buffers)
+    that live until its rollups are written; each pass of the collector over them and the rest of the
+    heap cost about a quarter of the fold. The fold makes no reference cycles, so nothing waits for
+    the collector but the next pass, which runs as soon as it is enabled again. It is enabled again
+    only by the fold that paused it (so a fold never turns on a collector the application turned off).
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _minute(micros: int) -> int:
+    """The minute bucket of a time in microseconds, as :func:`windows.seconds` would floor it."""
+    if micros >= 0:
+        return micros // 60_000_000 * 60
+    whole = -(-micros // 1_000_000)  # int() of a timestamp truncates towards zero
+    return windows.floor(whole, 60)
+
+
+def _group_key(entry: InferenceRecord) -> GroupKey:
+    return entry.system, entry.model.name, entry.model.version, windows.floor(windows.seconds(entry.ts), 60)
 
 
 def _up(key: RollupKey, level: int) -> RollupKey:
@@ -160,16 +209,17 @@ class Monitor:
             size = self._batch if limit is None else min(self._batch, limit - done)
             for attempt in range(_ATTEMPTS):
                 state = self.store.rollup_state()
-                entries = self.store.scan(after=state.cursor, limit=size)
-                if not entries:
+                rows = self.store.fold_scan(after=state.cursor, limit=size)
+                if not rows:
                     return done
                 try:
-                    self._fold(state, entries)
+                    with _collector_paused():
+                        self._fold(state, rows)
                     break
                 except Conflict:
                     if attempt == _ATTEMPTS - 1:
                         return done  # another monitor keeps winning: it is folding these entries
-            done += len(entries)
+            done += len(rows)
             self._pending_refolds()
         return done
 
@@ -189,41 +239,108 @@ class Monitor:
     def _readable(self, entries: Sequence[StoredEntry]) -> list[StoredEntry]:
         return reveal(self.store, self._opener, entries) if self._opener is not None else list(entries)
 
-    def _fold(self, state: RollupState, entries: Sequence[StoredEntry]) -> None:
-        deltas: dict[RollupKey, BucketState] = {}
+    def _fold(self, state: RollupState, rows: Sequence[FoldRow]) -> None:
+        """Fold a batch: inferences gathered per minute bucket, then each bucket folded column-wise.
+
+        The scope, time, status and latency come from the store's columns; of the body only the
+        fields the fold reads are decoded. A sealed inference, a feedback entry and a purge's admin
+        entry are parsed in full (sealed ones opened where the key store allows).
+        """
+        groups: dict[GroupKey, Gathered] = {}
         purges: list[AdminEntry] = []
-        batch = self._readable(entries)
-        by_id = {s.id: s for s in batch if isinstance(s.entry, InferenceRecord)}
+        feedback: list[tuple[int, FeedbackEntry]] = []
+        by_id: dict[str, tuple[int, str | bytes]] = {}  # the batch's inferences with a body
+        opened = self._opened(rows)
         folder = self._folder
-        for stored in batch:
-            entry = stored.entry
-            if isinstance(entry, InferenceRecord):
-                key = _key(entry)
-                delta = deltas.get(key)
-                if delta is None:
-                    delta = deltas[key] = BucketState()
-                folder.inference(delta, entry, stored.body is not None)
-            elif isinstance(entry, FeedbackEntry):
-                if stored.body is None:
+        decode = _decode_payload
+        for seq, kind, system, ts, model, version, status, latency, body in rows:
+            if kind != "inference":
+                if body is None:
                     continue
-                target = by_id.get(entry.inference_id) or self._inference(entry.inference_id)
-                if target is None or target.seq > stored.seq or target.body is None:
-                    continue
-                inference = target.entry
-                assert isinstance(inference, InferenceRecord)  # noqa: S101 - _inference checks
-                key = _key(inference)
-                delta = deltas.get(key)
-                if delta is None:
-                    delta = deltas[key] = BucketState()
-                folder.feedback(delta, entry, inference)
-            elif isinstance(entry, AdminEntry) and entry.action in PURGE_ACTIONS:
-                purges.append(entry)
+                if kind == "feedback":
+                    found = _decode_entry(body)
+                    assert isinstance(found, FeedbackEntry)  # noqa: S101 - the kind column says so
+                    feedback.append((seq, found))
+                elif kind == "admin" and _decode_action(body).action in PURGE_ACTIONS:
+                    purges.append(msgspec.json.decode(body, type=AdminEntry))
+                continue
+            key = (system, model or "", version or "", _minute(ts))
+            into = groups.get(key)
+            if into is None:
+                into = groups[key] = Gathered(system)
+            if body is None:
+                bucket = into.state
+                bucket.volume += 1
+                if status == "error":
+                    bucket.errors += 1
+                continue
+            payload = decode(body)
+            by_id[payload.id] = (seq, body)
+            if payload.sealed is not None:
+                entry = opened.get(seq) or _decode_entry(body)
+                assert isinstance(entry, InferenceRecord)  # noqa: S101 - the kind column says so
+                folder.inference(into, entry, True)
+                continue
+            bucket = into.state
+            bucket.volume += 1
+            bucket.payloads += 1
+            if status == "error":
+                bucket.errors += 1
+            elif status == "ok" and payload.output is not None:
+                into.outputs.append(payload.output)
+            if latency is not None:
+                into.latencies.append(latency)
+            if payload.input is not None:
+                into.inputs.append(payload.input)
+        for seq, answer in feedback:
+            target = self._target(answer.inference_id, by_id, opened)
+            if target is None or target[0] > seq:
+                continue
+            inference = target[1]
+            key = _group_key(inference)
+            into = groups.get(key)
+            if into is None:
+                into = groups[key] = Gathered(inference.system)
+            folder.feedback(into.state, answer, inference)
+        folder.flush_all(list(groups.values()))
+        deltas = {RollupKey(60, *key): into.state for key, into in groups.items()}
         # Noted before the fold's write, removed after the refold: a monitor that stops in between
         # leaves the note, and the next fold refolds (a refold twice gives the same rollups).
         for event in purges:
             self.store.put_monitor_value(PENDING + event.id, msgspec.json.encode(event))
-        rows = self._merged_rows(deltas)
-        self.store.put_rollups(rows, expect=state, cursor=entries[-1].seq)
+        self.store.put_rollups(self._merged_rows(deltas), expect=state, cursor=rows[-1].seq)
+
+    def _opened(self, rows: Sequence[FoldRow]) -> dict[int, Entry]:
+        """The batch's sealed inferences, parsed and opened (by seq); none without a key store."""
+        if self._opener is None:
+            return {}
+        sealed = [
+            (row.seq, _decode_entry(row.body))
+            for row in rows
+            if row.kind == "inference"
+            and row.body is not None
+            and _decode_payload(row.body).sealed is not None
+        ]
+        if not sealed:
+            return {}
+        entries = reveal_entries(self.store, self._opener, [entry for _, entry in sealed])
+        return {seq: entry for (seq, _), entry in zip(sealed, entries, strict=True)}
+
+    def _target(
+        self, entry_id: str, by_id: Mapping[str, tuple[int, str | bytes]], opened: Mapping[int, Entry]
+    ) -> tuple[int, InferenceRecord] | None:
+        """The inference a feedback entry is about, with its payload (opened), or None."""
+        found = by_id.get(entry_id)
+        if found is not None:
+            seq, body = found
+            entry = opened.get(seq) or _decode_entry(body)
+            assert isinstance(entry, InferenceRecord)  # noqa: S101 - by_id holds inferences
+            return seq, entry
+        stored = self._inference(entry_id)
+        if stored is None or stored.body is None:
+            return None
+        assert isinstance(stored.entry, InferenceRecord)  # noqa: S101 - _inference checks
+        return stored.seq, stored.entry
 
     def _inference(self, entry_id: str) -> StoredEntry | None:
         found = self.store.get(entry_id)
@@ -310,7 +427,7 @@ class Monitor:
         self.store.put_rollups(rows, expect=state, cursor=state.cursor, drop=drop)
 
     def _fold_minute(self, key: RollupKey, cursor: int) -> BucketState:
-        state = BucketState()
+        into = Gathered(key.system)
         since = windows.at(key.bucket)
         query = Query(
             system=key.system, kind="inference", model=key.model, version=key.version or None, since=since,
@@ -329,7 +446,7 @@ class Monitor:
         for stored in self._readable(inferences):
             entry = stored.entry
             assert isinstance(entry, InferenceRecord)  # noqa: S101 - filtered above
-            self._folder.inference(state, entry, stored.body is not None)
+            self._folder.inference(into, entry, stored.body is not None)
             if stored.body is None:
                 continue
             feedback = self.store.query(
@@ -339,8 +456,8 @@ class Monitor:
                 [f for f in feedback if stored.seq < f.seq <= cursor and f.body is not None]
             ):
                 assert isinstance(answer.entry, FeedbackEntry)  # noqa: S101 - queried by kind
-                self._folder.feedback(state, answer.entry, entry)
-        return state
+                self._folder.feedback(into.state, answer.entry, entry)
+        return self._folder.flush(into)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -40,6 +40,8 @@ LEDGER_COLUMNS = (
     "seq, id, kind, system, ts, model_name, model_version, status, body, salt, leaf, leaf_hash, "
     "latency_ms, request_id, trace_id, session_id, subject, inference_id, actor"
 )
+# Columns the monitor's fold reads (see FoldRow; PostgreSQL turns its timestamptz into microseconds).
+FOLD_COLUMNS = "seq, kind, system, ts, model_name, model_version, status, latency_ms, body"
 # Columns read back to rebuild a StoredEntry.
 READ_COLUMNS = "seq, logged_at, body, leaf, leaf_hash"
 

@@ -348,6 +348,25 @@ class RollupFilter:
                 raise BadParameter(problem, field=name)
 
 
+class FoldRow(NamedTuple):
+    """One entry as the monitor's fold reads it: the indexed columns and the body, left unparsed.
+
+    The fold needs the scope, time, status and latency of every inference and the payload of only
+    some fields; reading them from columns (and the body with a decoder that skips the rest) costs a
+    fraction of rebuilding the full entry. ``ts`` is in microseconds since the epoch.
+    """
+
+    seq: int
+    kind: str
+    system: str
+    ts: int
+    model: str | None
+    version: str | None
+    status: str | None
+    latency_ms: float | None
+    body: str | bytes | None
+
+
 class PurgedRow(NamedTuple):
     """A purged inference (or the inference of a purged feedback entry): the scope and time it folded into."""
 

@@ -62,6 +62,7 @@ from inferlog.store._rows import (
 from inferlog.store.base import (
     ApiKey,
     AppendResult,
+    FoldRow,
     LedgerRow,
     Page,
     Purge,
@@ -687,6 +688,18 @@ class PostgresStore:
             ).fetchall(),
         )
         return [_stored(row) for row in rows]
+
+    def fold_scan(self, after: int = 0, limit: int = 1000) -> list[FoldRow]:
+        rows = self._run(
+            "read from",
+            lambda conn: conn.execute(
+                "SELECT seq, kind, system, (extract(epoch FROM ts) * 1000000)::bigint, model_name, "
+                "model_version, status, latency_ms, body FROM inferlog.entries WHERE seq > %s "
+                "ORDER BY seq LIMIT %s",
+                (after, limit),
+            ).fetchall(),
+        )
+        return list(map(FoldRow._make, rows))
 
     def query(self, query: Query) -> Page:
         sql, params = query_sql(query)

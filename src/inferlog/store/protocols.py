@@ -39,6 +39,7 @@ from inferlog.record.prepared import Prepared
 from inferlog.store.base import (
     ApiKey,
     AppendResult,
+    FoldRow,
     LedgerRow,
     Page,
     Purge,
@@ -198,6 +199,10 @@ class RollupStore(Protocol):
 
     def monitor_values(self, prefix: str) -> list[str]:
         """The names of kept values that start with ``prefix``, sorted."""
+        ...
+
+    def fold_scan(self, after: int = 0, limit: int = 1000) -> list[FoldRow]:
+        """Entries after seq ``after`` (at most ``limit``, by seq) as the fold reads them: columns and body."""
         ...
 
     def purged_rows(self, first_seq: int, last_seq: int) -> list[PurgedRow]:

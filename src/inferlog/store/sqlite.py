@@ -26,6 +26,7 @@ from inferlog.record.prepared import Prepared
 from inferlog.store import _rollups, _sql
 from inferlog.store._rows import (
     COLUMNS,
+    FOLD_COLUMNS,
     KEY_COLUMNS,
     LEDGER_COLUMNS,
     READ_COLUMNS,
@@ -37,6 +38,7 @@ from inferlog.store._rows import (
 from inferlog.store.base import (
     ApiKey,
     AppendResult,
+    FoldRow,
     LedgerRow,
     Page,
     Purge,
@@ -577,6 +579,13 @@ class SQLiteStore:
             (after, limit),
         )
         return [stored_of(*row) for row in rows]
+
+    @_sqlite_call
+    def fold_scan(self, after: int = 0, limit: int = 1000) -> list[FoldRow]:
+        rows = self._reader().execute(
+            f"SELECT {FOLD_COLUMNS} FROM entries WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+        )
+        return list(map(FoldRow._make, rows))
 
     @_sqlite_call
     def query(self, query: Query) -> Page:
