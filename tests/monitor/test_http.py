@@ -92,7 +92,9 @@ def test_series_and_metrics_answer_what_the_library_answers(api: Server) -> None
 def test_drift_flags_the_shifted_feature_against_a_period_and_an_upload(api: Server) -> None:
     """Drift of the second hour against the first, and against an uploaded Parquet reference, flags income."""
     first = f"{START.isoformat()}/{(START + dt.timedelta(hours=1)).isoformat()}"
-    params = {"system": "credit", "reference": first, "since": "1h"}
+    second = {"since": (HOUR - dt.timedelta(hours=1)).isoformat(), "until": HOUR.isoformat()}
+    # An explicit window, not "1h" ago: HOUR is taken at import, and the clock may pass an hour since.
+    params = {"system": "credit", "reference": first, **second}
     report = api.client.get("/v1/monitor/drift", params=params, headers=api.as_("reader"))
     assert report.status_code == 200, report.text
     assert report.json()["drifted"] == ["income"]
@@ -116,7 +118,7 @@ def test_drift_flags_the_shifted_feature_against_a_period_and_an_upload(api: Ser
     assert [r["name"] for r in listed] == ["baseline"]
     against = api.client.get(
         "/v1/monitor/drift",
-        params={"system": "credit", "reference": "baseline", "since": "1h"},
+        params={"system": "credit", "reference": "baseline", **second},
         headers=api.as_("reader"),
     ).json()
     assert against["drifted"] == ["income"]
