@@ -57,6 +57,7 @@ from inferlog.store.forksafe import GATE, reset_in_child
 from inferlog.store.migrations.sqlite import MIGRATIONS
 
 _SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+CLOSE_WAIT = 30.0  # seconds close() waits for calls still running in other threads
 _IN_CHUNK = 500  # ids per "IN (...)" lookup, well under SQLite's variable limit
 _INSERT = f"INSERT INTO entries ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
@@ -71,7 +72,7 @@ def _sqlite_call(method: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        with GATE.inside():
+        with GATE.inside(), args[0]._calling():  # type: ignore[attr-defined]
             try:
                 return method(*args, **kwargs)
             except sqlite3.OperationalError as exc:
@@ -112,23 +113,34 @@ class SQLiteStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        self._idle = threading.Condition()  # counts calls in flight: close() waits for them
+        self._active = 0
         self._writer = self._connect()
         self._migrate()
         _track_for_fork(self)
 
     # -- connections --------------------------------------------------------------------------
 
-    @_sqlite_call
     def _reset_after_fork(self) -> None:
         """In a forked child: SQLite connections must not cross a fork, so open fresh ones.
 
         The inherited connection objects are abandoned, not closed: closing them could release
-        what the parent still uses. Locks are new because a parent thread may have held one.
+        what the parent still uses. Locks are new because a parent thread may have held one (not a
+        ``_sqlite_call`` for that reason: its call count's lock is one of them).
         """
+        with GATE.inside():
+            try:
+                self._fresh_after_fork()
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"SQLite database {self.path}: {exc}") from exc
+
+    def _fresh_after_fork(self) -> None:
         self._write_lock = threading.Lock()
         self._readers_lock = threading.Lock()
         self._local = threading.local()
         self._readers = []
+        self._idle = threading.Condition()
+        self._active = 0
         if not self._closed:
             self._writer = self._connect()
 
@@ -145,6 +157,24 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
         return conn
+
+    @contextlib.contextmanager
+    def _calling(self) -> Iterator[None]:
+        """One store call in flight. A connection closed under a query running in another thread is
+        a use-after-free in SQLite (a segfault, seen when a CLI command closed its store while the
+        model registry's background load was reading), so :meth:`close` waits for calls to end."""
+        if "_idle" not in self.__dict__:  # __init__ itself, before there is anything to close
+            yield
+            return
+        with self._idle:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                if self._active == 0:
+                    self._idle.notify_all()
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
@@ -597,14 +627,17 @@ class SQLiteStore:
         conn = self._reader()
         return _sql.stats(conn.execute, query or Query(), DIALECT, self.size())
 
-    @_sqlite_call
     def close(self) -> None:
+        """Refuse new calls, wait (up to ``CLOSE_WAIT`` s) for calls in other threads to end, then
+        close every connection."""
         if self._closed:
             return
         self._closed = True
-        with self._write_lock:
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout=CLOSE_WAIT)
+        with GATE.inside(), self._write_lock:
             self._writer.close()
-        with self._readers_lock:
+        with GATE.inside(), self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
