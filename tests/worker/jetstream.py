@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,7 +25,10 @@ def _ask(url: str, question: Callable[[Client], Awaitable[T]]) -> T:
         finally:
             await nc.close()
 
-    return asyncio.run(run())
+    # In a thread of its own: asyncio.run refuses a thread whose event loop is running (a test's
+    # Playwright browser keeps one in the main thread while it is open).
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jetstream-ask") as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def stream_count(url: str, stream: str = wire.DEFAULT_STREAM) -> int:

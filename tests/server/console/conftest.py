@@ -162,9 +162,11 @@ def live(seeded: Seeded) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless system Chromium (never a downloaded one)."""
+    """Headless system Chromium (never a downloaded one). Per module, not per session: Playwright's sync
+    API keeps an event loop running in the main thread while it is open, and later tests that call
+    ``asyncio.run`` (the broker tests) must not find one."""
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("the console's browser tests need Chromium: apt-get install -y chromium", pytrace=False)
