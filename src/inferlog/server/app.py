@@ -198,7 +198,8 @@ def _alert_schedule(
         )
         return None
     alerter = make_alerter(state.store, protection.policy.monitoring, source, actor="server")
-    return AlertSchedule(alerter, every, on_pass=state.metrics.observe_alerts)
+    state.metrics.watch_alerts(alerter)
+    return AlertSchedule(alerter, every)
 
 
 STATIC = Path(__file__).parent / "static"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import os
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
     from inferlog.monitor.alerts import Alerter
@@ -61,43 +63,49 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.ledger_size = Gauge("inferlog_ledger_size", "Entries in the ledger", registry=self.registry)
-        # Alert rules (inferlog.monitor.alerts), set after every evaluation pass.
-        self.alert_firing = Gauge(
-            "inferlog_alert_firing", "1 while the alert rule fires (as the log says), else 0", ["rule"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.alert_value = Gauge(
-            "inferlog_alert_value", "The rule's metric at its last evaluation (NaN: no data)", ["rule"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.alert_evaluations = Counter(
-            "inferlog_alert_evaluations", "Evaluation passes over the alert rules", registry=self.registry
-        )
-        self.alert_webhooks_sent = Counter(
-            "inferlog_alert_webhooks_sent", "Alert webhook posts delivered", registry=self.registry
-        )
-        self.alert_webhooks_failed = Counter(
-            "inferlog_alert_webhooks_failed",
-            "Alert webhook posts that failed after their retries (the alert is in the log all the same)",
-            registry=self.registry,
-        )
-        self._alert_counts = (0, 0, 0)
         _live.add(self)
 
-    def observe_alerts(self, alerter: Alerter) -> None:
-        """Set the alert gauges from an alerter after a pass: firing per rule, last value, webhook counts."""
-        for rule in alerter.rules:
-            self.alert_firing.labels(rule.name).set(1 if alerter.state.firing(rule.name) else 0)
-            reading = alerter.readings.get(rule.name)
-            value = reading.value if reading is not None else None
-            self.alert_value.labels(rule.name).set(math.nan if value is None else value)
-        notifier = alerter.notifier
-        sent, failed = (getattr(notifier, "sent", 0), getattr(notifier, "failed", 0))
-        passes, last_sent, last_failed = self._alert_counts
-        self.alert_evaluations.inc(max(0, alerter.passes - passes))
-        self.alert_webhooks_sent.inc(max(0, sent - last_sent))
-        self.alert_webhooks_failed.inc(max(0, failed - last_failed))
-        self._alert_counts = (alerter.passes, sent, failed)
+    def watch_alerts(self, alerter: Alerter) -> None:
+        """Expose an alerter's rules and counters on ``/metrics``, read from it at each scrape."""
+        self.registry.register(_AlertCollector(alerter))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _AlertCollector:
+    """The alert rules' gauges and counters, read from the alerter when Prometheus scrapes: nothing to
+    keep in step after each pass, and the counters are the alerter's own."""
+
+    def __init__(self, alerter: Alerter) -> None:
+        self.alerter = alerter
+
+    def collect(self) -> Iterator[Metric]:
+        alerter = self.alerter
+        firing = GaugeMetricFamily(
+            "inferlog_alert_firing", "1 while the alert rule fires (as the log says), else 0", labels=["rule"]
+        )
+        value = GaugeMetricFamily(
+            "inferlog_alert_value", "The rule's metric at its last evaluation (NaN: no data)", labels=["rule"]
+        )
+        for rule in alerter.rules:
+            firing.add_metric([rule.name], 1 if alerter.state.firing(rule.name) else 0)
+            reading = alerter.readings.get(rule.name)
+            measured = reading.value if reading is not None else None
+            value.add_metric([rule.name], math.nan if measured is None else measured)
+        notifier = alerter.notifier
+        yield firing
+        yield value
+        yield CounterMetricFamily(
+            "inferlog_alert_evaluations", "Evaluation passes over the alert rules", value=alerter.passes
+        )
+        yield CounterMetricFamily(
+            "inferlog_alert_webhooks_sent",
+            "Alert webhook posts delivered",
+            value=getattr(notifier, "sent", 0),
+        )
+        yield CounterMetricFamily(
+            "inferlog_alert_webhooks_failed",
+            "Alert webhook posts that failed after their retries (the alert is in the log all the same)",
+            value=getattr(notifier, "failed", 0),
+        )
