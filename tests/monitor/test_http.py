@@ -177,3 +177,22 @@ def test_a_bad_upload_is_refused(api: Server) -> None:
         got = api.client.post("/v1/monitor/references", params=params, content=body, headers=api.as_("admin"))
         assert got.status_code == 422, got.text
         assert word in got.text
+
+
+def test_a_data_set_that_is_not_what_it_claims_is_a_422(api: Server) -> None:
+    """Bodies that are not the format they claim, or whose column names are not UTF-8: 422, nothing kept."""
+    bad = {
+        "parquet": b"income,job\n1,a\n",  # CSV claiming to be Parquet
+        "csv": "inc\udcffome\n1\n".encode("utf-8", "surrogateescape"),  # a column name that is not UTF-8
+    }
+    for fmt, body in bad.items():
+        made = api.client.post(
+            "/v1/monitor/references",
+            params={"name": f"bad-{fmt}", "format": fmt},
+            content=body,
+            headers=api.as_("admin"),
+        )
+        assert made.status_code == 422, made.text
+        assert made.json()["field"] == "file"
+    listed = api.client.get("/v1/monitor/references", headers=api.as_("reader")).json()["references"]
+    assert listed == []

@@ -74,20 +74,24 @@ def read_table(data: Any, fmt: str | None = None) -> Any:
     if hasattr(data, "columns") and hasattr(data, "to_dict"):  # a pandas DataFrame
         return pa.Table.from_pandas(data, preserve_index=False)
     try:
+        table = None
         if isinstance(data, bytes):
             if fmt not in FORMATS:
                 raise BadParameter(f"must be one of {', '.join(FORMATS)}", field="format")
             buffer = io.BytesIO(data)
-            return pq.read_table(buffer) if fmt == "parquet" else pcsv.read_csv(buffer)
-        if isinstance(data, str | Path):
+            table = pq.read_table(buffer) if fmt == "parquet" else pcsv.read_csv(buffer)
+        elif isinstance(data, str | Path):
             path = Path(data)
             kind = fmt or path.suffix.lower().lstrip(".").replace("pq", "parquet")
             if kind not in FORMATS:
                 raise UsageError(f"{path}: a reference is a .parquet or .csv file")
             if not path.is_file():
                 raise UsageError(f"{path}: no such file")
-            return pq.read_table(path) if kind == "parquet" else pcsv.read_csv(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+            table = pq.read_table(path) if kind == "parquet" else pcsv.read_csv(path)
+        if table is not None:
+            table.column_names  # noqa: B018 - pyarrow checks a column name's UTF-8 only when it is read
+            return table
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise BadParameter(f"not a readable {fmt or 'Parquet/CSV'} data set: {exc}", field="file") from exc
     raise UsageError(
         f"a reference is a DataFrame, a pyarrow Table or a Parquet/CSV path, not {type(data).__name__}"
