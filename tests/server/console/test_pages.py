@@ -91,6 +91,20 @@ def test_an_ingest_key_cannot_sign_in(client: TestClient, seeded: Seeded) -> Non
     assert "ingest key" in answer.text
 
 
+def test_an_oversized_or_mistyped_form_is_refused(client: TestClient) -> None:
+    """A form over the limit is a 413 page, a form sent as JSON a 422 page, and neither signs anyone in."""
+    form = client.get("/signin")
+    huge = client.post(
+        "/signin", data={"csrf": csrf_of(form.text), "key": "k" * (1024 * 1024)}, follow_redirects=False
+    )
+    assert huge.status_code == 413, huge.text[-300:]
+    assert 'id="error-message"' in huge.text
+    as_json = client.post("/signin", json={"csrf": csrf_of(form.text), "key": "k"}, follow_redirects=False)
+    assert as_json.status_code == 422
+    assert "x-www-form-urlencoded" in as_json.text
+    assert client.get("/records", follow_redirects=False).status_code == 303
+
+
 def test_posts_need_the_session_form_token(client: TestClient, seeded: Seeded) -> None:
     """Sign-out and "verify now" without the session's form token are refused (403); the session lives on."""
     sign_in(client, seeded.keys["auditor"])

@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from inferlog import __version__
 from inferlog.errors import AuthError, BadParameter, Forbidden, InferlogError, NotFound
 from inferlog.server.auth import OPEN, Principal, principal_of
+from inferlog.server.body import read_body
 from inferlog.server.console.sessions import COOKIE, CSRF_COOKIE, Session, Sessions, same_token
 from inferlog.server.deps import State
 from inferlog.server.state import ServerState
@@ -104,11 +105,7 @@ async def read_form(request: Request) -> dict[str, str]:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise BadParameter("send this form as application/x-www-form-urlencoded", field="content-type")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise BadParameter("the form is too large", field="body")
+    body = await read_body(request, MAX_FORM_BYTES)
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError as exc:
