@@ -6,7 +6,6 @@ Reads that show payloads carry a purpose and append the same access entry as the
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -14,7 +13,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from inferlog.errors import BadParameter, Forbidden, NotFound
+from inferlog.errors import BadParameter, NotFound
 from inferlog.ingest.audit import counts_by_system
 from inferlog.lineage import registered_models
 from inferlog.query.filters import build_query
@@ -23,6 +22,7 @@ from inferlog.server.console.trail import gather, proof_of, readable, reads_of, 
 from inferlog.server.console.web import Who, mark_console, render, secure
 from inferlog.server.deps import State
 from inferlog.server.routes.monitor import monitor_of
+from inferlog.server.routes.records import scoped
 from inferlog.store.base import MAX_SEQ
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(mark_console)])
@@ -30,7 +30,6 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(mark_console)]
 FILTERS = ("system", "model", "version", "status", "subject", "session", "since", "until")
 PAGE_SIZES = (25, 50, 100, 200)
 PURPOSE_MAX = 256  # what an access entry holds (as on the API)
-READER_KINDS = ("inference", "feedback")
 
 
 def _purpose(request: Request) -> str | None:
@@ -121,14 +120,7 @@ def records(request: Request, state: State, viewer: Who) -> Response:
         until=filters.get("until"), attr=attrs, cursor=back or cursor, limit=limit,
         order="asc" if back else "desc",
     )  # fmt: skip
-    if system is not None:
-        who.require_system(system)
-    if who.role == "reader":
-        if kind is not None and kind not in READER_KINDS:
-            raise Forbidden("a reader key cannot read access or admin entries (an auditor key can)")
-        query = dataclasses.replace(query, kinds=READER_KINDS)
-    if "*" not in who.systems:
-        query = dataclasses.replace(query, systems=who.systems)
+    query = scoped(who, query)
     base = {**filters, "kind": kind or "all", "limit": str(limit)}
     context: dict[str, Any] = {
         "title": "Records", "filters": filters, "attrs": attrs, "kind": kind or "all", "limit": limit,

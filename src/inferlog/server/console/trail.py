@@ -13,8 +13,9 @@ from typing import Any
 
 from inferlog.integrity.tree import inclusion
 from inferlog.lineage import Registration, registered_models
-from inferlog.record.model import AccessEntry, InferenceRecord, StoredEntry, kind_of
+from inferlog.record.model import AccessEntry, InferenceRecord, StoredEntry
 from inferlog.server.auth import Principal
+from inferlog.server.routes.records import may_read
 from inferlog.server.state import ServerState
 from inferlog.store.base import MAX_PAGE, Query
 
@@ -106,8 +107,4 @@ def gather(state: ServerState, who: Principal, stored: StoredEntry) -> Trail:
 
 def readable(who: Principal, stored: StoredEntry | None) -> StoredEntry | None:
     """The entry if ``who`` may read it (as ``GET /v1/records/{id}`` decides), else None."""
-    if stored is None or not who.covers(stored.entry.system):
-        return None
-    if who.role == "reader" and kind_of(stored.entry) not in ("inference", "feedback"):
-        return None
-    return stored
+    return stored if stored is not None and may_read(who, stored) else None

@@ -25,6 +25,7 @@ from inferlog.server.deps import State, Who
 from inferlog.server.schemas import FEEDBACK_BODY, RECORDS_BODY, FeedbackBody, feedback_body
 from inferlog.server.state import ServerState
 from inferlog.store.base import MAX_SEQ
+from inferlog.store.base import Query as EntryQuery
 
 router = APIRouter(prefix="/v1", tags=["records"])
 
@@ -154,13 +155,31 @@ def _readable(who: Principal, stored: StoredEntry | None, entry_id: str) -> Stor
 
     A 403 would tell a caller which ids exist in systems (or kinds) it may not see.
     """
-    if (
-        stored is None
-        or not who.covers(stored.entry.system)
-        or (who.role == "reader" and kind_of(stored.entry) not in READER_KINDS)
-    ):
+    if stored is None or not may_read(who, stored):
         raise NotFound(f"no entry with id {entry_id}")
     return stored
+
+
+def may_read(who: Principal, stored: StoredEntry) -> bool:
+    """Whether ``who`` may read this entry: one of its systems, and for a reader an inference or feedback."""
+    return who.covers(stored.entry.system) and (who.role != "reader" or kind_of(stored.entry) in READER_KINDS)
+
+
+def scoped(who: Principal, query: EntryQuery) -> EntryQuery:
+    """``query`` narrowed to what ``who`` may read (the API's queries and the console's alike).
+
+    Naming a system outside the key's, or (for a reader) asking for access or admin entries, is a 403;
+    otherwise a reader sees inferences and feedback only, and a key only its own systems.
+    """
+    if query.system is not None:
+        who.require_system(query.system)
+    if who.role == "reader":
+        if query.kind is not None and query.kind not in READER_KINDS:
+            raise Forbidden("a reader key cannot read access or admin entries (an auditor key can)")
+        query = dataclasses.replace(query, kinds=READER_KINDS)
+    if "*" not in who.systems:
+        query = dataclasses.replace(query, systems=who.systems)
+    return query
 
 
 @router.get("/records/{entry_id}", summary="One entry, by id (audited)")
@@ -202,14 +221,7 @@ def query_records(
         trace_id=trace_id, session_id=session_id, subject=state.stored_subject(subject), inference_id=inference_id,
         since=since, until=until, attr=attr or (), cursor=cursor, limit=limit, order=order,
     )  # fmt: skip
-    if system is not None:
-        who.require_system(system)
-    if who.role == "reader":
-        if kind is not None and kind not in READER_KINDS:
-            raise Forbidden("a reader key cannot read access or admin entries (an auditor key can)")
-        query = dataclasses.replace(query, kinds=READER_KINDS)
-    if "*" not in who.systems:
-        query = dataclasses.replace(query, systems=who.systems)
+    query = scoped(who, query)
     page = state.store.query(query)
     scope = [system] if system else who.systems
     state.audit_read(who, "query", purpose, scope, query.describe(), counts_by_system(page.entries))

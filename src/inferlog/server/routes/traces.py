@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -13,7 +12,7 @@ from inferlog.query.traces import Trace, build_tree, group_traces, read_entries
 from inferlog.record.model import REF_MAX_LENGTH, StoredEntry
 from inferlog.server.auth import Principal
 from inferlog.server.deps import State, Who
-from inferlog.server.routes.records import READER_KINDS, Purpose
+from inferlog.server.routes.records import Purpose, scoped
 from inferlog.server.state import ServerState
 from inferlog.store.base import Query
 
@@ -25,10 +24,7 @@ Ref = Annotated[str, Path(min_length=1, max_length=REF_MAX_LENGTH)]
 def _read(state: ServerState, who: Principal, query: Query, purpose: str, action: str) -> list[StoredEntry]:
     """The entries ``who`` may read, audited like any query; 404 when there are none."""
     who.require("reader", "auditor")
-    if who.role == "reader":
-        query = dataclasses.replace(query, kinds=READER_KINDS)
-    if "*" not in who.systems:
-        query = dataclasses.replace(query, systems=who.systems)
+    query = scoped(who, query)
     entries, truncated = read_entries(state.store, query)
     if not entries:
         raise NotFound("no entries with that id in the systems this key may read")
