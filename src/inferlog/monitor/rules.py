@@ -16,18 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
-import json
 import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
-from inferlog.errors import UsageError
 from inferlog.monitor.policy import AlertRule, FeatureConfig, MonitoringPolicy, ReferenceSpec
 from inferlog.monitor.source import FEATURE_METRICS, METRIC_NAMES
+from inferlog.privacy.tables import TableChecker, key_path, show
 
 DRIFT_METRICS = ("psi", "jsd", "wasserstein")
 """Per-feature metrics that compare a window with a reference: a rule on them must name one."""
@@ -44,7 +43,6 @@ _RULE = (
 _TASKS = ("classification", "regression")
 _WINDOW = re.compile(r"(?:(\d{1,6})w)?(?:(\d{1,6})d)?(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def parse_window(text: str) -> dt.timedelta:
@@ -147,54 +145,12 @@ def _iso(t: dt.datetime | None) -> str | None:
     return None if t is None else t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _key(prefix: str, *parts: str | int) -> str:
-    out = prefix
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            name = part if _BARE_KEY.fullmatch(part) else json.dumps(part)
-            out += f".{name}" if out else name
-    return out
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, str | int | float | bool | list):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
-class _Parser:
-    """One pass over the table; ``fail`` raises with the file and the key path in front."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, message: str) -> NoReturn:
-        raise UsageError(f"{self.source}: {where}: {message}")
-
-    def keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]}?" if close else ""
-                self.fail(_key(where, key), f"unknown key (expected one of: {', '.join(allowed)}){hint}")
-
-    def table(self, value: Any, where: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(where, f"must be a table ([{where}]), not {_show(value)}")
-        return value
-
-    def string(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            self.fail(where, f"must be a non-empty string, not {_show(value)}")
-        return value
+class _Parser(TableChecker):
+    """One pass over the ``[monitoring]`` table (the checks every table shares are TableChecker's)."""
 
     def names(self, value: Any, where: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            self.fail(where, f"must be a list of non-empty strings, not {_show(value)}")
+            self.fail(where, f"must be a list of non-empty strings, not {show(value)}")
         for i, name in enumerate(value):
             if name in value[:i]:
                 self.fail(where, f'"{name}" is listed twice')
@@ -202,22 +158,22 @@ class _Parser:
 
     def number(self, value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            self.fail(where, f"must be a finite number, not {_show(value)}")
+            self.fail(where, f"must be a finite number, not {show(value)}")
         return float(value)
 
     def url(self, value: Any, where: str) -> str:
         text = self.string(value, where)
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.fail(where, f"{_show(text)} is not an http(s) URL (e.g. https://hooks.example.com/alerts)")
+            self.fail(where, f"{show(text)} is not an http(s) URL (e.g. https://hooks.example.com/alerts)")
         return text
 
     def urls(self, value: Any, where: str) -> tuple[str, ...]:
         if isinstance(value, str):
             return (self.url(value, where),)
         if not isinstance(value, list):
-            self.fail(where, f"must be a URL or a list of URLs, not {_show(value)}")
-        return tuple(self.url(item, _key(where, i)) for i, item in enumerate(value))
+            self.fail(where, f"must be a URL or a list of URLs, not {show(value)}")
+        return tuple(self.url(item, key_path(where, i)) for i, item in enumerate(value))
 
     # -- tables --------------------------------------------------------------------------------
 
@@ -225,25 +181,25 @@ class _Parser:
         data = self.table(value, "monitoring")
         self.keys(data, _TOP, "monitoring")
         systems = {
-            name: self.system(table, _key("monitoring.systems", name))
+            name: self.system(table, key_path("monitoring.systems", name))
             for name, table in self.table(data.get("systems", {}), "monitoring.systems").items()
         }
         references = {
-            name: self.reference(name, table, _key("monitoring.references", name), base_dir)
+            name: self.reference(name, table, key_path("monitoring.references", name), base_dir)
             for name, table in self.table(data.get("references", {}), "monitoring.references").items()
         }
         webhooks = self.urls(data.get("webhooks", []), "monitoring.webhooks")
         rules = data.get("alerts", [])
         if not isinstance(rules, list):
             self.fail(
-                "monitoring.alerts", f"must be a list of tables ([[monitoring.alerts]]), not {_show(rules)}"
+                "monitoring.alerts", f"must be a list of tables ([[monitoring.alerts]]), not {show(rules)}"
             )
         alerts: list[AlertRule] = []
         for i, table in enumerate(rules):
-            rule = self.rule(table, _key("monitoring.alerts", i), systems, references)
+            rule = self.rule(table, key_path("monitoring.alerts", i), systems, references)
             if any(known.name == rule.name for known in alerts):
                 self.fail(
-                    _key("monitoring.alerts", i, "name"),
+                    key_path("monitoring.alerts", i, "name"),
                     f'another rule is already called "{rule.name}"; names must be unique '
                     "(the log keeps each rule's alerts under its name)",
                 )
@@ -258,18 +214,18 @@ class _Parser:
     def system(self, value: Any, where: str) -> FeatureConfig:
         table = self.table(value, where)
         self.keys(table, _SYSTEM, where)
-        features = self.names(table["features"], _key(where, "features")) if "features" in table else None
-        categorical = self.names(table.get("categorical", []), _key(where, "categorical"))
+        features = self.names(table["features"], key_path(where, "features")) if "features" in table else None
+        categorical = self.names(table.get("categorical", []), key_path(where, "categorical"))
         if features is not None:
             for name in categorical:
                 if name not in features:
                     self.fail(
-                        _key(where, "categorical"),
+                        key_path(where, "categorical"),
                         f'"{name}" is not one of the features ({", ".join(features)}); add it to features',
                     )
         task = table.get("task")
         if task is not None and task not in _TASKS:
-            self.fail(_key(where, "task"), f"must be one of {', '.join(_TASKS)}, not {_show(task)}")
+            self.fail(key_path(where, "task"), f"must be one of {', '.join(_TASKS)}, not {show(task)}")
         return FeatureConfig(features=features, categorical=categorical, task=task)
 
     def reference(self, name: str, value: Any, where: str, base_dir: Path | None) -> ReferenceSpec:
@@ -277,15 +233,15 @@ class _Parser:
         self.keys(table, _REFERENCE, where)
         if "system" not in table:
             self.fail(where, "system is required (the system whose records the reference stands for)")
-        system = self.string(table["system"], _key(where, "system"))
+        system = self.string(table["system"], key_path(where, "system"))
         has_period = "since" in table or "until" in table
         if has_period and "file" in table:
             self.fail(where, "give either a period (since, until) or a file, not both")
         if "file" in table:
-            text = self.string(table["file"], _key(where, "file"))
+            text = self.string(table["file"], key_path(where, "file"))
             path = Path(text)
             if path.suffix.lower() not in REFERENCE_FILE_TYPES:
-                self.fail(_key(where, "file"), f"{_show(text)} must be a .parquet or .csv file")
+                self.fail(key_path(where, "file"), f"{show(text)} must be a .parquet or .csv file")
             if base_dir is not None and not path.is_absolute():
                 path = base_dir / path
             return ReferenceSpec(name=name, system=system, file=path)
@@ -294,8 +250,8 @@ class _Parser:
         for required in ("since", "until"):
             if required not in table:
                 self.fail(where, f"{required} is required with a period (since and until)")
-        since = self.instant(table["since"], _key(where, "since"))
-        until = self.instant(table["until"], _key(where, "until"))
+        since = self.instant(table["since"], key_path(where, "since"))
+        until = self.instant(table["until"], key_path(where, "until"))
         if since >= until:
             self.fail(where, f"since {_iso(since)} is not before until {_iso(until)}")
         return ReferenceSpec(name=name, system=system, since=since, until=until)
@@ -309,7 +265,7 @@ class _Parser:
         if not isinstance(value, dt.date):
             self.fail(
                 where,
-                f"must be a date or a datetime with a timezone (2026-07-01T00:00:00Z), not {_show(value)}",
+                f"must be a date or a datetime with a timezone (2026-07-01T00:00:00Z), not {show(value)}",
             )
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
 
@@ -325,29 +281,29 @@ class _Parser:
         for required in ("name", "metric", "system", "window"):
             if required not in table:
                 self.fail(where, f"{required} is required")
-        name = self.string(table["name"], _key(where, "name"))
-        system = self.string(table["system"], _key(where, "system"))
-        metric = self.metric(table["metric"], _key(where, "metric"), systems.get(system))
-        model = self.string(table["model"], _key(where, "model")) if "model" in table else None
-        version = self.string(table["version"], _key(where, "version")) if "version" in table else None
+        name = self.string(table["name"], key_path(where, "name"))
+        system = self.string(table["system"], key_path(where, "system"))
+        metric = self.metric(table["metric"], key_path(where, "metric"), systems.get(system))
+        model = self.string(table["model"], key_path(where, "model")) if "model" in table else None
+        version = self.string(table["version"], key_path(where, "version")) if "version" in table else None
         if version is not None and model is None:
-            self.fail(_key(where, "version"), "a version needs its model (add model = ...)")
+            self.fail(key_path(where, "version"), "a version needs its model (add model = ...)")
         if not isinstance(table["window"], str):
-            self.fail(_key(where, "window"), f"{_show(table['window'])} is not a window ({WINDOW_HINT})")
+            self.fail(key_path(where, "window"), f"{show(table['window'])} is not a window ({WINDOW_HINT})")
         try:
             window = parse_window(table["window"])
         except ValueError as e:
-            self.fail(_key(where, "window"), str(e))
-        above = self.number(table["above"], _key(where, "above")) if "above" in table else None
-        below = self.number(table["below"], _key(where, "below")) if "below" in table else None
+            self.fail(key_path(where, "window"), str(e))
+        above = self.number(table["above"], key_path(where, "above")) if "above" in table else None
+        below = self.number(table["below"], key_path(where, "below")) if "below" in table else None
         if (above is None) == (below is None):
             both = "both above and below" if above is not None else "neither above nor below"
             self.fail(where, f"give exactly one threshold, above = ... or below = ... (this rule has {both})")
         reference = self.rule_reference(table, where, metric, references)
         min_volume = table.get("min_volume", 0)
         if isinstance(min_volume, bool) or not isinstance(min_volume, int) or min_volume < 0:
-            self.fail(_key(where, "min_volume"), f"must be a whole number >= 0, not {_show(min_volume)}")
-        webhooks = self.urls(table["webhook"], _key(where, "webhook")) if "webhook" in table else None
+            self.fail(key_path(where, "min_volume"), f"must be a whole number >= 0, not {show(min_volume)}")
+        webhooks = self.urls(table["webhook"], key_path(where, "webhook")) if "webhook" in table else None
         return AlertRule(
             name=name, metric=metric, system=system, window=window, model=model, version=version,
             above=above, below=below, reference=reference, min_volume=min_volume, webhooks=webhooks,
@@ -401,10 +357,10 @@ class _Parser:
                     f"[monitoring.references.<name>]{known}",
                 )
             return None
-        reference = self.string(table["reference"], _key(where, "reference"))
+        reference = self.string(table["reference"], key_path(where, "reference"))
         if feature is None:
             self.fail(
-                _key(where, "reference"),
+                key_path(where, "reference"),
                 f'"{metric}" takes no reference (only per-feature metrics: {", ".join(FEATURE_METRICS)})',
             )
         if _UUID.fullmatch(reference):
@@ -414,7 +370,7 @@ class _Parser:
             close = difflib.get_close_matches(reference, list(references), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             self.fail(
-                _key(where, "reference"),
+                key_path(where, "reference"),
                 f'unknown reference "{reference}" (known: {known}; define it as '
                 f"[monitoring.references.{reference}]){hint}",
             )

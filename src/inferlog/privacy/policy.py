@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import difflib
 import hashlib
 import json
 import os
@@ -23,13 +22,14 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, total_ordering
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any
 
 from inferlog.errors import UsageError
 from inferlog.monitor.policy import MonitoringPolicy
 from inferlog.monitor.rules import monitoring_to_dict, parse_monitoring
 from inferlog.privacy.paths import WILDCARD, parse_path
 from inferlog.privacy.redact import BUILTIN_DETECTORS, RedactRule, custom_detector
+from inferlog.privacy.tables import TableChecker, key_path, show
 
 MONTH_DAYS = 30.436875  # the mean Gregorian month: 365.2425 / 12
 DEFAULTS = "*"  # the name forced() gives the [defaults] section
@@ -277,31 +277,15 @@ _RULE = ("detectors", "paths")
 _HOLD = ("from", "name", "reason", "subject", "system", "until")
 _RETENTION_KEYS = ("retention", "minimum_retention", "force_short_retention")
 _WHOLE_OBJECTS = frozenset({"parameters", "attributes"})
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _key(prefix: str, *parts: str | int) -> str:
-    """A key path for messages: ``prefix`` (already a path) then names, quoted when not bare, and ``[i]``."""
-    out = prefix
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            name = part if _BARE_KEY.fullmatch(part) else json.dumps(part)
-            out += f".{name}" if out else name
-    return out
-
-
-class _Parser:
+class _Parser(TableChecker):
     """One pass over the parsed TOML; ``fail`` raises with the file and key path in front."""
 
     def __init__(self, source: str) -> None:
-        self.source = source
+        super().__init__(source)
         self.custom: dict[str, re.Pattern[str]] = {}
         self.keystore = False
-
-    def fail(self, where: str, message: str) -> NoReturn:
-        raise UsageError(f"{self.source}: {where}: {message}")
 
     def policy(self, data: dict[str, Any], base_dir: Path | None) -> Policy:
         self.keys(data, _TOP, "")
@@ -314,7 +298,7 @@ class _Parser:
         self.check_retention(defaults, "defaults", defaults_set)
         systems = {}
         for name, table in self.table(data.get("systems", {}), "systems").items():
-            where = _key("systems", name)
+            where = key_path("systems", name)
             if name == DEFAULTS:
                 self.fail(
                     where, f'"{DEFAULTS}" is reserved (it stands for [defaults]); use [defaults] instead'
@@ -346,26 +330,9 @@ class _Parser:
 
     # -- shapes ----------------------------------------------------------------------------------
 
-    def keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]}?" if close else ""
-                self.fail(_key(where, key), f"unknown key (expected one of: {', '.join(allowed)}){hint}")
-
-    def table(self, value: Any, where: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(where, f"must be a table ([{where}]), not {_show(value)}")
-        return value
-
-    def string(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            self.fail(where, f"must be a non-empty string, not {_show(value)}")
-        return value
-
     def strings(self, value: Any, where: str) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(where, f"must be a list of strings, not {_show(value)}")
+            self.fail(where, f"must be a list of strings, not {show(value)}")
         return value
 
     def paths(self, value: Any, where: str) -> tuple[str, ...]:
@@ -381,7 +348,7 @@ class _Parser:
         if forever and value == FOREVER:
             return None
         if not isinstance(value, str):
-            self.fail(where, f"{_show(value)} is not a duration ({DURATION_HINT})")
+            self.fail(where, f"{show(value)} is not a duration ({DURATION_HINT})")
         try:
             return Duration.parse(value)
         except ValueError as e:
@@ -399,14 +366,14 @@ class _Parser:
     def detectors(self, value: Any) -> dict[str, re.Pattern[str]]:
         out = {}
         for name, pattern in self.table(value, "detectors").items():
-            where = _key("detectors", name)
+            where = key_path("detectors", name)
             text = self.string(pattern, where)
             try:
                 compiled = re.compile(text)
             except re.error as e:
                 self.fail(where, f"invalid regular expression: {e}")
             if compiled.match("") is not None:
-                self.fail(where, f"{_show(text)} matches the empty string; a detector must match something")
+                self.fail(where, f"{show(text)} matches the empty string; a detector must match something")
             try:
                 custom_detector(name, compiled)
             except UsageError as e:
@@ -419,39 +386,41 @@ class _Parser:
         self.keys(table, _SECTION, where)
         out: dict[str, Any] = {}
         if "encrypt" in table:
-            out["encrypt"] = self.paths(table["encrypt"], _key(where, "encrypt"))
+            out["encrypt"] = self.paths(table["encrypt"], key_path(where, "encrypt"))
             for i, path in enumerate(out["encrypt"]):
-                self.check_encryptable(path, f"{_key(where, 'encrypt')}[{i}]")
+                self.check_encryptable(path, f"{key_path(where, 'encrypt')}[{i}]")
             if out["encrypt"] and not self.keystore:
                 self.fail(
-                    _key(where, "encrypt"),
+                    key_path(where, "encrypt"),
                     'encrypt needs [keystore] (add [keystore] path = "keys.db", or encrypt = [])',
                 )
         if "pseudonymize" in table:
-            out["pseudonymize"] = self.paths(table["pseudonymize"], _key(where, "pseudonymize"))
+            out["pseudonymize"] = self.paths(table["pseudonymize"], key_path(where, "pseudonymize"))
             if out["pseudonymize"] and not self.keystore:
                 self.fail(
-                    _key(where, "pseudonymize"),
+                    key_path(where, "pseudonymize"),
                     'pseudonymize needs [keystore], where its key is kept (add [keystore] path = "keys.db")',
                 )
         if "retention" in table:
-            out["retention"] = self.duration(table["retention"], _key(where, "retention"), forever=True)
+            out["retention"] = self.duration(table["retention"], key_path(where, "retention"), forever=True)
         if "minimum_retention" in table:
             out["minimum_retention"] = self.duration(
-                table["minimum_retention"], _key(where, "minimum_retention")
+                table["minimum_retention"], key_path(where, "minimum_retention")
             )
         if "force_short_retention" in table:
             out["force_short_retention"] = self.string(
-                table["force_short_retention"], _key(where, "force_short_retention")
+                table["force_short_retention"], key_path(where, "force_short_retention")
             )
         if "redact" in table:
             rules = table["redact"]
             if not isinstance(rules, list):
                 self.fail(
-                    _key(where, "redact"),
-                    f"must be a list of tables ([[{where}.redact]]), not {_show(rules)}",
+                    key_path(where, "redact"),
+                    f"must be a list of tables ([[{where}.redact]]), not {show(rules)}",
                 )
-            out["redact"] = tuple(self.rule(rule, _key(where, "redact", i)) for i, rule in enumerate(rules))
+            out["redact"] = tuple(
+                self.rule(rule, key_path(where, "redact", i)) for i, rule in enumerate(rules)
+            )
         return out
 
     def check_encryptable(self, path: str, where: str) -> None:
@@ -475,16 +444,18 @@ class _Parser:
         self.keys(table, _RULE, where)
         if "detectors" not in table:
             self.fail(where, 'detectors is required (e.g. detectors = ["email", "phone"])')
-        names = self.strings(table["detectors"], _key(where, "detectors"))
+        names = self.strings(table["detectors"], key_path(where, "detectors"))
         if not names:
-            self.fail(_key(where, "detectors"), "name at least one detector")
+            self.fail(key_path(where, "detectors"), "name at least one detector")
         known = sorted({*BUILTIN_DETECTORS, *self.custom})
         for name in names:
             if name not in known:
-                self.fail(_key(where, "detectors"), f'unknown detector "{name}" (known: {", ".join(known)})')
-        paths = self.paths(table.get("paths", ["*"]), _key(where, "paths"))
+                self.fail(
+                    key_path(where, "detectors"), f'unknown detector "{name}" (known: {", ".join(known)})'
+                )
+        paths = self.paths(table.get("paths", ["*"]), key_path(where, "paths"))
         if not paths:
-            self.fail(_key(where, "paths"), 'name at least one path (["*"] = every payload field)')
+            self.fail(key_path(where, "paths"), 'name at least one path (["*"] = every payload field)')
         return RedactRule(detectors=tuple(sorted(set(names))), paths=paths)
 
     def check_retention(self, policy: SystemPolicy, where: str, own: Mapping[str, Any]) -> None:
@@ -502,14 +473,14 @@ class _Parser:
         floor = f"{FLOOR}, the AI Act's floor for keeping logs (Art. 19, 26(6))"
         if policy.minimum_retention < FLOOR:
             self.fail(
-                _key(where, "minimum_retention"),
+                key_path(where, "minimum_retention"),
                 f'"{policy.minimum_retention}"{origin("minimum_retention")} is shorter than {floor}; '
                 f"refused unless forced: {how}",
             )
         if policy.retention is not None and policy.retention < policy.minimum_retention:
             key = "retention" if "retention" in own or "minimum_retention" not in own else "minimum_retention"
             self.fail(
-                _key(where, key),
+                key_path(where, key),
                 f'retention "{policy.retention}"{origin("retention")} is shorter than minimum_retention '
                 f'"{policy.minimum_retention}"{origin("minimum_retention")} (the floor is {floor}); '
                 f"to keep less anyway, {how}",
@@ -517,29 +488,31 @@ class _Parser:
 
     def holds(self, value: Any) -> tuple[Hold, ...]:
         if not isinstance(value, list):
-            self.fail("holds", f"must be a list of tables ([[holds]]), not {_show(value)}")
+            self.fail("holds", f"must be a list of tables ([[holds]]), not {show(value)}")
         seen: set[str] = set()
         out = []
         for i, item in enumerate(value):
-            where = _key("holds", i)
+            where = key_path("holds", i)
             table = self.table(item, where)
             self.keys(table, _HOLD, where)
             for required in ("name", "reason"):
                 if required not in table:
                     self.fail(where, f"{required} is required")
-            name = self.string(table["name"], _key(where, "name"))
+            name = self.string(table["name"], key_path(where, "name"))
             if name in seen:
                 self.fail(
-                    _key(where, "name"), f'another hold is already called "{name}"; names must be unique'
+                    key_path(where, "name"), f'another hold is already called "{name}"; names must be unique'
                 )
             seen.add(name)
             hold = Hold(
                 name=name,
-                reason=self.string(table["reason"], _key(where, "reason")),
-                system=self.string(table["system"], _key(where, "system")) if "system" in table else None,
-                subject=self.string(table["subject"], _key(where, "subject")) if "subject" in table else None,
-                start=self.instant(table.get("from"), _key(where, "from"), end=False),
-                end=self.instant(table.get("until"), _key(where, "until"), end=True),
+                reason=self.string(table["reason"], key_path(where, "reason")),
+                system=self.string(table["system"], key_path(where, "system")) if "system" in table else None,
+                subject=self.string(table["subject"], key_path(where, "subject"))
+                if "subject" in table
+                else None,
+                start=self.instant(table.get("from"), key_path(where, "from"), end=False),
+                end=self.instant(table.get("until"), key_path(where, "until"), end=True),
             )
             if hold.start is not None and hold.end is not None and hold.start >= hold.end:
                 self.fail(where, f"from {_iso(hold.start)} is not before until {_iso(hold.end)}")
@@ -557,15 +530,7 @@ class _Parser:
         if not isinstance(value, dt.date):
             self.fail(
                 where,
-                f"must be a date or a datetime with a timezone (2026-01-01T00:00:00Z), not {_show(value)}",
+                f"must be a date or a datetime with a timezone (2026-01-01T00:00:00Z), not {show(value)}",
             )
         start = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
         return start + dt.timedelta(days=1) if end else start
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, str | int | float | bool | list):
-        return json.dumps(value, default=str)
-    return str(value)
