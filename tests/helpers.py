@@ -6,12 +6,14 @@ so a test, a fixture or a benchmark can import them alike.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pytest
@@ -19,7 +21,12 @@ import pytest
 from inferlog.record.model import AccessEntry, AdminEntry, Entry, FeedbackEntry, InferenceRecord, StoredEntry
 from inferlog.store import Store, open_store
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
 T = TypeVar("T")
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 E = TypeVar("E", InferenceRecord, FeedbackEntry, AccessEntry, AdminEntry)
 
 
@@ -116,3 +123,24 @@ def in_process_client(app: Any, headers: dict[str, str]) -> httpx.Client:
     from fastapi.testclient import TestClient
 
     return cast(httpx.Client, TestClient(app, headers=headers))
+
+
+@contextlib.contextmanager
+def system_chromium(needed_by: str) -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright (which never downloads a browser here); a missing
+    Chromium fails ``needed_by``'s tests, it never skips them.
+
+    Use it from a module-scoped fixture, not a session one: while it is open Playwright's sync API keeps
+    an event loop running in the main thread, and a later test calling ``asyncio.run`` must not find one.
+    """
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail(f"{needed_by} needs Chromium: apt-get install -y chromium", pytrace=False)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

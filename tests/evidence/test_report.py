@@ -7,31 +7,23 @@ never downloads a browser and fails, saying how to install one, when there is no
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Request, Route, sync_playwright
+from playwright.sync_api import Browser, Request, Route
 
 from inferlog.evidence import layout, report
+from tests.helpers import system_chromium
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Headless system Chromium."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("the report test needs Chromium: apt-get install -y chromium", pytrace=False)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with system_chromium("the evidence report's test") as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

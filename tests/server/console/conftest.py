@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 import inferlog
 from inferlog.apikeys import create_key
@@ -25,7 +24,7 @@ from inferlog.integrity.signer import CheckpointSigner
 from inferlog.integrity.signing_keys import init_signer
 from inferlog.server import create_app
 from inferlog.store import Store, open_store
-from tests.helpers import backend_url, free_port, wait_until_serving
+from tests.helpers import backend_url, free_port, system_chromium, wait_until_serving
 
 SYSTEM = "credit"
 OTHER = "fraud"
@@ -164,19 +163,9 @@ def live(seeded: Seeded) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless system Chromium (never a downloaded one). Per module, not per session: Playwright's sync
-    API keeps an event loop running in the main thread while it is open, and later tests that call
-    ``asyncio.run`` (the broker tests) must not find one."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("the console's browser tests need Chromium: apt-get install -y chromium", pytrace=False)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    """Headless system Chromium (per module: see tests.helpers.system_chromium)."""
+    with system_chromium("the console's browser tests") as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
