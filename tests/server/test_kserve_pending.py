@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -76,9 +77,9 @@ def test_the_lifespan_starts_and_stops_the_sweeper_and_resumes_old_halves(tmp_pa
             "/v1/ingest/kserve?system=iris", headers=_half("lone"), content=json.dumps(BODY).encode()
         )
         assert done.status_code == 202
-        keeper: PendingHalves = first.state.kserve_pending
-        assert keeper._thread is not None
-        thread = keeper._thread
+        keeper = first.state.kserve_pending
+        assert isinstance(keeper, PendingHalves)
+        [thread] = [t for t in threading.enumerate() if t.name == "inferlog-pending-sweep"]
         assert thread.is_alive()
     assert not thread.is_alive(), "the lifespan's shutdown stopped the sweeper"
     assert first.state.kserve_pending is None

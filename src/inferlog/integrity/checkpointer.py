@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from inferlog.integrity.signing_keys import load_signer, signer_key_path
 from inferlog.integrity.tree import consistency
 from inferlog.ledger.checkpoint import open_checkpoint
 from inferlog.ledger.merkle import verify_consistency
+from inferlog.periodic import Periodic
 from inferlog.store.base import StoredCheckpoint
 from inferlog.store.protocols import LedgerStore
 
@@ -173,13 +173,10 @@ class CheckpointCadence:
         self.signed = 0
         self.failures = 0
         self._last_error = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Periodic("inferlog-checkpoints", self.poll, self.tick, first_now=False)
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="inferlog-checkpoints", daemon=True)
-            self._thread.start()
+        self._ticker.start()
 
     def tick(self, *, final: bool = False) -> StoredCheckpoint | None:
         """One look at the tree: checkpoint if the cadence says so (``final``: if anything is new)."""
@@ -201,16 +198,9 @@ class CheckpointCadence:
             self._last_error = ""
         return kept
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll):
-            self.tick()
-
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread (it finishes a checkpoint it is making), then sign what arrived since."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        if self._ticker.stop(timeout):
             self.tick(final=True)
 
 

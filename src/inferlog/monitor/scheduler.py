@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from inferlog.monitor.alerts import Alerter
 from inferlog.monitor.policy import MonitoringPolicy
 from inferlog.monitor.source import MetricSource
 from inferlog.monitor.webhooks import WebhookNotifier
+from inferlog.periodic import Periodic
 from inferlog.privacy.policy import Policy
 from inferlog.store.protocols import EntryStore
 
@@ -75,28 +75,16 @@ def make_alerter(
 
 
 class AlertSchedule:
-    """Runs ``alerter.run_once`` every ``interval`` seconds in the thread ``inferlog-alerts`` until closed.
+    """Runs ``alerter.run_once`` every ``interval`` seconds in the thread ``inferlog-alerts`` until closed."""
 
-    ``on_pass`` is called after every pass (the server sets its gauges from the alerter there).
-    """
-
-    def __init__(
-        self,
-        alerter: Alerter,
-        interval: float,
-        on_pass: Callable[[Alerter], None] | None = None,
-    ) -> None:
+    def __init__(self, alerter: Alerter, interval: float) -> None:
         self.alerter = alerter
         self.interval = interval
-        self.on_pass = on_pass
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Periodic("inferlog-alerts", interval, self.run_once, first_now=True)
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="inferlog-alerts", daemon=True)
-            self._thread.start()
+        self._ticker.start()
 
     def run_once(self, now: dt.datetime | None = None) -> None:
         """One pass; a failure (the store down, say) is logged and counted, and the next pass tries again."""
@@ -108,20 +96,10 @@ class AlertSchedule:
         except Exception:  # the schedule outlives any one failed pass
             self.failures += 1
             log.exception("alert rules not evaluated")
-        if self.on_pass is not None:
-            self.on_pass(self.alerter)
-
-    def _run(self) -> None:
-        while True:  # a pass at start, then one per interval
-            self.run_once()
-            if self._stop.wait(self.interval):
-                return
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop after the pass under way, then let the webhooks deliver what is queued (up to ``timeout``)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._ticker.stop(timeout)
         notifier = self.alerter.notifier
         if isinstance(notifier, WebhookNotifier):
             notifier.close(timeout)

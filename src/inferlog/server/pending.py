@@ -32,6 +32,7 @@ from inferlog.errors import RecordInvalid, StoreError, StoreUnavailable, UsageEr
 from inferlog.ingest import kserve, seldon
 from inferlog.ingest.service import Ingestor
 from inferlog.lineage import ModelRegistry
+from inferlog.periodic import Periodic
 from inferlog.pipeline import body_of
 from inferlog.privacy.frames import FrameCipher
 from inferlog.record.ids import uuid8
@@ -107,28 +108,22 @@ class PendingHalves:
             "CREATE TABLE IF NOT EXISTS refused (rid TEXT, half TEXT, system TEXT, event BLOB, received REAL,"
             " source TEXT, reason TEXT, refused REAL)"
         )
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        every = min(5.0, max(0.5, self.timeout / 4))
+        self._sweeper = Periodic("inferlog-pending-sweep", every, self._sweep_quietly, first_now=False)
 
     def start(self) -> None:
         """Start the background thread that records halves left alone too long."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="inferlog-pending-sweep", daemon=True)
-            self._thread.start()
+        self._sweeper.start()
 
-    def _run(self) -> None:
-        while not self._stop.wait(min(5.0, max(0.5, self.timeout / 4))):
-            try:
-                self.sweep()
-            except Exception:
-                log.warning("sweeping pending halves failed; retried on the next tick", exc_info=True)
+    def _sweep_quietly(self) -> None:
+        try:
+            self.sweep()
+        except Exception:
+            log.warning("sweeping pending halves failed; retried on the next tick", exc_info=True)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the sweeper (waiting up to ``timeout`` for a sweep in progress), then close the file."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._sweeper.stop(timeout)
         with GATE.inside(), self.lock:
             self.db.close()
 

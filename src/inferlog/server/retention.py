@@ -9,10 +9,10 @@ with the owner's URL.
 from __future__ import annotations
 
 import logging
-import threading
 
 from inferlog.errors import InferlogError
 from inferlog.keystore.base import KeyStore
+from inferlog.periodic import Periodic
 from inferlog.privacy.protect import Protection
 from inferlog.retention import Governance, apply_retention
 from inferlog.store.protocols import GovernedStore
@@ -29,8 +29,7 @@ class RetentionSchedule:
         self.interval = interval
         self.passes = 0
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Periodic("inferlog-retention", interval, self.run_once, first_now=True)
 
     @property
     def wanted(self) -> bool:
@@ -40,9 +39,8 @@ class RetentionSchedule:
         )
 
     def start(self) -> None:
-        if self._thread is None and self.wanted:
-            self._thread = threading.Thread(target=self._run, name="inferlog-retention", daemon=True)
-            self._thread.start()
+        if self.wanted:
+            self._ticker.start()
 
     def _governance(self) -> Governance:
         keystore: KeyStore | None = self.protection.keyring  # type: ignore[assignment]
@@ -65,13 +63,5 @@ class RetentionSchedule:
             self.failures += 1
             log.error("retention did not run: %s", exc)
 
-    def _run(self) -> None:
-        while True:  # a pass at start, then one per interval
-            self.run_once()
-            if self._stop.wait(self.interval):
-                return
-
     def close(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._ticker.stop(timeout)
