@@ -111,6 +111,9 @@ def test_url_options_are_parsed_and_checked() -> None:
         wire.NatsTarget.parse("nats://a:4222?strem=S")
     with pytest.raises(UsageError, match="replicas"):
         wire.NatsTarget.parse("nats://a:4222?replicas=9")
+    for window in ("nan", "inf", "0", "-5", "1e400", "999999999"):
+        with pytest.raises(UsageError, match="duplicate_window"):
+            wire.NatsTarget.parse(f"nats://a:4222?duplicate_window={window}")
     with pytest.raises(UsageError, match="looks like"):
         wire.NatsTarget.parse("http://a:4222")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -166,6 +167,28 @@ def test_what_can_never_be_stored_is_dead_lettered_at_once(
     assert pg_store.get(record.id) is not None
     assert len(_ids_in(pg_store, "admin")) == 2
     assert worker.metrics.redeliveries._value.get() == 0
+
+
+def test_a_record_outside_the_accepted_window_is_dead_lettered(
+    nats_server: NatsServer, pg_store: Store, start_worker: StartWorker
+) -> None:
+    """A producer cannot backdate past what a server accepts: a record 60 days older than its publish is a
+    dead letter naming the window; one published now is stored."""
+    old = make_record(ts=dt.datetime.now(dt.UTC) - dt.timedelta(days=60))
+    ahead = make_record(ts=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    fine = make_record()
+    publish(nats_server.url, [(e.id, wire.encode(e)) for e in (old, ahead, fine)])
+    worker = start_worker(nats_server.url)
+    wait_for(
+        lambda: worker.dead_lettered == 2 and pg_store.get(fine.id) is not None,
+        "two dead letters, one stored",
+    )
+    reasons = sorted(d["headers"][wire.REASON] for d in dead_letters(nats_server.url))
+    assert [r.split(":")[0] for r in reasons] == ["invalid", "invalid"]
+    assert any("older than this server accepts" in r for r in reasons)
+    assert any("ahead of the server's clock" in r for r in reasons)
+    assert pg_store.get(old.id) is None
+    assert pg_store.get(ahead.id) is None
 
 
 def test_one_signer_among_workers(

@@ -26,6 +26,7 @@ REASON = "Inferlog-Reason"
 DELIVERIES = "Inferlog-Deliveries"
 ORIGIN_SEQ = "Inferlog-Stream-Seq"
 
+MAX_DUPLICATE_WINDOW = 7 * 86400.0  # a week of ids is already far more than any resend needs
 _OPTIONS = ("stream", "subject", "replicas", "dead_letter", "duplicate_window")
 
 
@@ -72,6 +73,10 @@ class NatsTarget:
             raise UsageError("replicas must be a whole number and duplicate_window seconds") from None
         if not 1 <= replicas <= 5:
             raise UsageError(f"replicas must be between 1 and 5, got {replicas}")
+        if not 0 < window <= MAX_DUPLICATE_WINDOW:  # also refuses nan and inf
+            raise UsageError(
+                f"duplicate_window must be more than 0 and at most {MAX_DUPLICATE_WINDOW:.0f} seconds, got {window}"
+            )
         return cls(
             servers=servers,
             stream=options.get("stream", DEFAULT_STREAM),

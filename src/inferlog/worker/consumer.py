@@ -41,6 +41,7 @@ from nats.js.client import JetStreamContext
 from inferlog.broker import wire
 from inferlog.broker.loop import NatsLoop, gather_all
 from inferlog.errors import IntegrityError, RecordInvalid, StoreUnavailable
+from inferlog.ingest.window import AcceptedWindow
 from inferlog.pipeline import Pipeline
 from inferlog.record.model import Entry
 from inferlog.record.prepared import Prepared
@@ -79,8 +80,12 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         signer: SignerElection | None = None,
         name: str = "inferlog-worker",
+        window: AcceptedWindow | None = None,
     ) -> None:
         self.store = store
+        # The times a server accepts, measured from when JetStream stored the message (a lagging worker
+        # refuses nothing a server would have taken at publish time; a producer cannot backdate).
+        self.window = window or AcceptedWindow.from_env()
         self.target = target
         self.options = options or WorkerOptions()
         self.pipeline = pipeline or Pipeline()
@@ -282,6 +287,7 @@ class Worker:
                 dead.append(DeadLetter(msg, reason, entry))
                 continue
             try:
+                self.window.check_time(entry.ts, now=msg.metadata.timestamp)
                 ready.append((msg, self.pipeline.prepare(entry)))
             except RecordInvalid as exc:
                 dead.append(DeadLetter(msg, f"invalid: {exc}", entry))
